@@ -1,0 +1,23 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { stageConfigFromEnv } from "@atrium/core/config";
+import { TenantStore } from "@atrium/core/store";
+import { TenantTable } from "@atrium/core/tables";
+import { tracer } from "./observability";
+
+// Module scope: built once per container, reused by every call. Endpoints come from the SDK's own
+// configuration (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), so the same code
+// talks to AWS when deployed and to the local stand-ins under `npm start`.
+export const config = stageConfigFromEnv();
+
+const tableName = process.env[TenantTable.env];
+if (!tableName) throw new Error(`${TenantTable.env} is not set`);
+
+const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
+export const tenantStore = new TenantStore(
+  DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
+  tableName,
+);
+
+export const sagemaker = tracer.captureAWSv3Client(new SageMakerRuntimeClient({}));

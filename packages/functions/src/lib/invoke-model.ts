@@ -1,0 +1,70 @@
+import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
+import { AtriumError, upstream } from "@atrium/core/errors";
+import type { Route } from "@atrium/core/route";
+import { sagemaker } from "./clients";
+import { type ApiContext, timed } from "./middleware";
+
+export interface ModelCall {
+  body: Uint8Array;
+  contentType: string;
+  accept?: string;
+}
+
+export interface ModelResult {
+  body: Uint8Array;
+  contentType: string;
+}
+
+/** One InvokeEndpoint on the route's endpoint; SageMaker's errors become Atrium's typed errors. */
+export async function invokeModel(route: Route, call: ModelCall, context: ApiContext): Promise<ModelResult> {
+  const command = new InvokeEndpointCommand({
+    EndpointName: route.endpointName,
+    Body: call.body,
+    ContentType: call.contentType,
+    ...(call.accept ? { Accept: call.accept } : {}),
+    ...(route.targetModel ? { TargetModel: route.targetModel } : {}),
+    ...(route.inferenceComponentName ? { InferenceComponentName: route.inferenceComponentName } : {}),
+  });
+  try {
+    const output = await timed(context, () => sagemaker.send(command));
+    return { body: output.Body ?? new Uint8Array(), contentType: output.ContentType ?? "application/octet-stream" };
+  } catch (err) {
+    throw fromSageMakerError(err, route.model);
+  }
+}
+
+interface SdkError {
+  name?: string;
+  message?: string;
+  OriginalStatusCode?: number;
+  OriginalMessage?: string;
+}
+
+/** Maps an InvokeEndpoint failure to what the caller can act on, never leaking endpoint internals. */
+export function fromSageMakerError(err: unknown, model: string): AtriumError {
+  const e = (err ?? {}) as SdkError;
+  switch (e.name) {
+    case "ModelError": {
+      const status = e.OriginalStatusCode ?? 500;
+      if (status >= 400 && status < 500) {
+        return new AtriumError(
+          400,
+          "invalid_request_error",
+          "model_rejected_request",
+          `The model '${model}' rejected the request: ${e.OriginalMessage ?? "no reason given"}`,
+        );
+      }
+      return upstream(502, "model_error", `The model '${model}' failed while handling the request. Retry shortly.`);
+    }
+    case "ThrottlingException":
+    case "ModelNotReadyException":
+      return upstream(503, "model_overloaded", `The model '${model}' is busy or still scaling up. Retry shortly.`);
+    case "ValidationError":
+      if (/not found/i.test(e.message ?? "")) {
+        return upstream(503, "endpoint_unavailable", `The endpoint serving '${model}' is not available right now.`);
+      }
+      return new AtriumError(400, "invalid_request_error", "invalid_request", `The model '${model}' cannot take this request.`);
+    default:
+      return upstream(502, "upstream_error", `The model '${model}' could not be reached. Retry shortly.`);
+  }
+}

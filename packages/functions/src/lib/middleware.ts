@@ -1,0 +1,127 @@
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
+import middy, { type MiddlewareObj } from "@middy/core";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { AtriumError, errorBody } from "@atrium/core/errors";
+import { isTenantId } from "@atrium/core/ids";
+import type { Tenant } from "@atrium/core/tenant";
+import { json } from "./http";
+import { logger, metrics, tracer } from "./observability";
+import { loadTenant } from "./tenant-cache";
+
+/** What every API handler's context carries: when Atrium started working on the call, and model time. */
+export interface ApiContext extends Context {
+  timing: { startedAt: number; modelMs: number };
+}
+
+/** The authenticated caller, as the authorizer resolved it and the tenant store confirmed it. */
+export interface TenantContext extends ApiContext {
+  tenant: Tenant;
+  caller: { tenantId: string; tier: string; keyId: string };
+}
+
+type Event = APIGatewayProxyEvent;
+type Result = APIGatewayProxyResult;
+
+const unauthenticated = () =>
+  new AtriumError(401, "authentication_error", "invalid_api_key", "The API key is not valid for this request.");
+
+/**
+ * Errors become OpenAI-style bodies; every response gets `x-request-id` and `x-atrium-overhead-ms`
+ * (time spent in Atrium itself, the model call excluded).
+ */
+export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> {
+  const decorate = (request: middy.Request<Event, Result, Error, ApiContext>) => {
+    const response = request.response;
+    if (!response) return;
+    const { startedAt, modelMs } = request.context.timing;
+    const overheadMs = Math.max(0, performance.now() - startedAt - modelMs);
+    response.headers = {
+      ...response.headers,
+      "x-request-id": request.event.requestContext?.requestId ?? request.context.awsRequestId,
+      "x-atrium-overhead-ms": overheadMs.toFixed(1),
+    };
+  };
+  return {
+    before: (request) => {
+      request.context.timing = { startedAt: performance.now(), modelMs: 0 };
+    },
+    after: decorate,
+    onError: (request) => {
+      const err = request.error;
+      if (err instanceof AtriumError) {
+        if (err.status >= 500) logger.warn("request failed", { code: err.code, status: err.status });
+        request.response = json(err.status, errorBody(err));
+      } else {
+        // The message and stack stay in the log; the caller gets a request id to quote.
+        logger.error("unhandled error", err as Error);
+        const requestId = request.event.requestContext?.requestId ?? request.context.awsRequestId;
+        request.response = json(500, {
+          error: {
+            message: `The server had an error while processing your request (request id ${requestId}).`,
+            type: "api_error",
+            param: null,
+            code: "internal_error",
+          },
+        });
+      }
+      request.context.timing ??= { startedAt: performance.now(), modelMs: 0 };
+      decorate(request);
+    },
+  };
+}
+
+/** Resolves the caller's tenant from the authorizer context and re-checks it: ids are checked at every layer. */
+export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantContext> {
+  return {
+    before: async (request) => {
+      const auth = request.event.requestContext?.authorizer ?? {};
+      const { tenantId, tier, keyId } = auth as Record<string, unknown>;
+      if (typeof tenantId !== "string" || !isTenantId(tenantId) || typeof keyId !== "string") {
+        throw unauthenticated();
+      }
+      const tenant = await loadTenant(tenantId);
+      if (!tenant) throw unauthenticated();
+      if (tenant.status !== "active") {
+        throw new AtriumError(403, "permission_error", "tenant_suspended", "This API key's tenant is suspended.");
+      }
+      request.context.tenant = tenant;
+      request.context.caller = { tenantId, tier: typeof tier === "string" ? tier : tenant.tier, keyId };
+      logger.appendKeys({ tenantId, tier: tenant.tier, keyId });
+      metrics.addDimension("tenantId", tenantId);
+      metrics.addMetric("Requests", MetricUnit.Count, 1);
+    },
+  };
+}
+
+/** The middleware chain of every tenant-facing handler, outermost first. */
+export function tenantApi(handler: (event: Event, context: TenantContext) => Promise<Result>) {
+  return middy<Event, Result, Error, TenantContext>(handler)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(logMetrics(metrics))
+    .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
+    .use(tenantContext());
+}
+
+/** The middleware chain of admin handlers (authorised by IAM at the gateway). */
+export function adminApi(handler: (event: Event, context: ApiContext) => Promise<Result>) {
+  return middy<Event, Result, Error, ApiContext>(handler)
+    .use(captureLambdaHandler(tracer))
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(apiResponses());
+}
+
+/** Times the model call so it can be excluded from Atrium's reported overhead. */
+export async function timed<T>(context: ApiContext, call: () => Promise<T>): Promise<T> {
+  const started = performance.now();
+  try {
+    return await call();
+  } finally {
+    const elapsed = performance.now() - started;
+    context.timing.modelMs += elapsed;
+    metrics.addMetric("ModelLatency", MetricUnit.Milliseconds, elapsed);
+  }
+}

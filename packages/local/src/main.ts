@@ -1,0 +1,104 @@
+/** `npm start`: the whole platform on this machine, until Ctrl-C. */
+import { parseArgs } from "node:util";
+import type { AccessLogEntry } from "./gateway";
+import { startPlatform } from "./platform";
+
+const USAGE = `Usage: npm start [-- --ephemeral] [--port N] [--data-dir DIR] [--config FILE]
+
+  --ephemeral     keep DynamoDB in memory (nothing survives a restart)
+  --port N        API gateway port (default: $PORT or 3000; 0 picks a free port)
+  --data-dir DIR  where data and local.json live (default: .atrium)
+  --config FILE   stage config (default: config/local.json)
+`;
+
+function parseOptions() {
+  try {
+    return parseArgs({
+      options: {
+        ephemeral: { type: "boolean", default: false },
+        port: { type: "string" },
+        "data-dir": { type: "string" },
+        config: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
+function accessLine(entry: AccessLogEntry): string {
+  const tenant = entry.tenantId ? ` tenant=${entry.tenantId}` : "";
+  const error = entry.error ? ` (${entry.error})` : "";
+  return `${entry.method} ${entry.path} ${entry.status} ${entry.latencyMs}ms${tenant}${error}\n`;
+}
+
+const args = parseOptions();
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+const port = Number(args.port ?? process.env.PORT ?? 3000);
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  process.stderr.write(`Invalid port '${args.port ?? process.env.PORT}': use a number from 0 to 65535.\n`);
+  process.exit(2);
+}
+// Local defaults: readable logs; EMF metric lines only when asked for. (Lambda runs Node 22, so the
+// SDK's Node 20 deprecation notice says nothing about production.)
+process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
+const started = performance.now();
+const platform = await startPlatform({
+  port,
+  ephemeral: args.ephemeral,
+  ...(args["data-dir"] ? { dataDir: args["data-dir"] } : {}),
+  ...(args.config ? { configFile: args.config } : {}),
+  onAccess: (entry) => process.stdout.write(accessLine(entry)),
+}).catch((err: NodeJS.ErrnoException) => {
+  const reason = err.code === "EADDRINUSE" ? `port ${port} is in use (set PORT or --port)` : err.message;
+  process.stderr.write(`Atrium could not start: ${reason}\n`);
+  process.exit(1);
+});
+
+const { gatewayUrl, demoTenant } = platform;
+process.stdout.write(`Atrium local platform is up in ${Math.round(performance.now() - started)} ms (stage ${platform.stage})
+
+  API gateway        ${gatewayUrl}          (OpenAI base URL: ${gatewayUrl}/v1)
+  SageMaker Runtime  ${platform.sagemakerUrl}
+  DynamoDB           ${platform.dynamodbUrl}   (${args.ephemeral ? "in memory" : `data in ${platform.dataDir}`})
+  Shared endpoints   ${platform.sharedEndpoints.join(", ")}
+  Demo tenant        ${demoTenant.id}
+  Demo API key       ${demoTenant.apiKey}
+  Details            ${platform.dataDir}/local.json (admin token, URLs)
+
+Try it:
+  curl -s ${gatewayUrl}/v1/chat/completions \\
+    -H "Authorization: Bearer ${demoTenant.apiKey}" -H "Content-Type: application/json" \\
+    -d '{"model":"${platform.config.sharedEndpoints[0]?.model ?? "MODEL"}","messages":[{"role":"user","content":"Hello"}]}'
+
+Ctrl-C stops it; data is kept in ${platform.dataDir} unless --ephemeral.
+`);
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => {
+    if (stopping) {
+      process.stderr.write("Forced stop.\n");
+      process.exit(130);
+    }
+    stopping = true;
+    process.stdout.write(`\n${signal}: finishing in-flight requests and closing DynamoDB...\n`);
+    platform.close().then(
+      () => {
+        process.stdout.write("Atrium stopped cleanly.\n");
+        process.exit(0);
+      },
+      (err) => {
+        process.stderr.write(`Atrium did not stop cleanly: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  });
+}

@@ -1,0 +1,223 @@
+/**
+ * The whole platform on one machine: dynalite for DynamoDB, the SageMaker Runtime emulator, and the
+ * API Gateway emulator running the real authorizer and handlers. Handlers find the stand-ins through
+ * the AWS SDK's own endpoint variables, exactly as they find AWS when deployed.
+ */
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
+import { parseStageConfig, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
+import { TenantStore } from "@atrium/core/store";
+import { TenantTable } from "@atrium/core/tables";
+import { newTenant } from "@atrium/core/tenant";
+import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
+import { ensureTable, startDynamo } from "./dynamodb";
+import { type AccessLogEntry, type ApiGatewayEmulator, type LambdaHandler, startApiGateway } from "./gateway";
+import { type SageMakerEmulator, startSageMakerEmulator } from "./sagemaker-emulator";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
+
+export interface PlatformOptions {
+  /** Gateway port; 0 picks a free one. Default 3000. */
+  port?: number;
+  host?: string;
+  /** Where DynamoDB data and local.json live. Default `.atrium` in the working directory. */
+  dataDir?: string;
+  /** Keep DynamoDB in memory: nothing survives a restart. */
+  ephemeral?: boolean;
+  /** Stage config file. Default config/local.json of the repo. */
+  configFile?: string;
+  /** Overrides the config's authorizer cache TTL (tests use short ones). */
+  authorizerCacheTtlSeconds?: number;
+  /** Overrides API Gateway's 29 s integration timeout (tests). */
+  integrationTimeoutMs?: number;
+  onAccess?: (entry: AccessLogEntry) => void;
+}
+
+/** What `.atrium/local.json` holds: how the CLI, tests and people find the running platform. */
+export interface LocalInfo {
+  stage: string;
+  gatewayUrl: string;
+  sagemakerUrl: string;
+  dynamodbUrl: string;
+  adminToken: string;
+  tenantsTable: string;
+  sharedEndpoints: string[];
+  demoTenant: { id: string; apiKey: string };
+}
+
+export interface Platform extends LocalInfo {
+  config: StageConfig;
+  dataDir: string;
+  gateway: ApiGatewayEmulator;
+  sagemaker: SageMakerEmulator;
+  tenantStore: TenantStore;
+  close(): Promise<void>;
+}
+
+const STAGE = "local";
+const TENANTS_TABLE = `atrium-${STAGE}-tenants`;
+
+// Handlers read their environment once, when first imported: one platform's endpoints per process.
+let boundEnvironment: string | undefined;
+
+export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
+  const dataDir = resolve(options.dataDir ?? ".atrium");
+  const configFile = options.configFile ?? join(REPO_ROOT, "config", "local.json");
+  const config = parseStageConfig(JSON.parse(await readFile(configFile, "utf8")), configFile);
+  await mkdir(dataDir, { recursive: true });
+  const previous = await readLocalInfo(dataDir);
+
+  const dynamo = await startDynamo(options.ephemeral ? {} : { path: join(dataDir, "dynamodb") });
+  const closers: (() => Promise<void>)[] = [dynamo.close];
+  try {
+    const client = new DynamoDBClient({
+      endpoint: dynamo.url,
+      region: config.region,
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    await ensureTable(client, TENANTS_TABLE, TenantTable);
+    const tenantStore = new TenantStore(
+      DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+      TENANTS_TABLE,
+    );
+
+    const sagemaker = await startSageMakerEmulator({
+      resolveEndpoint: async (name) => {
+        const shared = config.sharedEndpoints.find((e) => e.endpointName === name);
+        if (shared) return shared.containerUrl ? { kind: "container", url: shared.containerUrl } : { kind: "reference" };
+        // Stand-in for the stacks: every endpoint dedicated to a tenant exists.
+        return (await tenantStore.endpointClaim(name)) ? { kind: "reference" } : undefined;
+      },
+    });
+    closers.unshift(sagemaker.close);
+
+    bindEnvironment(config, dynamo.url, sagemaker.url);
+    const adminToken = previous?.adminToken ?? `atr_admin_${randomBytes(24).toString("base64url")}`;
+    const cacheTtl = options.authorizerCacheTtlSeconds ?? config.authorizerCacheTtlSeconds;
+    const gateway = await startApiGateway({
+      ...(options.host ? { host: options.host } : {}),
+      port: options.port ?? 3000,
+      stage: STAGE,
+      region: config.region,
+      routes,
+      loadHandler,
+      authorizer: { handler: authorizer.handler, identityHeader: authorizer.identityHeader, cacheTtlSeconds: cacheTtl },
+      adminToken,
+      binaryMediaTypes,
+      limits: { ...gatewayLimits, ...(options.integrationTimeoutMs ? { integrationTimeoutMs: options.integrationTimeoutMs } : {}) },
+      ...(options.onAccess ? { onAccess: options.onAccess } : {}),
+    });
+    closers.unshift(gateway.close);
+
+    const info: LocalInfo = {
+      stage: STAGE,
+      gatewayUrl: gateway.url,
+      sagemakerUrl: sagemaker.url,
+      dynamodbUrl: dynamo.url,
+      adminToken,
+      tenantsTable: TENANTS_TABLE,
+      sharedEndpoints: config.sharedEndpoints.map((e) => e.endpointName),
+      demoTenant: await demoTenant(tenantStore, config, previous?.demoTenant),
+    };
+    await writeLocalInfo(dataDir, info);
+
+    let closing: Promise<void> | undefined;
+    return {
+      ...info,
+      config,
+      dataDir,
+      gateway,
+      sagemaker,
+      tenantStore,
+      close: () => {
+        // Gateway first (drains in-flight calls), then the model emulator, then DynamoDB (flushes LevelDB).
+        closing ??= closeAll(closers);
+        return closing;
+      },
+    };
+  } catch (err) {
+    await closeAll(closers);
+    throw err;
+  }
+}
+
+async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
+  for (const close of closers) await close();
+}
+
+function bindEnvironment(config: StageConfig, dynamodbUrl: string, sagemakerUrl: string): void {
+  const env: Record<string, string> = {
+    AWS_REGION: config.region,
+    AWS_ACCESS_KEY_ID: "local",
+    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_ENDPOINT_URL_DYNAMODB: dynamodbUrl,
+    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemakerUrl,
+    [TenantTable.env]: TENANTS_TABLE,
+    [STAGE_CONFIG_ENV]: JSON.stringify(config),
+    POWERTOOLS_SERVICE_NAME: "atrium",
+    POWERTOOLS_METRICS_NAMESPACE: "Atrium",
+  };
+  const fingerprint = JSON.stringify(env);
+  if (boundEnvironment && boundEnvironment !== fingerprint) {
+    throw new Error("A platform with other endpoints already ran in this process; start one platform per process.");
+  }
+  boundEnvironment = fingerprint;
+  delete process.env.AWS_PROFILE;
+  Object.assign(process.env, env);
+}
+
+const handlers = new Map<string, Promise<LambdaHandler>>();
+
+/** "packages/functions/src/chat.handler" → the `handler` export of that file, imported once. */
+function loadHandler(handler: string): Promise<LambdaHandler> {
+  let loaded = handlers.get(handler);
+  if (!loaded) {
+    const dot = handler.lastIndexOf(".");
+    const file = pathToFileURL(join(REPO_ROOT, `${handler.slice(0, dot)}.ts`)).href;
+    const exported = handler.slice(dot + 1);
+    loaded = import(file).then((module) => {
+      const fn = module[exported];
+      if (typeof fn !== "function") throw new Error(`${handler}: no exported function '${exported}'`);
+      return fn as LambdaHandler;
+    });
+    handlers.set(handler, loaded);
+  }
+  return loaded;
+}
+
+/** Reuses the demo tenant and key of an earlier run while its key still resolves; otherwise makes them. */
+async function demoTenant(
+  store: TenantStore,
+  config: StageConfig,
+  previous: LocalInfo["demoTenant"] | undefined,
+): Promise<LocalInfo["demoTenant"]> {
+  if (previous) {
+    const key = await store.findKey(hashApiKey(previous.apiKey));
+    if (key?.status === "active" && key.tenantId === previous.id) return previous;
+  }
+  const tier = config.tiers.pro ? "pro" : (Object.keys(config.tiers)[0] as string);
+  const tenant = newTenant({ name: "Demo tenant", tier }, config);
+  const key = generateApiKey();
+  await store.create(tenant, key);
+  return { id: tenant.id, apiKey: key.plaintext };
+}
+
+export async function readLocalInfo(dataDir: string): Promise<LocalInfo | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dataDir, "local.json"), "utf8")) as LocalInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeLocalInfo(dataDir: string, info: LocalInfo): Promise<void> {
+  const file = join(dataDir, "local.json");
+  // It holds the admin token and the demo key: readable by this user only.
+  await writeFile(file, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+  await chmod(file, 0o600);
+}
