@@ -70,6 +70,25 @@ export class TenantStore {
     return Item ? toTenant(Item) : undefined;
   }
 
+  /** Suspends or resumes a tenant; the authorizer denies a suspended tenant's keys. */
+  async setStatus(tenantId: string, status: Tenant["status"]): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: tenantKey(tenantId), sk: PROFILE },
+          UpdateExpression: "SET #status = :status, #updatedAt = :now",
+          ConditionExpression: "attribute_exists(#pk)",
+          ExpressionAttributeNames: { "#pk": "pk", "#status": "status", "#updatedAt": "updatedAt" },
+          ExpressionAttributeValues: { ":status": status, ":now": new Date().toISOString() },
+        }),
+      );
+    } catch (err) {
+      if (err instanceof ConditionalCheckFailedException) throw notFound("tenant_not_found", `No tenant ${tenantId}`);
+      throw err;
+    }
+  }
+
   async findKey(hash: string): Promise<KeyRecord | undefined> {
     const { Item } = await this.db.send(
       new GetCommand({ TableName: this.tableName, Key: { pk: apiKeyKey(hash), sk: "KEY" } }),
