@@ -6,9 +6,10 @@ import { createHash } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { type Platform, startPlatform } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Platform, startPlatform } from "@atrium/local/platform";
+import { errorOf, json } from "../support/http";
 
 let platform: Platform;
 let dataDir: string;
@@ -35,7 +36,7 @@ async function admin(path: string, body: unknown, token = platform.adminToken) {
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json() };
+  return { status: response.status, body: await json(response) };
 }
 
 async function createTenant(name: string, tier: string): Promise<{ id: string; apiKey: string }> {
@@ -52,20 +53,27 @@ function post(path: string, apiKey: string | undefined, body: string, contentTyp
   });
 }
 
-const chatBody = (model: string, content = "Hello") => JSON.stringify({ model, messages: [{ role: "user", content }] });
+const chatBody = (model: string, content = "Hello") =>
+  JSON.stringify({ model, messages: [{ role: "user", content }] });
 
 describe("a tenant with an API key", () => {
   it("gets a chat completion through the official openai client, with usage and Atrium's headers", async () => {
     const openai = client(platform.demoTenant.apiKey);
     const { data, response } = await openai.chat.completions
-      .create({ model: SHARED_MODEL, messages: [{ role: "user", content: "What is Atrium?" }], max_tokens: 50 })
+      .create({
+        model: SHARED_MODEL,
+        messages: [{ role: "user", content: "What is Atrium?" }],
+        max_tokens: 50,
+      })
       .withResponse();
 
     expect(data.object).toBe("chat.completion");
     expect(data.model).toBe(SHARED_MODEL);
     expect(data.choices[0]?.message.content).toContain("What is Atrium");
     expect(data.usage?.prompt_tokens).toBeGreaterThan(0);
-    expect(data.usage?.total_tokens).toBe((data.usage?.prompt_tokens ?? 0) + (data.usage?.completion_tokens ?? 0));
+    expect(data.usage?.total_tokens).toBe(
+      (data.usage?.prompt_tokens ?? 0) + (data.usage?.completion_tokens ?? 0),
+    );
     expect(response.headers.get("x-atrium-route")).toBe("shared");
     expect(response.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
     expect(Number(response.headers.get("x-atrium-overhead-ms"))).toBeGreaterThanOrEqual(0);
@@ -83,14 +91,20 @@ describe("a tenant with an API key", () => {
 
   it("lists only the models it may use", async () => {
     const models = await client(platform.demoTenant.apiKey).models.list();
-    expect(models.data.map((m) => m.id).sort()).toEqual(platform.config.sharedEndpoints.map((e) => e.model).sort());
+    expect(models.data.map((m) => m.id).sort()).toEqual(
+      platform.config.sharedEndpoints.map((e) => e.model).sort(),
+    );
   });
 
   it("invokes a model raw: JSON passes through as sent", async () => {
-    const response = await post(`/v1/models/${SHARED_MODEL}/invocations`, platform.demoTenant.apiKey, '{"inputs":"Hi"}');
+    const response = await post(
+      `/v1/models/${SHARED_MODEL}/invocations`,
+      platform.demoTenant.apiKey,
+      '{"inputs":"Hi"}',
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get("x-atrium-route")).toBe("shared");
-    const body = await response.json();
+    const body = await json(response);
     expect(body[0].generated_text).toEqual(expect.any(String));
   });
 
@@ -98,11 +112,14 @@ describe("a tenant with an API key", () => {
     const bytes = Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7) % 256));
     const response = await fetch(`${platform.gatewayUrl}/v1/models/${SHARED_MODEL}/invocations`, {
       method: "POST",
-      headers: { authorization: `Bearer ${platform.demoTenant.apiKey}`, "content-type": "application/octet-stream" },
+      headers: {
+        authorization: `Bearer ${platform.demoTenant.apiKey}`,
+        "content-type": "application/octet-stream",
+      },
       body: bytes,
     });
     expect(response.status).toBe(200);
-    const body = await response.json();
+    const body = await json(response);
     expect(body.bytes).toBe(bytes.length);
     expect(body.sha256).toBe(createHash("sha256").update(bytes).digest("hex"));
   });
@@ -113,8 +130,13 @@ describe("refusals", () => {
     for (const key of [undefined, `atr_${"x".repeat(40)}`, "not-a-key"]) {
       const response = await post("/v1/chat/completions", key, chatBody(SHARED_MODEL));
       expect(response.status).toBe(401);
-      expect(await response.json()).toEqual({
-        error: { message: expect.any(String), type: "authentication_error", param: null, code: "invalid_api_key" },
+      expect(await json(response)).toEqual({
+        error: {
+          message: expect.any(String),
+          type: "authentication_error",
+          param: null,
+          code: "invalid_api_key",
+        },
       });
     }
   });
@@ -130,11 +152,15 @@ describe("refusals", () => {
   it("400 for malformed JSON and for invalid fields, naming the field", async () => {
     const malformed = await post("/v1/chat/completions", platform.demoTenant.apiKey, '{"model": "x", ');
     expect(malformed.status).toBe(400);
-    expect((await malformed.json()).error).toMatchObject({ type: "invalid_request_error", code: "invalid_json" });
+    expect(await errorOf(malformed)).toMatchObject({ type: "invalid_request_error", code: "invalid_json" });
 
-    const missing = await post("/v1/chat/completions", platform.demoTenant.apiKey, JSON.stringify({ model: SHARED_MODEL }));
+    const missing = await post(
+      "/v1/chat/completions",
+      platform.demoTenant.apiKey,
+      JSON.stringify({ model: SHARED_MODEL }),
+    );
     expect(missing.status).toBe(400);
-    expect((await missing.json()).error.param).toBe("messages");
+    expect((await errorOf(missing)).param).toBe("messages");
 
     const streaming = await post(
       "/v1/chat/completions",
@@ -142,17 +168,17 @@ describe("refusals", () => {
       JSON.stringify({ model: SHARED_MODEL, messages: [{ role: "user", content: "hi" }], stream: true }),
     );
     expect(streaming.status).toBe(400);
-    expect((await streaming.json()).error.param).toBe("stream");
+    expect((await errorOf(streaming)).param).toBe("stream");
   });
 
   it("404 for an unknown model and for an unknown route", async () => {
     const model = await post("/v1/chat/completions", platform.demoTenant.apiKey, chatBody("gpt-17"));
     expect(model.status).toBe(404);
-    expect((await model.json()).error.code).toBe("model_not_found");
+    expect((await errorOf(model)).code).toBe("model_not_found");
 
     const route = await post("/v1/nowhere", platform.demoTenant.apiKey, "{}");
     expect(route.status).toBe(404);
-    expect((await route.json()).error.code).toBe("unknown_route");
+    expect((await errorOf(route)).code).toBe("unknown_route");
   });
 
   it("403 for a suspended tenant (an explicit Deny from the authorizer)", async () => {
@@ -160,14 +186,18 @@ describe("refusals", () => {
     await platform.tenantStore.setStatus(tenant.id, "suspended");
     const response = await post("/v1/chat/completions", tenant.apiKey, chatBody(SHARED_MODEL));
     expect(response.status).toBe(403);
-    expect((await response.json()).error).toMatchObject({ type: "permission_error", code: "tenant_suspended" });
+    expect(await errorOf(response)).toMatchObject({ type: "permission_error", code: "access_denied" });
   });
 
   it("admin routes refuse callers without the admin credential", async () => {
     expect((await admin("/admin/tenants", { name: "x", tier: "pro" }, "wrong")).status).toBe(403);
     const anonymous = await post("/admin/tenants", undefined, JSON.stringify({ name: "x", tier: "pro" }));
     expect(anonymous.status).toBe(404);
-    const tenantKeyAsAdmin = await admin("/admin/tenants", { name: "x", tier: "pro" }, platform.demoTenant.apiKey);
+    const tenantKeyAsAdmin = await admin(
+      "/admin/tenants",
+      { name: "x", tier: "pro" },
+      platform.demoTenant.apiKey,
+    );
     expect(tenantKeyAsAdmin.status).toBe(403);
   });
 });
@@ -191,7 +221,7 @@ describe("tiers and isolation", () => {
 
     const other = await post("/v1/chat/completions", silo.apiKey, chatBody("mistral-7b-instruct"));
     expect(other.status).toBe(404);
-    expect((await other.json()).error.code).toBe("model_not_provisioned");
+    expect((await errorOf(other)).code).toBe("model_not_provisioned");
   });
 
   it("a pool tenant is refused another tenant's dedicated model, and that endpoint never sees the call", async () => {
@@ -205,7 +235,7 @@ describe("tiers and isolation", () => {
     const models = await client(pool.apiKey).models.list();
 
     expect(chat.status).toBe(404);
-    expect((await chat.json()).error.code).toBe("model_not_found");
+    expect((await errorOf(chat)).code).toBe("model_not_found");
     expect(raw.status).toBe(404);
     expect(models.data.map((m) => m.id)).not.toContain("private-finetune");
     expect(platform.sagemaker.invocations(endpointName)).toHaveLength(0);

@@ -13,14 +13,20 @@ export async function resolveConnection(env: NodeJS.ProcessEnv = process.env): P
     if (!env.ATRIUM_ADMIN_TOKEN) {
       throw new CliError("ATRIUM_URL is set but ATRIUM_ADMIN_TOKEN is not: set both to reach that platform.");
     }
-    return { url: env.ATRIUM_URL.replace(/\/+$/, ""), adminToken: env.ATRIUM_ADMIN_TOKEN, source: "ATRIUM_URL" };
+    return {
+      url: env.ATRIUM_URL.replace(/\/+$/, ""),
+      adminToken: env.ATRIUM_ADMIN_TOKEN,
+      source: "ATRIUM_URL",
+    };
   }
   const file = join(resolve(env.ATRIUM_DATA_DIR ?? ".atrium"), "local.json");
   let info: { gatewayUrl?: string; adminToken?: string };
   try {
     info = JSON.parse(await readFile(file, "utf8"));
   } catch {
-    throw new CliError(`No local platform found (${file} is missing). Start one with 'npm start', or set ATRIUM_URL.`);
+    throw new CliError(
+      `No local platform found (${file} is missing). Start one with 'npm start', or set ATRIUM_URL.`,
+    );
   }
   if (!info.gatewayUrl || !info.adminToken) throw new CliError(`${file} has no gatewayUrl or adminToken.`);
   return { url: info.gatewayUrl, adminToken: info.adminToken, source: file };
@@ -41,7 +47,12 @@ export interface ApiError {
 }
 
 /** One admin API call; API errors become CliErrors carrying the server's message and code. */
-export async function callAdmin<T>(connection: Connection, method: string, path: string, body?: unknown): Promise<T> {
+export async function callAdmin<T>(
+  connection: Connection,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
   let response: Response;
   try {
     response = await fetch(`${connection.url}${path}`, {
@@ -50,7 +61,9 @@ export async function callAdmin<T>(connection: Connection, method: string, path:
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
   } catch {
-    throw new CliError(`Cannot reach the Atrium API at ${connection.url} (from ${connection.source}). Is 'npm start' running?`);
+    throw new CliError(
+      `Cannot reach the Atrium API at ${connection.url} (from ${connection.source}). Is 'npm start' running?`,
+    );
   }
   const text = await response.text();
   let parsed: unknown;

@@ -25,12 +25,20 @@ const json = { type: "boolean", description: "print the result as JSON (for scri
 const commands: Record<string, Command> = {
   "tenants create": {
     summary: "create a tenant and its first API key (the key is shown once)",
-    usage: "atrium tenants create --name NAME --tier TIER [--compliance hipaa|gdpr|soc2]... [--region REGION]... [--json]",
+    usage:
+      "atrium tenants create --name NAME --tier TIER [--compliance hipaa|gdpr|soc2]... [--region REGION]... [--json]",
     options: {
       name: { type: "string", description: "display name, 1-100 characters" },
-      tier: { type: "string", description: "a tier of the stage's catalogue (e.g. free, pro, business, enterprise)" },
+      tier: {
+        type: "string",
+        description: "a tier of the stage's catalogue (e.g. free, pro, business, enterprise)",
+      },
       compliance: { type: "string", multiple: true, description: "compliance posture; repeat for several" },
-      region: { type: "string", multiple: true, description: "allowed region for GDPR residency; repeat for several" },
+      region: {
+        type: "string",
+        multiple: true,
+        description: "allowed region for GDPR residency; repeat for several",
+      },
       json,
     },
     async run(values) {
@@ -116,7 +124,9 @@ function helpFor(name: string, command: Command): string {
 }
 
 function overview(): string {
-  const lines = Object.entries(commands).map(([name, command]) => `  atrium ${name.padEnd(18)}${command.summary}`);
+  const lines = Object.entries(commands).map(
+    ([name, command]) => `  atrium ${name.padEnd(18)}${command.summary}`,
+  );
   return `atrium: administer an Atrium platform
 
 Commands:

@@ -20,7 +20,8 @@ export const hashApiKey = (plaintext: string): string => createHash("sha256").up
 /** Cheap shape check so malformed keys are refused without a DynamoDB call. */
 export const isWellFormedApiKey = (candidate: string): boolean => KEY_PATTERN.test(candidate);
 
-export const hintOf = (plaintext: string) => `${plaintext.slice(0, KEY_PREFIX.length + 4)}…${plaintext.slice(-4)}`;
+export const hintOf = (plaintext: string) =>
+  `${plaintext.slice(0, KEY_PREFIX.length + 4)}…${plaintext.slice(-4)}`;
 
 export function generateApiKey(): NewApiKey {
   const plaintext = `${KEY_PREFIX}${randomString(SECRET_LENGTH)}`;

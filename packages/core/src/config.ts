@@ -48,7 +48,11 @@ export const StageConfig = z
     const seen = new Set<string>();
     for (const [i, endpoint] of config.sharedEndpoints.entries()) {
       if (seen.has(endpoint.model)) {
-        ctx.addIssue({ code: "custom", path: ["sharedEndpoints", i, "model"], message: "model listed twice" });
+        ctx.addIssue({
+          code: "custom",
+          path: ["sharedEndpoints", i, "model"],
+          message: "model listed twice",
+        });
       }
       seen.add(endpoint.model);
     }

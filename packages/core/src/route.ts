@@ -21,7 +21,12 @@ export interface Route {
 export function resolveRoute(tenant: Tenant, model: string, config: StageConfig): Route {
   const tenancy = tenancyOf(tenant.tier, config);
   if (!tenancy) {
-    throw new AtriumError(503, "api_error", "tier_not_configured", `Tier '${tenant.tier}' is not configured on this stage`);
+    throw new AtriumError(
+      503,
+      "api_error",
+      "tier_not_configured",
+      `Tier '${tenant.tier}' is not configured on this stage`,
+    );
   }
   const sharedAllowed = tenancy !== "silo" && !tenant.compliance.includes("hipaa");
   const dedicated = tenancy === "pool" ? undefined : tenant.endpoints[model];
@@ -43,7 +48,11 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
         "model",
       );
     }
-    throw notFound("model_not_found", `The model '${model}' does not exist or you do not have access to it.`, "model");
+    throw notFound(
+      "model_not_found",
+      `The model '${model}' does not exist or you do not have access to it.`,
+      "model",
+    );
   }
   if (tenant.regions && !tenant.regions.includes(route.region)) {
     throw new AtriumError(

@@ -1,5 +1,11 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, type DynamoDBDocumentClient, GetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  DeleteCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  UpdateCommand,
+} from "@aws-sdk/lib-dynamodb";
 import type { NewApiKey } from "./api-key";
 import { conflict, notFound } from "./errors";
 import { apiKeyKey, endpointKey, keySortKey, PROFILE, tenantKey } from "./keys";
@@ -84,7 +90,8 @@ export class TenantStore {
         }),
       );
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) throw notFound("tenant_not_found", `No tenant ${tenantId}`);
+      if (err instanceof ConditionalCheckFailedException)
+        throw notFound("tenant_not_found", `No tenant ${tenantId}`);
       throw err;
     }
   }
@@ -148,7 +155,12 @@ export class TenantStore {
           Key: { pk: tenantKey(tenantId), sk: PROFILE },
           UpdateExpression: "SET #endpoints.#model = :endpoint, #updatedAt = :now",
           ConditionExpression: "attribute_exists(#pk)",
-          ExpressionAttributeNames: { "#pk": "pk", "#endpoints": "endpoints", "#model": model, "#updatedAt": "updatedAt" },
+          ExpressionAttributeNames: {
+            "#pk": "pk",
+            "#endpoints": "endpoints",
+            "#model": model,
+            "#updatedAt": "updatedAt",
+          },
           ExpressionAttributeValues: { ":endpoint": endpoint, ":now": new Date().toISOString() },
           ReturnValues: "ALL_OLD",
         }),
@@ -156,7 +168,8 @@ export class TenantStore {
       before = toTenant(result.Attributes ?? {});
     } catch (err) {
       await this.releaseClaim(endpoint.endpointName, tenantId);
-      if (err instanceof ConditionalCheckFailedException) throw notFound("tenant_not_found", `No tenant ${tenantId}`);
+      if (err instanceof ConditionalCheckFailedException)
+        throw notFound("tenant_not_found", `No tenant ${tenantId}`);
       throw err;
     }
     const replaced = before.endpoints[model];

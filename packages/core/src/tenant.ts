@@ -4,7 +4,6 @@ import { conflict, fromValidationIssues, invalidRequest } from "./errors";
 import { newTenantId } from "./ids";
 import { Region } from "./region";
 
-
 export const DedicatedEndpoint = z.object({
   endpointName: EndpointName,
   region: Region.optional(),
@@ -55,7 +54,11 @@ export function newTenant(raw: unknown, config: StageConfig, now = new Date()): 
   const tenancy = tenancyOf(input.tier, config);
   if (!tenancy) {
     const known = Object.keys(config.tiers).join(", ");
-    throw invalidRequest("unknown_tier", `tier: unknown tier '${input.tier}' (this stage has: ${known})`, "tier");
+    throw invalidRequest(
+      "unknown_tier",
+      `tier: unknown tier '${input.tier}' (this stage has: ${known})`,
+      "tier",
+    );
   }
   if (input.compliance.includes("hipaa") && tenancy === "pool") {
     throw invalidRequest(
@@ -88,7 +91,11 @@ export function newDedicatedEndpoint(tenant: Tenant, raw: unknown, config: Stage
     );
   }
   if (config.sharedEndpoints.some((shared) => shared.endpointName === endpoint.endpointName)) {
-    throw conflict("endpoint_is_shared", `endpointName: ${endpoint.endpointName} is a shared endpoint`, "endpointName");
+    throw conflict(
+      "endpoint_is_shared",
+      `endpointName: ${endpoint.endpointName} is a shared endpoint`,
+      "endpointName",
+    );
   }
   return { model, endpoint };
 }

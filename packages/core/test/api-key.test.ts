@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
-import { describe, expect, it } from "vitest";
 import { bearerToken, generateApiKey, hashApiKey, isWellFormedApiKey } from "@atrium/core/api-key";
+import { describe, expect, it } from "vitest";
 
 describe("API keys", () => {
   it("have a recognisable prefix, 40 base62 characters, and a SHA-256 hash", () => {
@@ -24,7 +24,13 @@ describe("API keys", () => {
   });
 
   it("are refused when malformed", () => {
-    for (const candidate of ["", "atr_short", `sk-${"a".repeat(40)}`, `atr_${"a".repeat(39)}!`, `atr_${"a".repeat(41)}`]) {
+    for (const candidate of [
+      "",
+      "atr_short",
+      `sk-${"a".repeat(40)}`,
+      `atr_${"a".repeat(39)}!`,
+      `atr_${"a".repeat(41)}`,
+    ]) {
       expect(isWellFormedApiKey(candidate)).toBe(false);
     }
   });

@@ -1,7 +1,7 @@
-import fc from "fast-check";
-import { describe, expect, it } from "vitest";
 import { isTenantId, newTenantId } from "@atrium/core/ids";
 import { tenantKey } from "@atrium/core/keys";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
 
 const tenantIds = fc.stringMatching(/^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/);
 

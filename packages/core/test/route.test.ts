@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
 import { availableModels, resolveRoute } from "@atrium/core/route";
+import { describe, expect, it } from "vitest";
 import { config, refusal, tenant } from "./fixtures";
 
 const dedicated = { llama: { endpointName: "tn-test-llama" } };
@@ -22,8 +22,14 @@ describe("resolveRoute", () => {
 
   it("sends bridge tenants to their dedicated endpoint where they have one, shared otherwise", () => {
     const business = tenant({ tier: "business", endpoints: dedicated });
-    expect(resolveRoute(business, "llama", config)).toMatchObject({ kind: "dedicated", endpointName: "tn-test-llama" });
-    expect(resolveRoute(business, "mistral", config)).toMatchObject({ kind: "shared", endpointName: "shared-mistral" });
+    expect(resolveRoute(business, "llama", config)).toMatchObject({
+      kind: "dedicated",
+      endpointName: "tn-test-llama",
+    });
+    expect(resolveRoute(business, "mistral", config)).toMatchObject({
+      kind: "shared",
+      endpointName: "shared-mistral",
+    });
   });
 
   it("never sends silo tenants to a shared endpoint", () => {
@@ -48,7 +54,10 @@ describe("resolveRoute", () => {
   it("refuses endpoints outside a tenant's allowed regions", () => {
     const gdpr = tenant({ compliance: ["gdpr"], regions: ["eu-west-1"] });
     expect(resolveRoute(gdpr, "llama", config).region).toBe("eu-west-1");
-    expect(refusal(() => resolveRoute(gdpr, "usa-only", config))).toMatchObject({ status: 403, code: "region_not_allowed" });
+    expect(refusal(() => resolveRoute(gdpr, "usa-only", config))).toMatchObject({
+      status: 403,
+      code: "region_not_allowed",
+    });
   });
 
   it("reports a tier missing from the stage's catalogue as a service problem, not the caller's", () => {

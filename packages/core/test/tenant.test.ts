@@ -1,7 +1,7 @@
-import { describe, expect, it } from "vitest";
 import { parseStageConfig } from "@atrium/core/config";
 import { isTenantId } from "@atrium/core/ids";
 import { newDedicatedEndpoint, newTenant } from "@atrium/core/tenant";
+import { describe, expect, it } from "vitest";
 import { config, refusal, tenant } from "./fixtures";
 
 describe("newTenant", () => {
@@ -15,7 +15,9 @@ describe("newTenant", () => {
   it("names the offending field in a 400", () => {
     expect(refusal(() => newTenant({ tier: "pro" }, config))).toMatchObject({ status: 400, param: "name" });
     expect(refusal(() => newTenant({ name: "x".repeat(101), tier: "pro" }, config)).param).toBe("name");
-    expect(refusal(() => newTenant({ name: "A", tier: "gold" }, config))).toMatchObject({ code: "unknown_tier" });
+    expect(refusal(() => newTenant({ name: "A", tier: "gold" }, config))).toMatchObject({
+      code: "unknown_tier",
+    });
     expect(refusal(() => newTenant({ name: "A", tier: "pro", compliance: ["pci"] }, config)).param).toBe(
       "compliance.0",
     );
@@ -26,9 +28,9 @@ describe("newTenant", () => {
   it("refuses HIPAA on a pooled tier", () => {
     const err = refusal(() => newTenant({ name: "Clinic", tier: "free", compliance: ["hipaa"] }, config));
     expect(err).toMatchObject({ status: 400, code: "hipaa_requires_dedicated", param: "compliance" });
-    expect(newTenant({ name: "Clinic", tier: "enterprise", compliance: ["hipaa"] }, config).compliance).toEqual([
-      "hipaa",
-    ]);
+    expect(
+      newTenant({ name: "Clinic", tier: "enterprise", compliance: ["hipaa"] }, config).compliance,
+    ).toEqual(["hipaa"]);
   });
 });
 
@@ -43,13 +45,15 @@ describe("newDedicatedEndpoint", () => {
   });
 
   it("refuses pool tenants, shared endpoints and bad names", () => {
-    expect(refusal(() => newDedicatedEndpoint(tenant(), { model: "m", endpointName: "e" }, config)).status).toBe(409);
-    expect(refusal(() => newDedicatedEndpoint(silo, { model: "m", endpointName: "shared-llama" }, config)).code).toBe(
-      "endpoint_is_shared",
-    );
-    expect(refusal(() => newDedicatedEndpoint(silo, { model: "m", endpointName: "bad_name!" }, config)).param).toBe(
-      "endpointName",
-    );
+    expect(
+      refusal(() => newDedicatedEndpoint(tenant(), { model: "m", endpointName: "e" }, config)).status,
+    ).toBe(409);
+    expect(
+      refusal(() => newDedicatedEndpoint(silo, { model: "m", endpointName: "shared-llama" }, config)).code,
+    ).toBe("endpoint_is_shared");
+    expect(
+      refusal(() => newDedicatedEndpoint(silo, { model: "m", endpointName: "bad_name!" }, config)).param,
+    ).toBe("endpointName");
   });
 });
 
@@ -84,7 +88,11 @@ describe("stage config", () => {
   });
 
   it("defaults the cache TTLs to at most 60 s", () => {
-    const parsed = parseStageConfig({ region: "eu-west-1", tiers: { free: { tenancy: "pool" } }, sharedEndpoints: [] });
+    const parsed = parseStageConfig({
+      region: "eu-west-1",
+      tiers: { free: { tenancy: "pool" } },
+      sharedEndpoints: [],
+    });
     expect(parsed.authorizerCacheTtlSeconds).toBeLessThanOrEqual(60);
     expect(parsed.tenantCacheTtlSeconds).toBeLessThanOrEqual(60);
   });

@@ -85,8 +85,8 @@ export const gatewayResponses: Record<GatewayResponseType, GatewayResponse> = {
   ACCESS_DENIED: {
     status: 403,
     type: "permission_error",
-    code: "tenant_suspended",
-    message: "This API key's tenant is suspended. Contact the platform operator.",
+    code: "access_denied",
+    message: "Access denied: this API key's tenant is suspended, or the caller may not use this route.",
   },
   MISSING_AUTHENTICATION_TOKEN: {
     status: 404,

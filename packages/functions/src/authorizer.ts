@@ -1,7 +1,7 @@
+import { bearerToken, hashApiKey, isWellFormedApiKey } from "@atrium/core/api-key";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
-import { bearerToken, hashApiKey, isWellFormedApiKey } from "@atrium/core/api-key";
 import { tenantStore } from "./lib/clients";
 import { logger } from "./lib/observability";
 import { loadTenant } from "./lib/tenant-cache";
@@ -18,7 +18,11 @@ export function tenantRoutesArn(methodArn: string): string {
   return `${apiArn}/${stage}/*/v1/*`;
 }
 
-function policy(effect: "Allow" | "Deny", resource: string, context: Record<string, string>): APIGatewayAuthorizerResult {
+function policy(
+  effect: "Allow" | "Deny",
+  resource: string,
+  context: Record<string, string>,
+): APIGatewayAuthorizerResult {
   return {
     principalId: context.tenantId ?? "unknown",
     policyDocument: {
@@ -33,12 +37,14 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
   .use(injectLambdaContext(logger, { resetKeys: true }))
   .handler(async (event) => {
     const headers = event.headers ?? {};
-    const authorization = Object.entries(headers).find(([name]) => name.toLowerCase() === "authorization")?.[1];
+    const authorization = Object.entries(headers).find(
+      ([name]) => name.toLowerCase() === "authorization",
+    )?.[1];
     const key = bearerToken(authorization);
     if (!key || !isWellFormedApiKey(key)) throw unauthorized();
 
     const record = await tenantStore.findKey(hashApiKey(key));
-    if (!record || record.status !== "active") {
+    if (record?.status !== "active") {
       logger.info("key refused", { keyId: record?.keyId, reason: record ? "revoked" : "unknown" });
       throw unauthorized();
     }

@@ -1,7 +1,7 @@
-import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { z } from "zod";
 import { fromValidationIssues, invalidRequest, upstream } from "@atrium/core/errors";
 import { resolveRoute } from "@atrium/core/route";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { z } from "zod";
 import { config } from "./lib/clients";
 import { json, parseJsonBody } from "./lib/http";
 import { invokeModel } from "./lib/invoke-model";
@@ -51,7 +51,11 @@ export const handler = tenantApi(async (event, context) => {
   if (!parsed.success) throw fromValidationIssues(parsed.error.issues);
   const request = parsed.data;
   if (request.stream) {
-    throw invalidRequest("unsupported_parameter", "stream: streaming is not available yet; send stream: false", "stream");
+    throw invalidRequest(
+      "unsupported_parameter",
+      "stream: streaming is not available yet; send stream: false",
+      "stream",
+    );
   }
   const route = resolveRoute(context.tenant, request.model, config);
   const maxTokens = request.max_completion_tokens ?? request.max_tokens;
@@ -70,7 +74,8 @@ export const handler = tenantApi(async (event, context) => {
   );
 
   const reply = ModelReply.safeParse(parseModelJson(result.body));
-  if (!reply.success) throw upstream(502, "model_bad_response", `The model '${route.model}' returned an unreadable reply.`);
+  if (!reply.success)
+    throw upstream(502, "model_bad_response", `The model '${route.model}' returned an unreadable reply.`);
   const { prompt_tokens, completion_tokens } = reply.data.usage;
   metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
   metrics.addMetric("PromptTokens", MetricUnit.Count, prompt_tokens);

@@ -1,7 +1,7 @@
-import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { ModelName } from "@atrium/core/config";
 import { invalidRequest } from "@atrium/core/errors";
 import { resolveRoute } from "@atrium/core/route";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { config } from "./lib/clients";
 import { bodyBytes, header } from "./lib/http";
 import { invokeModel } from "./lib/invoke-model";

@@ -1,11 +1,11 @@
 import type { AddressInfo } from "node:net";
+import type { TableShape } from "@atrium/core/tables";
 import {
   CreateTableCommand,
   DescribeTableCommand,
   type DynamoDBClient,
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb";
-import type { TableShape } from "@atrium/core/tables";
 import dynalite from "dynalite";
 
 export interface LocalDynamo {
@@ -17,7 +17,9 @@ export interface LocalDynamo {
  * dynalite speaks the real DynamoDB wire protocol on loopback. With `path` it keeps its LevelDB
  * files there across restarts; without, it is in memory.
  */
-export async function startDynamo(options: { port?: number; host?: string; path?: string } = {}): Promise<LocalDynamo> {
+export async function startDynamo(
+  options: { port?: number; host?: string; path?: string } = {},
+): Promise<LocalDynamo> {
   const host = options.host ?? "127.0.0.1";
   const server = dynalite({
     createTableMs: 0,
@@ -33,12 +35,17 @@ export async function startDynamo(options: { port?: number; host?: string; path?
   return {
     url: `http://${host}:${port}`,
     // dynalite's close also closes LevelDB, flushing it to disk.
-    close: () => new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
+    close: () =>
+      new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),
   };
 }
 
 /** Creates a table from its shared shape unless it exists already. */
-export async function ensureTable(client: DynamoDBClient, tableName: string, shape: TableShape): Promise<void> {
+export async function ensureTable(
+  client: DynamoDBClient,
+  tableName: string,
+  shape: TableShape,
+): Promise<void> {
   try {
     await client.send(new DescribeTableCommand({ TableName: tableName }));
     return;

@@ -6,13 +6,6 @@
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type {
-  APIGatewayAuthorizerResult,
-  APIGatewayProxyEvent,
-  APIGatewayProxyResult,
-  APIGatewayRequestAuthorizerEvent,
-  Context,
-} from "aws-lambda";
 import {
   type ApiRoute,
   type GatewayResponseType,
@@ -20,6 +13,13 @@ import {
   gatewayResponseBody,
   gatewayResponses,
 } from "@atrium/functions/api";
+import type {
+  APIGatewayAuthorizerResult,
+  APIGatewayProxyEvent,
+  APIGatewayProxyResult,
+  APIGatewayRequestAuthorizerEvent,
+  Context,
+} from "aws-lambda";
 
 // biome-ignore lint/suspicious/noExplicitAny: handlers are typed by their own modules
 export type LambdaHandler = (event: any, context: Context) => Promise<any>;
@@ -209,7 +209,10 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     return cached.result;
   }
 
-  async function runAuthorizer(event: APIGatewayProxyEvent, methodArn: string): Promise<APIGatewayAuthorizerResult> {
+  async function runAuthorizer(
+    event: APIGatewayProxyEvent,
+    methodArn: string,
+  ): Promise<APIGatewayAuthorizerResult> {
     authorizerRuns += 1;
     const authorizerEvent: APIGatewayRequestAuthorizerEvent = {
       type: "REQUEST",
@@ -228,7 +231,10 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     let result: unknown;
     try {
       const handler = await options.loadHandler(options.authorizer.handler);
-      result = await withTimeout(handler(authorizerEvent, lambdaContext(options.authorizer.handler, 10_000)), 10_000);
+      result = await withTimeout(
+        handler(authorizerEvent, lambdaContext(options.authorizer.handler, 10_000)),
+        10_000,
+      );
     } catch (err) {
       if (err instanceof Error && err.message === "Unauthorized") throw new GatewayError("UNAUTHORIZED");
       console.error("authorizer failed:", err);
@@ -340,7 +346,12 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
   };
 }
 
-function sendGatewayResponse(res: ServerResponse, type: GatewayResponseType, requestId: string, status?: number): number {
+function sendGatewayResponse(
+  res: ServerResponse,
+  type: GatewayResponseType,
+  requestId: string,
+  status?: number,
+): number {
   const response = gatewayResponses[type];
   const statusCode = status ?? response.status;
   const body = gatewayResponseBody(response);
@@ -357,7 +368,8 @@ function sendGatewayResponse(res: ServerResponse, type: GatewayResponseType, req
 
 function sendProxyResult(res: ServerResponse, result: APIGatewayProxyResult, requestId: string): void {
   const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(result.headers ?? {})) headers[name.toLowerCase()] = String(value);
+  for (const [name, value] of Object.entries(result.headers ?? {}))
+    headers[name.toLowerCase()] = String(value);
   for (const [name, values] of Object.entries(result.multiValueHeaders ?? {})) {
     headers[name.toLowerCase()] = values.map(String);
   }
@@ -413,7 +425,11 @@ function collectQuery(url: URL) {
 }
 
 /** Matches a path against the route table's resource paths; `{name}` takes one non-empty segment. */
-export function matchRoute(routes: readonly ApiRoute[], method: string, path: string): MatchedRoute | undefined {
+export function matchRoute(
+  routes: readonly ApiRoute[],
+  method: string,
+  path: string,
+): MatchedRoute | undefined {
   const segments = path.split("/");
   for (const route of routes) {
     if (route.method !== method) continue;
@@ -465,7 +481,10 @@ export function evaluatePolicy(result: APIGatewayAuthorizerResult, methodArn: st
 }
 
 function arnMatches(pattern: string, arn: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".");
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
   return new RegExp(`^${regex}$`).test(arn);
 }
 
@@ -477,7 +496,8 @@ function isAuthorizerResult(value: unknown): value is APIGatewayAuthorizerResult
 function isProxyResult(value: unknown): value is APIGatewayProxyResult {
   const v = value as APIGatewayProxyResult | undefined;
   return (
-    typeof v?.statusCode === "number" && (v.body === undefined || v.body === null || typeof v.body === "string")
+    typeof v?.statusCode === "number" &&
+    (v.body === undefined || v.body === null || typeof v.body === "string")
   );
 }
 

@@ -7,14 +7,14 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
 import { parseStageConfig, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
 import { TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ensureTable, startDynamo } from "./dynamodb";
 import { type AccessLogEntry, type ApiGatewayEmulator, type LambdaHandler, startApiGateway } from "./gateway";
 import { type SageMakerEmulator, startSageMakerEmulator } from "./sagemaker-emulator";
@@ -89,7 +89,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     const sagemaker = await startSageMakerEmulator({
       resolveEndpoint: async (name) => {
         const shared = config.sharedEndpoints.find((e) => e.endpointName === name);
-        if (shared) return shared.containerUrl ? { kind: "container", url: shared.containerUrl } : { kind: "reference" };
+        if (shared)
+          return shared.containerUrl
+            ? { kind: "container", url: shared.containerUrl }
+            : { kind: "reference" };
         // Stand-in for the stacks: every endpoint dedicated to a tenant exists.
         return (await tenantStore.endpointClaim(name)) ? { kind: "reference" } : undefined;
       },
@@ -106,10 +109,17 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       region: config.region,
       routes,
       loadHandler,
-      authorizer: { handler: authorizer.handler, identityHeader: authorizer.identityHeader, cacheTtlSeconds: cacheTtl },
+      authorizer: {
+        handler: authorizer.handler,
+        identityHeader: authorizer.identityHeader,
+        cacheTtlSeconds: cacheTtl,
+      },
       adminToken,
       binaryMediaTypes,
-      limits: { ...gatewayLimits, ...(options.integrationTimeoutMs ? { integrationTimeoutMs: options.integrationTimeoutMs } : {}) },
+      limits: {
+        ...gatewayLimits,
+        ...(options.integrationTimeoutMs ? { integrationTimeoutMs: options.integrationTimeoutMs } : {}),
+      },
       ...(options.onAccess ? { onAccess: options.onAccess } : {}),
     });
     closers.unshift(gateway.close);
@@ -164,7 +174,9 @@ function bindEnvironment(config: StageConfig, dynamodbUrl: string, sagemakerUrl:
   };
   const fingerprint = JSON.stringify(env);
   if (boundEnvironment && boundEnvironment !== fingerprint) {
-    throw new Error("A platform with other endpoints already ran in this process; start one platform per process.");
+    throw new Error(
+      "A platform with other endpoints already ran in this process; start one platform per process.",
+    );
   }
   boundEnvironment = fingerprint;
   delete process.env.AWS_PROFILE;

@@ -10,7 +10,8 @@ import { forgetTenant } from "../lib/tenant-cache";
 /** POST /admin/tenants/{tenantId}/endpoints: dedicates an endpoint to one of the tenant's models. */
 export const add = adminApi(async (event) => {
   const tenantId = event.pathParameters?.tenantId ?? "";
-  if (!isTenantId(tenantId)) throw invalidRequest("invalid_tenant_id", `tenantId: '${tenantId}' is not a tenant id`, "tenantId");
+  if (!isTenantId(tenantId))
+    throw invalidRequest("invalid_tenant_id", `tenantId: '${tenantId}' is not a tenant id`, "tenantId");
   const tenant = await tenantStore.get(tenantId);
   if (!tenant) throw notFound("tenant_not_found", `No tenant ${tenantId}`, "tenantId");
   const { model, endpoint } = newDedicatedEndpoint(tenant, parseJsonBody(event), config);

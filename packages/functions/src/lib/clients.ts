@@ -1,9 +1,9 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { stageConfigFromEnv } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
 import { TenantTable } from "@atrium/core/tables";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { tracer } from "./observability";
 
 // Module scope: built once per container, reused by every call. Endpoints come from the SDK's own

@@ -1,8 +1,16 @@
-import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { invalidRequest } from "@atrium/core/errors";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 
-export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): APIGatewayProxyResult {
-  return { statusCode, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };
+export function json(
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult {
+  return {
+    statusCode,
+    headers: { "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  };
 }
 
 /** The raw request body as bytes, whichever way API Gateway encoded it. */
@@ -13,7 +21,8 @@ export function bodyBytes(event: APIGatewayProxyEvent): Buffer {
 
 export function parseJsonBody(event: APIGatewayProxyEvent): unknown {
   const text = bodyBytes(event).toString("utf8");
-  if (text.trim() === "") throw invalidRequest("missing_body", "The request body is empty; send a JSON object.");
+  if (text.trim() === "")
+    throw invalidRequest("missing_body", "The request body is empty; send a JSON object.");
   try {
     return JSON.parse(text);
   } catch {

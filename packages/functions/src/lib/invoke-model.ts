@@ -1,6 +1,6 @@
-import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
 import { AtriumError, upstream } from "@atrium/core/errors";
 import type { Route } from "@atrium/core/route";
+import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
 import { sagemaker } from "./clients";
 import { type ApiContext, timed } from "./middleware";
 
@@ -27,7 +27,10 @@ export async function invokeModel(route: Route, call: ModelCall, context: ApiCon
   });
   try {
     const output = await timed(context, () => sagemaker.send(command));
-    return { body: output.Body ?? new Uint8Array(), contentType: output.ContentType ?? "application/octet-stream" };
+    return {
+      body: output.Body ?? new Uint8Array(),
+      contentType: output.ContentType ?? "application/octet-stream",
+    };
   } catch (err) {
     throw fromSageMakerError(err, route.model);
   }
@@ -54,16 +57,33 @@ export function fromSageMakerError(err: unknown, model: string): AtriumError {
           `The model '${model}' rejected the request: ${e.OriginalMessage ?? "no reason given"}`,
         );
       }
-      return upstream(502, "model_error", `The model '${model}' failed while handling the request. Retry shortly.`);
+      return upstream(
+        502,
+        "model_error",
+        `The model '${model}' failed while handling the request. Retry shortly.`,
+      );
     }
     case "ThrottlingException":
     case "ModelNotReadyException":
-      return upstream(503, "model_overloaded", `The model '${model}' is busy or still scaling up. Retry shortly.`);
+      return upstream(
+        503,
+        "model_overloaded",
+        `The model '${model}' is busy or still scaling up. Retry shortly.`,
+      );
     case "ValidationError":
       if (/not found/i.test(e.message ?? "")) {
-        return upstream(503, "endpoint_unavailable", `The endpoint serving '${model}' is not available right now.`);
+        return upstream(
+          503,
+          "endpoint_unavailable",
+          `The endpoint serving '${model}' is not available right now.`,
+        );
       }
-      return new AtriumError(400, "invalid_request_error", "invalid_request", `The model '${model}' cannot take this request.`);
+      return new AtriumError(
+        400,
+        "invalid_request_error",
+        "invalid_request",
+        `The model '${model}' cannot take this request.`,
+      );
     default:
       return upstream(502, "upstream_error", `The model '${model}' could not be reached. Retry shortly.`);
   }

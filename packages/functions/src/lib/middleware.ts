@@ -1,12 +1,12 @@
+import { AtriumError, errorBody } from "@atrium/core/errors";
+import { isTenantId } from "@atrium/core/ids";
+import type { Tenant } from "@atrium/core/tenant";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import { AtriumError, errorBody } from "@atrium/core/errors";
-import { isTenantId } from "@atrium/core/ids";
-import type { Tenant } from "@atrium/core/tenant";
 import { json } from "./http";
 import { logger, metrics, tracer } from "./observability";
 import { loadTenant } from "./tenant-cache";
@@ -26,7 +26,12 @@ type Event = APIGatewayProxyEvent;
 type Result = APIGatewayProxyResult;
 
 const unauthenticated = () =>
-  new AtriumError(401, "authentication_error", "invalid_api_key", "The API key is not valid for this request.");
+  new AtriumError(
+    401,
+    "authentication_error",
+    "invalid_api_key",
+    "The API key is not valid for this request.",
+  );
 
 /**
  * Errors become OpenAI-style bodies; every response gets `x-request-id` and `x-atrium-overhead-ms`
@@ -85,7 +90,12 @@ export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantConte
       const tenant = await loadTenant(tenantId);
       if (!tenant) throw unauthenticated();
       if (tenant.status !== "active") {
-        throw new AtriumError(403, "permission_error", "tenant_suspended", "This API key's tenant is suspended.");
+        throw new AtriumError(
+          403,
+          "permission_error",
+          "tenant_suspended",
+          "This API key's tenant is suspended.",
+        );
       }
       request.context.tenant = tenant;
       request.context.caller = { tenantId, tier: typeof tier === "string" ? tier : tenant.tier, keyId };
