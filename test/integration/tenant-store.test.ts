@@ -1,7 +1,6 @@
 /** TenantStore against dynalite over HTTP: the real DynamoDB wire protocol, conditions evaluated by the peer. */
-import { readFileSync } from "node:fs";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
-import { parseStageConfig } from "@atrium/core/config";
+import { loadStageConfigFile } from "@atrium/core/config";
 import { AtriumError } from "@atrium/core/errors";
 import { tenantKey } from "@atrium/core/keys";
 import { TenantStore } from "@atrium/core/store";
@@ -13,7 +12,7 @@ import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const TABLE = "atrium-test-tenants";
-const config = parseStageConfig(JSON.parse(readFileSync("config/local.json", "utf8")));
+const config = loadStageConfigFile("config/local.json");
 let dynamo: LocalDynamo;
 let doc: DynamoDBDocumentClient;
 let store: TenantStore;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 import { Region } from "./region";
 
@@ -74,4 +75,22 @@ export function stageConfigFromEnv(env: NodeJS.ProcessEnv = process.env): StageC
   const raw = env[STAGE_CONFIG_ENV];
   if (!raw) throw new Error(`${STAGE_CONFIG_ENV} is not set`);
   return parseStageConfig(JSON.parse(raw), STAGE_CONFIG_ENV);
+}
+
+/** Reads and validates a stage config file, failing with an error that names the file and each bad field. */
+export function loadStageConfigFile(file: string): StageConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    throw new Error(`No stage config: ${file} does not exist (copy config/dev.json to start one).`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`Invalid ${file}: not JSON (${(err as Error).message})`);
+  }
+  return parseStageConfig(raw, file);
 }

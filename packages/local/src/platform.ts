@@ -8,7 +8,7 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
-import { parseStageConfig, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
+import { loadStageConfigFile, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
 import { TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
@@ -68,7 +68,7 @@ let boundEnvironment: string | undefined;
 export async function startPlatform(options: PlatformOptions = {}): Promise<Platform> {
   const dataDir = resolve(options.dataDir ?? ".atrium");
   const configFile = options.configFile ?? join(REPO_ROOT, "config", "local.json");
-  const config = parseStageConfig(JSON.parse(await readFile(configFile, "utf8")), configFile);
+  const config = loadStageConfigFile(configFile);
   await mkdir(dataDir, { recursive: true });
   const previous = await readLocalInfo(dataDir);
 

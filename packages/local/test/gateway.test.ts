@@ -284,6 +284,19 @@ describe("gateway responses and limits", () => {
   });
 });
 
+describe("shutdown", () => {
+  it("close() lets an in-flight call finish before it resolves", async () => {
+    const { url, gateway } = await start();
+    const inFlight = call(url, "/v1/slow", { key: "good", body: "{}" });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await gateway.close();
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("late");
+    await expect(call(url, "/v1/echo", { key: "good", body: "{}" })).rejects.toThrow();
+  });
+});
+
 describe("helpers", () => {
   it("matchRoute takes one non-empty segment per parameter", () => {
     expect(matchRoute(routes, "GET", "/v1/things/abc")?.pathParameters).toEqual({ thing: "abc" });
