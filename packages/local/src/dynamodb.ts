@@ -1,4 +1,3 @@
-import type { AddressInfo } from "node:net";
 import type { TableShape } from "@atrium/core/tables";
 import {
   CreateTableCommand,
@@ -7,6 +6,7 @@ import {
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
+import { listen } from "./http-server";
 
 export interface LocalDynamo {
   url: string;
@@ -27,13 +27,9 @@ export async function startDynamo(
     updateTableMs: 0,
     ...(options.path ? { path: options.path } : {}),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const url = await listen(server, options.port ?? 0, host);
   return {
-    url: `http://${host}:${port}`,
+    url,
     // dynalite's close also closes LevelDB, flushing it to disk.
     close: () =>
       new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve()))),

@@ -5,7 +5,6 @@
  */
 import { randomUUID, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import {
   type ApiRoute,
   type GatewayResponseType,
@@ -20,6 +19,7 @@ import type {
   APIGatewayRequestAuthorizerEvent,
   Context,
 } from "aws-lambda";
+import { listen, readBody, safeDecode } from "./http-server";
 
 // biome-ignore lint/suspicious/noExplicitAny: handlers are typed by their own modules
 export type LambdaHandler = (event: any, context: Context) => Promise<any>;
@@ -119,7 +119,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
 
     if (method === "DELETE" && /^\/restapis\/[^/]+\/stages\/[^/]+\/cache\/authorizers$/.test(url.pathname)) {
       // The control-plane call FlushStageAuthorizersCache, answered as API Gateway does (202, empty).
-      await drain(req, limits.maxBodyBytes);
+      await readBody(req, 0);
       cache.clear();
       res.writeHead(202).end();
       log(202);
@@ -128,9 +128,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
 
     const body = await readBody(req, limits.maxBodyBytes);
     if (body === undefined) {
-      fail("REQUEST_TOO_LARGE");
-      req.destroy();
-      return;
+      return fail("REQUEST_TOO_LARGE");
     }
 
     const matched = matchRoute(options.routes, method, url.pathname);
@@ -327,14 +325,10 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     };
   }
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, host, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const url = await listen(server, options.port ?? 0, host);
 
   return {
-    url: `http://${host}:${port}`,
+    url,
     flushAuthorizerCache: () => cache.clear(),
     authorizerInvocations: () => authorizerRuns,
     close: async () => {
@@ -449,14 +443,6 @@ export function matchRoute(
   return undefined;
 }
 
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
-
 /** Whether API Gateway would hand this body to Lambda base64-encoded (binaryMediaTypes, `type/*` wildcards). */
 export function isBinary(contentType: string | undefined, binaryMediaTypes: readonly string[]): boolean {
   const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
@@ -499,23 +485,6 @@ function isProxyResult(value: unknown): value is APIGatewayProxyResult {
     typeof v?.statusCode === "number" &&
     (v.body === undefined || v.body === null || typeof v.body === "string")
   );
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const declared = Number(req.headers["content-length"] ?? 0);
-  if (declared > limit) return undefined;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function drain(req: IncomingMessage, limit: number): Promise<void> {
-  await readBody(req, limit);
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { listen, readBody, safeDecode } from "./http-server";
 import { invokeReferenceModel, type ModelReply } from "./reference-model";
 
 /**
@@ -86,8 +86,6 @@ interface ActiveFault extends Fault {
   remaining: number;
 }
 
-class PayloadTooLarge extends Error {}
-
 export async function startSageMakerEmulator(options: SageMakerEmulatorOptions): Promise<SageMakerEmulator> {
   const records: InvocationRecord[] = [];
   const faults = new Map<string, ActiveFault[]>();
@@ -115,15 +113,12 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
     if (closing) res.setHeader("connection", "close");
     const match = req.method === "POST" ? INVOCATIONS_PATH.exec(pathOf(req.url)) : null;
     if (!match?.[1]) {
-      await drain(req);
+      await readBody(req, 0);
       return sendError(res, unknownRoute(req));
     }
     const endpointName = safeDecode(match[1]);
-    let body: Buffer;
-    try {
-      body = await readBody(req, MAX_PAYLOAD_BYTES);
-    } catch (err) {
-      if (!(err instanceof PayloadTooLarge)) throw err;
+    const body = await readBody(req, MAX_PAYLOAD_BYTES);
+    if (!body) {
       return sendError(res, validationError(`Request payload exceeds the ${MAX_PAYLOAD_BYTES} byte limit.`));
     }
     if (!ENDPOINT_NAME.test(endpointName)) return sendError(res, invalidEndpointName(endpointName));
@@ -142,12 +137,10 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
       .finally(() => inFlight.delete(done));
     inFlight.add(done);
   });
-  await listen(server, options.port ?? 0, options.host ?? "127.0.0.1");
-  const address = server.address() as AddressInfo;
-  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = await listen(server, options.port ?? 0, options.host ?? "127.0.0.1");
 
   return {
-    url: `http://${host}:${address.port}`,
+    url,
     invocations: (endpointName) =>
       records
         .filter((r) => endpointName === undefined || r.endpointName === endpointName)
@@ -389,21 +382,6 @@ function injectedError(error: NonNullable<Fault["error"]>, invocation: Invocatio
   }
 }
 
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let tooLarge = false;
-  // Keep reading past the limit without buffering, so the client can finish sending and read our error.
-  for await (const chunk of req) {
-    const buffer = chunk as Buffer;
-    size += buffer.length;
-    if (size > limit) tooLarge = true;
-    if (!tooLarge) chunks.push(buffer);
-  }
-  if (tooLarge) throw new PayloadTooLarge();
-  return Buffer.concat(chunks, size);
-}
-
 /** Resolves once the response has been handed to the socket (or the socket went away). */
 function responseFlushed(res: ServerResponse): Promise<void> {
   if (res.writableFinished || res.destroyed) return Promise.resolve();
@@ -413,22 +391,8 @@ function responseFlushed(res: ServerResponse): Promise<void> {
   });
 }
 
-async function drain(req: IncomingMessage): Promise<void> {
-  for await (const _ of req) {
-    // Discarded: unknown routes still get a clean response on a reusable connection.
-  }
-}
-
 function pathOf(url: string | undefined): string {
   return (url ?? "/").split("?")[0] ?? "/";
-}
-
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
 }
 
 function withSlash(url: string): string {
@@ -437,14 +401,4 @@ function withSlash(url: string): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
 }
