@@ -295,7 +295,7 @@ describe("stage config loading", () => {
     root = mkdtempSync(path.join(os.tmpdir(), "atrium-config-"));
     mkdirSync(path.join(root, "config"));
     const dev = JSON.parse(readFileSync("config/dev.json", "utf8"));
-    const broken = { ...dev, tiers: { ...dev.tiers, free: { tenancy: "shared" } } };
+    const broken = { ...dev, tiers: { ...dev.tiers, free: { ...dev.tiers.free, tenancy: "shared" } } };
     writeFileSync(path.join(root, "config", "broken.json"), JSON.stringify(broken));
     writeFileSync(path.join(root, "config", "garbled.json"), "{ region: ");
   });

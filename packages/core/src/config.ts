@@ -20,7 +20,31 @@ export const ModelName = z
   .max(128)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, "letters, digits and . _ : / -");
 
-export const TierSpec = z.object({ tenancy: Tenancy });
+const positive = z.number().int().positive();
+
+/** A tier's limits; a tenant may override any of them (Tenant.limits). */
+export const Limits = z.strictObject({
+  requestsPerMinute: positive,
+  /** Requests admitted at once from idle; defaults to requestsPerMinute. */
+  burst: positive.optional(),
+  tokensPerMinute: positive,
+  /** Calls in flight at once. */
+  concurrency: positive,
+  /** Tokens per UTC calendar month. */
+  monthlyTokens: positive,
+});
+export type Limits = z.infer<typeof Limits>;
+export const LimitOverrides = Limits.partial();
+export type LimitOverrides = z.infer<typeof LimitOverrides>;
+
+export const TierSpec = z.strictObject({
+  tenancy: Tenancy,
+  limits: Limits,
+  /** max_tokens when a request sets none, and the most a request may ask for. */
+  maxTokens: z.strictObject({ default: positive, cap: positive }),
+  /** When the limiter's table cannot be reached: admit (open) or refuse with 503 (closed). */
+  limiterFailMode: z.enum(["open", "closed"]),
+});
 export type TierSpec = z.infer<typeof TierSpec>;
 
 export const SharedEndpoint = z.object({

@@ -198,7 +198,8 @@ export class TenantStore {
 }
 
 function toTenant(item: Record<string, unknown>): Tenant {
-  const { id, name, tier, status, compliance, regions, endpoints, createdAt } = item as unknown as Tenant;
+  const { id, name, tier, status, compliance, regions, endpoints, limits, limiterShards, createdAt } =
+    item as unknown as Tenant;
   return {
     id,
     name,
@@ -207,6 +208,8 @@ function toTenant(item: Record<string, unknown>): Tenant {
     compliance: compliance ?? [],
     ...(regions ? { regions } : {}),
     endpoints: endpoints ?? {},
+    ...(limits && Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(limiterShards && limiterShards > 1 ? { limiterShards } : {}),
     createdAt,
   };
 }

@@ -10,8 +10,22 @@ export const TenantTable = {
   indexes: { byTenant: { partitionKey: "gsi1pk", sortKey: "gsi1sk" } },
 } as const;
 
+/**
+ * Limiter state, one item per tenant (or per shard of a hot tenant): `pk = TENANT#<id>#`,
+ * `sk = LIMITER#<shard>`. Written by the admission path only; design in docs/adr/0004.
+ */
+export const LimiterTable = {
+  env: "ATRIUM_LIMITER_TABLE",
+  partitionKey: "pk",
+  sortKey: "sk",
+  indexes: {},
+  /** Items of tenants that stop calling expire on their own. */
+  timeToLiveAttribute: "expiresAt",
+} as const;
+
 export interface TableShape {
   partitionKey: string;
   sortKey: string;
   indexes: Record<string, { partitionKey: string; sortKey: string }>;
+  timeToLiveAttribute?: string;
 }

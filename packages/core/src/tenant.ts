@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { Compliance, EndpointName, ModelName, type StageConfig } from "./config";
+import { Compliance, EndpointName, type LimitOverrides, ModelName, type StageConfig } from "./config";
 import { conflict, fromValidationIssues, invalidRequest } from "./errors";
 import { newTenantId } from "./ids";
 import { Region } from "./region";
@@ -24,6 +24,10 @@ export interface Tenant {
   regions?: string[];
   /** Dedicated endpoints by model name (bridge and silo tiers). */
   endpoints: Record<string, DedicatedEndpoint>;
+  /** Per-tenant overrides of the tier's limits. */
+  limits?: LimitOverrides;
+  /** Hot tenants: the limiter is split over this many items, each with 1/N of the rate. Default 1. */
+  limiterShards?: number;
   createdAt: string;
 }
 

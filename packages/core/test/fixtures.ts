@@ -2,13 +2,23 @@ import { parseStageConfig } from "@atrium/core/config";
 import { AtriumError } from "@atrium/core/errors";
 import type { Tenant } from "@atrium/core/tenant";
 
+/** A tier of the given tenancy with small, round limits. */
+export function tierSpec(tenancy: "pool" | "bridge" | "silo") {
+  return {
+    tenancy,
+    limits: { requestsPerMinute: 60, tokensPerMinute: 6000, concurrency: 2, monthlyTokens: 100_000 },
+    maxTokens: { default: 100, cap: 1000 },
+    limiterFailMode: "closed" as const,
+  };
+}
+
 export const config = parseStageConfig({
   region: "eu-west-1",
   tiers: {
-    free: { tenancy: "pool" },
-    pro: { tenancy: "pool" },
-    business: { tenancy: "bridge" },
-    enterprise: { tenancy: "silo" },
+    free: tierSpec("pool"),
+    pro: tierSpec("pool"),
+    business: tierSpec("bridge"),
+    enterprise: tierSpec("silo"),
   },
   sharedEndpoints: [
     { model: "llama", endpointName: "shared-llama" },

@@ -2,7 +2,7 @@ import { parseStageConfig } from "@atrium/core/config";
 import { isTenantId } from "@atrium/core/ids";
 import { newDedicatedEndpoint, newTenant } from "@atrium/core/tenant";
 import { describe, expect, it } from "vitest";
-import { config, refusal, tenant } from "./fixtures";
+import { config, refusal, tenant, tierSpec } from "./fixtures";
 
 describe("newTenant", () => {
   it("makes an active tenant with a valid generated id", () => {
@@ -63,7 +63,7 @@ describe("stage config", () => {
       parseStageConfig(
         {
           region: "mars",
-          tiers: { free: { tenancy: "shared" } },
+          tiers: { free: { ...tierSpec("pool"), tenancy: "shared" } },
           sharedEndpoints: [
             { model: "a", endpointName: "x" },
             { model: "a", endpointName: "y" },
@@ -78,7 +78,7 @@ describe("stage config", () => {
     expect(() =>
       parseStageConfig({
         region: "eu-west-1",
-        tiers: { free: { tenancy: "pool" } },
+        tiers: { free: tierSpec("pool") },
         sharedEndpoints: [
           { model: "a", endpointName: "x" },
           { model: "a", endpointName: "y" },
@@ -90,7 +90,7 @@ describe("stage config", () => {
   it("defaults the cache TTLs to at most 60 s", () => {
     const parsed = parseStageConfig({
       region: "eu-west-1",
-      tiers: { free: { tenancy: "pool" } },
+      tiers: { free: tierSpec("pool") },
       sharedEndpoints: [],
     });
     expect(parsed.authorizerCacheTtlSeconds).toBeLessThanOrEqual(60);

@@ -3,6 +3,7 @@ import type { Route } from "@atrium/core/route";
 import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
 import { sagemaker } from "./clients";
 import { type ApiContext, timed } from "./middleware";
+import { logger } from "./observability";
 
 export interface ModelCall {
   body: Uint8Array;
@@ -25,6 +26,7 @@ export async function invokeModel(route: Route, call: ModelCall, context: ApiCon
     ...(route.targetModel ? { TargetModel: route.targetModel } : {}),
     ...(route.inferenceComponentName ? { InferenceComponentName: route.inferenceComponentName } : {}),
   });
+  logger.appendKeys({ model: route.model, route: route.kind, endpointName: route.endpointName });
   try {
     const output = await timed(context, () => sagemaker.send(command));
     return {

@@ -43,6 +43,11 @@ export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> 
     if (!response) return;
     const { startedAt, modelMs } = request.context.timing;
     const overheadMs = Math.max(0, performance.now() - startedAt - modelMs);
+    logger.info("request served", {
+      statusCode: response.statusCode,
+      overheadMs: Number(overheadMs.toFixed(1)),
+      modelMs: Number(modelMs.toFixed(1)),
+    });
     response.headers = {
       ...response.headers,
       "x-request-id": request.event.requestContext?.requestId ?? request.context.awsRequestId,

@@ -1,0 +1,89 @@
+/**
+ * What the handlers write to stdout (CloudWatch Logs when deployed): structured log lines that carry
+ * the tenant, EMF metrics with a tenantId dimension, and never an API key or a prompt.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Platform } from "@atrium/local/platform";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+
+// Before the handlers are imported: Powertools reads these once, as Lambda would at cold start.
+process.env.POWERTOOLS_LOG_LEVEL = "INFO";
+process.env.POWERTOOLS_METRICS_DISABLED = "false";
+const { startPlatform } = await import("@atrium/local/platform");
+
+let platform: Platform;
+let dataDir: string;
+const written: string[] = [];
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), "atrium-obs-"));
+  platform = await startPlatform({ port: 0, dataDir, ephemeral: true });
+  vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    written.push(String(chunk));
+    return true;
+  });
+});
+
+afterAll(async () => {
+  vi.restoreAllMocks();
+  await platform?.close();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+const SECRET_PROMPT = "my-secret-diagnosis-7f3a";
+
+function jsonLines(): Record<string, unknown>[] {
+  return written
+    .flatMap((chunk) => chunk.split("\n"))
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line));
+}
+
+describe("handler output", () => {
+  it("logs with tenant keys, publishes EMF with a tenant dimension, and leaks no key or prompt", async () => {
+    const response = await fetch(`${platform.gatewayUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${platform.demoTenant.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "llama-3.1-8b-instruct",
+        messages: [{ role: "user", content: SECRET_PROMPT }],
+      }),
+    });
+    expect(response.status).toBe(200);
+    const reply = await response.text();
+    expect(reply).toContain(SECRET_PROMPT); // the model echoes it, so its absence below means something
+
+    const lines = jsonLines();
+    const served = lines.filter((line) => line.message === "request served");
+    expect(served).toHaveLength(1);
+    expect(served[0]).toMatchObject({
+      level: "INFO",
+      tenantId: platform.demoTenant.id,
+      tier: "pro",
+      keyId: expect.stringMatching(/^key-/),
+      model: "llama-3.1-8b-instruct",
+      route: "shared",
+      statusCode: 200,
+    });
+
+    const emf = lines.find((line) => "_aws" in line) as Record<string, unknown> & {
+      _aws: {
+        CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
+      };
+    };
+    expect(emf).toBeDefined();
+    const directive = emf._aws.CloudWatchMetrics[0];
+    expect(directive?.Namespace).toBe("Atrium");
+    expect(directive?.Dimensions.flat()).toContain("tenantId");
+    expect(emf.tenantId).toBe(platform.demoTenant.id);
+    expect(directive?.Metrics.map((m) => m.Name)).toEqual(
+      expect.arrayContaining(["Requests", "PromptTokens", "CompletionTokens", "ModelLatency"]),
+    );
+
+    const everything = written.join("");
+    expect(everything).not.toContain(platform.demoTenant.apiKey);
+    expect(everything).not.toContain(SECRET_PROMPT);
+  });
+});
