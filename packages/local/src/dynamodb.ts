@@ -1,3 +1,4 @@
+import { createRequire } from "node:module";
 import type { TableShape } from "@atrium/core/tables";
 import {
   CreateTableCommand,
@@ -7,6 +8,37 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
 import { listen } from "./http-server";
+
+interface DynaliteDb {
+  checkConditional(
+    data: Record<string, unknown>,
+    existing: unknown,
+  ): (Error & { body?: Record<string, unknown> }) | null;
+}
+
+/**
+ * dynalite predates ReturnValuesOnConditionCheckFailure (DynamoDB, 2023): a failed condition never
+ * carries the item. Teach it the real behaviour, which the limiter relies on to avoid reads: with
+ * ALL_OLD, the ConditionalCheckFailedException body holds the item as it was.
+ */
+function addReturnValuesOnConditionCheckFailure(): void {
+  const require = createRequire(import.meta.url);
+  const db = require("dynalite/db") as DynaliteDb & { atriumPatched?: boolean };
+  if (db.atriumPatched) return;
+  // Its request validation drops parameters it does not know, so declare this one first.
+  for (const action of ["putItem", "updateItem", "deleteItem"]) {
+    const { types } = require(`dynalite/validations/${action}`) as { types: Record<string, unknown> };
+    types.ReturnValuesOnConditionCheckFailure = { type: "String", enum: ["ALL_OLD", "NONE"] };
+  }
+  const check = db.checkConditional;
+  db.checkConditional = (data, existing) => {
+    const err = check(data, existing);
+    if (err?.body && existing && data.ReturnValuesOnConditionCheckFailure === "ALL_OLD")
+      err.body.Item = existing;
+    return err;
+  };
+  db.atriumPatched = true;
+}
 
 export interface LocalDynamo {
   url: string;
@@ -21,6 +53,7 @@ export async function startDynamo(
   options: { port?: number; host?: string; path?: string } = {},
 ): Promise<LocalDynamo> {
   const host = options.host ?? "127.0.0.1";
+  addReturnValuesOnConditionCheckFailure();
   const server = dynalite({
     createTableMs: 0,
     deleteTableMs: 0,

@@ -1,0 +1,271 @@
+/**
+ * The limiter on dynalite over HTTP, with an injected clock: exactness under concurrency from several
+ * containers (each its own LimiterStore and SDK client), lease expiry, month rollover, settle/refund.
+ */
+import { randomUUID } from "node:crypto";
+import { type AdmitRequest, LimiterStore } from "@atrium/core/limiter-store";
+import { gcra, gcraAdmit, type ShardLimits } from "@atrium/core/limits";
+import { LimiterTable } from "@atrium/core/tables";
+import { ensureTable, type LocalDynamo, startDynamo } from "@atrium/local/dynamodb";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const TABLE = "atrium-test-limits";
+let dynamo: LocalDynamo;
+
+beforeAll(async () => {
+  dynamo = await startDynamo();
+  await ensureTable(client(), TABLE, LimiterTable);
+});
+afterAll(() => dynamo?.close());
+
+function client() {
+  return new DynamoDBClient({
+    endpoint: dynamo.url,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    maxAttempts: 10,
+  });
+}
+
+/** A fresh "Lambda container": its own SDK client and its own limiter cache. */
+const container = () => new LimiterStore(DynamoDBDocumentClient.from(client()), TABLE);
+
+const SECOND = 1_000_000;
+const T0 = Date.UTC(2026, 10, 28, 12, 0, 0) * 1000;
+let tenantCounter = 0;
+const newTenant = () => `tn-limit-${++tenantCounter}`;
+
+function limits(overrides: Partial<ShardLimits> = {}): ShardLimits {
+  return {
+    shards: 1,
+    requestsPerMinute: 60,
+    burst: 10,
+    tokensPerMinute: 1_000_000,
+    concurrency: 1000,
+    monthlyTokens: 1_000_000_000,
+    ...overrides,
+  };
+}
+
+function request(
+  tenantId: string,
+  now: number,
+  l: ShardLimits,
+  tokens = 1,
+  leaseMicros = 60 * SECOND,
+): AdmitRequest {
+  return { tenantId, shard: 0, limits: l, now, tokens, leaseId: randomUUID(), leaseMicros };
+}
+
+describe("exactness under concurrency", () => {
+  it("from idle, 300 concurrent calls from 4 containers admit exactly the burst, then the rate", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 60, burst: 25 });
+    const containers = [container(), container(), container(), container()];
+    const flood = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => containers[i % 4]?.admit(request(tenantId, T0, l))),
+    );
+    expect(flood.filter((a) => a?.admitted)).toHaveLength(25);
+    const refused = flood.filter((a) => a && !a.admitted);
+    expect(refused.every((a) => a && !a.admitted && a.reason === "requests")).toBe(true);
+
+    // 10 seconds later at 60/min: exactly 10 more, however many ask.
+    const later = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => containers[i % 4]?.admit(request(tenantId, T0 + 10 * SECOND, l))),
+    );
+    expect(later.filter((a) => a?.admitted)).toHaveLength(10);
+  });
+
+  it("reports the exact wait: a refused call admitted at retryAfter, not a microsecond before", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 60, burst: 1 });
+    const store = container();
+    expect((await store.admit(request(tenantId, T0, l))).admitted).toBe(true);
+    const refused = await store.admit(request(tenantId, T0, l));
+    expect(refused).toMatchObject({ admitted: false, reason: "requests", retryAfter: SECOND });
+    expect((await store.admit(request(tenantId, T0 + SECOND - 1, l))).admitted).toBe(false);
+    expect((await store.admit(request(tenantId, T0 + SECOND, l))).admitted).toBe(true);
+  });
+
+  it("never over-admits tokens, and a refund makes room again", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 10_000, burst: 10_000, tokensPerMinute: 1000 });
+    const store = container();
+    const flood = await Promise.all(
+      Array.from({ length: 50 }, () => container().admit(request(tenantId, T0, l, 100))),
+    );
+    const admitted = flood.filter((a) => a.admitted);
+    expect(admitted).toHaveLength(10);
+    expect((await store.admit(request(tenantId, T0, l, 100))).admitted).toBe(false);
+
+    // Each of the 10 used 40 of its 100 tokens: 600 tokens come back.
+    for (const a of admitted) if (a.admitted) await store.settle(a.lease, 40);
+    const after = await Promise.all(
+      Array.from({ length: 20 }, () => container().admit(request(tenantId, T0, l, 100))),
+    );
+    expect(after.filter((a) => a.admitted)).toHaveLength(6);
+  });
+});
+
+describe("concurrency leases", () => {
+  it("admits at most the concurrency limit in flight; settling frees a slot", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 100_000, burst: 100_000, concurrency: 5 });
+    const flood = await Promise.all(
+      Array.from({ length: 40 }, () => container().admit(request(tenantId, T0, l))),
+    );
+    const admitted = flood.filter((a) => a.admitted);
+    expect(admitted).toHaveLength(5);
+    expect(flood.filter((a) => !a.admitted && a.reason === "concurrency")).toHaveLength(35);
+
+    const first = admitted[0];
+    if (!first?.admitted) throw new Error("unreachable");
+    await container().settle(first.lease, 1);
+    const next = await Promise.all(
+      Array.from({ length: 10 }, () => container().admit(request(tenantId, T0, l))),
+    );
+    expect(next.filter((a) => a.admitted)).toHaveLength(1);
+  });
+
+  it("expires the leases of holders that never settle (a crashed Lambda leaks no slot)", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 100_000, burst: 100_000, concurrency: 2 });
+    const store = container();
+    const lease = 30 * SECOND;
+    expect((await store.admit(request(tenantId, T0, l, 1, lease))).admitted).toBe(true);
+    expect((await store.admit(request(tenantId, T0, l, 1, lease))).admitted).toBe(true);
+    const full = await store.admit(request(tenantId, T0 + lease - 1, l, 1, lease));
+    expect(full).toMatchObject({ admitted: false, reason: "concurrency" });
+
+    const revived = await container().admit(request(tenantId, T0 + lease, l, 1, lease));
+    expect(revived.admitted).toBe(true);
+    // One conditional write refused on the stale leases, one clean-up, one admission.
+    expect(revived.writes).toBe(3);
+    const store2 = container();
+    expect((await store2.admit(request(tenantId, T0 + lease, l, 1, lease))).admitted).toBe(true);
+    expect((await store2.admit(request(tenantId, T0 + lease, l, 1, lease))).admitted).toBe(false);
+  });
+});
+
+describe("the monthly budget", () => {
+  it("is never overshot, is corrected by settle, and resets at the UTC month boundary", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 100_000, burst: 100_000, monthlyTokens: 1000 });
+    const store = container();
+    const a = await store.admit(request(tenantId, T0, l, 400));
+    const b = await store.admit(request(tenantId, T0, l, 400));
+    const c = await store.admit(request(tenantId, T0, l, 400));
+    expect([a.admitted, b.admitted, c.admitted]).toEqual([true, true, false]);
+    expect(c).toMatchObject({ reason: "monthly_budget" });
+    if (!c.admitted) expect(c.retryAfter).toBe(Date.UTC(2026, 11, 1) * 1000 - T0);
+
+    if (a.admitted) await store.settle(a.lease, 100);
+    if (b.admitted) await store.settle(b.lease, 100);
+    expect((await store.read(tenantId, 0)).monthUsed).toBe(200);
+    expect((await store.admit(request(tenantId, T0, l, 400))).admitted).toBe(true);
+    expect((await store.admit(request(tenantId, T0, l, 400))).admitted).toBe(true);
+    expect((await store.admit(request(tenantId, T0, l, 400))).admitted).toBe(false);
+
+    const december = Date.UTC(2026, 11, 1, 0, 0, 0) * 1000;
+    const rolled = await container().admit(request(tenantId, december, l, 400));
+    expect(rolled.admitted).toBe(true);
+    const stored = await store.read(tenantId, 0);
+    expect(stored).toMatchObject({ month: "2026-12", monthUsed: 400 });
+  });
+
+  it("a call admitted in one month and settled in the next corrects nothing in the new month", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 100_000, burst: 100_000, monthlyTokens: 1000 });
+    const lastSecond = Date.UTC(2026, 11, 1) * 1000 - SECOND;
+    const late = await container().admit(request(tenantId, lastSecond, l, 500));
+    const december = await container().admit(request(tenantId, lastSecond + 2 * SECOND, l, 300));
+    expect(late.admitted && december.admitted).toBe(true);
+    if (late.admitted) expect((await container().settle(late.lease, 10)).writes).toBe(2);
+    expect(await container().read(tenantId, 0)).toMatchObject({
+      month: "2026-12",
+      monthUsed: 300,
+      leases: [expect.any(String)],
+    });
+  });
+
+  it("property: tokens settled in a month never exceed the budget", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            reserve: fc.integer({ min: 1, max: 400 }),
+            usedShare: fc.double({ min: 0, max: 1, noNaN: true }),
+          }),
+          {
+            minLength: 1,
+            maxLength: 25,
+          },
+        ),
+        async (calls) => {
+          const tenantId = newTenant();
+          const l = limits({ requestsPerMinute: 100_000, burst: 100_000, monthlyTokens: 1500 });
+          const store = container();
+          let settled = 0;
+          const outcomes = await Promise.all(
+            calls.map((call) => container().admit(request(tenantId, T0, l, call.reserve))),
+          );
+          for (const [i, outcome] of outcomes.entries()) {
+            if (!outcome.admitted) continue;
+            const used = Math.floor((calls[i]?.reserve ?? 0) * (calls[i]?.usedShare ?? 0));
+            await store.settle(outcome.lease, used);
+            settled += used;
+          }
+          expect(settled).toBeLessThanOrEqual(1500);
+          expect((await store.read(tenantId, 0)).monthUsed).toBe(settled);
+        },
+      ),
+      { numRuns: 25 },
+    );
+  });
+});
+
+describe("refunds and restarts", () => {
+  it("does not refund a reservation whose window a later restart already forgot", async () => {
+    const tenantId = newTenant();
+    const l = limits({ requestsPerMinute: 100_000, burst: 100_000, tokensPerMinute: 600 });
+    const early = await container().admit(request(tenantId, T0, l, 300)); // TAT = T0 + 30 s
+    // A minute later the limiter is idle; this admission restarts the token TAT from now.
+    const later = await container().admit(request(tenantId, T0 + 60 * SECOND, l, 600));
+    expect(early.admitted && later.admitted).toBe(true);
+    if (early.admitted) await container().settle(early.lease, 0);
+    // Had the 300 been refunded, 300 more tokens would now fit; they must not.
+    const probe = await container().admit(request(tenantId, T0 + 60 * SECOND, l, 300));
+    expect(probe).toMatchObject({ admitted: false, reason: "tokens" });
+  });
+});
+
+describe("against the reference GCRA", () => {
+  it("property: sequential decisions equal a max-based GCRA's, for any arrival pattern", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 120 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.array(fc.integer({ min: 0, max: 3 * SECOND }), { minLength: 1, maxLength: 30 }),
+        async (rpm, burst, gaps) => {
+          const tenantId = newTenant();
+          const l = limits({ requestsPerMinute: rpm, burst });
+          const reference = gcra(rpm, burst);
+          let tat: number | undefined;
+          let now = T0;
+          const containers = [container(), container()];
+          for (const [i, gap] of gaps.entries()) {
+            now += gap;
+            const expected = gcraAdmit(reference, tat, now, 1);
+            if (expected.allowed) tat = expected.tat;
+            const actual = await containers[i % 2]?.admit(request(tenantId, now, l));
+            expect(actual?.admitted).toBe(expected.allowed);
+          }
+        },
+      ),
+      { numRuns: 30 },
+    );
+  });
+});
