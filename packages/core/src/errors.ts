@@ -6,10 +6,16 @@ export type ErrorType =
   | "not_found_error"
   | "conflict_error"
   | "rate_limit_error"
+  | "requests"
+  | "tokens"
+  | "insufficient_quota"
   | "api_error";
 
 /** An error that is a value: it knows its HTTP status and how to say itself in OpenAI's shape. */
 export class AtriumError extends Error {
+  /** Extra response headers the edge sends with this error (e.g. retry-after on a 429). */
+  headers: Record<string, string> = {};
+
   constructor(
     readonly status: number,
     readonly type: ErrorType,

@@ -338,6 +338,11 @@ function pick(...aliases: (keyof typeof names)[]): Record<string, string> {
   return Object.fromEntries(aliases.map((alias) => [alias, names[alias]]));
 }
 
+/** Leases still in force at `now`: the calls in flight. */
+export function liveLeases(snapshot: LimiterSnapshot, now: number): number {
+  return snapshot.leases.filter((element) => leaseExpiry(element) > now).length;
+}
+
 function leaseExpiry(element: string): number {
   return Number(element.slice(0, element.indexOf(":")));
 }

@@ -3,7 +3,8 @@
  * effective limits of a tenant (tier defaults, overrides, shards) and the size of a reservation.
  * docs/adr/0004-exact-limits.md explains the algorithm and why it is exact.
  */
-import type { Limits, StageConfig } from "./config";
+import type { Limits, StageConfig, TierSpec } from "./config";
+import { invalidRequest } from "./errors";
 import type { Tenant } from "./tenant";
 
 export const MICROS_PER_MINUTE = 60_000_000;
@@ -111,4 +112,17 @@ export function formatDuration(micros: number): string {
   if (h > 0) return `${h}h${m}m${s}s`;
   if (m > 0) return `${m}m${s}s`;
   return `${s}s`;
+}
+
+/** max_tokens for a call: the tier's default when the request sets none; a 400 above the tier's cap. */
+export function maxTokensFor(requested: number | undefined, tier: TierSpec | undefined): number {
+  if (!tier) return requested ?? 0;
+  if (requested !== undefined && requested > tier.maxTokens.cap) {
+    throw invalidRequest(
+      "max_tokens_too_large",
+      `max_tokens: ${requested} is above this tier's cap of ${tier.maxTokens.cap}`,
+      "max_tokens",
+    );
+  }
+  return requested ?? tier.maxTokens.default;
 }

@@ -25,6 +25,7 @@ export const routes: readonly ApiRoute[] = [
   { method: "POST", path: "/v1/chat/completions", handler: fn("chat"), auth: "tenant" },
   { method: "POST", path: "/v1/models/{model}/invocations", handler: fn("invocations"), auth: "tenant" },
   { method: "GET", path: "/v1/models", handler: fn("models"), auth: "tenant" },
+  { method: "GET", path: "/v1/usage", handler: fn("usage"), auth: "tenant" },
   { method: "POST", path: "/admin/tenants", handler: fn("admin/tenants", "create"), auth: "admin" },
   {
     method: "POST",

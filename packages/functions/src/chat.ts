@@ -1,10 +1,12 @@
 import { fromValidationIssues, invalidRequest, upstream } from "@atrium/core/errors";
+import { maxTokensFor, promptTokenBound } from "@atrium/core/limits";
 import { resolveRoute } from "@atrium/core/route";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { z } from "zod";
 import { config } from "./lib/clients";
 import { json, parseJsonBody } from "./lib/http";
 import { invokeModel } from "./lib/invoke-model";
+import { admitCall } from "./lib/limiter";
 import { tenantApi } from "./lib/middleware";
 import { metrics } from "./lib/observability";
 
@@ -58,10 +60,15 @@ export const handler = tenantApi(async (event, context) => {
     );
   }
   const route = resolveRoute(context.tenant, request.model, config);
-  const maxTokens = request.max_completion_tokens ?? request.max_tokens;
+  const maxTokens = maxTokensFor(
+    request.max_completion_tokens ?? request.max_tokens,
+    config.tiers[context.tenant.tier],
+  );
+  await admitCall(context, promptTokenBound(request.messages.map(messageText)) + maxTokens);
   const body = {
     messages: request.messages,
-    ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
+    // Always sent, so the model never generates more than was reserved.
+    max_tokens: maxTokens,
     ...(request.temperature !== undefined ? { temperature: request.temperature } : {}),
     ...(request.top_p !== undefined ? { top_p: request.top_p } : {}),
     ...(request.stop !== undefined ? { stop: request.stop } : {}),
@@ -77,6 +84,7 @@ export const handler = tenantApi(async (event, context) => {
   if (!reply.success)
     throw upstream(502, "model_bad_response", `The model '${route.model}' returned an unreadable reply.`);
   const { prompt_tokens, completion_tokens } = reply.data.usage;
+  context.usedTokens = prompt_tokens + completion_tokens;
   metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
   metrics.addMetric("PromptTokens", MetricUnit.Count, prompt_tokens);
   metrics.addMetric("CompletionTokens", MetricUnit.Count, completion_tokens);
@@ -99,6 +107,12 @@ export const handler = tenantApi(async (event, context) => {
     { "x-atrium-route": route.kind },
   );
 });
+
+function messageText(message: z.infer<typeof Message>): string {
+  const text =
+    typeof message.content === "string" ? message.content : message.content.map((p) => p.text).join("");
+  return `${message.role}${message.name ?? ""}${text}`;
+}
 
 function parseModelJson(body: Uint8Array): unknown {
   try {

@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
 import { loadStageConfigFile, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
-import { TenantTable } from "@atrium/core/tables";
+import { LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
@@ -46,6 +46,7 @@ export interface LocalInfo {
   dynamodbUrl: string;
   adminToken: string;
   tenantsTable: string;
+  limitsTable: string;
   sharedEndpoints: string[];
   demoTenant: { id: string; apiKey: string };
 }
@@ -61,6 +62,7 @@ export interface Platform extends LocalInfo {
 
 const STAGE = "local";
 const TENANTS_TABLE = `atrium-${STAGE}-tenants`;
+const LIMITS_TABLE = `atrium-${STAGE}-limits`;
 
 // Handlers read their environment once, when first imported: one platform's endpoints per process.
 let boundEnvironment: string | undefined;
@@ -81,6 +83,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       credentials: { accessKeyId: "local", secretAccessKey: "local" },
     });
     await ensureTable(client, TENANTS_TABLE, TenantTable);
+    await ensureTable(client, LIMITS_TABLE, LimiterTable);
     const tenantStore = new TenantStore(
       DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
       TENANTS_TABLE,
@@ -131,6 +134,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       dynamodbUrl: dynamo.url,
       adminToken,
       tenantsTable: TENANTS_TABLE,
+      limitsTable: LIMITS_TABLE,
       sharedEndpoints: config.sharedEndpoints.map((e) => e.endpointName),
       demoTenant: await demoTenant(tenantStore, config, previous?.demoTenant),
     };
@@ -168,6 +172,7 @@ function bindEnvironment(config: StageConfig, dynamodbUrl: string, sagemakerUrl:
     AWS_ENDPOINT_URL_DYNAMODB: dynamodbUrl,
     AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemakerUrl,
     [TenantTable.env]: TENANTS_TABLE,
+    [LimiterTable.env]: LIMITS_TABLE,
     [STAGE_CONFIG_ENV]: JSON.stringify(config),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",

@@ -11,13 +11,16 @@ import { tracer } from "./observability";
 // talks to AWS when deployed and to the local stand-ins under `npm start`.
 export const config = stageConfigFromEnv();
 
-const tableName = process.env[TenantTable.env];
-if (!tableName) throw new Error(`${TenantTable.env} is not set`);
+export function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
 
 const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
-export const tenantStore = new TenantStore(
-  DynamoDBDocumentClient.from(dynamo, { marshallOptions: { removeUndefinedValues: true } }),
-  tableName,
-);
+export const documentClient = DynamoDBDocumentClient.from(dynamo, {
+  marshallOptions: { removeUndefinedValues: true },
+});
+export const tenantStore = new TenantStore(documentClient, requireEnv(TenantTable.env));
 
 export const sagemaker = tracer.captureAWSv3Client(new SageMakerRuntimeClient({}));

@@ -8,18 +8,25 @@ import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { json } from "./http";
+import { limits, type Ticket } from "./limiter";
 import { logger, metrics, tracer } from "./observability";
 import { loadTenant } from "./tenant-cache";
 
 /** What every API handler's context carries: when Atrium started working on the call, and model time. */
 export interface ApiContext extends Context {
   timing: { startedAt: number; modelMs: number };
+  /** Headers any step adds to the response, success or error (e.g. x-ratelimit-*). */
+  responseHeaders: Record<string, string>;
 }
 
 /** The authenticated caller, as the authorizer resolved it and the tenant store confirmed it. */
 export interface TenantContext extends ApiContext {
   tenant: Tenant;
   caller: { tenantId: string; tier: string; keyId: string };
+  /** The admitted call's reservation, settled by the `limits` middleware. */
+  ticket?: Ticket;
+  /** Tokens the model reported for this call, if it did. */
+  usedTokens?: number;
 }
 
 type Event = APIGatewayProxyEvent;
@@ -50,6 +57,7 @@ export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> 
     });
     response.headers = {
       ...response.headers,
+      ...request.context.responseHeaders,
       "x-request-id": request.event.requestContext?.requestId ?? request.context.awsRequestId,
       "x-atrium-overhead-ms": overheadMs.toFixed(1),
     };
@@ -57,13 +65,14 @@ export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> 
   return {
     before: (request) => {
       request.context.timing = { startedAt: performance.now(), modelMs: 0 };
+      request.context.responseHeaders = {};
     },
     after: decorate,
     onError: (request) => {
       const err = request.error;
       if (err instanceof AtriumError) {
         if (err.status >= 500) logger.warn("request failed", { code: err.code, status: err.status });
-        request.response = json(err.status, errorBody(err));
+        request.response = json(err.status, errorBody(err), err.headers);
       } else {
         // The message and stack stay in the log; the caller gets a request id to quote.
         logger.error("unhandled error", err as Error);
@@ -78,6 +87,7 @@ export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> 
         });
       }
       request.context.timing ??= { startedAt: performance.now(), modelMs: 0 };
+      request.context.responseHeaders ??= {};
       decorate(request);
     },
   };
@@ -88,8 +98,12 @@ export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantConte
   return {
     before: async (request) => {
       const auth = request.event.requestContext?.authorizer ?? {};
-      const { tenantId, tier, keyId } = auth as Record<string, unknown>;
+      const { tenantId, tier, keyId, keyExpiresAt } = auth as Record<string, unknown>;
       if (typeof tenantId !== "string" || !isTenantId(tenantId) || typeof keyId !== "string") {
+        throw unauthenticated();
+      }
+      // A rotated key stops at its expiry exactly, even while API Gateway still caches its Allow.
+      if (typeof keyExpiresAt === "string" && !(Date.parse(keyExpiresAt) > Date.now())) {
         throw unauthenticated();
       }
       const tenant = await loadTenant(tenantId);
@@ -113,12 +127,14 @@ export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantConte
 
 /** The middleware chain of every tenant-facing handler, outermost first. */
 export function tenantApi(handler: (event: Event, context: TenantContext) => Promise<Result>) {
+  // Prompts and completions stay out of traces and logs (HIPAA), whatever POWERTOOLS_LOGGER_LOG_EVENT says.
   return middy<Event, Result, Error, TenantContext>(handler)
-    .use(captureLambdaHandler(tracer))
-    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(captureLambdaHandler(tracer, { captureResponse: false }))
+    .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
     .use(logMetrics(metrics))
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
-    .use(tenantContext());
+    .use(tenantContext())
+    .use(limits());
 }
 
 /** The middleware chain of admin handlers (authorised by IAM at the gateway). */
