@@ -102,7 +102,7 @@ describe("exactness under concurrency", () => {
     expect((await store.admit(request(tenantId, T0, l, 100))).admitted).toBe(false);
 
     // Each of the 10 used 40 of its 100 tokens: 600 tokens come back.
-    for (const a of admitted) if (a.admitted) await store.settle(a.lease, 40);
+    for (const a of admitted) if (a.admitted) await store.settle(a.lease, 40, T0);
     const after = await Promise.all(
       Array.from({ length: 20 }, () => container().admit(request(tenantId, T0, l, 100))),
     );
@@ -123,7 +123,7 @@ describe("concurrency leases", () => {
 
     const first = admitted[0];
     if (!first?.admitted) throw new Error("unreachable");
-    await container().settle(first.lease, 1);
+    await container().settle(first.lease, 1, T0);
     const next = await Promise.all(
       Array.from({ length: 10 }, () => container().admit(request(tenantId, T0, l))),
     );
@@ -162,8 +162,8 @@ describe("the monthly budget", () => {
     expect(c).toMatchObject({ reason: "monthly_budget" });
     if (!c.admitted) expect(c.retryAfter).toBe(Date.UTC(2026, 11, 1) * 1000 - T0);
 
-    if (a.admitted) await store.settle(a.lease, 100);
-    if (b.admitted) await store.settle(b.lease, 100);
+    if (a.admitted) await store.settle(a.lease, 100, T0);
+    if (b.admitted) await store.settle(b.lease, 100, T0);
     expect((await store.read(tenantId, 0)).monthUsed).toBe(200);
     expect((await store.admit(request(tenantId, T0, l, 400))).admitted).toBe(true);
     expect((await store.admit(request(tenantId, T0, l, 400))).admitted).toBe(true);
@@ -183,7 +183,8 @@ describe("the monthly budget", () => {
     const late = await container().admit(request(tenantId, lastSecond, l, 500));
     const december = await container().admit(request(tenantId, lastSecond + 2 * SECOND, l, 300));
     expect(late.admitted && december.admitted).toBe(true);
-    if (late.admitted) expect((await container().settle(late.lease, 10)).writes).toBe(2);
+    if (late.admitted)
+      expect((await container().settle(late.lease, 10, lastSecond + 3 * SECOND)).writes).toBe(2);
     expect(await container().read(tenantId, 0)).toMatchObject({
       month: "2026-12",
       monthUsed: 300,
@@ -215,7 +216,7 @@ describe("the monthly budget", () => {
           for (const [i, outcome] of outcomes.entries()) {
             if (!outcome.admitted) continue;
             const used = Math.floor((calls[i]?.reserve ?? 0) * (calls[i]?.usedShare ?? 0));
-            await store.settle(outcome.lease, used);
+            await store.settle(outcome.lease, used, T0);
             settled += used;
           }
           expect(settled).toBeLessThanOrEqual(1500);
@@ -231,11 +232,13 @@ describe("refunds and restarts", () => {
   it("does not refund a reservation whose window a later restart already forgot", async () => {
     const tenantId = newTenant();
     const l = limits({ requestsPerMinute: 100_000, burst: 100_000, tokensPerMinute: 600 });
-    const early = await container().admit(request(tenantId, T0, l, 300)); // TAT = T0 + 30 s
+    const same = container();
+    const early = await same.admit(request(tenantId, T0, l, 300)); // TAT = T0 + 30 s
     // A minute later the limiter is idle; this admission restarts the token TAT from now.
-    const later = await container().admit(request(tenantId, T0 + 60 * SECOND, l, 600));
+    const later = await same.admit(request(tenantId, T0 + 60 * SECOND, l, 600));
     expect(early.admitted && later.admitted).toBe(true);
-    if (early.admitted) await container().settle(early.lease, 0);
+    // The container knows the TAT is ahead, so it tries the refund; the restart guard must stop it.
+    if (early.admitted) expect((await same.settle(early.lease, 0, T0 + 60 * SECOND)).writes).toBe(2);
     // Had the 300 been refunded, 300 more tokens would now fit; they must not.
     const probe = await container().admit(request(tenantId, T0 + 60 * SECOND, l, 300));
     expect(probe).toMatchObject({ admitted: false, reason: "tokens" });

@@ -56,6 +56,10 @@ export type Admission =
   | { admitted: false; reason: RefusalReason; retryAfter: number; snapshot: LimiterSnapshot; writes: number };
 
 const MAX_ATTEMPTS = 4;
+/** The most an "idle" guess may run ahead of now to absorb concurrent writers (see admissionUpdate). */
+const MAX_SLACK_MICROS = 50_000;
+/** Slack is only used while the limiter was busy this recently, so a burst from idle stays exact. */
+const RECENT_MICROS = 1_000_000;
 const TTL_SECONDS = 40 * 24 * 3600;
 const CONTENTION_RETRY_MICROS = 50_000;
 
@@ -77,6 +81,8 @@ export const limiterKey = (tenantId: string, shard: number) => ({
 export class LimiterStore {
   /** Per container: the last state seen per limiter item, used only to choose the update's form. */
   private readonly known = new Map<string, LimiterSnapshot>();
+  /** Per container and item: how far concurrent writers were seen ahead of this container's clock. */
+  private readonly slack = new Map<string, Slack>();
 
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -90,7 +96,8 @@ export class LimiterStore {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const month = monthOf(request.now);
       const element = `${request.now + request.leaseMicros}:${request.leaseId}`;
-      const input = admissionUpdate(this.tableName, request, snapshot, month, element);
+      const slack = this.slack.get(cacheKey) ?? { requests: 0, tokens: 0 };
+      const input = admissionUpdate(this.tableName, request, snapshot, month, element, slack);
       try {
         writes += 1;
         const { Attributes } = await this.db.send(new UpdateCommand(input));
@@ -108,7 +115,9 @@ export class LimiterStore {
         return { admitted: true, lease, snapshot: after, writes };
       } catch (err) {
         if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        snapshot = { ...emptySnapshot(), ...toSnapshot(err.Item ? unmarshall(err.Item) : {}) };
+        const actual = { ...emptySnapshot(), ...toSnapshot(err.Item ? unmarshall(err.Item) : {}) };
+        this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
+        snapshot = actual;
         this.known.set(cacheKey, snapshot);
       }
       const refusal = exactRefusal(request, snapshot, month);
@@ -134,32 +143,24 @@ export class LimiterStore {
    * Releases the lease and replaces the reservation with what was used: one UpdateItem, plus one
    * more only when the month rolled over or the token TAT restarted while the call ran.
    */
-  async settle(lease: Lease, usedTokens: number): Promise<{ writes: number }> {
+  async settle(lease: Lease, usedTokens: number, now: number): Promise<{ writes: number }> {
     const refund = lease.tokens - usedTokens;
-    const key = limiterKey(lease.tenantId, lease.shard);
-    const full: UpdateCommandInput = {
-      TableName: this.tableName,
-      Key: key,
-      UpdateExpression: "SET #tTat = #tTat - :refundMicros ADD #used :usedDelta DELETE #leases :lease",
-      ConditionExpression: "#tResets = :resets AND #month = :month",
-      ExpressionAttributeNames: pick("#tTat", "#used", "#leases", "#tResets", "#month"),
-      ExpressionAttributeValues: {
-        ":refundMicros": refund * lease.tokenInterval,
-        ":usedDelta": -refund,
-        ":lease": new Set([lease.element]),
-        ":resets": lease.tokenResets,
-        ":month": lease.month,
-      },
-      ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-    };
+    const known = this.known.get(`${lease.tenantId}${DELIMITER}${lease.shard}`);
+    // Giving tokens back only matters while the token TAT runs ahead of now; idle, it changes nothing.
+    const tokenTatAhead = known?.tokenTat !== undefined && known.tokenTat > now;
+    const parts = { tat: refund < 0 || (refund > 0 && tokenTatAhead), month: refund !== 0 };
     try {
-      await this.db.send(new UpdateCommand(full));
+      await this.db.send(new UpdateCommand(settleUpdate(this.tableName, lease, refund, parts, true)));
       this.forget(lease);
       return { writes: 1 };
     } catch (err) {
       if (!(err instanceof ConditionalCheckFailedException)) throw err;
       const old = toSnapshot(err.Item ? unmarshall(err.Item) : {});
-      await this.db.send(new UpdateCommand(partialSettle(this.tableName, lease, refund, old)));
+      const stillOurs = {
+        tat: parts.tat && (refund < 0 || old.tokenResets === lease.tokenResets),
+        month: parts.month && old.month === lease.month,
+      };
+      await this.db.send(new UpdateCommand(settleUpdate(this.tableName, lease, refund, stillOurs, false)));
       this.forget(lease);
       return { writes: 2 };
     }
@@ -193,6 +194,20 @@ export class LimiterStore {
   }
 }
 
+export interface Slack {
+  requests: number;
+  tokens: number;
+}
+
+/** A TAT found just ahead of now means concurrent writers: guess that far ahead next time (bounded). */
+function learnSlack(slack: Slack, actual: LimiterSnapshot, now: number): Slack {
+  const learn = (current: number, tat: number | undefined) => {
+    const ahead = (tat ?? now) - now;
+    return ahead > current && ahead <= MAX_SLACK_MICROS ? Math.min(MAX_SLACK_MICROS, 2 * ahead) : current;
+  };
+  return { requests: learn(slack.requests, actual.requestTat), tokens: learn(slack.tokens, actual.tokenTat) };
+}
+
 function emptySnapshot(): LimiterSnapshot {
   return { tokenResets: 0, monthUsed: 0, leases: [] };
 }
@@ -209,6 +224,7 @@ export function admissionUpdate(
   snapshot: LimiterSnapshot | undefined,
   month: string,
   leaseElement: string,
+  slack: Slack = { requests: 0, tokens: 0 },
 ): UpdateCommandInput {
   const { limits, now, tokens } = request;
   const requests = gcra(limits.requestsPerMinute, limits.burst);
@@ -225,8 +241,8 @@ export function admissionUpdate(
     ":cost": tokens,
   };
 
-  gcraForm("#rTat", "r", requests, 1, snapshot?.requestTat);
-  const tokensIdle = gcraForm("#tTat", "t", tokenLimit, tokens, snapshot?.tokenTat);
+  gcraForm("#rTat", "r", requests, 1, snapshot?.requestTat, slack.requests);
+  const tokensIdle = gcraForm("#tTat", "t", tokenLimit, tokens, snapshot?.tokenTat, slack.tokens);
   if (tokensIdle) {
     adds.push("#tResets :one");
     values[":one"] = 1;
@@ -253,19 +269,38 @@ export function admissionUpdate(
     ConditionExpression: conditionExpression,
     // DynamoDB refuses names an expression does not use.
     ExpressionAttributeNames: namesIn(updateExpression, conditionExpression),
-    ExpressionAttributeValues: values,
+    ExpressionAttributeValues: Object.fromEntries(
+      Object.entries(values).filter(([key]) =>
+        new RegExp(`${key}\\b`).test(`${updateExpression} ${conditionExpression}`),
+      ),
+    ),
     ReturnValues: "UPDATED_NEW",
     ReturnValuesOnConditionCheckFailure: "ALL_OLD",
   };
 
-  /** Adds one GCRA's condition and update in the predicted form; returns whether it predicted idle. */
-  function gcraForm(attr: string, prefix: string, limit: Gcra, cost: number, knownTat: number | undefined) {
+  /**
+   * Adds one GCRA's condition and update in the predicted form; returns whether it predicted idle.
+   * An idle guess may treat the call as `slack` later than now: it then admits only what GCRA admits
+   * at now (slack + increment <= window) and charges at least as much, so it can refuse early but
+   * never admit more. It absorbs writers a few milliseconds ahead, which would otherwise fail the guess.
+   */
+  function gcraForm(
+    attr: string,
+    prefix: string,
+    limit: Gcra,
+    cost: number,
+    knownTat: number | undefined,
+    learned: number,
+  ) {
     const increment = cost * limit.interval;
     const idle = knownTat === undefined || knownTat <= now;
     if (idle) {
-      conditions.push(`(attribute_not_exists(${attr}) OR ${attr} <= :now)`);
+      const recent = knownTat !== undefined && knownTat > now - RECENT_MICROS;
+      const slackUsed = recent ? Math.max(0, Math.min(learned, limit.window - increment)) : 0;
+      conditions.push(`(attribute_not_exists(${attr}) OR ${attr} <= :${prefix}IdleUntil)`);
       sets.push(`${attr} = :${prefix}Start`);
-      values[`:${prefix}Start`] = now + increment;
+      values[`:${prefix}IdleUntil`] = now + slackUsed;
+      values[`:${prefix}Start`] = now + slackUsed + increment;
     } else {
       conditions.push(`(${attr} > :now AND ${attr} <= :${prefix}Latest)`);
       sets.push(`${attr} = ${attr} + :${prefix}Increment`);
@@ -297,34 +332,52 @@ export function exactRefusal(
   return undefined;
 }
 
-/** Settle when the full form's guard failed: release the lease always, correct only what is still ours. */
-function partialSettle(tableName: string, lease: Lease, refund: number, old: Partial<LimiterSnapshot>) {
+/**
+ * A settle's UpdateItem. Guarded, a positive refund requires that the token TAT has not restarted
+ * since admission (a restart forgot the reservation: refunding it would free capacity twice) and the
+ * month correction requires the same month. Unguarded, it applies only the parts known to be ours.
+ */
+function settleUpdate(
+  tableName: string,
+  lease: Lease,
+  refund: number,
+  parts: { tat: boolean; month: boolean },
+  guarded: boolean,
+): UpdateCommandInput {
   const sets: string[] = [];
   const adds: string[] = [];
+  const conditions: string[] = [];
   const values: Record<string, unknown> = { ":lease": new Set([lease.element]) };
-  const used: (keyof typeof names)[] = ["#leases"];
-  if (old.tokenResets === lease.tokenResets && old.tokenTat !== undefined) {
+  if (parts.tat) {
     sets.push("#tTat = #tTat - :refundMicros");
     values[":refundMicros"] = refund * lease.tokenInterval;
-    used.push("#tTat");
+    if (guarded && refund > 0) {
+      conditions.push("#tResets = :resets");
+      values[":resets"] = lease.tokenResets;
+    }
   }
-  if (old.month === lease.month) {
+  if (parts.month) {
     adds.push("#used :usedDelta");
     values[":usedDelta"] = -refund;
-    used.push("#used");
+    if (guarded) {
+      conditions.push("#month = :month");
+      values[":month"] = lease.month;
+    }
   }
-  const expression = [
+  const update = [
     sets.length > 0 ? `SET ${sets.join(", ")}` : "",
     adds.length > 0 ? `ADD ${adds.join(", ")}` : "",
     "DELETE #leases :lease",
   ]
     .filter(Boolean)
     .join(" ");
+  const condition = conditions.join(" AND ");
   return {
     TableName: tableName,
     Key: limiterKey(lease.tenantId, lease.shard),
-    UpdateExpression: expression,
-    ExpressionAttributeNames: pick(...used),
+    UpdateExpression: update,
+    ...(condition ? { ConditionExpression: condition, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } : {}),
+    ExpressionAttributeNames: namesIn(update, condition),
     ExpressionAttributeValues: values,
   };
 }

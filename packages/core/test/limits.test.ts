@@ -1,5 +1,3 @@
-import fc from "fast-check";
-import { describe, expect, it } from "vitest";
 import { AtriumError } from "@atrium/core/errors";
 import {
   effectiveLimits,
@@ -13,6 +11,8 @@ import {
   untilNextMonth,
 } from "@atrium/core/limits";
 import { countTokens } from "@atrium/local/reference-model";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
 import { config, tenant } from "./fixtures";
 
 /**
@@ -37,9 +37,12 @@ describe("GCRA", () => {
       fc.property(
         fc.integer({ min: 1, max: 100_000 }),
         fc.integer({ min: 1, max: 50 }),
-        fc.array(fc.record({ gap: fc.integer({ min: 0, max: 5_000_000 }), cost: fc.integer({ min: 0, max: 60 }) }), {
-          maxLength: 200,
-        }),
+        fc.array(
+          fc.record({ gap: fc.integer({ min: 0, max: 5_000_000 }), cost: fc.integer({ min: 0, max: 60 }) }),
+          {
+            maxLength: 200,
+          },
+        ),
         (perMinute, burst, calls) => {
           const limit = gcra(perMinute, burst);
           const reference = referenceBucket(limit.window, limit.interval);
@@ -102,10 +105,13 @@ describe("effective limits", () => {
 describe("reservations", () => {
   it("property: the prompt bound is never below the reference model's token count", () => {
     fc.assert(
-      fc.property(fc.array(fc.string({ unit: "grapheme", maxLength: 200 }), { minLength: 1, maxLength: 5 }), (texts) => {
-        const counted = texts.reduce((sum, text) => sum + countTokens(text), 0);
-        expect(promptTokenBound(texts)).toBeGreaterThanOrEqual(counted);
-      }),
+      fc.property(
+        fc.array(fc.string({ unit: "grapheme", maxLength: 200 }), { minLength: 1, maxLength: 5 }),
+        (texts) => {
+          const counted = texts.reduce((sum, text) => sum + countTokens(text), 0);
+          expect(promptTokenBound(texts)).toBeGreaterThanOrEqual(counted);
+        },
+      ),
       { numRuns: 500 },
     );
   });

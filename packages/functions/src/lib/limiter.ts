@@ -119,7 +119,7 @@ export function createLimiter({ store, config: stage, now = () => Date.now() * 1
   async function settle(ticket: Ticket, usedTokens: number): Promise<void> {
     if (!ticket.lease) return;
     try {
-      const { writes } = await store.settle(ticket.lease, usedTokens);
+      const { writes } = await store.settle(ticket.lease, usedTokens, now());
       metrics.addMetric("LimiterWrites", MetricUnit.Count, writes);
     } catch (err) {
       metrics.addMetric("LimiterSettleFailed", MetricUnit.Count, 1);
