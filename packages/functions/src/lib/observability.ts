@@ -4,5 +4,6 @@ import { Tracer } from "@aws-lambda-powertools/tracer";
 
 // Created once per container; POWERTOOLS_* environment variables override these defaults.
 export const logger = new Logger({ serviceName: "atrium" });
-export const metrics = new Metrics({ namespace: "Atrium", serviceName: "atrium" });
+// Its warnings go through the logger, so POWERTOOLS_LOG_LEVEL governs them like every other line.
+export const metrics = new Metrics({ namespace: "Atrium", serviceName: "atrium", logger });
 export const tracer = new Tracer({ serviceName: "atrium" });
