@@ -3,6 +3,7 @@ import type { FunctionProps } from "sst/constructs";
 import { Api } from "./stacks/Api";
 import { loadStageConfig } from "./stacks/config";
 import { Data } from "./stacks/Data";
+import { Inference } from "./stacks/Inference";
 
 /** Applied to every function of the app; exported so the infra test synthesises with the same defaults. */
 export const functionDefaults: FunctionProps = {
@@ -26,6 +27,6 @@ export default {
   // Must stay a method: SST strips the `stacks` method when it loads this file for config() alone.
   stacks(app) {
     app.setDefaultFunctionProps(functionDefaults);
-    app.stack(Data).stack(Api);
+    app.stack(Data).stack(Inference).stack(Api);
   },
 } satisfies SSTConfig;

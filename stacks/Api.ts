@@ -1,5 +1,5 @@
-import { STAGE_CONFIG_ENV } from "@atrium/core/config";
-import { TenantTable } from "@atrium/core/tables";
+import { dedicatedEndpointPrefix, STAGE_CONFIG_ENV } from "@atrium/core/config";
+import { LimiterTable, TenantTable } from "@atrium/core/tables";
 import {
   type ApiRoute,
   authorizer,
@@ -11,67 +11,154 @@ import {
   type RouteAuth,
   routes,
 } from "@atrium/functions/api";
-import { EndpointType, IdentitySource, ResponseType } from "aws-cdk-lib/aws-apigateway";
-import { PolicyStatement } from "aws-cdk-lib/aws-iam";
+import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
+import { Duration, RemovalPolicy } from "aws-cdk-lib";
+import {
+  type CfnMethod,
+  EndpointType,
+  IdentitySource,
+  MethodLoggingLevel,
+  ResponseType,
+  type RestApi,
+} from "aws-cdk-lib/aws-apigateway";
+import { ArnPrincipal, CompositePrincipal, PolicyStatement, Role } from "aws-cdk-lib/aws-iam";
+import { NagSuppressions } from "cdk-nag";
 import {
   ApiGatewayV1Api,
   type ApiGatewayV1ApiFunctionRouteProps,
   Function as Fn,
+  getStack,
   type StackContext,
   use,
 } from "sst/constructs";
-import { loadStageConfig } from "./config";
+import { loadStageConfig, runtimeConfig } from "./config";
 import { Data } from "./Data";
+import { Inference } from "./Inference";
+import { suppressPlatformFindings } from "./nag";
 
 const AUTHORIZER = "apiKey";
 const authorizerFor: Record<RouteAuth, typeof AUTHORIZER | "iam"> = { tenant: AUTHORIZER, admin: "iam" };
 
-/** Routes that call models; only these may invoke SageMaker endpoints. */
-const invokesModels = (route: ApiRoute) => route.path.startsWith("/v1/");
+export const routeKey = (route: Pick<ApiRoute, "method" | "path">) => `${route.method} ${route.path}`;
 
 /** The catch-all responses cover many statuses (403 WAF, 415, ...), so they keep the one API Gateway chose. */
 const keepsOwnStatus = new Set<GatewayResponseType>(["DEFAULT_4XX", "DEFAULT_5XX"]);
 
+/**
+ * Routes whose integration streams the response (ResponseTransferMode STREAM), with the entry the
+ * stack deploys for them: the route table's handler, answered in API Gateway's streaming format.
+ */
+export const streamedRoutes: Readonly<Record<string, string>> = {
+  "POST /v1/chat/completions": "packages/functions/src/chat-stream.handler",
+};
+
+/** Admin routes that also reach the limiter table: erasing a tenant (GDPR) deletes its limiter items. */
+export const erasingRoutes: ReadonlySet<string> = new Set(["DELETE /admin/tenants/{tenantId}"]);
+
+/** IAM policy variable: the tenant id an STS session was tagged with. */
+const SESSION_TENANT = `\${aws:PrincipalTag/${TENANT_TAG}}`;
+
+/** One access-log line per request, JSON; `tenantId` is what the authorizer resolved the key to. */
+export const accessLogFields = {
+  requestId: "$context.requestId",
+  extendedRequestId: "$context.extendedRequestId",
+  requestTime: "$context.requestTimeEpoch",
+  httpMethod: "$context.httpMethod",
+  resourcePath: "$context.resourcePath",
+  status: "$context.status",
+  responseLength: "$context.responseLength",
+  responseLatency: "$context.responseLatency",
+  integrationLatency: "$context.integration.latency",
+  tenantId: "$context.authorizer.tenantId",
+  tier: "$context.authorizer.tier",
+  keyId: "$context.authorizer.keyId",
+  // Admin calls are signed: the IAM caller is the audit trail.
+  caller: "$context.identity.userArn",
+  sourceIp: "$context.identity.sourceIp",
+  userAgent: "$context.identity.userAgent",
+  errorType: "$context.error.responseType",
+  errorMessage: "$context.error.message",
+  authorizerError: "$context.authorizer.error",
+  xrayTraceId: "$context.xrayTraceId",
+};
+
+/** Only items whose partition key begins with one of `prefixes` (IAM wildcards, `*` and `?`). */
+const leadingKeys = (...prefixes: string[]) => ({
+  "ForAllValues:StringLike": { "dynamodb:LeadingKeys": prefixes },
+  // ForAllValues holds vacuously for a request without keys; this makes the keys mandatory.
+  Null: { "dynamodb:LeadingKeys": "false" },
+});
+
 export function Api({ stack, app }: StackContext) {
-  const { tenants } = use(Data);
+  const { tenants, limiter } = use(Data);
+  const inference = use(Inference);
+  // Endpoints first: the API should not take calls for models that are still being created.
+  stack.addDependency(getStack(Inference));
   const config = loadStageConfig(app.stage);
+  suppressPlatformFindings(stack);
 
   // Stack-level, so the authorizer gets the same environment as the route functions.
   stack.addDefaultFunctionEnv({
     [TenantTable.env]: tenants.tableName,
-    [STAGE_CONFIG_ENV]: JSON.stringify(config),
+    [LimiterTable.env]: limiter.tableName,
+    [STAGE_CONFIG_ENV]: JSON.stringify(runtimeConfig(config)),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",
   });
 
-  const lookUp = ["dynamodb:GetItem", "dynamodb:Query"];
-  const write = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"];
-  const tableAndIndexes = [tenants.tableArn, `${tenants.tableArn}/index/*`];
-  // Tenant routes only look tenants up; writes are the admin routes' job.
-  const tenantAccess: Record<RouteAuth, PolicyStatement> = {
-    tenant: new PolicyStatement({ actions: lookUp, resources: tableAndIndexes }),
-    admin: new PolicyStatement({ actions: [...lookUp, ...write], resources: tableAndIndexes }),
+  const tenantIndexes = Object.keys(TenantTable.indexes).map((name) => `${tenants.tableArn}/index/${name}`);
+  const routeAccess: Record<RouteAuth, PolicyStatement> = {
+    // Tenant routes read tenant profiles only; their data calls run as the tenant (below).
+    tenant: new PolicyStatement({
+      actions: ["dynamodb:GetItem"],
+      resources: [tenants.tableArn],
+      conditions: leadingKeys("TENANT#*"),
+    }),
+    // Admin routes manage tenants, keys and endpoint claims: item reads and writes, no scans.
+    admin: new PolicyStatement({
+      actions: [
+        "dynamodb:GetItem",
+        "dynamodb:Query",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+      ],
+      resources: [tenants.tableArn, ...tenantIndexes],
+    }),
   };
-  // Calls go to the stage region unless a shared endpoint names another (same rule as resolveRoute).
-  const modelRegions = [
-    ...new Set([config.region, ...config.sharedEndpoints.map((e) => e.region ?? config.region)]),
-  ];
-  const invokeEndpoints = new PolicyStatement({
-    actions: ["sagemaker:InvokeEndpoint"],
-    resources: modelRegions.map((r) => `arn:${stack.partition}:sagemaker:${r}:${stack.account}:endpoint/*`),
+
+  const eraseLimiterItems = new PolicyStatement({
+    actions: ["dynamodb:Query", "dynamodb:DeleteItem"],
+    resources: [limiter.tableArn],
+    conditions: leadingKeys("TENANT#*"),
   });
 
   const authorizerFn = new Fn(stack, "Authorizer", {
     handler: authorizer.handler,
     // API Gateway waits on the authorizer before the route even starts, so it must answer fast or fail.
     timeout: "10 seconds",
-    // It only ever fetches the key and tenant items by primary key.
-    permissions: [new PolicyStatement({ actions: ["dynamodb:GetItem"], resources: [tenants.tableArn] })],
+    // It fetches a key item and a tenant profile by primary key, and stamps a key's last use.
+    permissions: [
+      new PolicyStatement({
+        actions: ["dynamodb:GetItem"],
+        resources: [tenants.tableArn],
+        conditions: leadingKeys("KEY#*", "TENANT#*"),
+      }),
+      new PolicyStatement({
+        actions: ["dynamodb:UpdateItem"],
+        resources: [tenants.tableArn],
+        conditions: leadingKeys("KEY#*"),
+      }),
+    ],
   });
 
   const api = new ApiGatewayV1Api(stack, "Api", {
     // Server-to-server API: no CORS preflight methods, so the route table is the whole surface.
     cors: false,
+    accessLog: {
+      format: JSON.stringify(accessLogFields),
+      retention: config.protect ? "one_year" : "one_month",
+    },
     authorizers: {
       [AUTHORIZER]: {
         type: "lambda_request",
@@ -83,12 +170,15 @@ export function Api({ stack, app }: StackContext) {
     defaults: { authorizer: AUTHORIZER },
     routes: Object.fromEntries(
       routes.map((route): [string, ApiGatewayV1ApiFunctionRouteProps<typeof AUTHORIZER>] => [
-        `${route.method} ${route.path}`,
+        routeKey(route),
         {
           authorizer: authorizerFor[route.auth],
           function: {
-            handler: route.handler,
-            permissions: [tenantAccess[route.auth], ...(invokesModels(route) ? [invokeEndpoints] : [])],
+            handler: streamedRoutes[routeKey(route)] ?? route.handler,
+            permissions: [
+              routeAccess[route.auth],
+              ...(erasingRoutes.has(routeKey(route)) ? [eraseLimiterItems] : []),
+            ],
           },
         },
       ]),
@@ -98,14 +188,136 @@ export function Api({ stack, app }: StackContext) {
         binaryMediaTypes: [...binaryMediaTypes],
         // Tenants with data-residency rules: requests terminate in the stage's region, not at a CloudFront edge.
         endpointConfiguration: { types: [EndpointType.REGIONAL] },
-        deployOptions: { tracingEnabled: true },
+        // Execution logs need the account's API Gateway logging role; kept on removal, as other APIs may use it.
+        cloudWatchRole: true,
+        cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
+        deployOptions: {
+          tracingEnabled: true,
+          throttlingRateLimit: config.throttling.rateLimit,
+          throttlingBurstLimit: config.throttling.burstLimit,
+          // Errors only, and never request or response bodies: prompts stay out of the logs (HIPAA).
+          loggingLevel: MethodLoggingLevel.ERROR,
+          dataTraceEnabled: false,
+        },
       },
     },
   });
+  const restApi = api.cdk.restApi;
+  api.cdk.accessLogGroup?.applyRemovalPolicy(config.protect ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY);
+  const functionOf = (route: ApiRoute) => {
+    const fn = api.getFunction(routeKey(route));
+    if (!fn) throw new Error(`No function for ${routeKey(route)}`);
+    return fn;
+  };
+
+  for (const [key, entry] of Object.entries(streamedRoutes)) {
+    const route = routes.find((r) => routeKey(r) === key);
+    const method = restApi.methods.find(
+      (m) => route && m.httpMethod === route.method && m.resource.path === route.path,
+    );
+    if (!route || !method) throw new Error(`Streamed route ${key} is not in the route table`);
+    const cfnMethod = method.node.defaultChild as CfnMethod;
+    // aws-cdk-lib 2.224 knows the property only at the L1 level; the URI is Lambda's InvokeWithResponseStream.
+    cfnMethod.addPropertyOverride("Integration.ResponseTransferMode", "STREAM");
+    cfnMethod.addPropertyOverride(
+      "Integration.Uri",
+      `arn:${stack.partition}:apigateway:${stack.region}:lambda:path/2021-11-15/functions/${functionOf(route).functionArn}/response-streaming-invocations`,
+    );
+    // Overrides are invisible to the deployment's hash; without this, an existing stage would not redeploy.
+    restApi.latestDeployment?.addToLogicalId({ streamed: key, entry });
+  }
+
+  // Tenant isolation in IAM (docs/adr/0006): /v1 functions call DynamoDB and SageMaker as an STS
+  // session of this role tagged with the caller's tenant id; the policy follows the tag.
+  const tenantFns = routes.filter((r) => r.auth === "tenant").map(functionOf);
+  const tenantRole = new Role(stack, "TenantAccessRole", {
+    description:
+      "Assumed per tenant with a TenantId session tag; reaches only that tenant's items and models",
+    maxSessionDuration: Duration.hours(1),
+    assumedBy: new CompositePrincipal(
+      ...tenantFns.map((fn) => {
+        if (!fn.role) throw new Error(`${fn.node.id} has no role`);
+        return new ArnPrincipal(fn.role.roleArn);
+      }),
+    )
+      .withSessionTags()
+      .withConditions({
+        Null: { [`aws:RequestTag/${TENANT_TAG}`]: "false" },
+        "ForAllValues:StringEquals": { "aws:TagKeys": [TENANT_TAG] },
+      }),
+  });
+  // The delimiter after the id: `TENANT#t1#*` never matches `TENANT#t10#` (docs/data-model.md).
+  const ownItems = leadingKeys(`TENANT#${SESSION_TENANT}#*`);
+  tenantRole.addToPolicy(
+    new PolicyStatement({
+      sid: "OwnTenantProfile",
+      actions: ["dynamodb:GetItem"],
+      resources: [tenants.tableArn],
+      conditions: ownItems,
+    }),
+  );
+  tenantRole.addToPolicy(
+    new PolicyStatement({
+      sid: "OwnLimiterItems",
+      actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+      resources: [limiter.tableArn],
+      conditions: ownItems,
+    }),
+  );
+  const stageEndpoints = [...inference.endpoints.map((e) => e.arn), ...inference.dedicatedPatternArns];
+  tenantRole.addToPolicy(
+    new PolicyStatement({
+      sid: "StageEndpoints",
+      actions: ["sagemaker:InvokeEndpoint"],
+      resources: stageEndpoints,
+      conditions: { Null: { "sagemaker:TargetModel": "true" } },
+    }),
+  );
+  // Per-tenant adapters on multi-model endpoints are named `<tenantId>/...`; the `/` is the delimiter.
+  tenantRole.addToPolicy(
+    new PolicyStatement({
+      sid: "OwnAdapters",
+      actions: ["sagemaker:InvokeEndpoint"],
+      resources: stageEndpoints,
+      conditions: { StringLike: { "sagemaker:TargetModel": `${SESSION_TENANT}/*` } },
+    }),
+  );
+  for (const [i, endpoint] of inference.endpoints.entries()) {
+    if (!endpoint.targetModel) continue;
+    // A shared catalogue artifact that every tenant of the stage may load.
+    tenantRole.addToPolicy(
+      new PolicyStatement({
+        sid: `CatalogueArtifact${i}`,
+        actions: ["sagemaker:InvokeEndpoint"],
+        resources: [endpoint.arn],
+        conditions: { StringEquals: { "sagemaker:TargetModel": endpoint.targetModel } },
+      }),
+    );
+  }
+  const assumeTenantRole = new PolicyStatement({
+    actions: ["sts:AssumeRole", "sts:TagSession"],
+    resources: [tenantRole.roleArn],
+  });
+  for (const fn of tenantFns) {
+    fn.attachPermissions([assumeTenantRole]);
+    fn.addEnvironment(StackEnv.tenantRoleArn, tenantRole.roleArn);
+  }
+
+  // Admin functions flush the stage's authorizer cache when a key is revoked or a tenant suspended.
+  // The stage name is the literal SST gives the deployment stage: a reference to the stage would be a cycle.
+  const authorizerCache = `arn:${stack.partition}:apigateway:${stack.region}::/restapis/${restApi.restApiId}/stages/${app.stage}/cache/authorizers`;
+  for (const fn of routes.filter((r) => r.auth === "admin").map(functionOf)) {
+    fn.attachPermissions([
+      new PolicyStatement({ actions: ["apigateway:DELETE"], resources: [authorizerCache] }),
+    ]);
+    fn.addEnvironment(StackEnv.restApiId, restApi.restApiId);
+    fn.addEnvironment(StackEnv.apiStage, app.stage);
+    fn.addEnvironment(StackEnv.dedicatedEndpointPrefix, dedicatedEndpointPrefix(app.stage));
+  }
 
   const responses = Object.entries(gatewayResponses) as [GatewayResponseType, GatewayResponse][];
   for (const [type, response] of responses) {
-    api.cdk.restApi.addGatewayResponse(`GatewayResponse${type}`, {
+    restApi.addGatewayResponse(`GatewayResponse${type}`, {
       type: ResponseType.of(type),
       ...(keepsOwnStatus.has(type) ? {} : { statusCode: String(response.status) }),
       responseHeaders: { "x-request-id": "context.requestId" },
@@ -113,6 +325,69 @@ export function Api({ stack, app }: StackContext) {
     });
   }
 
-  stack.addOutputs({ ApiUrl: api.url });
-  return { api };
+  suppressApiFindings(stack, restApi, tenantRole, [authorizerFn, ...routes.map(functionOf)]);
+  stack.addOutputs({ ApiUrl: api.url, TenantAccessRoleArn: tenantRole.roleArn });
+  return { api, tenantRole };
+}
+
+/** cdk-nag findings that are decisions, each with its reason. */
+function suppressApiFindings(stack: StackContext["stack"], restApi: RestApi, tenantRole: Role, fns: Fn[]) {
+  NagSuppressions.addResourceSuppressions(
+    restApi,
+    [
+      {
+        id: "AwsSolutions-COG4",
+        reason:
+          "Tenants authenticate with API keys through the Lambda REQUEST authorizer (OpenAI clients send a bearer key, not a Cognito token); admin routes use IAM (SigV4).",
+      },
+      {
+        id: "AwsSolutions-APIG2",
+        reason:
+          "Handlers validate every body and parameter (zod) and answer OpenAI-shaped errors naming the field; API Gateway models would be a second schema that drifts from the route table (ADR 0002) and answers another error shape.",
+      },
+      {
+        id: "AwsSolutions-APIG3",
+        reason:
+          "No WAF: every /v1 call needs a valid tenant key (refused before any work), stage throttling and per-tenant limits bound abuse, and the AWS managed rule sets block legitimate prompt bodies over 8 KB.",
+      },
+      {
+        id: "AwsSolutions-IAM4",
+        reason:
+          "AmazonAPIGatewayPushToCloudWatchLogs is the service policy API Gateway needs to write execution and access logs for the account.",
+        appliesTo: [
+          "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+        ],
+      },
+    ],
+    true,
+  );
+  for (const fn of fns) {
+    NagSuppressions.addResourceSuppressions(
+      fn,
+      [
+        {
+          id: "AwsSolutions-IAM5",
+          reason: "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
+          appliesTo: ["Resource::*"],
+        },
+      ],
+      true,
+    );
+  }
+  NagSuppressions.addResourceSuppressions(
+    tenantRole,
+    [
+      {
+        id: "AwsSolutions-IAM5",
+        reason:
+          "Dedicated endpoints registered at runtime are named atrium-<stage>-… (docs/adr/0006); the pattern covers this stage's only, in its model regions.",
+        appliesTo: [
+          {
+            regex: `/^Resource::arn:<AWS::Partition>:sagemaker:[a-z0-9-]+:<AWS::AccountId>:endpoint\\/atrium-${stack.stage.toLowerCase()}-\\*$/`,
+          },
+        ],
+      },
+    ],
+    true,
+  );
 }

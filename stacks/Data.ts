@@ -1,30 +1,48 @@
-import { TenantTable } from "@atrium/core/tables";
+import { LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
+import { RemovalPolicy } from "aws-cdk-lib";
+import { TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import { type StackContext, Table } from "sst/constructs";
+import { loadStageConfig } from "./config";
+import { suppressPlatformFindings } from "./nag";
 
-const { partitionKey, sortKey, indexes } = TenantTable;
-const keyAttributes = [
-  partitionKey,
-  sortKey,
-  ...Object.values(indexes).flatMap((i) => [i.partitionKey, i.sortKey]),
-];
+export function Data({ stack, app }: StackContext) {
+  const { protect } = loadStageConfig(app.stage);
+  suppressPlatformFindings(stack);
 
-export function Data({ stack }: StackContext) {
-  const tenants = new Table(stack, "Tenants", {
-    fields: Object.fromEntries(keyAttributes.map((name) => [name, "string" as const])),
-    primaryIndex: { partitionKey, sortKey },
-    globalIndexes: Object.fromEntries(
-      Object.entries(indexes).map(([name, index]) => [
-        name,
-        { partitionKey: index.partitionKey, sortKey: index.sortKey },
-      ]),
-    ),
-    cdk: {
-      table: {
-        // SST sets the deprecated `pointInTimeRecovery` flag, which CDK refuses next to the specification.
-        pointInTimeRecovery: undefined,
-        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+  /** One on-demand table from its shared shape (packages/core/src/tables.ts). */
+  const table = (id: string, shape: TableShape) => {
+    const { partitionKey, sortKey, indexes, timeToLiveAttribute } = shape;
+    const keys = [
+      partitionKey,
+      sortKey,
+      ...Object.values(indexes).flatMap((i) => [i.partitionKey, i.sortKey]),
+    ];
+    return new Table(stack, id, {
+      fields: Object.fromEntries(keys.map((name) => [name, "string" as const])),
+      primaryIndex: { partitionKey, sortKey },
+      globalIndexes: Object.fromEntries(
+        Object.entries(indexes).map(([name, index]) => [
+          name,
+          { partitionKey: index.partitionKey, sortKey: index.sortKey },
+        ]),
+      ),
+      ...(timeToLiveAttribute ? { timeToLiveAttribute } : {}),
+      cdk: {
+        table: {
+          // SST sets the deprecated `pointInTimeRecovery` flag, which CDK refuses next to the specification.
+          pointInTimeRecovery: undefined,
+          pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+          // AWS-managed KMS key: IAM stays the one access-control plane for tenant isolation (docs/adr/0006).
+          encryption: TableEncryption.AWS_MANAGED,
+          // Protected stages keep their data through `sst remove`; the others leave nothing behind.
+          deletionProtection: protect,
+          removalPolicy: protect ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY,
+        },
       },
-    },
-  });
-  return { tenants };
+    });
+  };
+
+  const tenants = table("Tenants", TenantTable);
+  const limiter = table("Limiter", LimiterTable);
+  return { tenants, limiter };
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { z } from "zod";
+import { TENANT_ID_PATTERN } from "./ids";
 import { Region } from "./region";
 
 /** Where a tier's calls may go (ARCHITECTURE.md, "Tenancy models"). */
@@ -47,6 +48,44 @@ export const TierSpec = z.strictObject({
 });
 export type TierSpec = z.infer<typeof TierSpec>;
 
+/** An image in ECR (SageMaker pulls only from ECR): account, region, repository, then a tag or digest. */
+export const EcrImage = z
+  .string()
+  .regex(
+    /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\/[a-z0-9][a-z0-9._/-]*(:[\w.-]{1,128}|@sha256:[a-f0-9]{64})$/,
+    "an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>",
+  );
+/** One S3 object (a model.tar.gz), so the endpoint's execution role can be scoped to exactly it. */
+export const S3ObjectUrl = z
+  .string()
+  .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^*?]*[^/*?]$/, "an S3 object URL: s3://<bucket>/<key>");
+
+/** How the stack creates an endpoint (model, endpoint config, endpoint, autoscaling); absent: it exists already. */
+export const EndpointCreate = z
+  .strictObject({
+    image: EcrImage,
+    modelDataUrl: S3ObjectUrl.optional(),
+    instanceType: z
+      .string()
+      .regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, "a SageMaker instance type such as ml.g5.xlarge"),
+    initialInstanceCount: positive,
+    minInstances: positive,
+    maxInstances: positive,
+    /** Target of the SageMakerVariantInvocationsPerInstance tracking policy (invocations per instance per minute). */
+    invocationsPerInstanceTarget: positive,
+  })
+  .superRefine((c, ctx) => {
+    if (c.minInstances > c.maxInstances)
+      ctx.addIssue({ code: "custom", path: ["minInstances"], message: "more than maxInstances" });
+    if (c.initialInstanceCount < c.minInstances || c.initialInstanceCount > c.maxInstances)
+      ctx.addIssue({
+        code: "custom",
+        path: ["initialInstanceCount"],
+        message: "outside minInstances..maxInstances",
+      });
+  });
+export type EndpointCreate = z.infer<typeof EndpointCreate>;
+
 export const SharedEndpoint = z.object({
   model: ModelName,
   endpointName: EndpointName,
@@ -57,8 +96,28 @@ export const SharedEndpoint = z.object({
   inferenceComponentName: z.string().min(1).max(63).optional(),
   /** Local platform only: forward to a container honouring the SageMaker contract instead of the reference model. */
   containerUrl: z.url().optional(),
+  create: EndpointCreate.optional(),
 });
 export type SharedEndpoint = z.infer<typeof SharedEndpoint>;
+
+/** An endpoint the stack provisions (or imports) for one tenant; `atrium endpoints add` then routes to it. */
+export const DedicatedEndpointConfig = z.strictObject({
+  tenantId: z.string().regex(TENANT_ID_PATTERN, "a tenant id"),
+  model: ModelName,
+  endpointName: EndpointName,
+  region: Region.optional(),
+  create: EndpointCreate.optional(),
+});
+export type DedicatedEndpointConfig = z.infer<typeof DedicatedEndpointConfig>;
+
+/**
+ * Every dedicated endpoint of a deployed stage, and every endpoint its stack creates, is named with
+ * this prefix, so one IAM resource pattern covers those added at runtime (docs/adr/0006).
+ * Lower case: SageMaker endpoint ARNs are.
+ */
+export function dedicatedEndpointPrefix(stage: string): string {
+  return `atrium-${stage.toLowerCase()}-`;
+}
 
 /** One stage's configuration: the single source for the stacks, the handlers and the local platform. */
 export const StageConfig = z
@@ -68,8 +127,46 @@ export const StageConfig = z
     sharedEndpoints: z.array(SharedEndpoint),
     authorizerCacheTtlSeconds: z.number().int().min(0).max(3600).default(60),
     tenantCacheTtlSeconds: z.number().int().min(0).max(3600).default(30),
+    /** Production data: tables keep deletion protection and survive `sst remove`. */
+    protect: z.boolean().default(false),
+    /** API Gateway stage-wide throttling, before any per-tenant limit. */
+    throttling: z
+      .strictObject({ rateLimit: positive, burstLimit: positive })
+      .default({ rateLimit: 1000, burstLimit: 2000 }),
+    /** Tenant-dedicated endpoints the stack creates or imports. */
+    dedicatedEndpoints: z.array(DedicatedEndpointConfig).default([]),
+    /** Further regions whose endpoints this stage may call (dedicated endpoints registered at runtime). */
+    modelRegions: z.array(Region).default([]),
   })
   .superRefine((config, ctx) => {
+    type Path = (string | number)[];
+    const names = new Map<string, string>();
+    const claim = (name: string, path: Path) => {
+      const key = name.toLowerCase();
+      if (names.has(key))
+        ctx.addIssue({ code: "custom", path, message: `endpoint name also used by ${names.get(key)}` });
+      else names.set(key, path.slice(0, 2).join("."));
+    };
+    const endpoints = [
+      ...config.sharedEndpoints.map((e, i) => ({ e, at: ["sharedEndpoints", i] as Path })),
+      ...config.dedicatedEndpoints.map((e, i) => ({ e, at: ["dedicatedEndpoints", i] as Path })),
+    ];
+    for (const { e, at } of endpoints) {
+      claim(e.endpointName, [...at, "endpointName"]);
+      // A stack creates resources in its own region only.
+      if (e.create && e.region && e.region !== config.region)
+        ctx.addIssue({ code: "custom", path: [...at, "region"], message: "create needs the stage region" });
+    }
+    const dedicated = new Set<string>();
+    for (const [i, { tenantId, model }] of config.dedicatedEndpoints.entries()) {
+      if (dedicated.has(`${tenantId} ${model}`))
+        ctx.addIssue({
+          code: "custom",
+          path: ["dedicatedEndpoints", i, "model"],
+          message: "tenant's model listed twice",
+        });
+      dedicated.add(`${tenantId} ${model}`);
+    }
     const seen = new Set<string>();
     for (const [i, endpoint] of config.sharedEndpoints.entries()) {
       if (seen.has(endpoint.model)) {

@@ -1,0 +1,93 @@
+import { isTenantId } from "@atrium/core/ids";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
+import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { documentClient, sagemaker } from "./clients";
+import { tracer } from "./observability";
+import { StackEnv, TENANT_TAG } from "./stack-env";
+
+/** The AWS clients one tenant's call may use. */
+export interface TenantClients {
+  dynamo: DynamoDBDocumentClient;
+  sagemaker: SageMakerRuntimeClient;
+}
+
+/** Role chaining (Lambda role → tenant role) caps a session at one hour. */
+const SESSION_SECONDS = 3600;
+/** Renew a tenant's session this long before it expires, so no call signs with credentials about to lapse. */
+export const REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
+/** Tenants whose clients a warm container keeps; the least recently used is dropped beyond this. */
+const MAX_TENANTS = 500;
+
+type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
+type Credentials = Awaited<ReturnType<CredentialProvider>>;
+
+const containerClients: TenantClients = { dynamo: documentClient, sagemaker };
+const cache = new Map<string, { roleArn: string; clients: TenantClients }>();
+
+/**
+ * Clients whose every request runs as `tenantId`: an STS session of the stage's tenant access role
+ * tagged `TenantId=<id>`, so IAM limits it to that tenant's items and models (docs/adr/0006). One
+ * session per tenant, shared by both clients, cached in the container and renewed before it expires.
+ * Without ATRIUM_TENANT_ROLE_ARN (the local platform, which has no STS) the container's own clients.
+ */
+export function tenantClients(tenantId: string): TenantClients {
+  // The id becomes an IAM policy variable's value: it must never carry a wildcard or the key delimiter.
+  if (!isTenantId(tenantId)) throw new Error(`Not a tenant id: ${JSON.stringify(tenantId)}`);
+  const roleArn = process.env[StackEnv.tenantRoleArn];
+  if (!roleArn) return containerClients;
+
+  const cached = cache.get(tenantId);
+  if (cached?.roleArn === roleArn) {
+    // Re-inserted so the Map's order is least recently used first.
+    cache.delete(tenantId);
+    cache.set(tenantId, cached);
+    return cached.clients;
+  }
+  const credentials = sharedSession(
+    fromTemporaryCredentials({
+      params: {
+        RoleArn: roleArn,
+        // Shows the tenant in CloudTrail next to every call made with the session.
+        RoleSessionName: `atrium-${tenantId}`,
+        DurationSeconds: SESSION_SECONDS,
+        Tags: [{ Key: TENANT_TAG, Value: tenantId }],
+      },
+    }),
+  );
+  const clients: TenantClients = {
+    dynamo: DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({ credentials })), {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    sagemaker: tracer.captureAWSv3Client(new SageMakerRuntimeClient({ credentials })),
+  };
+  cache.set(tenantId, { roleArn, clients });
+  if (cache.size > MAX_TENANTS) {
+    const oldest = cache.keys().next().value;
+    if (oldest !== undefined) cache.delete(oldest);
+  }
+  return clients;
+}
+
+/** One session at a time for a provider: concurrent callers share it, and it is renewed before expiry. */
+function sharedSession(provider: CredentialProvider): CredentialProvider {
+  let session: { credentials: Promise<Credentials>; renewAt: number } | undefined;
+  return (properties) => {
+    if (!session || Date.now() >= session.renewAt) {
+      // Until STS answers, callers wait on this session rather than starting another.
+      const current = { credentials: provider(properties), renewAt: Number.POSITIVE_INFINITY };
+      session = current;
+      current.credentials.then(
+        ({ expiration }) => {
+          if (expiration) current.renewAt = expiration.getTime() - REFRESH_BEFORE_EXPIRY_MS;
+        },
+        () => {
+          // A failed AssumeRole is retried by the next call instead of being remembered.
+          if (session === current) session = undefined;
+        },
+      );
+    }
+    return session.credentials;
+  };
+}

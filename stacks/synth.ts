@@ -1,0 +1,67 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import type { StageConfig } from "@atrium/core/config";
+import { Aspects, Aws, type Stack } from "aws-cdk-lib";
+import { type CloudAssembly, PATH_METADATA_ENABLE_CONTEXT } from "aws-cdk-lib/cx-api";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { App, getStack } from "sst/constructs";
+import { initProject, useProject } from "sst/project.js";
+import sstConfig from "../sst.config";
+import { Api } from "./Api";
+import { knownStages, loadStageConfig, stageConfigFile } from "./config";
+import { Data } from "./Data";
+import { Inference } from "./Inference";
+
+export interface StageSynth {
+  stage: string;
+  config: StageConfig;
+  project: { name: string; region?: string };
+  app: App;
+  stacks: { data: Stack; inference: Stack; api: Stack };
+  /** Every stack's template, the function bundles, the manifest, and cdk-nag's findings as messages. */
+  assembly: CloudAssembly;
+  outdir: string;
+}
+
+/**
+ * Synthesises a stage the way `sst deploy` does (initProject, App in deploy mode, sst.config.ts's
+ * stacks, every function bundled), but offline: no credentials, the account left to CloudFormation.
+ * Used by the infra tests and `npm run synth`.
+ */
+export async function synthStage(
+  stage: string,
+  options: { outdir: string; nag?: boolean },
+): Promise<StageSynth> {
+  if (!existsSync(stageConfigFile(stage))) {
+    throw new Error(
+      `Unknown stage '${stage}': there is no ${stageConfigFile(stage)} (stages: ${knownStages().join(", ")})`,
+    );
+  }
+  // SST skips its AWS lookups (bootstrap bucket for sourcemaps, live-Lambda permissions) only under NODE_ENV=test.
+  process.env.NODE_ENV = "test";
+  // SST bundles with (cores - 1) tasks at once; each mostly waits on esbuild and npm, so more overlap helps.
+  process.env.SST_BUILD_CONCURRENCY ??= "4";
+  await initProject({ stage });
+  const project = useProject();
+  // SST's scratch (bundles, generated types) per synth, so concurrent synths of other stages cannot collide.
+  project.paths.out = path.join(options.outdir, ".sst");
+  project.paths.artifacts = path.join(project.paths.out, "artifacts");
+  const { name, region } = project.config;
+  const app = new App(
+    { mode: "deploy", stage, name, region, account: Aws.ACCOUNT_ID },
+    { outdir: options.outdir, context: { [PATH_METADATA_ENABLE_CONTEXT]: false } },
+  );
+  if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks());
+  await sstConfig.stacks(app);
+  await app.finish();
+  const assembly = app.synth();
+  return {
+    stage,
+    config: loadStageConfig(stage),
+    project: { name, region },
+    app,
+    stacks: { data: getStack(Data), inference: getStack(Inference), api: getStack(Api) },
+    assembly,
+    outdir: options.outdir,
+  };
+}

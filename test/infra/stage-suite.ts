@@ -1,0 +1,664 @@
+import { readFileSync } from "node:fs";
+import { dedicatedEndpointPrefix, StageConfig } from "@atrium/core/config";
+import { TENANT_ID_PATTERN } from "@atrium/core/ids";
+import { tenantKey } from "@atrium/core/keys";
+import { LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
+import {
+  type ApiRoute,
+  authorizer,
+  binaryMediaTypes,
+  type GatewayResponseType,
+  gatewayResponseBody,
+  gatewayResponses,
+  routes,
+} from "@atrium/functions/api";
+import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
+import fc from "fast-check";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { erasingRoutes, routeKey, streamedRoutes } from "../../stacks/Api";
+import { runtimeConfig } from "../../stacks/config";
+import { VARIANT } from "../../stacks/Inference";
+import {
+  actionsOf,
+  allStatements,
+  asList,
+  functionFor,
+  iamLike,
+  methodsByRoute,
+  type Props,
+  render,
+  resourceEntries,
+  resources,
+  roleOf,
+  type Statement,
+  statementsFor,
+  statementsOfRole,
+  synthForTest,
+  type TestSynth,
+} from "./support";
+
+// Actions that have no resource to scope to: telemetry, and ECR's registry-wide login token.
+const resourcelessActions = new Set([
+  "xray:PutTraceSegments",
+  "xray:PutTelemetryRecords",
+  "cloudwatch:PutMetricData",
+  "ecr:GetAuthorizationToken",
+]);
+const writeActions = [
+  "dynamodb:PutItem",
+  "dynamodb:UpdateItem",
+  "dynamodb:DeleteItem",
+  "dynamodb:BatchWriteItem",
+];
+const SESSION_TENANT = `\${aws:PrincipalTag/${TENANT_TAG}}`;
+const tenantIds = fc.stringMatching(TENANT_ID_PATTERN);
+
+const isTenantRoute = (r: ApiRoute) => r.auth === "tenant";
+const deployedHandler = (r: ApiRoute) => streamedRoutes[routeKey(r)] ?? r.handler;
+
+/** Every synthesis assertion for one stage; each stage's file synthesises once, in its own worker. */
+export function describeStage(stage: string) {
+  describe(`stage ${stage}`, () => {
+    let s: TestSynth;
+    beforeAll(async () => {
+      s = await synthForTest(stage);
+    }, 180_000);
+    afterAll(() => s?.cleanup());
+
+    const tenantRoleId = () => {
+      const [[id]] = resources(s.api, "AWS::IAM::Role").filter(([id]) =>
+        id.startsWith("TenantAccessRole"),
+      ) as [[string, Props]];
+      return id;
+    };
+    const arn = (region: string, name: string) =>
+      `arn:<AWS::Partition>:sagemaker:${region}:<AWS::AccountId>:endpoint/${name.toLowerCase()}`;
+
+    it("takes the app name and region from sst.config.ts and config/<stage>.json, for every stack", () => {
+      expect(s.project).toEqual({ name: "atrium", region: s.config.region });
+      for (const stack of Object.values(s.stacks)) {
+        expect(stack.region, stack.stackName).toBe(s.config.region);
+        expect(stack.stackName).toMatch(new RegExp(`^${stage}-atrium-`));
+      }
+    });
+
+    it("has no unsuppressed cdk-nag (AwsSolutions) finding in any stack", () => {
+      expect(Object.keys(s.nagFindings).sort()).toEqual(
+        Object.values(s.stacks)
+          .map((x) => x.stackName)
+          .sort(),
+      );
+      for (const [stack, findings] of Object.entries(s.nagFindings)) expect(findings, stack).toEqual([]);
+    });
+
+    it("gives every cdk-nag suppression a written reason", () => {
+      const suppressions: Props[] = [];
+      for (const template of s.templates) {
+        const json = template.toJSON();
+        suppressions.push(...(json.Metadata?.cdk_nag?.rules_to_suppress ?? []));
+        for (const resource of Object.values(json.Resources) as Props[]) {
+          suppressions.push(...(resource.Metadata?.cdk_nag?.rules_to_suppress ?? []));
+        }
+      }
+      expect(suppressions.length).toBeGreaterThan(0);
+      for (const rule of suppressions) {
+        expect(rule.id).toMatch(/^AwsSolutions-/);
+        // cdk-nag stores the reason as written; a sentence, not a placeholder.
+        expect(rule.reason.length, rule.id).toBeGreaterThanOrEqual(60);
+      }
+    });
+
+    describe("Data", () => {
+      const tableCases: [string, TableShape][] = [
+        ["TenantsTable", TenantTable],
+        ["LimiterTable", LimiterTable],
+      ];
+      it.each(tableCases)("creates %s from its shape (packages/core/src/tables.ts)", (prefix, shape) => {
+        const { partitionKey, sortKey, indexes, timeToLiveAttribute } = shape;
+        const [[, table]] = resources(s.data, "AWS::DynamoDB::Table").filter(([id]) =>
+          id.startsWith(prefix),
+        ) as [[string, Props]];
+        expect(table.KeySchema).toEqual([
+          { AttributeName: partitionKey, KeyType: "HASH" },
+          { AttributeName: sortKey, KeyType: "RANGE" },
+        ]);
+        const gsis = Object.entries(indexes).map(([name, index]) => ({
+          IndexName: name,
+          KeySchema: [
+            { AttributeName: index.partitionKey, KeyType: "HASH" },
+            { AttributeName: index.sortKey, KeyType: "RANGE" },
+          ],
+          Projection: { ProjectionType: "ALL" },
+        }));
+        expect(table.GlobalSecondaryIndexes ?? []).toEqual(gsis);
+        const keys = [
+          partitionKey,
+          sortKey,
+          ...Object.values(indexes).flatMap((i) => [i.partitionKey, i.sortKey]),
+        ];
+        expect(table.AttributeDefinitions).toEqual(
+          keys.map((k) => ({ AttributeName: k, AttributeType: "S" })),
+        );
+        expect(table.TimeToLiveSpecification).toEqual(
+          timeToLiveAttribute ? { AttributeName: timeToLiveAttribute, Enabled: true } : undefined,
+        );
+        expect(table.BillingMode).toBe("PAY_PER_REQUEST");
+      });
+
+      it("encrypts both tables with KMS, keeps point-in-time recovery, and protects them on protected stages", () => {
+        const tables = resourceEntries(s.data, "AWS::DynamoDB::Table");
+        expect(tables).toHaveLength(2);
+        for (const [id, table] of tables) {
+          const p = table.Properties;
+          // SSEEnabled without a key: KMS with the AWS-managed key aws/dynamodb.
+          expect(p.SSESpecification, id).toEqual({ SSEEnabled: true });
+          expect(p.PointInTimeRecoverySpecification, id).toEqual({ PointInTimeRecoveryEnabled: true });
+          expect(p.DeletionProtectionEnabled, id).toBe(s.config.protect);
+          expect(table.DeletionPolicy, id).toBe(s.config.protect ? "Retain" : "Delete");
+          expect(table.UpdateReplacePolicy, id).toBe(s.config.protect ? "Retain" : "Delete");
+        }
+      });
+    });
+
+    describe("Api", () => {
+      it("deploys exactly one method per route, authorised as the route table says", () => {
+        const methods = methodsByRoute(s.api);
+        expect([...methods.keys()].sort()).toEqual(routes.map(routeKey).sort());
+        const [[authorizerId]] = resources(s.api, "AWS::ApiGateway::Authorizer") as [[string, Props]];
+        for (const route of routes) {
+          const method = methods.get(routeKey(route)) as Props;
+          const [fnId] = functionFor(s.api, deployedHandler(route));
+          expect(JSON.stringify(method.Integration.Uri), routeKey(route)).toContain(`"${fnId}"`);
+          if (isTenantRoute(route)) {
+            expect(method.AuthorizationType, routeKey(route)).toBe("CUSTOM");
+            expect(method.AuthorizerId).toEqual({ Ref: authorizerId });
+          } else {
+            expect(method.AuthorizationType, routeKey(route)).toBe("AWS_IAM");
+            expect(method.AuthorizerId).toBeUndefined();
+          }
+        }
+      });
+
+      it("keys and caches the REQUEST authorizer on the Authorization header for the configured TTL", () => {
+        s.api.resourceCountIs("AWS::ApiGateway::Authorizer", 1);
+        const [[, auth]] = resources(s.api, "AWS::ApiGateway::Authorizer") as [[string, Props]];
+        expect(auth.Type).toBe("REQUEST");
+        expect(auth.IdentitySource).toBe("method.request.header.Authorization");
+        expect(auth.AuthorizerResultTtlInSeconds).toBe(s.config.authorizerCacheTtlSeconds);
+        expect(auth.AuthorizerResultTtlInSeconds).toBeGreaterThan(0);
+        const [fnId] = functionFor(s.api, authorizer.handler);
+        expect(JSON.stringify(auth.AuthorizerUri)).toContain(`"${fnId}"`);
+      });
+
+      it("streams the chat route: STREAM transfer mode on Lambda's response-streaming invocation URI", () => {
+        const methods = methodsByRoute(s.api);
+        expect(Object.keys(streamedRoutes)).toEqual(["POST /v1/chat/completions"]);
+        for (const route of routes) {
+          const integration = (methods.get(routeKey(route)) as Props).Integration;
+          const [fnId] = functionFor(s.api, deployedHandler(route));
+          expect(integration.Type, routeKey(route)).toBe("AWS_PROXY");
+          if (streamedRoutes[routeKey(route)]) {
+            expect(integration.ResponseTransferMode).toBe("STREAM");
+            expect(render(integration.Uri)).toBe(
+              `arn:<AWS::Partition>:apigateway:${s.config.region}:lambda:path/2021-11-15/functions/<GetAtt:${fnId}.Arn>/response-streaming-invocations`,
+            );
+          } else {
+            expect(integration.ResponseTransferMode, routeKey(route)).toBeUndefined();
+            expect(render(integration.Uri), routeKey(route)).toMatch(
+              new RegExp(`:lambda:path/2015-03-31/functions/<GetAtt:${fnId}\\.Arn>/invocations$`),
+            );
+          }
+        }
+        // The deployed entry wraps the route table's own handler.
+        const entry = readFileSync("packages/functions/src/chat-stream.ts", "utf8");
+        expect(entry).toContain('import { handler as chat } from "./chat";');
+        expect(routes.find((r) => routeKey(r) === "POST /v1/chat/completions")?.handler).toBe(
+          "packages/functions/src/chat.handler",
+        );
+      });
+
+      it("declares the binary media types on a regional REST API", () => {
+        s.api.resourceCountIs("AWS::ApiGateway::RestApi", 1);
+        s.api.hasResourceProperties("AWS::ApiGateway::RestApi", {
+          BinaryMediaTypes: [...binaryMediaTypes],
+          EndpointConfiguration: { Types: ["REGIONAL"] },
+        });
+      });
+
+      it("customises every gateway response with its status, OpenAI-shaped body and request id", () => {
+        const deployed = new Map(
+          resources(s.api, "AWS::ApiGateway::GatewayResponse").map(([, p]) => [p.ResponseType, p]),
+        );
+        expect([...deployed.keys()].sort()).toEqual(Object.keys(gatewayResponses).sort());
+        for (const [type, response] of Object.entries(gatewayResponses)) {
+          const p = deployed.get(type) as Props;
+          const keepsOwnStatus = (["DEFAULT_4XX", "DEFAULT_5XX"] as GatewayResponseType[]).includes(
+            type as GatewayResponseType,
+          );
+          expect(p.StatusCode, type).toBe(keepsOwnStatus ? undefined : String(response.status));
+          expect(p.ResponseTemplates, type).toEqual({ "application/json": gatewayResponseBody(response) });
+          expect(p.ResponseParameters, type).toEqual({
+            "gatewayresponse.header.x-request-id": "context.requestId",
+          });
+        }
+      });
+
+      it("writes JSON access logs with the authorizer's tenant id to a log group kept as long as the stage's data", () => {
+        const [[, stageProps]] = resources(s.api, "AWS::ApiGateway::Stage") as [[string, Props]];
+        expect(stageProps.StageName).toBe(stage);
+        const format = JSON.parse(stageProps.AccessLogSetting.Format);
+        expect(format.tenantId).toBe("$context.authorizer.tenantId");
+        expect(format.requestId).toBe("$context.requestId");
+        expect(format.status).toBe("$context.status");
+        const [[logGroupId, logGroup]] = resourceEntries(s.api, "AWS::Logs::LogGroup") as [[string, Props]];
+        expect(stageProps.AccessLogSetting.DestinationArn).toEqual({ "Fn::GetAtt": [logGroupId, "Arn"] });
+        expect(logGroup.Properties.RetentionInDays).toBe(s.config.protect ? 365 : 30);
+        expect(logGroup.DeletionPolicy).toBe(s.config.protect ? "Retain" : "Delete");
+      });
+
+      it("throttles the stage as configured and logs errors, never bodies, for every method", () => {
+        const [[, stageProps]] = resources(s.api, "AWS::ApiGateway::Stage") as [[string, Props]];
+        expect(stageProps.MethodSettings).toEqual([
+          {
+            HttpMethod: "*",
+            ResourcePath: "/*",
+            ThrottlingRateLimit: s.config.throttling.rateLimit,
+            ThrottlingBurstLimit: s.config.throttling.burstLimit,
+            LoggingLevel: "ERROR",
+            DataTraceEnabled: false,
+          },
+        ]);
+        expect(stageProps.TracingEnabled).toBe(true);
+        // Execution logging needs the account's API Gateway logging role; it outlives the stage.
+        const [[, account]] = resourceEntries(s.api, "AWS::ApiGateway::Account") as [[string, Props]];
+        const roleId = account.Properties.CloudWatchRoleArn["Fn::GetAtt"][0];
+        expect(s.api.toJSON().Resources[roleId].DeletionPolicy).toBe("Retain");
+      });
+
+      it("runs every function on nodejs22.x, and the app's functions on arm64 with tracing and <= 30 s", () => {
+        for (const template of s.templates) {
+          for (const [id, fn] of resources(template, "AWS::Lambda::Function")) {
+            expect(fn.Runtime, id).toBe("nodejs22.x");
+          }
+        }
+        for (const handler of [authorizer.handler, ...routes.map(deployedHandler)]) {
+          const [, fn] = functionFor(s.api, handler);
+          expect(fn.Architectures, handler).toEqual(["arm64"]);
+          expect(fn.TracingConfig, handler).toEqual({ Mode: "Active" });
+          expect(fn.Timeout, handler).toBeLessThanOrEqual(30);
+        }
+      });
+
+      it("gives every function the tables, the stage config without deploy recipes, and Powertools settings", () => {
+        const expected = runtimeConfig(s.config);
+        expect(JSON.stringify(expected)).not.toContain('"create"');
+        for (const handler of [authorizer.handler, ...routes.map(deployedHandler)]) {
+          const [, fn] = functionFor(s.api, handler);
+          const env = fn.Environment.Variables;
+          expect(render(env[TenantTable.env]), handler).toMatch(/^<Import:.*TenantsTable/);
+          expect(render(env[LimiterTable.env]), handler).toMatch(/^<Import:.*LimiterTable/);
+          const config = JSON.parse(env.ATRIUM_STAGE_CONFIG);
+          expect(config, handler).toEqual(expected);
+          expect(StageConfig.parse(config), handler).toEqual(expected);
+          expect(env.POWERTOOLS_SERVICE_NAME).toBe("atrium");
+          expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe("Atrium");
+          // Lambda refuses environments over 4 KB; references resolve to names and ARNs of < 200 characters.
+          const size = Object.entries(env).reduce(
+            (sum, [k, v]) => sum + k.length + (typeof v === "string" ? v.length : 200),
+            0,
+          );
+          expect(size, handler).toBeLessThan(4096);
+        }
+      });
+
+      it("tells the /v1 functions the tenant role, and the admin functions the REST API and stage to flush", () => {
+        const roleRef = { "Fn::GetAtt": [tenantRoleId(), "Arn"] };
+        const [[restApiId]] = resources(s.api, "AWS::ApiGateway::RestApi") as [[string, Props]];
+        for (const route of routes) {
+          const env = functionFor(s.api, deployedHandler(route))[1].Environment.Variables;
+          if (isTenantRoute(route)) {
+            expect(env[StackEnv.tenantRoleArn], routeKey(route)).toEqual(roleRef);
+            expect(env[StackEnv.restApiId], routeKey(route)).toBeUndefined();
+          } else {
+            expect(env[StackEnv.tenantRoleArn], routeKey(route)).toBeUndefined();
+            expect(env[StackEnv.restApiId], routeKey(route)).toEqual({ Ref: restApiId });
+            expect(env[StackEnv.apiStage], routeKey(route)).toBe(stage);
+            expect(env[StackEnv.dedicatedEndpointPrefix], routeKey(route)).toBe(`atrium-${stage}-`);
+          }
+        }
+        const env = functionFor(s.api, authorizer.handler)[1].Environment.Variables;
+        expect(env[StackEnv.tenantRoleArn]).toBeUndefined();
+      });
+
+      it("deploys after the Data and Inference stacks", () => {
+        const dependencies = s.stacks.api.dependencies.map((d) => d.stackName).sort();
+        expect(dependencies).toEqual([s.stacks.data.stackName, s.stacks.inference.stackName].sort());
+      });
+
+      it("outputs the API URL and the tenant access role", () => {
+        s.api.hasOutput("ApiUrl", {});
+        s.api.hasOutput("TenantAccessRoleArn", { Value: { "Fn::GetAtt": [tenantRoleId(), "Arn"] } });
+      });
+    });
+
+    describe("least privilege", () => {
+      it("never grants a data action on Resource '*'", () => {
+        for (const template of s.templates) {
+          for (const statement of allStatements(template)) {
+            if (!asList(statement.Resource).includes("*")) continue;
+            for (const action of asList(statement.Action))
+              expect(resourcelessActions, action).toContain(action);
+          }
+        }
+      });
+
+      it("lets the authorizer only GetItem key items and tenant profiles, and UpdateItem key items (last use)", () => {
+        const statements = statementsFor(s.api, functionFor(s.api, authorizer.handler)[1]).filter(
+          (st) => !asList(st.Action).every((a) => a.startsWith("xray:")),
+        );
+        expect(statements).toEqual([
+          {
+            Action: "dynamodb:GetItem",
+            Effect: "Allow",
+            Resource: expect.objectContaining({
+              "Fn::ImportValue": expect.stringMatching(/TenantsTable.*Arn/),
+            }),
+            Condition: {
+              "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["KEY#*", "TENANT#*"] },
+              Null: { "dynamodb:LeadingKeys": "false" },
+            },
+          },
+          {
+            Action: "dynamodb:UpdateItem",
+            Effect: "Allow",
+            Resource: expect.objectContaining({
+              "Fn::ImportValue": expect.stringMatching(/TenantsTable.*Arn/),
+            }),
+            Condition: {
+              "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["KEY#*"] },
+              Null: { "dynamodb:LeadingKeys": "false" },
+            },
+          },
+        ]);
+      });
+
+      it("lets /v1 functions read tenant profiles and assume the tenant role, and nothing else", () => {
+        for (const route of routes.filter(isTenantRoute)) {
+          const statements = statementsFor(s.api, functionFor(s.api, deployedHandler(route))[1]);
+          const actions = actionsOf(statements);
+          expect(
+            actions.filter((a) => a.startsWith("sagemaker:")),
+            routeKey(route),
+          ).toEqual([]);
+          expect(
+            actions.filter((a) => writeActions.includes(a)),
+            routeKey(route),
+          ).toEqual([]);
+          const dynamo = statements.filter((st) => actionsOf([st]).some((a) => a.startsWith("dynamodb:")));
+          expect(dynamo, routeKey(route)).toEqual([
+            expect.objectContaining({
+              Action: "dynamodb:GetItem",
+              Condition: expect.objectContaining({
+                "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
+              }),
+            }),
+          ]);
+          const sts = statements.filter((st) => actionsOf([st]).some((a) => a.startsWith("sts:")));
+          expect(sts, routeKey(route)).toEqual([
+            {
+              Action: ["sts:AssumeRole", "sts:TagSession"],
+              Effect: "Allow",
+              Resource: { "Fn::GetAtt": [tenantRoleId(), "Arn"] },
+            },
+          ]);
+        }
+      });
+
+      it("lets admin functions manage tenant items (no scans), erase limiter items, flush this stage's authorizer cache", () => {
+        expect([...erasingRoutes].every((key) => routes.some((r) => routeKey(r) === key))).toBe(true);
+        const [[restApiId]] = resources(s.api, "AWS::ApiGateway::RestApi") as [[string, Props]];
+        for (const route of routes.filter((r) => !isTenantRoute(r))) {
+          const statements = statementsFor(s.api, functionFor(s.api, route.handler)[1]);
+          const actions = actionsOf(statements);
+          expect(actions, routeKey(route)).toEqual(
+            expect.arrayContaining(["dynamodb:GetItem", "dynamodb:PutItem"]),
+          );
+          expect(
+            actions.filter((a) => /^(sagemaker|sts):|dynamodb:Scan/.test(a)),
+            routeKey(route),
+          ).toEqual([]);
+          for (const st of statements.filter((x) => actionsOf([x]).some((a) => a.startsWith("dynamodb:")))) {
+            for (const r of asList(st.Resource).map(render)) expect(r, routeKey(route)).not.toContain("*");
+          }
+          // Only erasure reaches the limiter table, and only to query and delete tenants' items.
+          const limiter = statements.filter((st) => render(st.Resource).includes("LimiterTable"));
+          expect(limiter, routeKey(route)).toEqual(
+            erasingRoutes.has(routeKey(route))
+              ? [
+                  expect.objectContaining({
+                    Action: ["dynamodb:Query", "dynamodb:DeleteItem"],
+                    Condition: expect.objectContaining({
+                      "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
+                    }),
+                  }),
+                ]
+              : [],
+          );
+          const flush = statements.filter((st) => actionsOf([st]).includes("apigateway:DELETE"));
+          expect(
+            flush.map((st) => render(st.Resource)),
+            routeKey(route),
+          ).toEqual([
+            `arn:<AWS::Partition>:apigateway:${s.config.region}::/restapis/<Ref:${restApiId}>/stages/${stage}/cache/authorizers`,
+          ]);
+        }
+      });
+    });
+
+    describe("tenant isolation in IAM", () => {
+      const tenantPolicy = () => statementsOfRole(s.api, tenantRoleId());
+
+      it("trusts exactly the /v1 functions' roles, and only for sessions tagged with a TenantId", () => {
+        const role = s.api.toJSON().Resources[tenantRoleId()].Properties;
+        const trust: Statement[] = role.AssumeRolePolicyDocument.Statement;
+        const expectedRoles = routes
+          .filter(isTenantRoute)
+          .map((r) => roleOf(functionFor(s.api, deployedHandler(r))[1]))
+          .sort();
+        expect(trust.map((st) => st.Principal?.AWS["Fn::GetAtt"][0]).sort()).toEqual(expectedRoles);
+        for (const st of trust) {
+          expect(st.Effect).toBe("Allow");
+          expect(st.Action).toEqual(["sts:AssumeRole", "sts:TagSession"]);
+          expect(st.Condition).toEqual({
+            Null: { [`aws:RequestTag/${TENANT_TAG}`]: "false" },
+            "ForAllValues:StringEquals": { "aws:TagKeys": [TENANT_TAG] },
+          });
+        }
+        expect(role.MaxSessionDuration).toBe(3600);
+      });
+
+      it("holds DynamoDB to the session tenant's items, with the delimiter after the id", () => {
+        const dynamo = tenantPolicy().filter((st) => actionsOf([st]).some((a) => a.startsWith("dynamodb:")));
+        expect(dynamo.map((st) => render(st.Resource)).sort()).toEqual([
+          expect.stringMatching(/^<Import:.*LimiterTable.*Arn/),
+          expect.stringMatching(/^<Import:.*TenantsTable.*Arn/),
+        ]);
+        for (const st of dynamo) {
+          expect(
+            actionsOf([st]).filter((a) => writeActions.includes(a) && a !== "dynamodb:UpdateItem"),
+          ).toEqual([]);
+          expect(st.Condition).toEqual({
+            "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`TENANT#${SESSION_TENANT}#*`] },
+            Null: { "dynamodb:LeadingKeys": "false" },
+          });
+        }
+        const pattern: string = (dynamo[0] as Statement).Condition?.["ForAllValues:StringLike"]?.[
+          "dynamodb:LeadingKeys"
+        ]?.[0];
+        // `t1` never reaches `t10`'s items, for any two tenant ids.
+        expect(iamLike(pattern.replace(SESSION_TENANT, "t1"), tenantKey("t10"))).toBe(false);
+        fc.assert(
+          fc.property(tenantIds, tenantIds, fc.string(), (a, b, rest) => {
+            const allowed = pattern.replace(SESSION_TENANT, a);
+            return iamLike(allowed, `${tenantKey(b)}${rest}`) === (a === b);
+          }),
+        );
+      });
+
+      it("invokes only this stage's endpoints: the configured ones and the dedicated-name prefix, never endpoint/*", () => {
+        const invoke = tenantPolicy().filter((st) => actionsOf([st]).includes("sagemaker:InvokeEndpoint"));
+        const configured = [
+          ...s.config.sharedEndpoints.map((e) => arn(e.region ?? s.config.region, e.endpointName)),
+          ...s.config.dedicatedEndpoints.map((e) => arn(e.region ?? s.config.region, e.endpointName)),
+        ];
+        const regions = new Set([
+          s.config.region,
+          ...s.config.modelRegions,
+          ...[...s.config.sharedEndpoints, ...s.config.dedicatedEndpoints].map(
+            (e) => e.region ?? s.config.region,
+          ),
+        ]);
+        const patterns = [...regions].map((r) => arn(r, `${dedicatedEndpointPrefix(stage)}*`));
+        const [plain, adapters] = ["Null", "StringLike"].map((kind) =>
+          invoke.find((st) => st.Condition?.[kind]?.["sagemaker:TargetModel"] !== undefined),
+        ) as [Statement, Statement];
+        for (const st of [plain, adapters]) {
+          expect(asList(st.Resource).map(render).sort()).toEqual([...configured, ...patterns].sort());
+        }
+        for (const st of invoke) {
+          for (const r of asList(st.Resource).map(render)) {
+            expect(r).not.toMatch(/endpoint\/\*$/);
+            if (r.endsWith("*")) expect(r).toMatch(new RegExp(`:endpoint/atrium-${stage}-\\*$`));
+          }
+        }
+        expect(plain.Condition).toEqual({ Null: { "sagemaker:TargetModel": "true" } });
+      });
+
+      it("lets a tenant load only its own adapters (`<tenantId>/...`) on multi-model endpoints", () => {
+        const adapters = tenantPolicy().find(
+          (st) => st.Condition?.StringLike?.["sagemaker:TargetModel"] !== undefined,
+        ) as Statement;
+        const pattern: string = adapters.Condition?.StringLike["sagemaker:TargetModel"];
+        expect(pattern).toBe(`${SESSION_TENANT}/*`);
+        expect(iamLike(pattern.replace(SESSION_TENANT, "t1"), "t10/adapter.tar.gz")).toBe(false);
+        expect(iamLike(pattern.replace(SESSION_TENANT, "t1"), "t1/adapter.tar.gz")).toBe(true);
+        fc.assert(
+          fc.property(tenantIds, tenantIds, fc.string(), (a, b, rest) => {
+            return iamLike(pattern.replace(SESSION_TENANT, a), `${b}/${rest}`) === (a === b);
+          }),
+        );
+        // Catalogue artifacts of shared endpoints are allowed by exact name, on their endpoint only.
+        const catalogue = tenantPolicy().filter(
+          (st) => st.Condition?.StringEquals?.["sagemaker:TargetModel"],
+        );
+        expect(
+          catalogue.map((st) => [render(st.Resource), st.Condition?.StringEquals["sagemaker:TargetModel"]]),
+        ).toEqual(
+          s.config.sharedEndpoints
+            .filter((e) => e.targetModel)
+            .map((e) => [arn(e.region ?? s.config.region, e.endpointName), e.targetModel]),
+        );
+      });
+    });
+
+    describe("Inference", () => {
+      const configured = () => [
+        ...s.config.sharedEndpoints.map((e) => ({ ...e, tenantId: undefined })),
+        ...s.config.dedicatedEndpoints,
+      ];
+
+      it("creates model, endpoint config, endpoint and invocation autoscaling for each endpoint with `create`", () => {
+        const created = configured().filter((e) => e.create);
+        expect(created.length).toBeGreaterThan(0);
+        for (const type of [
+          "AWS::SageMaker::Model",
+          "AWS::SageMaker::EndpointConfig",
+          "AWS::SageMaker::Endpoint",
+          "AWS::ApplicationAutoScaling::ScalableTarget",
+          "AWS::ApplicationAutoScaling::ScalingPolicy",
+        ]) {
+          s.inference.resourceCountIs(type, created.length);
+        }
+        const json = s.inference.toJSON().Resources;
+        for (const e of created) {
+          const c = e.create as NonNullable<typeof e.create>;
+          const [[endpointId, endpoint]] = resources(s.inference, "AWS::SageMaker::Endpoint").filter(
+            ([, p]) => p.EndpointName === e.endpointName,
+          ) as [[string, Props]];
+          const config = json[endpoint.EndpointConfigName["Fn::GetAtt"][0]].Properties;
+          const [variant] = config.ProductionVariants;
+          expect(variant).toMatchObject({
+            VariantName: VARIANT,
+            InstanceType: c.instanceType,
+            InitialInstanceCount: c.initialInstanceCount,
+          });
+          const model = json[variant.ModelName["Fn::GetAtt"][0]].Properties;
+          expect(model.PrimaryContainer).toEqual({ Image: c.image, ModelDataUrl: c.modelDataUrl });
+          expect(model.EnableNetworkIsolation).toBe(true);
+          const [targetId, target] = resources(
+            s.inference,
+            "AWS::ApplicationAutoScaling::ScalableTarget",
+          ).find(([, p]) => JSON.stringify(p.ResourceId).includes(`"${endpointId}"`)) as [string, Props];
+          expect(target).toMatchObject({
+            ServiceNamespace: "sagemaker",
+            ScalableDimension: "sagemaker:variant:DesiredInstanceCount",
+            MinCapacity: c.minInstances,
+            MaxCapacity: c.maxInstances,
+          });
+          expect(render(target.ResourceId)).toBe(
+            `endpoint/<GetAtt:${endpointId}.EndpointName>/variant/${VARIANT}`,
+          );
+          const [, policy] = resources(s.inference, "AWS::ApplicationAutoScaling::ScalingPolicy").find(
+            ([, p]) => p.ScalingTargetId.Ref === targetId,
+          ) as [string, Props];
+          expect(policy.PolicyType).toBe("TargetTrackingScaling");
+          expect(policy.TargetTrackingScalingPolicyConfiguration).toMatchObject({
+            PredefinedMetricSpecification: { PredefinedMetricType: "SageMakerVariantInvocationsPerInstance" },
+            TargetValue: c.invocationsPerInstanceTarget,
+          });
+          const tags = Object.fromEntries(endpoint.Tags.map((t: Props) => [t.Key, t.Value]));
+          expect(tags["atrium:tenant-id"]).toBe(e.tenantId);
+        }
+      });
+
+      it("imports endpoints without `create` by name only", () => {
+        const names = resources(s.inference, "AWS::SageMaker::Endpoint").map(([, p]) => p.EndpointName);
+        const imported = configured().filter((e) => !e.create);
+        expect(imported.length).toBeGreaterThan(0);
+        for (const e of imported) expect(names).not.toContain(e.endpointName);
+      });
+
+      it("scopes each execution role to its image's repository, its model data object and its log group", () => {
+        const json = s.inference.toJSON().Resources;
+        for (const [, model] of resources(s.inference, "AWS::SageMaker::Model")) {
+          const roleId = model.ExecutionRoleArn["Fn::GetAtt"][0];
+          expect(json[roleId].Properties.AssumeRolePolicyDocument.Statement).toEqual([
+            { Action: "sts:AssumeRole", Effect: "Allow", Principal: { Service: "sagemaker.amazonaws.com" } },
+          ]);
+          const image: string = model.PrimaryContainer.Image;
+          const [, account, region, repository] =
+            /^(\d+)\.dkr\.ecr\.([^.]+)\.amazonaws\.com\/([^:@]+)/.exec(image) ?? [];
+          const byAction = new Map(
+            statementsOfRole(s.inference, roleId).flatMap((st) =>
+              actionsOf([st]).map((a) => [a, asList(st.Resource).map(render)] as const),
+            ),
+          );
+          expect(byAction.get("ecr:BatchGetImage")).toEqual([
+            `arn:<AWS::Partition>:ecr:${region}:${account}:repository/${repository}`,
+          ]);
+          const modelData: string | undefined = model.PrimaryContainer.ModelDataUrl;
+          expect(byAction.get("s3:GetObject")).toEqual(
+            modelData ? [`arn:<AWS::Partition>:s3:::${modelData.slice("s3://".length)}`] : undefined,
+          );
+          for (const [action, targets] of byAction) {
+            if (action.startsWith("logs:")) {
+              for (const t of targets) expect(t).toMatch(/:log-group:\/aws\/sagemaker\/Endpoints\/atrium-/);
+            } else if (!resourcelessActions.has(action)) {
+              for (const t of targets) expect(t, action).not.toContain("*");
+            }
+          }
+        }
+      });
+    });
+  });
+}
