@@ -67,8 +67,9 @@ function container() {
     },
     { step: "initialize", name: "countDynamoDBCalls" },
   );
+  const store = new LimiterStore(DynamoDBDocumentClient.from(client), TABLE);
   const limiter = createLimiter({
-    store: new LimiterStore(DynamoDBDocumentClient.from(client), TABLE),
+    storeFor: () => store,
     config: stage,
   });
   return { client, counter, limiter };

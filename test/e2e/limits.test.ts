@@ -232,3 +232,32 @@ describe("concurrency and request size", () => {
     expect((await errorOf(tooBig)).code).toBe("request_exceeds_token_limit");
   });
 });
+
+describe("per-tenant overrides", () => {
+  async function patch(tenantId: string, body: unknown) {
+    const response = await fetch(`${platform.gatewayUrl}/admin/tenants/${tenantId}`, {
+      method: "PATCH",
+      headers: { authorization: `Bearer ${platform.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(200);
+  }
+
+  it("an admin override of requests per minute holds from the next call", async () => {
+    const { id, apiKey } = await tenant("roomy");
+    await patch(id, { limits: { requestsPerMinute: 3 } });
+    const statuses = (await Promise.all(Array.from({ length: 12 }, () => chat(apiKey)))).map((r) => r.status);
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect((await usage(apiKey)).limits).toMatchObject({ requests_per_minute: 3, burst: 3 });
+  });
+
+  it("a hot tenant's limiter split over shards never admits more than the whole limit", async () => {
+    const { id, apiKey } = await tenant("roomy");
+    await patch(id, { limits: { requestsPerMinute: 4 }, limiterShards: 2 });
+    const statuses = (await Promise.all(Array.from({ length: 24 }, () => chat(apiKey)))).map((r) => r.status);
+    const admitted = statuses.filter((s) => s === 200).length;
+    expect(admitted).toBeLessThanOrEqual(4);
+    expect(admitted).toBeGreaterThanOrEqual(2);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(24 - admitted);
+  });
+});

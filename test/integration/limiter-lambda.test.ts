@@ -63,8 +63,9 @@ function countedClient(endpoint: string) {
 describe("when DynamoDB cannot be reached", () => {
   // Nothing listens on port 9 of loopback: connections are refused at once.
   const unreachable = countedClient("http://127.0.0.1:9");
+  const unreachableStore = new LimiterStore(unreachable.doc, "atrium-test-limits");
   const limiter = createLimiter({
-    store: new LimiterStore(unreachable.doc, "atrium-test-limits"),
+    storeFor: () => unreachableStore,
     config: stage,
   });
 
@@ -93,8 +94,9 @@ describe("a tenant known to be limited", () => {
     await ensureTable(client, "atrium-test-limits", LimiterTable);
     calls.count = 0;
     let clock = Date.UTC(2026, 10, 28, 12) * 1000;
+    const store = new LimiterStore(doc, "atrium-test-limits");
     const limiter = createLimiter({
-      store: new LimiterStore(doc, "atrium-test-limits"),
+      storeFor: () => store,
       config: stage,
       now: () => clock,
     });

@@ -1,23 +1,39 @@
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { regionFromUrl, type SigV4Auth, signedHeaders, sigV4Auth } from "./sigv4";
+
+/** A bearer admin token (the local platform's fake of IAM, or a stage that issues one), or SigV4. */
+export type AdminAuth = { kind: "token"; token: string } | SigV4Auth;
 
 export interface Connection {
   url: string;
-  adminToken: string;
+  auth: AdminAuth;
   source: string;
 }
 
-/** ATRIUM_URL + ATRIUM_ADMIN_TOKEN when set; otherwise the local platform's `.atrium/local.json`. */
+/**
+ * ATRIUM_URL: a deployed stage, signed with SigV4 from the default AWS credential chain (or sent
+ * ATRIUM_ADMIN_TOKEN when that is set). Otherwise the local platform's `.atrium/local.json`.
+ */
 export async function resolveConnection(env: NodeJS.ProcessEnv = process.env): Promise<Connection> {
   if (env.ATRIUM_URL) {
-    if (!env.ATRIUM_ADMIN_TOKEN) {
-      throw new CliError("ATRIUM_URL is set but ATRIUM_ADMIN_TOKEN is not: set both to reach that platform.");
+    let url: string;
+    try {
+      url = new URL(env.ATRIUM_URL).href.replace(/\/+$/, "");
+    } catch {
+      throw new CliError(`ATRIUM_URL is not a URL: '${env.ATRIUM_URL}'`, 2);
     }
-    return {
-      url: env.ATRIUM_URL.replace(/\/+$/, ""),
-      adminToken: env.ATRIUM_ADMIN_TOKEN,
-      source: "ATRIUM_URL",
-    };
+    if (env.ATRIUM_ADMIN_TOKEN) {
+      return { url, auth: { kind: "token", token: env.ATRIUM_ADMIN_TOKEN }, source: "ATRIUM_URL" };
+    }
+    const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? regionFromUrl(url);
+    if (!region) {
+      throw new CliError(
+        `Cannot tell the region of ${url} to sign for: set AWS_REGION (or ATRIUM_ADMIN_TOKEN to send a token).`,
+        2,
+      );
+    }
+    return { url, auth: sigV4Auth(region), source: "ATRIUM_URL" };
   }
   const file = join(resolve(env.ATRIUM_DATA_DIR ?? ".atrium"), "local.json");
   let info: { gatewayUrl?: string; adminToken?: string };
@@ -29,14 +45,14 @@ export async function resolveConnection(env: NodeJS.ProcessEnv = process.env): P
     );
   }
   if (!info.gatewayUrl || !info.adminToken) throw new CliError(`${file} has no gatewayUrl or adminToken.`);
-  return { url: info.gatewayUrl, adminToken: info.adminToken, source: file };
+  return { url: info.gatewayUrl, auth: { kind: "token", token: info.adminToken }, source: file };
 }
 
-/** An error the CLI prints as one line and exits non-zero for, with no stack trace. */
+/** An error the CLI prints as one line and exits non-zero for (1 refused, 2 usage), with no stack trace. */
 export class CliError extends Error {
   constructor(
     message: string,
-    readonly exitCode = 1,
+    readonly exitCode: 1 | 2 = 1,
   ) {
     super(message);
   }
@@ -53,22 +69,32 @@ export async function callAdmin<T>(
   path: string,
   body?: unknown,
 ): Promise<T> {
+  const url = new URL(`${connection.url}${path}`);
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string> = text === undefined ? {} : { "content-type": "application/json" };
+  if (connection.auth.kind === "token") {
+    headers.authorization = `Bearer ${connection.auth.token}`;
+  } else {
+    try {
+      Object.assign(headers, await signedHeaders(connection.auth, method, url, headers, text));
+    } catch (err) {
+      throw new CliError(
+        `No AWS credentials to sign the call with (${(err as Error).message}). Configure the AWS CLI's credentials, or set ATRIUM_ADMIN_TOKEN.`,
+      );
+    }
+  }
   let response: Response;
   try {
-    response = await fetch(`${connection.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${connection.adminToken}`, "content-type": "application/json" },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
+    response = await fetch(url, { method, headers, ...(text === undefined ? {} : { body: text }) });
   } catch {
     throw new CliError(
       `Cannot reach the Atrium API at ${connection.url} (from ${connection.source}). Is 'npm start' running?`,
     );
   }
-  const text = await response.text();
+  const raw = await response.text();
   let parsed: unknown;
   try {
-    parsed = text ? JSON.parse(text) : undefined;
+    parsed = raw ? JSON.parse(raw) : undefined;
   } catch {
     parsed = undefined;
   }

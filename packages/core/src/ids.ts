@@ -8,6 +8,11 @@ export const TENANT_ID_PATTERN = /^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$/;
 
 export const isTenantId = (id: string): boolean => TENANT_ID_PATTERN.test(id);
 
+/** What newKeyId makes; checked wherever a key id arrives from outside. */
+export const KEY_ID_PATTERN = /^key-[0-9a-z]{12}$/;
+
+export const isKeyId = (id: string): boolean => KEY_ID_PATTERN.test(id);
+
 const BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz";
 

@@ -89,6 +89,11 @@ export class LimiterStore {
     private readonly tableName: string,
   ) {}
 
+  /** The client this store writes with (one store per tenant when clients are tenant-scoped). */
+  get client(): DynamoDBDocumentClient {
+    return this.db;
+  }
+
   async admit(request: AdmitRequest): Promise<Admission> {
     const cacheKey = `${request.tenantId}${DELIMITER}${request.shard}`;
     let snapshot = this.known.get(cacheKey);

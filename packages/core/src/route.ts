@@ -28,6 +28,7 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
       `Tier '${tenant.tier}' is not configured on this stage`,
     );
   }
+  if (tenant.models && !tenant.models.includes(model)) throw modelNotFound(model);
   const sharedAllowed = tenancy !== "silo" && !tenant.compliance.includes("hipaa");
   const dedicated = tenancy === "pool" ? undefined : tenant.endpoints[model];
   const shared = config.sharedEndpoints.find((e) => e.model === model);
@@ -48,11 +49,7 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
         "model",
       );
     }
-    throw notFound(
-      "model_not_found",
-      `The model '${model}' does not exist or you do not have access to it.`,
-      "model",
-    );
+    throw modelNotFound(model);
   }
   if (tenant.regions && !tenant.regions.includes(route.region)) {
     throw new AtriumError(
@@ -64,6 +61,15 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
     );
   }
   return route;
+}
+
+/** The same answer whether a model does not exist or this tenant may not use it, so nothing leaks. */
+function modelNotFound(model: string): AtriumError {
+  return notFound(
+    "model_not_found",
+    `The model '${model}' does not exist or you do not have access to it.`,
+    "model",
+  );
 }
 
 /** Every model this tenant can call right now, with where it would go. */

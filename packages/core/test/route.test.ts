@@ -60,6 +60,22 @@ describe("resolveRoute", () => {
     });
   });
 
+  it("refuses a model outside the tenant's allow-list as not found, as if it did not exist", () => {
+    const limited = tenant({ models: ["llama"] });
+    expect(resolveRoute(limited, "llama", config).kind).toBe("shared");
+    const err = refusal(() => resolveRoute(limited, "mistral", config));
+    expect(err).toMatchObject({ status: 404, code: "model_not_found", param: "model" });
+    expect(err.message).toBe("The model 'mistral' does not exist or you do not have access to it.");
+  });
+
+  it("applies the allow-list to dedicated models too, and never widens what the tier allows", () => {
+    const silo = tenant({ tier: "enterprise", endpoints: dedicated, models: ["llama", "mistral"] });
+    expect(resolveRoute(silo, "llama", config).kind).toBe("dedicated");
+    expect(refusal(() => resolveRoute(silo, "mistral", config)).code).toBe("model_not_provisioned");
+    const bridge = tenant({ tier: "business", endpoints: dedicated, models: ["mistral"] });
+    expect(refusal(() => resolveRoute(bridge, "llama", config)).code).toBe("model_not_found");
+  });
+
   it("reports a tier missing from the stage's catalogue as a service problem, not the caller's", () => {
     expect(refusal(() => resolveRoute(tenant({ tier: "retired" }), "llama", config)).status).toBe(503);
   });
@@ -72,6 +88,7 @@ describe("availableModels", () => {
       tenant({ tier: "business", endpoints: dedicated }),
       tenant({ tier: "enterprise", endpoints: dedicated }),
       tenant({ regions: ["eu-west-1"] }),
+      tenant({ tier: "business", endpoints: dedicated, models: ["llama", "usa-only"] }),
     ];
     const listed = cases.map((t) => availableModels(t, config).map((r) => `${r.model}:${r.kind}`));
     expect(listed).toEqual([
@@ -79,6 +96,7 @@ describe("availableModels", () => {
       ["llama:dedicated", "mistral:shared", "usa-only:shared"],
       ["llama:dedicated"],
       ["llama:shared", "mistral:shared"],
+      ["llama:dedicated", "usa-only:shared"],
     ]);
   });
 });

@@ -97,3 +97,24 @@ describe("stage config", () => {
     expect(parsed.tenantCacheTtlSeconds).toBeLessThanOrEqual(60);
   });
 });
+
+describe("dedicated endpoint names on a deployed stage", () => {
+  it("must carry the stage's prefix, which its IAM policy covers", () => {
+    const silo = tenant({ tier: "enterprise" });
+    const outside = refusal(() =>
+      newDedicatedEndpoint(silo, { model: "m", endpointName: "other-e" }, config, "atrium-prod-"),
+    );
+    expect(outside).toMatchObject({
+      status: 400,
+      code: "endpoint_name_outside_stage",
+      param: "endpointName",
+    });
+    const inside = newDedicatedEndpoint(
+      silo,
+      { model: "m", endpointName: "atrium-prod-acme-m" },
+      config,
+      "atrium-prod-",
+    );
+    expect(inside.endpoint.endpointName).toBe("atrium-prod-acme-m");
+  });
+});

@@ -33,6 +33,70 @@ export const routes: readonly ApiRoute[] = [
     handler: fn("admin/endpoints", "add"),
     auth: "admin",
   },
+  // Tenant lifecycle (docs/adr/0005-tenant-lifecycle.md): every change here is audited.
+  { method: "GET", path: "/admin/tenants", handler: fn("admin/tenants", "list"), auth: "admin" },
+  { method: "GET", path: "/admin/tenants/{tenantId}", handler: fn("admin/tenants", "get"), auth: "admin" },
+  {
+    method: "PATCH",
+    path: "/admin/tenants/{tenantId}",
+    handler: fn("admin/tenants", "update"),
+    auth: "admin",
+  },
+  {
+    method: "DELETE",
+    path: "/admin/tenants/{tenantId}",
+    handler: fn("admin/tenants", "remove"),
+    auth: "admin",
+  },
+  {
+    method: "POST",
+    path: "/admin/tenants/{tenantId}/suspend",
+    handler: fn("admin/tenants", "suspend"),
+    auth: "admin",
+  },
+  {
+    method: "POST",
+    path: "/admin/tenants/{tenantId}/resume",
+    handler: fn("admin/tenants", "resume"),
+    auth: "admin",
+  },
+  { method: "GET", path: "/admin/tenants/{tenantId}/keys", handler: fn("admin/keys", "list"), auth: "admin" },
+  {
+    method: "POST",
+    path: "/admin/tenants/{tenantId}/keys",
+    handler: fn("admin/keys", "create"),
+    auth: "admin",
+  },
+  {
+    method: "POST",
+    path: "/admin/tenants/{tenantId}/keys/{keyId}/rotate",
+    handler: fn("admin/keys", "rotate"),
+    auth: "admin",
+  },
+  {
+    method: "POST",
+    path: "/admin/tenants/{tenantId}/keys/{keyId}/revoke",
+    handler: fn("admin/keys", "revoke"),
+    auth: "admin",
+  },
+  {
+    method: "GET",
+    path: "/admin/tenants/{tenantId}/endpoints",
+    handler: fn("admin/endpoints", "list"),
+    auth: "admin",
+  },
+  {
+    method: "DELETE",
+    path: "/admin/tenants/{tenantId}/endpoints/{model}",
+    handler: fn("admin/endpoints", "remove"),
+    auth: "admin",
+  },
+  {
+    method: "GET",
+    path: "/admin/tenants/{tenantId}/audit",
+    handler: fn("admin/audit", "list"),
+    auth: "admin",
+  },
 ];
 
 export const authorizer = {

@@ -1,10 +1,16 @@
 import { bearerToken, hashApiKey, isWellFormedApiKey } from "@atrium/core/api-key";
+import {
+  isKeyUsable,
+  type KeyRecord,
+  keyState,
+  LAST_USED_RESOLUTION_MS,
+  lastUsedIsStale,
+} from "@atrium/core/key-lifecycle";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
 import { tenantStore } from "./lib/clients";
 import { logger } from "./lib/observability";
-import { loadTenant } from "./lib/tenant-cache";
 
 /** API Gateway answers 401 (the UNAUTHORIZED gateway response) for exactly this error message. */
 const unauthorized = () => new Error("Unauthorized");
@@ -33,8 +39,19 @@ function policy(
   };
 }
 
+/** Stamps the key's last use, at most once per LAST_USED_RESOLUTION_MS; a failure never refuses the call. */
+async function recordUse(key: KeyRecord, hash: string, now: number): Promise<void> {
+  if (!lastUsedIsStale(key, now)) return;
+  try {
+    await tenantStore.touchKey(hash, new Date(now), new Date(now - LAST_USED_RESOLUTION_MS));
+  } catch (err) {
+    logger.warn("last-used stamp not written", { keyId: key.keyId, error: (err as Error).name });
+  }
+}
+
 export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthorizerResult>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
+  // Never log the event: it carries the API key.
+  .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
   .handler(async (event) => {
     const headers = event.headers ?? {};
     const authorization = Object.entries(headers).find(
@@ -43,15 +60,27 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
     const key = bearerToken(authorization);
     if (!key || !isWellFormedApiKey(key)) throw unauthorized();
 
-    const record = await tenantStore.findKey(hashApiKey(key));
-    if (record?.status !== "active") {
-      logger.info("key refused", { keyId: record?.keyId, reason: record ? "revoked" : "unknown" });
+    const hash = hashApiKey(key);
+    const now = Date.now();
+    const record = await tenantStore.findKey(hash);
+    if (!record || !isKeyUsable(record, now)) {
+      logger.info("key refused", {
+        keyId: record?.keyId,
+        reason: record ? keyState(record, now) : "unknown",
+      });
       throw unauthorized();
     }
-    const tenant = await loadTenant(record.tenantId);
-    if (!tenant) throw unauthorized();
+    // The profile is read fresh, not from a cache: after an admin flush, a suspension holds at once.
+    const [tenant] = await Promise.all([tenantStore.get(record.tenantId), recordUse(record, hash, now)]);
+    if (!tenant || tenant.status === "deleted") throw unauthorized();
 
-    const context = { tenantId: tenant.id, tier: tenant.tier, keyId: record.keyId };
+    // A rotated key's end travels with the cached decision, so every call can check it (middleware).
+    const context = {
+      tenantId: tenant.id,
+      tier: tenant.tier,
+      keyId: record.keyId,
+      ...(record.expiresAt ? { keyExpiresAt: record.expiresAt } : {}),
+    };
     const effect = tenant.status === "active" ? "Allow" : "Deny";
     logger.info("key resolved", { ...context, effect });
     return policy(effect, tenantRoutesArn(event.methodArn), context);

@@ -2,7 +2,7 @@ import { liveLeases } from "@atrium/core/limiter-store";
 import { effectiveLimits, monthOf, tenantLimits, untilNextMonth } from "@atrium/core/limits";
 import { config } from "./lib/clients";
 import { json } from "./lib/http";
-import { limiterStore } from "./lib/limiter";
+import { limiterStoreFor } from "./lib/limiter";
 import { tenantApi } from "./lib/middleware";
 
 /** GET /v1/usage: the caller's own limits and this month's consumption, never another tenant's. */
@@ -12,7 +12,7 @@ export const handler = tenantApi(async (_event, context) => {
   const month = monthOf(nowMicros);
   const { shards } = effectiveLimits(tenant, config);
   const snapshots = await Promise.all(
-    Array.from({ length: shards }, (_, shard) => limiterStore.read(tenant.id, shard)),
+    Array.from({ length: shards }, (_, shard) => limiterStoreFor(tenant.id).read(tenant.id, shard)),
   );
   const used = snapshots.reduce((sum, s) => sum + (s.month === month ? s.monthUsed : 0), 0);
   const inFlight = snapshots.reduce((sum, s) => sum + liveLeases(s, nowMicros), 0);

@@ -63,7 +63,10 @@ export interface ApiGatewayEmulator {
 }
 
 const ACCOUNT_ID = "000000000000";
-const API_ID = "atriumlocal";
+/** The emulated REST API's id, as FlushStageAuthorizersCache and execute-api ARNs name it. */
+export const API_ID = "atriumlocal";
+/** The principal the admin-token fake of IAM reports as the caller (`identity.userArn`). */
+export const LOCAL_ADMIN = "local-admin";
 
 interface CachedPolicy {
   result: APIGatewayAuthorizerResult;
@@ -143,6 +146,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     try {
       if (route.auth === "admin") {
         checkAdmin(headers.single.authorization);
+        event.requestContext.identity.userArn = LOCAL_ADMIN;
       } else {
         const authStarted = performance.now();
         const identity = headers.single[options.authorizer.identityHeader.toLowerCase()];

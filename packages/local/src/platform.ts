@@ -13,10 +13,17 @@ import { TenantStore } from "@atrium/core/store";
 import { LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
+import { StackEnv } from "@atrium/functions/lib/stack-env";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { ensureTable, startDynamo } from "./dynamodb";
-import { type AccessLogEntry, type ApiGatewayEmulator, type LambdaHandler, startApiGateway } from "./gateway";
+import {
+  type AccessLogEntry,
+  API_ID,
+  type ApiGatewayEmulator,
+  type LambdaHandler,
+  startApiGateway,
+} from "./gateway";
 import { type SageMakerEmulator, startSageMakerEmulator } from "./sagemaker-emulator";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -102,7 +109,6 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     });
     closers.unshift(sagemaker.close);
 
-    bindEnvironment(config, dynamo.url, sagemaker.url);
     const adminToken = previous?.adminToken ?? `atr_admin_${randomBytes(24).toString("base64url")}`;
     const cacheTtl = options.authorizerCacheTtlSeconds ?? config.authorizerCacheTtlSeconds;
     const gateway = await startApiGateway({
@@ -126,6 +132,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       ...(options.onAccess ? { onAccess: options.onAccess } : {}),
     });
     closers.unshift(gateway.close);
+    // Handlers are imported on their first call, which cannot come before this synchronous step.
+    bindEnvironment(config, dynamo.url, sagemaker.url, gateway.url);
 
     const info: LocalInfo = {
       stage: STAGE,
@@ -164,13 +172,22 @@ async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
   for (const close of closers) await close();
 }
 
-function bindEnvironment(config: StageConfig, dynamodbUrl: string, sagemakerUrl: string): void {
+function bindEnvironment(
+  config: StageConfig,
+  dynamodbUrl: string,
+  sagemakerUrl: string,
+  gatewayUrl: string,
+): void {
   const env: Record<string, string> = {
     AWS_REGION: config.region,
     AWS_ACCESS_KEY_ID: "local",
     AWS_SECRET_ACCESS_KEY: "local",
     AWS_ENDPOINT_URL_DYNAMODB: dynamodbUrl,
     AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemakerUrl,
+    // Admin functions flush the emulator's authorizer cache through the real API Gateway client.
+    AWS_ENDPOINT_URL_API_GATEWAY: gatewayUrl,
+    [StackEnv.restApiId]: API_ID,
+    [StackEnv.apiStage]: STAGE,
     [TenantTable.env]: TENANTS_TABLE,
     [LimiterTable.env]: LIMITS_TABLE,
     [STAGE_CONFIG_ENV]: JSON.stringify(config),

@@ -1,9 +1,9 @@
 import { AtriumError, upstream } from "@atrium/core/errors";
 import type { Route } from "@atrium/core/route";
 import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
-import { sagemaker } from "./clients";
-import { type ApiContext, timed } from "./middleware";
+import { type TenantContext, timed } from "./middleware";
 import { logger } from "./observability";
+import { tenantClients } from "./tenant-clients";
 
 export interface ModelCall {
   body: Uint8Array;
@@ -17,7 +17,11 @@ export interface ModelResult {
 }
 
 /** One InvokeEndpoint on the route's endpoint; SageMaker's errors become Atrium's typed errors. */
-export async function invokeModel(route: Route, call: ModelCall, context: ApiContext): Promise<ModelResult> {
+export async function invokeModel(
+  route: Route,
+  call: ModelCall,
+  context: TenantContext,
+): Promise<ModelResult> {
   const command = new InvokeEndpointCommand({
     EndpointName: route.endpointName,
     Body: call.body,
@@ -28,13 +32,17 @@ export async function invokeModel(route: Route, call: ModelCall, context: ApiCon
   });
   logger.appendKeys({ model: route.model, route: route.kind, endpointName: route.endpointName });
   try {
+    // As the calling tenant: IAM then holds the call to the stage's endpoints and this tenant's adapters.
+    const { sagemaker } = tenantClients(context.tenant.id);
     const output = await timed(context, () => sagemaker.send(command));
     return {
       body: output.Body ?? new Uint8Array(),
       contentType: output.ContentType ?? "application/octet-stream",
     };
   } catch (err) {
-    throw fromSageMakerError(err, route.model);
+    // HIPAA: a model's own error text may quote the prompt, and error messages travel into logs and traces.
+    const withholdDetails = context.tenant.compliance.includes("hipaa");
+    throw fromSageMakerError(err, route.model, { withholdDetails });
   }
 }
 
@@ -46,7 +54,11 @@ interface SdkError {
 }
 
 /** Maps an InvokeEndpoint failure to what the caller can act on, never leaking endpoint internals. */
-export function fromSageMakerError(err: unknown, model: string): AtriumError {
+export function fromSageMakerError(
+  err: unknown,
+  model: string,
+  options: { withholdDetails?: boolean } = {},
+): AtriumError {
   const e = (err ?? {}) as SdkError;
   switch (e.name) {
     case "ModelError": {
@@ -56,7 +68,9 @@ export function fromSageMakerError(err: unknown, model: string): AtriumError {
           400,
           "invalid_request_error",
           "model_rejected_request",
-          `The model '${model}' rejected the request: ${e.OriginalMessage ?? "no reason given"}`,
+          options.withholdDetails
+            ? `The model '${model}' rejected the request (${status}); its reason is withheld because it may quote the request.`
+            : `The model '${model}' rejected the request: ${e.OriginalMessage ?? "no reason given"}`,
         );
       }
       return upstream(

@@ -21,9 +21,10 @@ import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
-import { config, documentClient, requireEnv } from "./clients";
+import { config, requireEnv } from "./clients";
 import type { TenantContext } from "./middleware";
 import { logger, metrics } from "./observability";
+import { tenantClients } from "./tenant-clients";
 
 /** What an admitted call holds until it settles. */
 export interface Ticket {
@@ -36,13 +37,14 @@ export interface Ticket {
 const LEASE_MICROS = 60_000_000;
 
 export interface LimiterDeps {
-  store: LimiterStore;
+  /** The limiter store a tenant's calls go through (deployed: with that tenant's scoped credentials). */
+  storeFor: (tenantId: string) => LimiterStore;
   config: StageConfig;
   /** Microseconds since the epoch; injectable for tests. */
   now?: () => number;
 }
 
-export function createLimiter({ store, config: stage, now = () => Date.now() * 1000 }: LimiterDeps) {
+export function createLimiter({ storeFor, config: stage, now = () => Date.now() * 1000 }: LimiterDeps) {
   // Per container: tenants known to be refused until a moment, so they are refused without a write.
   const blocked = new Map<string, { until: number; minTokens: number; snapshot: LimiterSnapshot }>();
 
@@ -71,7 +73,7 @@ export function createLimiter({ store, config: stage, now = () => Date.now() * 1
 
     let admission: Admission;
     try {
-      admission = await store.admit({
+      admission = await storeFor(tenant.id).admit({
         tenantId: tenant.id,
         shard,
         limits,
@@ -119,7 +121,7 @@ export function createLimiter({ store, config: stage, now = () => Date.now() * 1
   async function settle(ticket: Ticket, usedTokens: number): Promise<void> {
     if (!ticket.lease) return;
     try {
-      const { writes } = await store.settle(ticket.lease, usedTokens, now());
+      const { writes } = await storeFor(ticket.lease.tenantId).settle(ticket.lease, usedTokens, now());
       metrics.addMetric("LimiterWrites", MetricUnit.Count, writes);
     } catch (err) {
       metrics.addMetric("LimiterSettleFailed", MetricUnit.Count, 1);
@@ -196,8 +198,24 @@ export function rateLimitHeaders(
   };
 }
 
-export const limiterStore = new LimiterStore(documentClient, requireEnv(LimiterTable.env));
-export const limiter = createLimiter({ store: limiterStore, config });
+const limiterTable = requireEnv(LimiterTable.env);
+const stores = new Map<string, LimiterStore>();
+
+/**
+ * One store per tenant in this container: its DynamoDB client runs as the tenant (IAM leading keys
+ * limit it to the tenant's own limiter items), and its prediction cache is the tenant's.
+ */
+export function limiterStoreFor(tenantId: string): LimiterStore {
+  const dynamo = tenantClients(tenantId).dynamo;
+  let store = stores.get(tenantId);
+  if (!store || store.client !== dynamo) {
+    store = new LimiterStore(dynamo, limiterTable);
+    stores.set(tenantId, store);
+  }
+  return store;
+}
+
+export const limiter = createLimiter({ storeFor: limiterStoreFor, config });
 
 /** Reserves `tokens` for the caller's call; the `limits` middleware settles or refunds it. */
 export async function admitCall(context: TenantContext, tokens: number): Promise<void> {
