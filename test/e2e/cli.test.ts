@@ -4,8 +4,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { type Platform, REPO_ROOT, startPlatform } from "@atrium/local/platform";
+import { type Platform, REPO_ROOT } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
 const run = promisify(execFile);
 const BIN = join(REPO_ROOT, "packages/cli/bin/atrium.js");
@@ -14,14 +15,12 @@ let dataDir: string;
 let emptyDir: string;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-cli-"));
   emptyDir = await mkdtemp(join(tmpdir(), "atrium-cli-none-"));
-  platform = await startPlatform({ port: 0, dataDir, ephemeral: true });
+  ({ platform, dataDir } = await startTestPlatform());
 });
 
 afterAll(async () => {
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
   await rm(emptyDir, { recursive: true, force: true });
 });
 

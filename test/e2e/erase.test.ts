@@ -1,26 +1,17 @@
-/**
- * GDPR erase on the local platform: after a tenant has lived (keys rotated and revoked, a dedicated
- * endpoint, calls metered by the limiter, an audit trail), `DELETE /admin/tenants/{id}?erase=true`
- * leaves nothing of it in any table of the local DynamoDB (every table, found by ListTables) but
- * the audit record of the erase, which holds the tenant id and no personal data.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { hashApiKey } from "@atrium/core/api-key";
-import { type Platform, startPlatform } from "@atrium/local/platform";
+import type { Platform } from "@atrium/local/platform";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Json } from "../support/http";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
 let doc: DynamoDBDocumentClient;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-erase-"));
-  platform = await startPlatform({ port: 0, dataDir, ephemeral: true });
+  ({ platform, dataDir } = await startTestPlatform());
   doc = DynamoDBDocumentClient.from(
     new DynamoDBClient({
       endpoint: platform.dynamodbUrl,
@@ -31,8 +22,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
 });
 
 async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {

@@ -1,28 +1,19 @@
-/**
- * The HIPAA posture end to end: refused on pooled tiers, never routed to a shared endpoint, and its
- * prompts and completions never in the logs, on success and on error paths, even with Powertools
- * told to log every event (POWERTOOLS_LOGGER_LOG_EVENT) as an operator debugging might do.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { errorOf, type Json } from "../support/http";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
-// Before the handlers are imported: Powertools reads these once, as Lambda would at cold start.
+// Before the handlers are imported (on the first call): Powertools reads these once, as at a cold start.
 process.env.POWERTOOLS_LOG_LEVEL = "INFO";
 process.env.POWERTOOLS_LOGGER_LOG_EVENT = "true";
 process.env.POWERTOOLS_METRICS_DISABLED = "false";
-const { startPlatform } = await import("@atrium/local/platform");
 
 let platform: Platform;
 let dataDir: string;
 const written: string[] = [];
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-hipaa-"));
-  platform = await startPlatform({ port: 0, dataDir, ephemeral: true });
+  ({ platform, dataDir } = await startTestPlatform());
   const capture = (chunk: string | Uint8Array) => {
     written.push(String(chunk));
     return true;
@@ -33,8 +24,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   vi.restoreAllMocks();
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
 });
 
 const LLAMA = "llama-3.1-8b-instruct";

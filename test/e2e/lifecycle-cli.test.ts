@@ -3,13 +3,12 @@
  * platform, and the audit trail they leave: exactly one entry per verb that changes something.
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { AuditEntry } from "@atrium/core/audit";
-import { type Platform, REPO_ROOT, startPlatform } from "@atrium/local/platform";
+import { type Platform, REPO_ROOT } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
 const run = promisify(execFile);
 const BIN = join(REPO_ROOT, "packages/cli/bin/atrium.js");
@@ -19,13 +18,11 @@ let platform: Platform;
 let dataDir: string;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-lifecycle-cli-"));
-  platform = await startPlatform({ port: 0, dataDir, ephemeral: true });
+  ({ platform, dataDir } = await startTestPlatform());
 });
 
 afterAll(async () => {
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
 });
 
 interface Outcome {

@@ -2,16 +2,17 @@
  * Limits through the local gateway, the real handlers and dynalite: exact refusals with OpenAI's
  * 429s and headers, the official client's retries, a noisy neighbour, budget, concurrency, usage.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateApiKey } from "@atrium/core/api-key";
 import { newTenant } from "@atrium/core/tenant";
 import type { AccessLogEntry } from "@atrium/local/gateway";
-import { type Platform, REPO_ROOT, startPlatform } from "@atrium/local/platform";
+import { type Platform, REPO_ROOT } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
@@ -51,18 +52,11 @@ beforeAll(async () => {
   };
   const configFile = join(dataDir, "config.json");
   await writeFile(configFile, JSON.stringify(config));
-  platform = await startPlatform({
-    port: 0,
-    dataDir,
-    ephemeral: true,
-    configFile,
-    onAccess: (e) => access.push(e),
-  });
+  ({ platform } = await startTestPlatform({ configFile, onAccess: (e) => access.push(e) }, dataDir));
 });
 
 afterAll(async () => {
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
 });
 
 /** Onboards straight through the tenant store: these tests are about limits, not the admin API. */

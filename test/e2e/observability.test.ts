@@ -1,25 +1,17 @@
-/**
- * What the handlers write to stdout (CloudWatch Logs when deployed): structured log lines that carry
- * the tenant, EMF metrics with a tenantId dimension, and never an API key or a prompt.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
-// Before the handlers are imported: Powertools reads these once, as Lambda would at cold start.
+// Before the handlers are imported (on the first call): Powertools reads these once, as at a cold start.
 process.env.POWERTOOLS_LOG_LEVEL = "INFO";
 process.env.POWERTOOLS_METRICS_DISABLED = "false";
-const { startPlatform } = await import("@atrium/local/platform");
 
 let platform: Platform;
 let dataDir: string;
 const written: string[] = [];
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-obs-"));
-  platform = await startPlatform({ port: 0, dataDir, ephemeral: true });
+  ({ platform, dataDir } = await startTestPlatform());
   vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
     written.push(String(chunk));
     return true;
@@ -28,8 +20,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   vi.restoreAllMocks();
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
 });
 
 const SECRET_PROMPT = "my-secret-diagnosis-7f3a";

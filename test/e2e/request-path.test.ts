@@ -3,25 +3,21 @@
  * the real authorizer and handlers → the AWS SDK → SageMaker Runtime emulator; tenants in dynalite.
  */
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Platform, startPlatform } from "@atrium/local/platform";
+import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-e2e-"));
-  platform = await startPlatform({ port: 0, dataDir, ephemeral: true });
+  ({ platform, dataDir } = await startTestPlatform());
 });
 
 afterAll(async () => {
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
 });
 
 const SHARED_MODEL = "llama-3.1-8b-instruct";

@@ -1,35 +1,20 @@
-/**
- * The admin API on the local platform: onboarding, validation, and the propagation bounds. The
- * gateway emulator caches authorizer decisions for the stage config's 60 s, so every "next call"
- * below is refused or admitted because the admin call flushed that cache (over the real API Gateway
- * client) and dropped the tenant from the handlers' cache, not because a TTL ran out.
- */
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { parseStageConfig } from "@atrium/core/config";
 import type { AccessLogEntry } from "@atrium/local/gateway";
-import { type Platform, startPlatform } from "@atrium/local/platform";
+import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Json, json } from "../support/http";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
 const access: AccessLogEntry[] = [];
 
 beforeAll(async () => {
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-lifecycle-"));
-  platform = await startPlatform({
-    port: 0,
-    dataDir,
-    ephemeral: true,
-    onAccess: (entry) => access.push(entry),
-  });
+  ({ platform, dataDir } = await startTestPlatform({ onAccess: (entry) => access.push(entry) }));
 });
 
 afterAll(async () => {
-  await platform?.close();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopTestPlatform(platform, dataDir);
 });
 
 const LLAMA = "llama-3.1-8b-instruct";
