@@ -5,14 +5,13 @@
  * neighbour's latency during a flood. A benchmark, not a test: figures vary with the machine.
  */
 import { readFileSync } from "node:fs";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { loadStageConfigFile, type StageConfig } from "../packages/core/src/config";
 import { LimiterStore } from "../packages/core/src/limiter-store";
 import { gcra } from "../packages/core/src/limits";
 import { LimiterTable } from "../packages/core/src/tables";
 import type { Tenant } from "../packages/core/src/tenant";
-import { ensureTable, startDynamo } from "../packages/local/src/dynamodb";
+import { ensureTable, localDynamoClient, startDynamo } from "../packages/local/src/dynamodb";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONTAINERS = Number(process.env.BENCH_CONTAINERS ?? 32);
@@ -54,11 +53,7 @@ const dynamo = await startDynamo();
 
 /** One Lambda container: its own SDK client (with a call counter) and its own limiter. */
 function container() {
-  const client = new DynamoDBClient({
-    endpoint: dynamo.url,
-    region: "eu-west-1",
-    credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
-  });
+  const client = localDynamoClient(dynamo.url);
   const counter = { calls: 0 };
   client.middlewareStack.add(
     (next) => (args) => {

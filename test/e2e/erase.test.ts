@@ -3,8 +3,7 @@ import type { Platform } from "@atrium/local/platform";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Json } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
@@ -25,14 +24,7 @@ afterAll(async () => {
   await stopTestPlatform(platform, dataDir);
 });
 
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const response = await fetch(`${platform.gatewayUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${platform.adminToken}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const admin = (method: string, path: string, body?: unknown) => adminCall(platform, method, path, body);
 
 async function chat(apiKey: string): Promise<number> {
   const response = await fetch(`${platform.gatewayUrl}/v1/chat/completions`, {

@@ -1,7 +1,7 @@
 import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { errorOf, type Json } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 // Before the handlers are imported (on the first call): Powertools reads these once, as at a cold start.
 process.env.POWERTOOLS_LOG_LEVEL = "INFO";
@@ -31,14 +31,7 @@ const LLAMA = "llama-3.1-8b-instruct";
 const PROMPT = "patient-7f3a-diagnosis-secret";
 const ACCEPT_SECRET = "application/x-patient-7f3a-record";
 
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const response = await fetch(`${platform.gatewayUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${platform.adminToken}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: await response.json() };
-}
+const admin = (method: string, path: string, body?: unknown) => adminCall(platform, method, path, body);
 
 function chat(apiKey: string, model = LLAMA) {
   return fetch(`${platform.gatewayUrl}/v1/chat/completions`, {

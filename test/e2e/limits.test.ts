@@ -12,7 +12,7 @@ import { type Platform, REPO_ROOT } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
@@ -229,12 +229,7 @@ describe("concurrency and request size", () => {
 
 describe("per-tenant overrides", () => {
   async function patch(tenantId: string, body: unknown) {
-    const response = await fetch(`${platform.gatewayUrl}/admin/tenants/${tenantId}`, {
-      method: "PATCH",
-      headers: { authorization: `Bearer ${platform.adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    expect(response.status).toBe(200);
+    expect((await adminCall(platform, "PATCH", `/admin/tenants/${tenantId}`, body)).status).toBe(200);
   }
 
   it("an admin override of requests per minute holds from the next call", async () => {

@@ -7,7 +7,7 @@ import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
@@ -26,14 +26,8 @@ function client(apiKey: string) {
   return new OpenAI({ apiKey, baseURL: `${platform.gatewayUrl}/v1`, maxRetries: 0 });
 }
 
-async function admin(path: string, body: unknown, token = platform.adminToken) {
-  const response = await fetch(`${platform.gatewayUrl}${path}`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: await json(response) };
-}
+const admin = (path: string, body: unknown, token = platform.adminToken) =>
+  adminCall(platform, "POST", path, body, token);
 
 async function createTenant(name: string, tier: string): Promise<{ id: string; apiKey: string }> {
   const { status, body } = await admin("/admin/tenants", { name, tier });

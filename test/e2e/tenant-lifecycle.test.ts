@@ -2,8 +2,8 @@ import { parseStageConfig } from "@atrium/core/config";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Json, json } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { json } from "../support/http";
+import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
@@ -20,15 +20,7 @@ afterAll(async () => {
 const LLAMA = "llama-3.1-8b-instruct";
 const MISTRAL = "mistral-7b-instruct";
 
-async function admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }> {
-  const response = await fetch(`${platform.gatewayUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${platform.adminToken}`, "content-type": "application/json" },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: text ? JSON.parse(text) : undefined };
-}
+const admin = (method: string, path: string, body?: unknown) => adminCall(platform, method, path, body);
 
 async function chat(apiKey: string, model = LLAMA): Promise<{ status: number; code?: string }> {
   const response = await fetch(`${platform.gatewayUrl}/v1/chat/completions`, {

@@ -8,8 +8,7 @@ import { AtriumError } from "@atrium/core/errors";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { LimiterTable } from "@atrium/core/tables";
 import type { Tenant } from "@atrium/core/tenant";
-import { ensureTable, type LocalDynamo, startDynamo } from "@atrium/local/dynamodb";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 
@@ -43,12 +42,7 @@ function tenant(tier: string, id = `tn-${tier}-lambda`): Tenant {
 
 /** A client whose every call is counted by an SDK middleware. */
 function countedClient(endpoint: string) {
-  const client = new DynamoDBClient({
-    endpoint,
-    region: "eu-west-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    maxAttempts: 1,
-  });
+  const client = localDynamoClient(endpoint, { maxAttempts: 1 });
   const calls = { count: 0 };
   client.middlewareStack.add(
     (next) => (args) => {

@@ -6,8 +6,7 @@ import { randomUUID } from "node:crypto";
 import { type AdmitRequest, LimiterStore } from "@atrium/core/limiter-store";
 import { gcra, gcraAdmit, type ShardLimits } from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
-import { ensureTable, type LocalDynamo, startDynamo } from "@atrium/local/dynamodb";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -22,12 +21,7 @@ beforeAll(async () => {
 afterAll(() => dynamo?.close());
 
 function client() {
-  return new DynamoDBClient({
-    endpoint: dynamo.url,
-    region: "eu-west-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    maxAttempts: 10,
-  });
+  return localDynamoClient(dynamo.url, { maxAttempts: 10 });
 }
 
 /** A fresh "Lambda container": its own SDK client and its own limiter cache. */

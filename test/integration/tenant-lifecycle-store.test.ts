@@ -9,8 +9,7 @@ import { eraseTenant } from "@atrium/core/erase";
 import { TenantStore } from "@atrium/core/store";
 import { LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant, type Tenant } from "@atrium/core/tenant";
-import { ensureTable, type LocalDynamo, startDynamo } from "@atrium/local/dynamodb";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -24,11 +23,7 @@ let audit: AuditLog;
 
 beforeAll(async () => {
   dynamo = await startDynamo();
-  const client = new DynamoDBClient({
-    endpoint: dynamo.url,
-    region: "eu-west-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-  });
+  const client = localDynamoClient(dynamo.url);
   await ensureTable(client, TABLE, TenantTable);
   await ensureTable(client, LIMITS, LimiterTable);
   doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });

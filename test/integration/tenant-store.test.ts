@@ -6,8 +6,7 @@ import { tenantKey } from "@atrium/core/keys";
 import { TenantStore } from "@atrium/core/store";
 import { TenantTable } from "@atrium/core/tables";
 import { newTenant, type Tenant } from "@atrium/core/tenant";
-import { ensureTable, type LocalDynamo, startDynamo } from "@atrium/local/dynamodb";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -19,11 +18,7 @@ let store: TenantStore;
 
 beforeAll(async () => {
   dynamo = await startDynamo();
-  const client = new DynamoDBClient({
-    endpoint: dynamo.url,
-    region: "eu-west-1",
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-  });
+  const client = localDynamoClient(dynamo.url);
   await ensureTable(client, TABLE, TenantTable);
   await ensureTable(client, TABLE, TenantTable); // idempotent
   doc = DynamoDBDocumentClient.from(client);

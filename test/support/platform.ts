@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Platform, type PlatformOptions, startPlatform } from "@atrium/local/platform";
+import type { Json } from "./http";
 
 export async function startTestPlatform(
   options: Omit<PlatformOptions, "dataDir"> = {},
@@ -19,4 +20,21 @@ export async function stopTestPlatform(
 ): Promise<void> {
   await platform?.close();
   if (dataDir) await rm(dataDir, { recursive: true, force: true });
+}
+
+/** One admin API call with the platform's admin credential; the body is parsed when there is one. */
+export async function adminCall(
+  platform: Platform,
+  method: string,
+  path: string,
+  body?: unknown,
+  token = platform.adminToken,
+): Promise<{ status: number; body: Json }> {
+  const response = await fetch(`${platform.gatewayUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }

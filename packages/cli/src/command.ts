@@ -47,6 +47,16 @@ export function countOption(
   return Number(raw);
 }
 
+/** The query string of a paged listing (`?limit=&cursor=`) from --limit and --cursor; "" for neither. */
+export function pageQuery(values: Record<string, unknown>): string {
+  const limit = countOption(values, "limit");
+  const query = new URLSearchParams({
+    ...(limit ? { limit: String(limit) } : {}),
+    ...(values.cursor ? { cursor: String(values.cursor) } : {}),
+  }).toString();
+  return query ? `?${query}` : "";
+}
+
 /** What an admin change's response says about when it holds everywhere. */
 export interface Propagation {
   authorizerCacheFlushed: boolean;

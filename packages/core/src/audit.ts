@@ -3,11 +3,13 @@
  * never updated. Entries live in their tenant's own partition (`AUDIT#<id>#`), apart from the tenant's
  * data, so an erase can remove every entry but the record of the erase itself.
  */
+
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, type DynamoDBDocumentClient, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { decodeCursor, encodeCursor } from "./cursor";
 import { randomString } from "./ids";
 import { auditKey } from "./keys";
+import { deletePartition } from "./partition";
 
 export const AUDIT_ACTIONS = [
   "tenant.create",
@@ -123,30 +125,13 @@ export class AuditLog {
   }
 
   /** Deletes a tenant's entries except erase records; returns how many went. */
-  async eraseTrail(tenantId: string): Promise<number> {
-    const pk = auditKey(tenantId);
-    let erased = 0;
-    let start: Record<string, unknown> | undefined;
-    do {
-      const result = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          KeyConditionExpression: "#pk = :pk",
-          ExpressionAttributeNames: { "#pk": "pk", "#action": "action" },
-          ExpressionAttributeValues: { ":pk": pk },
-          ProjectionExpression: "#pk, sk, #action",
-          ConsistentRead: true,
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      for (const item of result.Items ?? []) {
-        if (item.action === ERASE_ACTION) continue;
-        await this.db.send(new DeleteCommand({ TableName: this.tableName, Key: { pk, sk: item.sk } }));
-        erased += 1;
-      }
-      start = result.LastEvaluatedKey;
-    } while (start);
-    return erased;
+  eraseTrail(tenantId: string): Promise<number> {
+    return deletePartition(
+      this.db,
+      this.tableName,
+      auditKey(tenantId),
+      (item) => item.action === ERASE_ACTION,
+    );
   }
 }
 

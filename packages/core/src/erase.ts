@@ -2,10 +2,11 @@
  * GDPR erase: every item of a tenant goes, in every table, except the audit record of the erase
  * itself (tenant id, action, actor, time: nothing about the tenant but its generated id).
  */
-import { DeleteCommand, type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type AuditEntry, type AuditLog, ERASE_ACTION } from "./audit";
 import { notFound } from "./errors";
 import { tenantKey } from "./keys";
+import { deletePartition } from "./partition";
 import type { TenantStore } from "./store";
 
 /** A table that keeps all of a tenant's items in the partition `TENANT#<id>#` (the limiter's, for one). */
@@ -15,29 +16,8 @@ export interface TenantPartitionTable {
 }
 
 /** Deletes the tenant's partition of such a table; returns how many items went. */
-export async function eraseTenantPartition(table: TenantPartitionTable, tenantId: string): Promise<number> {
-  const pk = tenantKey(tenantId);
-  let erased = 0;
-  let start: Record<string, unknown> | undefined;
-  do {
-    const result = await table.db.send(
-      new QueryCommand({
-        TableName: table.tableName,
-        KeyConditionExpression: "#pk = :pk",
-        ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk" },
-        ExpressionAttributeValues: { ":pk": pk },
-        ProjectionExpression: "#pk, #sk",
-        ConsistentRead: true,
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    for (const item of result.Items ?? []) {
-      await table.db.send(new DeleteCommand({ TableName: table.tableName, Key: { pk, sk: item.sk } }));
-      erased += 1;
-    }
-    start = result.LastEvaluatedKey;
-  } while (start);
-  return erased;
+export function eraseTenantPartition(table: TenantPartitionTable, tenantId: string): Promise<number> {
+  return deletePartition(table.db, table.tableName, tenantKey(tenantId));
 }
 
 export interface EraseDependencies {

@@ -55,23 +55,21 @@ export interface ShardLimits extends Required<Limits> {
 }
 
 export function effectiveLimits(tenant: Tenant, config: StageConfig): ShardLimits {
-  const tier = config.tiers[tenant.tier];
-  if (!tier) throw new Error(`Tier '${tenant.tier}' is not configured`);
-  const merged = { ...tier.limits, ...tenant.limits };
+  const whole = tenantLimits(tenant, config);
   const shards = Math.max(1, tenant.limiterShards ?? 1);
   // Each shard gets the floor of its share, so the shards together never admit more than the limit.
   const share = (n: number) => Math.max(1, Math.floor(n / shards));
   return {
     shards,
-    requestsPerMinute: share(merged.requestsPerMinute),
-    burst: share(merged.burst ?? merged.requestsPerMinute),
-    tokensPerMinute: share(merged.tokensPerMinute),
-    concurrency: share(merged.concurrency),
-    monthlyTokens: share(merged.monthlyTokens),
+    requestsPerMinute: share(whole.requestsPerMinute),
+    burst: share(whole.burst),
+    tokensPerMinute: share(whole.tokensPerMinute),
+    concurrency: share(whole.concurrency),
+    monthlyTokens: share(whole.monthlyTokens),
   };
 }
 
-/** Whole-tenant limits (before the split over shards), as reported to the tenant. */
+/** Whole-tenant limits (before the split over shards): the tier's, overridden per tenant. */
 export function tenantLimits(tenant: Tenant, config: StageConfig): Required<Limits> {
   const tier = config.tiers[tenant.tier];
   if (!tier) throw new Error(`Tier '${tenant.tier}' is not configured`);

@@ -4,6 +4,7 @@ import {
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
+  paginateQuery,
   QueryCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
@@ -441,21 +442,17 @@ export class TenantStore {
     exact = false,
   ): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const result = await this.db.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: "byTenant",
-          KeyConditionExpression: exact ? "#g = :g AND #s = :s" : "#g = :g AND begins_with(#s, :s)",
-          ExpressionAttributeNames: { "#g": "gsi1pk", "#s": "gsi1sk" },
-          ExpressionAttributeValues: { ":g": tenantKey(tenantId), ":s": sortKey },
-          ...(start ? { ExclusiveStartKey: start } : {}),
-        }),
-      );
-      items.push(...(result.Items ?? []));
-      start = result.LastEvaluatedKey;
-    } while (start);
+    const pages = paginateQuery(
+      { client: this.db },
+      {
+        TableName: this.tableName,
+        IndexName: "byTenant",
+        KeyConditionExpression: exact ? "#g = :g AND #s = :s" : "#g = :g AND begins_with(#s, :s)",
+        ExpressionAttributeNames: { "#g": "gsi1pk", "#s": "gsi1sk" },
+        ExpressionAttributeValues: { ":g": tenantKey(tenantId), ":s": sortKey },
+      },
+    );
+    for await (const page of pages) items.push(...(page.Items ?? []));
     return items;
   }
 

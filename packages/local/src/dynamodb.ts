@@ -3,7 +3,8 @@ import type { TableShape } from "@atrium/core/tables";
 import {
   CreateTableCommand,
   DescribeTableCommand,
-  type DynamoDBClient,
+  DynamoDBClient,
+  type DynamoDBClientConfig,
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb";
 import dynalite from "dynalite";
@@ -110,4 +111,14 @@ export async function ensureTable(
         : {}),
     }),
   );
+}
+
+/** An SDK client for a local DynamoDB: its URL, any region, static credentials (nothing verifies them). */
+export function localDynamoClient(url: string, options: DynamoDBClientConfig = {}): DynamoDBClient {
+  return new DynamoDBClient({
+    endpoint: url,
+    region: "eu-west-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    ...options,
+  });
 }

@@ -14,9 +14,8 @@ import { LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { ensureTable, startDynamo } from "./dynamodb";
+import { ensureTable, localDynamoClient, startDynamo } from "./dynamodb";
 import {
   type AccessLogEntry,
   API_ID,
@@ -84,11 +83,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const dynamo = await startDynamo(options.ephemeral ? {} : { path: join(dataDir, "dynamodb") });
   const closers: (() => Promise<void>)[] = [dynamo.close];
   try {
-    const client = new DynamoDBClient({
-      endpoint: dynamo.url,
-      region: config.region,
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    });
+    const client = localDynamoClient(dynamo.url, { region: config.region });
     await ensureTable(client, TENANTS_TABLE, TenantTable);
     await ensureTable(client, LIMITS_TABLE, LimiterTable);
     const tenantStore = new TenantStore(

@@ -1,5 +1,5 @@
 import type { AuditChange, AuditEntry } from "@atrium/core/audit";
-import { type Command, countOption, jsonOption } from "../command";
+import { type Command, jsonOption, pageQuery } from "../command";
 import { callAdmin, resolveConnection } from "../connection";
 import { cell, table, time } from "../format";
 
@@ -24,16 +24,11 @@ export const auditCommands: Record<string, Command> = {
     },
     async run(values, positionals) {
       const [tenantId] = positionals as [string];
-      const limit = countOption(values, "limit");
-      const query = new URLSearchParams({
-        ...(limit ? { limit: String(limit) } : {}),
-        ...(values.cursor ? { cursor: String(values.cursor) } : {}),
-      }).toString();
       const connection = await resolveConnection();
       const result = await callAdmin<{ entries: AuditEntry[]; nextCursor?: string }>(
         connection,
         "GET",
-        `/admin/tenants/${encodeURIComponent(tenantId)}/audit${query ? `?${query}` : ""}`,
+        `/admin/tenants/${encodeURIComponent(tenantId)}/audit${pageQuery(values)}`,
       );
       const rows = result.entries.map((e) => [time(e.at), e.actor, e.action, e.target, summary(e.changes)]);
       const more = result.nextCursor

@@ -6,6 +6,7 @@ import {
   jsonOption,
   type OptionSpec,
   type Propagation,
+  pageQuery,
   requireOptions,
 } from "../command";
 import { CliError, callAdmin, resolveConnection } from "../connection";
@@ -142,16 +143,11 @@ export const tenantCommands: Record<string, Command> = {
       json: jsonOption,
     },
     async run(values) {
-      const limit = countOption(values, "limit");
-      const query = new URLSearchParams({
-        ...(limit ? { limit: String(limit) } : {}),
-        ...(values.cursor ? { cursor: String(values.cursor) } : {}),
-      }).toString();
       const connection = await resolveConnection();
       const result = await callAdmin<{ tenants: Tenant[]; nextCursor?: string }>(
         connection,
         "GET",
-        `/admin/tenants${query ? `?${query}` : ""}`,
+        `/admin/tenants${pageQuery(values)}`,
       );
       const rows = [...result.tenants]
         .sort((a, b) => a.createdAt.localeCompare(b.createdAt))

@@ -54,8 +54,8 @@ export function createLimiter({ storeFor, config: stage, now = () => Date.now() 
   ): Promise<{ ticket: Ticket; headers: Record<string, string> }> {
     const limits = effectiveLimits(tenant, stage);
     const whole = tenantLimits(tenant, stage);
-    const tokenWindow = gcra(limits.tokensPerMinute).window;
-    if (tokens * gcra(limits.tokensPerMinute).interval > tokenWindow) {
+    const tokenLimit = gcra(limits.tokensPerMinute);
+    if (tokens * tokenLimit.interval > tokenLimit.window) {
       throw invalidRequest(
         "request_exceeds_token_limit",
         `This request may use up to ${tokens} tokens (prompt plus max_tokens), more than this tenant's ${whole.tokensPerMinute} tokens per minute. Lower max_tokens or shorten the prompt.`,
