@@ -1,5 +1,5 @@
 /**
- * `npm run bench:limits`: the limiter against dynalite, as many Lambda containers would drive it.
+ * `npm run bench:limits`: the limiter against DynamoDB Local, as many Lambda containers would drive it.
  * Prints admitted vs allowed under concurrency (over-admission must be 0), DynamoDB calls per
  * admitted and per refused call (counted by an SDK middleware), admission latency, and a quiet
  * neighbour's latency during a flood. A benchmark, not a test: figures vary with the machine.
@@ -156,7 +156,7 @@ const setup = container();
 await ensureTable(setup.client, TABLE, LimiterTable);
 
 process.stdout.write(
-  `limiter benchmark: ${CONTAINERS} containers for ${SECONDS}s against dynalite (${dynamo.url})\n`,
+  `limiter benchmark: ${CONTAINERS} containers for ${SECONDS}s against DynamoDB Local (${dynamo.url})\n`,
 );
 process.stdout.write("quiet neighbour alone...\n");
 const alone = await quietNeighbour(tenantOf("tn-bench-quiet-a"), 50);
@@ -198,7 +198,7 @@ for (const phase of ["cold containers", "warm containers"]) {
   for (const [name, value] of rows) process.stdout.write(`  ${name.padEnd(width)}  ${value}\n`);
 }
 process.stdout.write(
-  "(dynalite is single-threaded: the neighbour shares its one core with the flood; on DynamoDB the items are on different partitions)\n",
+  "(DynamoDB Local shares this machine's two cores with the flood; on DynamoDB the items are on different partitions)\n",
 );
 
 await dynamo.close();

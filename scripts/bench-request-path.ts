@@ -1,6 +1,6 @@
 /**
  * `npm run bench:request-path`: chat completions through the whole local platform (gateway emulator,
- * authorizer, handler, limiter, SageMaker emulator, dynalite). Prints end-to-end latency and what
+ * authorizer, handler, limiter, SageMaker emulator, DynamoDB Local). Prints end-to-end latency and what
  * the handlers report as their own overhead (x-atrium-overhead-ms). A benchmark, not a test.
  */
 import { mkdtemp, rm } from "node:fs/promises";

@@ -14,12 +14,12 @@ export function Data({ stack, app }: StackContext) {
     const { partitionKey, sortKey, indexes, timeToLiveAttribute } = shape;
     const keys = [
       partitionKey,
-      sortKey,
+      ...(sortKey ? [sortKey] : []),
       ...Object.values(indexes).flatMap((i) => [i.partitionKey, i.sortKey]),
     ];
     return new Table(stack, id, {
       fields: Object.fromEntries(keys.map((name) => [name, "string" as const])),
-      primaryIndex: { partitionKey, sortKey },
+      primaryIndex: sortKey ? { partitionKey, sortKey } : { partitionKey },
       globalIndexes: Object.fromEntries(
         Object.entries(indexes).map(([name, index]) => [
           name,

@@ -2,10 +2,10 @@
  * `npm start` exactly as a user runs it: a child process, PORT from the environment, data under a
  * data directory, SIGTERM to stop, and the same tenants and keys after a restart.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { LocalInfo } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json } from "../support/http";
@@ -67,6 +67,41 @@ async function stop(running: Running, signal: NodeJS.Signals): Promise<string> {
   return running.output().trim().split("\n").at(-1) ?? "";
 }
 
+/** Every process below `pid` (pid and command line), read from ps. */
+function descendants(pid: number): { pid: number; command: string; includes(text: string): boolean }[] {
+  const rows = execFileSync("ps", ["-eo", "pid=,ppid=,args="], { encoding: "utf8" })
+    .split("\n")
+    .map((line) => /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line))
+    .filter((match) => match !== null)
+    .map((match) => ({ pid: Number(match[1]), ppid: Number(match[2]), command: match[3] as string }));
+  const found: { pid: number; command: string; includes(text: string): boolean }[] = [];
+  const walk = (parent: number) => {
+    for (const row of rows.filter((r) => r.ppid === parent)) {
+      found.push({ pid: row.pid, command: row.command, includes: (text) => row.command.includes(text) });
+      walk(row.pid);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 async function chat(gatewayUrl: string, apiKey: string) {
   return fetch(`${gatewayUrl}/v1/chat/completions`, {
     method: "POST",
@@ -106,6 +141,44 @@ describe("npm start", () => {
     expect(second.info.adminToken).toBe(info.adminToken);
     expect((await chat(second.info.gatewayUrl, apiKey)).status).toBe(200);
     expect(await stop(second, "SIGINT")).toBe("Atrium stopped cleanly.");
+  });
+
+  it("stops every process when only npm's own PID gets SIGTERM, and when a signal comes twice", async () => {
+    const running = await npmStart("--ephemeral");
+    const tree = descendants(running.child.pid as number);
+    expect(tree.some((line) => line.includes("DynamoDBLocal.jar"))).toBe(true);
+    const exited = new Promise<void>((resolve) => running.child.once("close", () => resolve()));
+    process.kill(running.child.pid as number, "SIGTERM");
+    await exited;
+    await waitFor(() => tree.every(({ pid }) => !alive(pid)));
+    expect(running.output()).toContain("Atrium stopped cleanly.");
+    children.delete(running.child);
+
+    // The group and npm's forward both deliver it: one stop, not a forced one.
+    const twice = await npmStart("--ephemeral");
+    process.kill(-(twice.child.pid as number), "SIGINT");
+    expect(await stop(twice, "SIGINT")).toBe("Atrium stopped cleanly.");
+  });
+
+  it("without Java 17, stops at once and says what to install", async () => {
+    const bin = await mkdtemp(join(tmpdir(), "atrium-old-java-"));
+    // A FAKE of an old Java runtime: all it does is report version 11, as `java -version` would.
+    await writeFile(join(bin, "java"), "#!/bin/sh\necho 'openjdk version \"11.0.2\" 2019-01-15' >&2\n", {
+      mode: 0o755,
+    });
+    const result = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "packages/local/src/main.ts", "--ephemeral"],
+      {
+        env: { ...process.env, PATH: `${bin}:${dirname(process.execPath)}`, PORT: "0" },
+        encoding: "utf8",
+        timeout: 20_000,
+      },
+    );
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/needs Java 17 or later, and Java 11 was found/);
+    expect(result.stderr).toContain("openjdk-17-jre-headless");
+    await rm(bin, { recursive: true, force: true });
   });
 
   it("--ephemeral keeps nothing", async () => {

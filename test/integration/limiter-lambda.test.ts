@@ -8,9 +8,10 @@ import { AtriumError } from "@atrium/core/errors";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { LimiterTable } from "@atrium/core/tables";
 import type { Tenant } from "@atrium/core/tenant";
-import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
 // The handler modules read their configuration at import, as a Lambda does at cold start.
 const stage: StageConfig = loadStageConfigFile("config/local.json");
@@ -22,9 +23,10 @@ process.env.AWS_SECRET_ACCESS_KEY = "test";
 const { createLimiter } = await import("@atrium/functions/lib/limiter");
 const { metrics } = await import("@atrium/functions/lib/observability");
 
+const LAMBDA_LIMITS = uniqueTableName("atrium-test-limits");
 let dynamo: LocalDynamo;
 beforeAll(async () => {
-  dynamo = await startDynamo();
+  dynamo = sharedDynamo();
 });
 afterAll(() => dynamo?.close());
 
@@ -57,7 +59,7 @@ function countedClient(endpoint: string) {
 describe("when DynamoDB cannot be reached", () => {
   // Nothing listens on port 9 of loopback: connections are refused at once.
   const unreachable = countedClient("http://127.0.0.1:9");
-  const unreachableStore = new LimiterStore(unreachable.doc, "atrium-test-limits");
+  const unreachableStore = new LimiterStore(unreachable.doc, LAMBDA_LIMITS);
   const limiter = createLimiter({
     storeFor: () => unreachableStore,
     config: stage,
@@ -85,10 +87,10 @@ describe("when DynamoDB cannot be reached", () => {
 describe("a tenant known to be limited", () => {
   it("is refused in the Lambda, with no DynamoDB call, until its retry time", async () => {
     const { client, doc, calls } = countedClient(dynamo.url);
-    await ensureTable(client, "atrium-test-limits", LimiterTable);
+    await ensureTable(client, LAMBDA_LIMITS, LimiterTable);
     calls.count = 0;
     let clock = Date.UTC(2026, 10, 28, 12) * 1000;
-    const store = new LimiterStore(doc, "atrium-test-limits");
+    const store = new LimiterStore(doc, LAMBDA_LIMITS);
     const limiter = createLimiter({
       storeFor: () => store,
       config: stage,

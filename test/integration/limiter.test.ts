@@ -6,16 +6,17 @@ import { randomUUID } from "node:crypto";
 import { type AdmitRequest, LimiterStore } from "@atrium/core/limiter-store";
 import { gcra, gcraAdmit, type ShardLimits } from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
-import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
-const TABLE = "atrium-test-limits";
+const TABLE = uniqueTableName("atrium-test-limits");
 let dynamo: LocalDynamo;
 
 beforeAll(async () => {
-  dynamo = await startDynamo();
+  dynamo = sharedDynamo();
   await ensureTable(client(), TABLE, LimiterTable);
 });
 afterAll(() => dynamo?.close());

@@ -9,12 +9,13 @@ import { eraseTenant } from "@atrium/core/erase";
 import { TenantStore } from "@atrium/core/store";
 import { LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant, type Tenant } from "@atrium/core/tenant";
-import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
-const TABLE = "atrium-test-lifecycle";
-const LIMITS = "atrium-test-lifecycle-limits";
+const TABLE = uniqueTableName("atrium-test-lifecycle");
+const LIMITS = uniqueTableName("atrium-test-lifecycle-limits");
 const config = loadStageConfigFile("config/local.json");
 let dynamo: LocalDynamo;
 let doc: DynamoDBDocumentClient;
@@ -22,7 +23,7 @@ let store: TenantStore;
 let audit: AuditLog;
 
 beforeAll(async () => {
-  dynamo = await startDynamo();
+  dynamo = sharedDynamo();
   const client = localDynamoClient(dynamo.url);
   await ensureTable(client, TABLE, TenantTable);
   await ensureTable(client, LIMITS, LimiterTable);

@@ -6,18 +6,19 @@ import { tenantKey } from "@atrium/core/keys";
 import { TenantStore } from "@atrium/core/store";
 import { TenantTable } from "@atrium/core/tables";
 import { newTenant, type Tenant } from "@atrium/core/tenant";
-import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
+import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
-const TABLE = "atrium-test-tenants";
+const TABLE = uniqueTableName("atrium-test-tenants");
 const config = loadStageConfigFile("config/local.json");
 let dynamo: LocalDynamo;
 let doc: DynamoDBDocumentClient;
 let store: TenantStore;
 
 beforeAll(async () => {
-  dynamo = await startDynamo();
+  dynamo = sharedDynamo();
   const client = localDynamoClient(dynamo.url);
   await ensureTable(client, TABLE, TenantTable);
   await ensureTable(client, TABLE, TenantTable); // idempotent

@@ -1,8 +1,9 @@
-/** The local platform for one test file: free ports, in-memory DynamoDB, a temporary data directory. */
+/** The local platform for one test file: free ports, the run's shared DynamoDB Local, a temporary data directory. */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Platform, type PlatformOptions, startPlatform } from "@atrium/local/platform";
+import { sharedDynamoUrl, uniqueTableName } from "./dynamodb";
 import type { Json } from "./http";
 
 export async function startTestPlatform(
@@ -10,7 +11,14 @@ export async function startTestPlatform(
   dataDir?: string,
 ): Promise<{ platform: Platform; dataDir: string }> {
   const dir = dataDir ?? (await mkdtemp(join(tmpdir(), "atrium-test-")));
-  const platform = await startPlatform({ port: 0, ephemeral: true, ...options, dataDir: dir });
+  const platform = await startPlatform({
+    port: 0,
+    ephemeral: true,
+    dynamodbUrl: sharedDynamoUrl(),
+    tablePrefix: uniqueTableName("atrium-test"),
+    ...options,
+    dataDir: dir,
+  });
   return { platform, dataDir: dir };
 }
 

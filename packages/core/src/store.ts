@@ -447,9 +447,18 @@ export class TenantStore {
       {
         TableName: this.tableName,
         IndexName: "byTenant",
-        KeyConditionExpression: exact ? "#g = :g AND #s = :s" : "#g = :g AND begins_with(#s, :s)",
-        ExpressionAttributeNames: { "#g": "gsi1pk", "#s": "gsi1sk" },
-        ExpressionAttributeValues: { ":g": tenantKey(tenantId), ":s": sortKey },
+        // DynamoDB refuses an empty key value, even as a prefix: no prefix means the whole partition.
+        ...(sortKey === ""
+          ? {
+              KeyConditionExpression: "#g = :g",
+              ExpressionAttributeNames: { "#g": "gsi1pk" },
+              ExpressionAttributeValues: { ":g": tenantKey(tenantId) },
+            }
+          : {
+              KeyConditionExpression: exact ? "#g = :g AND #s = :s" : "#g = :g AND begins_with(#s, :s)",
+              ExpressionAttributeNames: { "#g": "gsi1pk", "#s": "gsi1sk" },
+              ExpressionAttributeValues: { ":g": tenantKey(tenantId), ":s": sortKey },
+            }),
       },
     );
     for await (const page of pages) items.push(...(page.Items ?? []));

@@ -25,7 +25,7 @@ export const LimiterTable = {
 
 export interface TableShape {
   partitionKey: string;
-  sortKey: string;
+  sortKey?: string;
   indexes: Record<string, { partitionKey: string; sortKey: string }>;
   timeToLiveAttribute?: string;
 }

@@ -49,7 +49,6 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-const started = performance.now();
 const platform = await startPlatform({
   port,
   ephemeral: args.ephemeral,
@@ -63,7 +62,7 @@ const platform = await startPlatform({
 });
 
 const { gatewayUrl, demoTenant } = platform;
-process.stdout.write(`Atrium local platform is up in ${Math.round(performance.now() - started)} ms (stage ${platform.stage})
+process.stdout.write(`Atrium local platform is up in ${(performance.now() / 1000).toFixed(1)} s (stage ${platform.stage})
 
   API gateway        ${gatewayUrl}          (OpenAI base URL: ${gatewayUrl}/v1)
   SageMaker Runtime  ${platform.sagemakerUrl}
@@ -81,24 +80,43 @@ Try it:
 Ctrl-C stops it; data is kept in ${platform.dataDir} unless --ephemeral.
 `);
 
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => {
-    if (stopping) {
-      process.stderr.write("Forced stop.\n");
-      process.exit(130);
-    }
-    stopping = true;
-    process.stdout.write(`\n${signal}: finishing in-flight requests and closing DynamoDB...\n`);
-    platform.close().then(
-      () => {
-        process.stdout.write("Atrium stopped cleanly.\n");
-        process.exit(0);
-      },
-      (err) => {
-        process.stderr.write(`Atrium did not stop cleanly: ${(err as Error).message}\n`);
-        process.exit(1);
-      },
-    );
-  });
+/**
+ * Stops cleanly whichever way the stop comes: SIGINT or SIGTERM to this process, to npm (which
+ * forwards it) or to the whole group (so it may arrive twice at once), SIGHUP when the terminal
+ * goes, or npm dying (this process is then re-parented). A second signal later than a moment after
+ * the first forces the exit; the stop itself is bounded too.
+ */
+const DUPLICATE_SIGNAL_MS = 2000;
+const STOP_DEADLINE_MS = 10_000;
+let stoppingSince: number | undefined;
+
+function stop(reason: string): void {
+  if (stoppingSince !== undefined) {
+    if (performance.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
+    process.stderr.write("Forced stop.\n");
+    process.exit(130);
+  }
+  stoppingSince = performance.now();
+  process.stdout.write(`\n${reason}: finishing in-flight requests and closing DynamoDB...\n`);
+  const deadline = setTimeout(() => {
+    process.stderr.write(`Atrium did not stop within ${STOP_DEADLINE_MS / 1000} s; exiting.\n`);
+    process.exit(1);
+  }, STOP_DEADLINE_MS);
+  deadline.unref();
+  platform.close().then(
+    () => {
+      process.stdout.write("Atrium stopped cleanly.\n");
+      process.exit(0);
+    },
+    (err) => {
+      process.stderr.write(`Atrium did not stop cleanly: ${(err as Error).message}\n`);
+      process.exit(1);
+    },
+  );
 }
+
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => stop(signal));
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) stop("parent process ended");
+}, 500).unref();

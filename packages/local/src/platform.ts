@@ -1,5 +1,5 @@
 /**
- * The whole platform on one machine: dynalite for DynamoDB, the SageMaker Runtime emulator, and the
+ * The whole platform on one machine: AWS's DynamoDB Local, the SageMaker Runtime emulator, and the
  * API Gateway emulator running the real authorizer and handlers. Handlers find the stand-ins through
  * the AWS SDK's own endpoint variables, exactly as they find AWS when deployed.
  */
@@ -35,6 +35,10 @@ export interface PlatformOptions {
   dataDir?: string;
   /** Keep DynamoDB in memory: nothing survives a restart. */
   ephemeral?: boolean;
+  /** Use this running DynamoDB (e.g. the one a test run shares) instead of starting one. */
+  dynamodbUrl?: string;
+  /** Table names start with this (default `atrium-local`), so platforms can share one DynamoDB. */
+  tablePrefix?: string;
   /** Stage config file. Default config/local.json of the repo. */
   configFile?: string;
   /** Overrides the config's authorizer cache TTL (tests use short ones). */
@@ -67,8 +71,9 @@ export interface Platform extends LocalInfo {
 }
 
 const STAGE = "local";
-const TENANTS_TABLE = `atrium-${STAGE}-tenants`;
-const LIMITS_TABLE = `atrium-${STAGE}-limits`;
+/** Every table the platform uses, by the suffix of its local name. */
+const TABLES = { tenants: TenantTable, limits: LimiterTable } as const;
+type TableNames = Record<keyof typeof TABLES, string>;
 
 // Handlers read their environment once, when first imported: one platform's endpoints per process.
 let boundEnvironment: string | undefined;
@@ -77,18 +82,28 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const dataDir = resolve(options.dataDir ?? ".atrium");
   const configFile = options.configFile ?? join(REPO_ROOT, "config", "local.json");
   const config = loadStageConfigFile(configFile);
-  await mkdir(dataDir, { recursive: true });
+  // It holds the admin token, the demo key and the tenants' data: this user's only.
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await chmod(dataDir, 0o700);
   const previous = await readLocalInfo(dataDir);
 
-  const dynamo = await startDynamo(options.ephemeral ? {} : { path: join(dataDir, "dynamodb") });
+  const dynamo = options.dynamodbUrl
+    ? { url: options.dynamodbUrl, close: async () => {} }
+    : await startDynamo(options.ephemeral ? {} : { path: join(dataDir, "dynamodb") });
   const closers: (() => Promise<void>)[] = [dynamo.close];
   try {
     const client = localDynamoClient(dynamo.url, { region: config.region });
-    await ensureTable(client, TENANTS_TABLE, TenantTable);
-    await ensureTable(client, LIMITS_TABLE, LimiterTable);
+    closers.unshift(async () => client.destroy());
+    const prefix = options.tablePrefix ?? `atrium-${STAGE}`;
+    const tables = Object.fromEntries(
+      Object.keys(TABLES).map((name) => [name, `${prefix}-${name}`]),
+    ) as TableNames;
+    for (const [name, shape] of Object.entries(TABLES)) {
+      await ensureTable(client, tables[name as keyof TableNames], shape);
+    }
     const tenantStore = new TenantStore(
       DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-      TENANTS_TABLE,
+      tables.tenants,
     );
 
     const sagemaker = await startSageMakerEmulator({
@@ -128,7 +143,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     });
     closers.unshift(gateway.close);
     // Handlers are imported on their first call, which cannot come before this synchronous step.
-    bindEnvironment(config, dynamo.url, sagemaker.url, gateway.url);
+    bindEnvironment(config, tables, dynamo.url, sagemaker.url, gateway.url);
 
     const info: LocalInfo = {
       stage: STAGE,
@@ -136,8 +151,8 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       sagemakerUrl: sagemaker.url,
       dynamodbUrl: dynamo.url,
       adminToken,
-      tenantsTable: TENANTS_TABLE,
-      limitsTable: LIMITS_TABLE,
+      tenantsTable: tables.tenants,
+      limitsTable: tables.limits,
       sharedEndpoints: config.sharedEndpoints.map((e) => e.endpointName),
       demoTenant: await demoTenant(tenantStore, config, previous?.demoTenant),
     };
@@ -152,7 +167,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       sagemaker,
       tenantStore,
       close: () => {
-        // Gateway first (drains in-flight calls), then the model emulator, then DynamoDB (flushes LevelDB).
+        // Gateway first (drains in-flight calls), then the model emulator, then DynamoDB.
         closing ??= closeAll(closers);
         return closing;
       },
@@ -169,6 +184,7 @@ async function closeAll(closers: (() => Promise<void>)[]): Promise<void> {
 
 function bindEnvironment(
   config: StageConfig,
+  tables: TableNames,
   dynamodbUrl: string,
   sagemakerUrl: string,
   gatewayUrl: string,
@@ -183,8 +199,8 @@ function bindEnvironment(
     AWS_ENDPOINT_URL_API_GATEWAY: gatewayUrl,
     [StackEnv.restApiId]: API_ID,
     [StackEnv.apiStage]: STAGE,
-    [TenantTable.env]: TENANTS_TABLE,
-    [LimiterTable.env]: LIMITS_TABLE,
+    [TenantTable.env]: tables.tenants,
+    [LimiterTable.env]: tables.limits,
     [STAGE_CONFIG_ENV]: JSON.stringify(config),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",
