@@ -142,6 +142,11 @@ describe("atrium, generally", () => {
     expect(verb.code).toBe(0);
     expect(verb.stdout).toContain("--inference-component");
     expect((await atrium(["tenants", "explode"])).code).toBe(2);
+    const prototypeName = await atrium(["constructor"]);
+    expect(prototypeName).toMatchObject({
+      code: 2,
+      stderr: expect.stringContaining("unknown command 'constructor'"),
+    });
   });
 
   it("talks to ATRIUM_URL with ATRIUM_ADMIN_TOKEN, and refuses a wrong token", async () => {

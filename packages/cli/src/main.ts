@@ -44,8 +44,9 @@ Exit status: 0 done, 1 refused by the platform or unreachable, 2 usage error.
 function findCommand(argv: string[]): { name: string; rest: string[] } | undefined {
   const [first, second, ...rest] = argv;
   const two = `${first} ${second ?? ""}`.trim();
-  if (second !== undefined && commands[two]) return { name: two, rest };
-  if (first !== undefined && commands[first]) return { name: first, rest: argv.slice(1) };
+  // Own names only: `atrium constructor` is an unknown command, not Object.prototype's.
+  if (second !== undefined && Object.hasOwn(commands, two)) return { name: two, rest };
+  if (first !== undefined && Object.hasOwn(commands, first)) return { name: first, rest: argv.slice(1) };
   return undefined;
 }
 

@@ -48,6 +48,11 @@ export const TierSpec = z.strictObject({
 });
 export type TierSpec = z.infer<typeof TierSpec>;
 
+/** A tier of the stage by name: own entries only, so a name such as `constructor` is no tier at all. */
+export function tierSpec(config: Pick<StageConfig, "tiers">, name: string): TierSpec | undefined {
+  return Object.hasOwn(config.tiers, name) ? config.tiers[name] : undefined;
+}
+
 /** An image in ECR (SageMaker pulls only from ECR): account, region, repository, then a tag or digest. */
 export const EcrImage = z
   .string()

@@ -3,7 +3,7 @@
  * effective limits of a tenant (tier defaults, overrides, shards) and the size of a reservation.
  * docs/adr/0004-exact-limits.md explains the algorithm and why it is exact.
  */
-import type { Limits, StageConfig, TierSpec } from "./config";
+import { type Limits, type StageConfig, type TierSpec, tierSpec } from "./config";
 import { invalidRequest } from "./errors";
 import type { Tenant } from "./tenant";
 
@@ -71,7 +71,7 @@ export function effectiveLimits(tenant: Tenant, config: StageConfig): ShardLimit
 
 /** Whole-tenant limits (before the split over shards): the tier's, overridden per tenant. */
 export function tenantLimits(tenant: Tenant, config: StageConfig): Required<Limits> {
-  const tier = config.tiers[tenant.tier];
+  const tier = tierSpec(config, tenant.tier);
   if (!tier) throw new Error(`Tier '${tenant.tier}' is not configured`);
   const merged = { ...tier.limits, ...tenant.limits };
   return { ...merged, burst: merged.burst ?? merged.requestsPerMinute };

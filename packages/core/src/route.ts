@@ -1,6 +1,6 @@
 import type { StageConfig } from "./config";
 import { AtriumError, notFound } from "./errors";
-import { type Tenant, tenancyOf } from "./tenant";
+import { dedicatedEndpointOf, type Tenant, tenancyOf } from "./tenant";
 
 export type RouteKind = "shared" | "dedicated";
 
@@ -30,7 +30,7 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
   }
   if (tenant.models && !tenant.models.includes(model)) throw modelNotFound(model);
   const sharedAllowed = tenancy !== "silo" && !tenant.compliance.includes("hipaa");
-  const dedicated = tenancy === "pool" ? undefined : tenant.endpoints[model];
+  const dedicated = tenancy === "pool" ? undefined : dedicatedEndpointOf(tenant, model);
   const shared = config.sharedEndpoints.find((e) => e.model === model);
 
   let route: Route | undefined;
@@ -64,7 +64,7 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
 }
 
 /** The same answer whether a model does not exist or this tenant may not use it, so nothing leaks. */
-function modelNotFound(model: string): AtriumError {
+export function modelNotFound(model: string): AtriumError {
   return notFound(
     "model_not_found",
     `The model '${model}' does not exist or you do not have access to it.`,

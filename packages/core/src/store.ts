@@ -13,7 +13,13 @@ import { decodeCursor, encodeCursor } from "./cursor";
 import { conflict, notFound } from "./errors";
 import type { KeyRecord } from "./key-lifecycle";
 import { apiKeyKey, endpointKey, keySortKey, PROFILE, tenantKey } from "./keys";
-import { type DedicatedEndpoint, type Tenant, type TenantStatus, UPDATABLE_FIELDS } from "./tenant";
+import {
+  type DedicatedEndpoint,
+  dedicatedEndpointOf,
+  type Tenant,
+  type TenantStatus,
+  UPDATABLE_FIELDS,
+} from "./tenant";
 
 export type { KeyRecord, KeyStatus } from "./key-lifecycle";
 
@@ -183,7 +189,7 @@ export class TenantStore {
         throw notFound("tenant_not_found", `No tenant ${tenantId}`);
       throw err;
     }
-    const replaced = before.endpoints[model];
+    const replaced = dedicatedEndpointOf(before, model);
     if (replaced && replaced.endpointName !== endpoint.endpointName) {
       await this.releaseClaim(replaced.endpointName, tenantId);
     }
@@ -408,7 +414,7 @@ export class TenantStore {
       }
       throw err;
     }
-    const removed = before.endpoints[model] as DedicatedEndpoint;
+    const removed = dedicatedEndpointOf(before, model) as DedicatedEndpoint;
     await this.releaseClaim(removed.endpointName, tenantId);
     return removed;
   }

@@ -1,5 +1,13 @@
 import { z } from "zod";
-import { Compliance, EndpointName, LimitOverrides, Limits, ModelName, type StageConfig } from "./config";
+import {
+  Compliance,
+  EndpointName,
+  LimitOverrides,
+  Limits,
+  ModelName,
+  type StageConfig,
+  tierSpec,
+} from "./config";
 import { conflict, fromValidationIssues, invalidRequest } from "./errors";
 import { newTenantId } from "./ids";
 import { Region } from "./region";
@@ -60,7 +68,15 @@ export const NewEndpointInput = DedicatedEndpoint.extend({ model: ModelName }).s
 export type NewEndpointInput = z.input<typeof NewEndpointInput>;
 
 export function tenancyOf(tier: string, config: StageConfig) {
-  return config.tiers[tier]?.tenancy;
+  return tierSpec(config, tier)?.tenancy;
+}
+
+/** The tenant's dedicated endpoint for a model: own entries only, so no model name reaches Object.prototype. */
+export function dedicatedEndpointOf(
+  tenant: Pick<Tenant, "endpoints">,
+  model: string,
+): DedicatedEndpoint | undefined {
+  return Object.hasOwn(tenant.endpoints, model) ? tenant.endpoints[model] : undefined;
 }
 
 /** Checks a create request against the stage's catalogue and returns the tenant to store. */

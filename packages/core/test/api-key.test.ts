@@ -1,5 +1,13 @@
 import { createHash } from "node:crypto";
-import { bearerToken, generateApiKey, hashApiKey, isWellFormedApiKey } from "@atrium/core/api-key";
+import {
+  apiKeyOfRequest,
+  authorizationValues,
+  bearerToken,
+  generateApiKey,
+  hashApiKey,
+  isWellFormedApiKey,
+} from "@atrium/core/api-key";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
 describe("API keys", () => {
@@ -52,5 +60,73 @@ describe("bearerToken", () => {
     expect(bearerToken("Basic dXNlcjpwYXNz")).toBeUndefined();
     expect(bearerToken("Bearer")).toBeUndefined();
     expect(bearerToken("Bearer a b")).toBeUndefined();
+  });
+});
+
+describe("the one API key of a request", () => {
+  const a = generateApiKey().plaintext;
+  const c = generateApiKey().plaintext;
+
+  it("is read from any letter case of Authorization", () => {
+    for (const name of ["Authorization", "authorization", "AUTHORIZATION", "aUtHoRiZaTiOn"]) {
+      expect(apiKeyOfRequest({ headers: { [name]: `Bearer ${a}` } })).toBe(a);
+      expect(apiKeyOfRequest({ multiValueHeaders: { [name]: [`Bearer ${a}`] } })).toBe(a);
+    }
+  });
+
+  it("is none when more than one value arrives, in either map, in any case, even the same value twice", () => {
+    const refused = [
+      { headers: { Authorization: `Bearer ${c}`, authorization: `Bearer ${a}` } },
+      {
+        headers: { Authorization: `Bearer ${c}` },
+        multiValueHeaders: { Authorization: [`Bearer ${a}`, `Bearer ${c}`] },
+      },
+      {
+        headers: { Authorization: `Bearer ${a}` },
+        multiValueHeaders: { Authorization: [`Bearer ${a}`, `Bearer ${a}`] },
+      },
+      { headers: { authorization: `Bearer ${a}` }, multiValueHeaders: { Authorization: [`Bearer ${c}`] } },
+      // headers and multiValueHeaders disagreeing is two values, not one.
+      { headers: { Authorization: `Bearer ${a}` }, multiValueHeaders: { Authorization: [`Bearer ${c}`] } },
+      { headers: { Authorization: `Bearer ${a}, Bearer ${c}` } },
+      { headers: { Authorization: `Bearer ${a},${c}` } },
+      { headers: {} },
+      { headers: null, multiValueHeaders: null },
+    ];
+    for (const request of refused) expect(apiKeyOfRequest(request)).toBeUndefined();
+    expect(authorizationValues(refused[1] as (typeof refused)[number])).toEqual([
+      `Bearer ${a}`,
+      `Bearer ${c}`,
+    ]);
+  });
+
+  it("property: a key is returned only when exactly one Authorization value was sent, and it is that value's", () => {
+    const spelling = fc.constantFrom("Authorization", "authorization", "AUTHORIZATION", "AuThOrIzAtIoN");
+    const sent = fc.array(
+      fc.tuple(spelling, fc.constantFrom(`Bearer ${a}`, `Bearer ${c}`, "Bearer junk", "")),
+      {
+        maxLength: 4,
+      },
+    );
+    const other = fc.dictionary(
+      fc.constantFrom("constructor", "__proto__", "toString", "x-api-key", "content-type"),
+      fc.string(),
+    );
+    fc.assert(
+      fc.property(sent, other, (lines, extra) => {
+        // As API Gateway builds them: each spelling apart, `headers` the last value of each.
+        const multi = new Map<string, string[]>();
+        for (const [name, value] of lines) multi.set(name, [...(multi.get(name) ?? []), value]);
+        const request = {
+          headers: { ...extra, ...Object.fromEntries([...multi].map(([n, v]) => [n, v.at(-1) ?? ""])) },
+          multiValueHeaders: Object.fromEntries(multi),
+        };
+        const only = lines.length === 1 ? lines[0]?.[1] : undefined;
+        const expected =
+          only === `Bearer ${a}` || only === `Bearer ${c}` ? only.slice("Bearer ".length) : undefined;
+        expect(apiKeyOfRequest(request)).toBe(expected);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -1,6 +1,13 @@
+import { tierSpec } from "@atrium/core/config";
+import { AtriumError } from "@atrium/core/errors";
 import { availableModels, resolveRoute } from "@atrium/core/route";
+import { tenancyOf } from "@atrium/core/tenant";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { config, refusal, tenant } from "./fixtures";
+
+/** Every name a plain object answers without owning it: what a lookup must never mistake for an entry. */
+const PROTOTYPE_NAMES = Object.getOwnPropertyNames(Object.prototype);
 
 const dedicated = { llama: { endpointName: "tn-test-llama" } };
 
@@ -98,5 +105,87 @@ describe("availableModels", () => {
       ["llama:shared", "mistral:shared"],
       ["llama:dedicated", "usa-only:shared"],
     ]);
+  });
+});
+
+describe("names that are Object.prototype properties", () => {
+  const tenants = [
+    tenant(),
+    tenant({ tier: "business", endpoints: dedicated }),
+    tenant({ tier: "enterprise", endpoints: dedicated }),
+    tenant({ tier: "business", compliance: ["hipaa"], endpoints: dedicated }),
+  ];
+
+  it("are unknown models on every tier: 404 model_not_found, never a route", () => {
+    for (const t of tenants) {
+      for (const model of PROTOTYPE_NAMES) {
+        const err = refusal(() => resolveRoute(t, model, config));
+        expect({ tier: t.tier, model, code: err.code, status: err.status }).toEqual({
+          tier: t.tier,
+          model,
+          code: "model_not_found",
+          status: 404,
+        });
+      }
+      for (const route of availableModels(t, config)) expect(PROTOTYPE_NAMES).not.toContain(route.model);
+    }
+  });
+
+  it("are no tier: the catalogue answers only for its own entries", () => {
+    for (const name of PROTOTYPE_NAMES) {
+      expect(tierSpec(config, name)).toBeUndefined();
+      expect(tenancyOf(name, config)).toBeUndefined();
+      expect(refusal(() => resolveRoute(tenant({ tier: name }), "llama", config)).code).toBe(
+        "tier_not_configured",
+      );
+    }
+    expect(tierSpec(config, "business")?.tenancy).toBe("bridge");
+  });
+
+  it("still route where a tenant really has a dedicated endpoint of that name", () => {
+    const odd = tenant({ tier: "enterprise", endpoints: { constructor: { endpointName: "tn-test-ctor" } } });
+    expect(resolveRoute(odd, "constructor", config)).toMatchObject({
+      kind: "dedicated",
+      endpointName: "tn-test-ctor",
+    });
+    expect(refusal(() => resolveRoute(odd, "toString", config)).code).toBe("model_not_found");
+  });
+
+  it("property: any model name resolves to a real endpoint of the catalogue or the tenant, or is refused", () => {
+    const shared = new Set(config.sharedEndpoints.map((e) => e.endpointName));
+    const model = fc.oneof(
+      fc.constantFrom(...PROTOTYPE_NAMES, "llama", "mistral", "usa-only", "own-model"),
+      fc.string({ maxLength: 20 }),
+    );
+    const someTenant = fc.record({
+      tier: fc.constantFrom("free", "pro", "business", "enterprise", ...PROTOTYPE_NAMES),
+      endpoints: fc.dictionary(fc.constantFrom("llama", "own-model", "toString"), fc.constant(null)),
+      hipaa: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(someTenant, model, ({ tier, endpoints, hipaa }, name) => {
+        const own = Object.fromEntries(
+          Object.keys(endpoints).map((m) => [m, { endpointName: `tn-test-${m}` }]),
+        );
+        const t = tenant({ tier, endpoints: own, compliance: hipaa ? ["hipaa"] : [] });
+        let route: ReturnType<typeof resolveRoute>;
+        try {
+          route = resolveRoute(t, name, config);
+        } catch (err) {
+          expect(err).toBeInstanceOf(AtriumError);
+          expect([403, 404, 503]).toContain((err as AtriumError).status);
+          return;
+        }
+        expect(route.model).toBe(name);
+        if (route.kind === "dedicated") {
+          expect(Object.hasOwn(own, name)).toBe(true);
+          expect(route.endpointName).toBe(`tn-test-${name}`);
+        } else {
+          expect(shared.has(route.endpointName)).toBe(true);
+        }
+        expect(PROTOTYPE_NAMES.includes(name) && !Object.hasOwn(own, name)).toBe(false);
+      }),
+      { numRuns: 500 },
+    );
   });
 });

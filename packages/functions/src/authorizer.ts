@@ -1,4 +1,4 @@
-import { bearerToken, hashApiKey, isWellFormedApiKey } from "@atrium/core/api-key";
+import { apiKeyOfRequest, hashApiKey } from "@atrium/core/api-key";
 import {
   isKeyUsable,
   type KeyRecord,
@@ -53,12 +53,9 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
   // Never log the event: it carries the API key.
   .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
   .handler(async (event) => {
-    const headers = event.headers ?? {};
-    const authorization = Object.entries(headers).find(
-      ([name]) => name.toLowerCase() === "authorization",
-    )?.[1];
-    const key = bearerToken(authorization);
-    if (!key || !isWellFormedApiKey(key)) throw unauthorized();
+    // Exactly one Authorization value, or 401 before any lookup: one key, one tenant.
+    const key = apiKeyOfRequest(event);
+    if (!key) throw unauthorized();
 
     const hash = hashApiKey(key);
     const now = Date.now();

@@ -1,3 +1,4 @@
+import { tierSpec } from "@atrium/core/config";
 import { fromValidationIssues, invalidRequest, upstream } from "@atrium/core/errors";
 import { maxTokensFor, promptTokenBound } from "@atrium/core/limits";
 import { resolveRoute } from "@atrium/core/route";
@@ -62,7 +63,7 @@ export const handler = tenantApi(async (event, context) => {
   const route = resolveRoute(context.tenant, request.model, config);
   const maxTokens = maxTokensFor(
     request.max_completion_tokens ?? request.max_tokens,
-    config.tiers[context.tenant.tier],
+    tierSpec(config, context.tenant.tier),
   );
   await admitCall(context, promptTokenBound(request.messages.map(messageText)) + maxTokens);
   const body = {

@@ -1,7 +1,6 @@
-import { ModelName } from "@atrium/core/config";
-import { invalidRequest } from "@atrium/core/errors";
+import { ModelName, tierSpec } from "@atrium/core/config";
 import { maxTokensFor, promptTokenBound } from "@atrium/core/limits";
-import { resolveRoute } from "@atrium/core/route";
+import { modelNotFound, resolveRoute } from "@atrium/core/route";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { config } from "./lib/clients";
 import { bodyBytes, header } from "./lib/http";
@@ -15,15 +14,14 @@ const TEXT_TYPES = /^(text\/|application\/([\w.+-]*\+)?(json|xml|x-ndjson|jsonli
 /** Raw passthrough: the tenant's bytes, Content-Type and Accept go to the model as they came. */
 export const handler = tenantApi(async (event, context) => {
   const model = event.pathParameters?.model ?? "";
-  if (!ModelName.safeParse(model).success) {
-    throw invalidRequest("invalid_model", `model: '${model}' is not a valid model name`, "model");
-  }
+  // A name no model can have (`__proto__`, `a b`) names no model: the same 404 as any unknown one.
+  if (!ModelName.safeParse(model).success) throw modelNotFound(model);
   const route = resolveRoute(context.tenant, model, config);
   const body = bodyBytes(event);
   const contentType = header(event, "content-type") ?? "application/json";
   // Text payloads reserve a bound of their bytes plus the max_tokens they ask for (or the tier's default);
   // binary payloads (images, audio) are not tokenized: requests and concurrency limits still apply.
-  const tier = config.tiers[context.tenant.tier];
+  const tier = tierSpec(config, context.tenant.tier);
   const reserve = TEXT_TYPES.test(contentType)
     ? promptTokenBound([body.toString("latin1")]) + maxTokensFor(requestedMaxTokens(body), tier)
     : 0;

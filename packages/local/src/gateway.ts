@@ -12,17 +12,27 @@ import {
   gatewayResponseBody,
   gatewayResponses,
 } from "@atrium/functions/api";
-import type {
-  APIGatewayAuthorizerResult,
-  APIGatewayProxyEvent,
-  APIGatewayProxyResult,
-  APIGatewayRequestAuthorizerEvent,
-  Context,
-} from "aws-lambda";
-import { listen, readBody, safeDecode } from "./http-server";
+import type { APIGatewayProxyResult } from "aws-lambda";
+import {
+  type AuthorizerSettings,
+  GatewayError,
+  type LambdaHandler,
+  requestAuthorizer,
+  withTimeout,
+} from "./gateway-authorizer";
+import {
+  ACCOUNT_ID,
+  API_ID,
+  type CollectedHeaders,
+  collectHeaders,
+  lambdaContext,
+  matchRoute,
+  proxyEvent,
+} from "./gateway-event";
+import { listen, readBody, responseFlushed } from "./http-server";
+import { checkSignature, type StaticCredentials } from "./sigv4";
 
-// biome-ignore lint/suspicious/noExplicitAny: handlers are typed by their own modules
-export type LambdaHandler = (event: any, context: Context) => Promise<any>;
+export { API_ID, type LambdaHandler };
 
 export interface AccessLogEntry {
   requestId: string;
@@ -42,12 +52,17 @@ export interface GatewayOptions {
   routes: readonly ApiRoute[];
   /** Resolves an SST handler string ("packages/functions/src/chat.handler") to the function. */
   loadHandler: (handler: string) => Promise<LambdaHandler>;
-  authorizer: { handler: string; identityHeader: string; cacheTtlSeconds: number };
+  authorizer: AuthorizerSettings;
   /**
    * FAKE of IAM (SigV4) authorization for admin routes, which cannot run here: a bearer token.
    * The deployed stage checks SigV4 signatures in API Gateway itself.
    */
   adminToken: string;
+  /**
+   * FAKE of IAM for the control plane (FlushStageAuthorizersCache): the credential the platform gives
+   * its functions; their SigV4 signature is verified with it. The admin token is accepted too.
+   */
+  functionCredentials: StaticCredentials;
   binaryMediaTypes: readonly string[];
   limits?: { maxBodyBytes: number; integrationTimeoutMs: number };
   onAccess?: (entry: AccessLogEntry) => void;
@@ -59,46 +74,43 @@ export interface ApiGatewayEmulator {
   flushAuthorizerCache(): void;
   /** How many times the authorizer function actually ran (cache misses). */
   authorizerInvocations(): number;
+  /**
+   * Refuses new connections at once, closes idle keep-alive ones, answers calls in flight (with
+   * `connection: close`), then resolves.
+   */
   close(): Promise<void>;
 }
 
-const ACCOUNT_ID = "000000000000";
-/** The emulated REST API's id, as FlushStageAuthorizersCache and execute-api ARNs name it. */
-export const API_ID = "atriumlocal";
 /** The principal the admin-token fake of IAM reports as the caller (`identity.userArn`). */
 export const LOCAL_ADMIN = "local-admin";
 
-interface CachedPolicy {
-  result: APIGatewayAuthorizerResult;
-  expiresAt: number;
-}
-
-interface MatchedRoute {
-  route: ApiRoute;
-  pathParameters: Record<string, string> | null;
-}
-
-class GatewayError extends Error {
-  constructor(readonly type: GatewayResponseType) {
-    super(type);
-  }
-}
+const BEARER = /^Bearer\s+(\S+)$/i;
+const FLUSH_PATH = /^\/restapis\/([^/]+)\/stages\/([^/]+)\/cache\/authorizers$/;
 
 export async function startApiGateway(options: GatewayOptions): Promise<ApiGatewayEmulator> {
   const limits = options.limits ?? gatewayLimits;
   const host = options.host ?? "127.0.0.1";
-  const cache = new Map<string, CachedPolicy>();
-  let authorizerRuns = 0;
-  const inFlight = new Set<Promise<void>>();
+  const contextOf = (handler: string, timeoutMs: number) => lambdaContext(options, handler, timeoutMs);
+  const authorizer = requestAuthorizer({
+    settings: options.authorizer,
+    loadHandler: options.loadHandler,
+    lambdaContext: contextOf,
+  });
+  // Each call in flight until its answer reached the socket, so close() can wait for exactly those.
+  const inFlight = new Map<ServerResponse, Promise<void>>();
+  let closing = false;
 
   const server: Server = createServer((req, res) => {
-    const work = handle(req, res).catch((err) => {
-      // Only a bug in the emulator itself lands here; the client still gets API Gateway's answer.
-      console.error("api gateway emulator error", err);
-      if (!res.headersSent) sendGatewayResponse(res, "DEFAULT_5XX", randomUUID(), 500);
-    });
-    inFlight.add(work);
-    void work.finally(() => inFlight.delete(work));
+    if (closing) res.setHeader("connection", "close");
+    const work = handle(req, res)
+      .catch((err) => {
+        // Only a bug in the emulator itself lands here; the client still gets API Gateway's answer.
+        console.error("api gateway emulator error", err);
+        if (!res.headersSent) sendGatewayResponse(res, "DEFAULT_5XX", randomUUID(), 500);
+      })
+      .then(() => responseFlushed(res))
+      .finally(() => inFlight.delete(res));
+    inFlight.set(res, work);
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -120,12 +132,10 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
       log(sent, { error: type, ...(tenantId ? { tenantId } : {}) });
     };
 
-    if (method === "DELETE" && /^\/restapis\/[^/]+\/stages\/[^/]+\/cache\/authorizers$/.test(url.pathname)) {
-      // The control-plane call FlushStageAuthorizersCache, answered as API Gateway does (202, empty).
-      await readBody(req, 0);
-      cache.clear();
-      res.writeHead(202).end();
-      log(202);
+    const flush = method === "DELETE" ? FLUSH_PATH.exec(url.pathname) : null;
+    if (flush) {
+      const status = await flushStageAuthorizersCache(req, flush[1], flush[2], res);
+      log(status);
       return;
     }
 
@@ -139,18 +149,28 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     const { route, pathParameters } = matched;
 
     const headers = collectHeaders(req);
-    const event = proxyEvent({ req, url, method, route, pathParameters, headers, body, requestId });
+    const event = proxyEvent({
+      req,
+      url,
+      method,
+      route,
+      pathParameters,
+      headers,
+      body,
+      requestId,
+      stage: options.stage,
+      binaryMediaTypes: options.binaryMediaTypes,
+    });
     const methodArn = `arn:aws:execute-api:${options.region}:${ACCOUNT_ID}:${API_ID}/${options.stage}/${method}${url.pathname}`;
 
     let tenantId: string | undefined;
     try {
       if (route.auth === "admin") {
-        checkAdmin(headers.single.authorization);
+        checkAdmin(headers);
         event.requestContext.identity.userArn = LOCAL_ADMIN;
       } else {
         const authStarted = performance.now();
-        const identity = headers.single[options.authorizer.identityHeader.toLowerCase()];
-        const decision = await authorize(event, methodArn, identity);
+        const decision = await authorizer.authorize(event, methodArn, headers);
         event.requestContext.authorizer = {
           principalId: decision.principalId,
           ...decision.context,
@@ -167,7 +187,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     try {
       const handler = await options.loadHandler(route.handler);
       result = await withTimeout(
-        handler(event, lambdaContext(route.handler, limits.integrationTimeoutMs)),
+        handler(event, contextOf(route.handler, limits.integrationTimeoutMs)),
         limits.integrationTimeoutMs,
       );
     } catch (err) {
@@ -184,164 +204,88 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     log(result.statusCode, tenantId ? { tenantId } : {});
   }
 
-  function checkAdmin(authorization: string | undefined): void {
-    const token = /^Bearer\s+(\S+)$/i.exec(authorization ?? "")?.[1];
-    if (!token) throw new GatewayError("MISSING_AUTHENTICATION_TOKEN");
+  /** The one admin-token value of the request, compared in constant time. */
+  function isAdminToken(authorization: readonly string[] | undefined): boolean {
+    const token = authorization?.length === 1 ? BEARER.exec(authorization[0] ?? "")?.[1] : undefined;
+    if (!token) return false;
     const a = Buffer.from(token);
     const b = Buffer.from(options.adminToken);
-    if (a.length !== b.length || !timingSafeEqual(a, b)) throw new GatewayError("INVALID_SIGNATURE");
+    return a.length === b.length && timingSafeEqual(a, b);
   }
 
-  async function authorize(
-    event: APIGatewayProxyEvent,
-    methodArn: string,
-    identity: string | undefined,
-  ): Promise<APIGatewayAuthorizerResult> {
-    // API Gateway refuses a request whose identity source is absent without calling the authorizer.
-    if (!identity) throw new GatewayError("UNAUTHORIZED");
-    const now = Date.now();
-    let cached = cache.get(identity);
-    if (!cached || cached.expiresAt <= now) {
-      cache.delete(identity);
-      const result = await runAuthorizer(event, methodArn);
-      cached = { result, expiresAt: now + options.authorizer.cacheTtlSeconds * 1000 };
-      if (options.authorizer.cacheTtlSeconds > 0) cache.set(identity, cached);
+  function checkAdmin(headers: CollectedHeaders): void {
+    const authorization = headers.byName.get("authorization") ?? [];
+    const [only] = authorization;
+    if (authorization.length === 0 || (only !== undefined && !BEARER.test(only))) {
+      throw new GatewayError("MISSING_AUTHENTICATION_TOKEN");
     }
-    if (evaluatePolicy(cached.result, methodArn) !== "Allow") throw new GatewayError("ACCESS_DENIED");
-    return cached.result;
+    if (!isAdminToken(authorization)) throw new GatewayError("INVALID_SIGNATURE");
   }
 
-  async function runAuthorizer(
-    event: APIGatewayProxyEvent,
-    methodArn: string,
-  ): Promise<APIGatewayAuthorizerResult> {
-    authorizerRuns += 1;
-    const authorizerEvent: APIGatewayRequestAuthorizerEvent = {
-      type: "REQUEST",
-      methodArn,
-      resource: event.resource,
-      path: event.path,
-      httpMethod: event.httpMethod,
-      headers: event.headers as Record<string, string>,
-      multiValueHeaders: event.multiValueHeaders as Record<string, string[]>,
-      pathParameters: event.pathParameters,
-      queryStringParameters: event.queryStringParameters,
-      multiValueQueryStringParameters: event.multiValueQueryStringParameters,
-      stageVariables: null,
-      requestContext: event.requestContext as APIGatewayRequestAuthorizerEvent["requestContext"],
-    };
-    let result: unknown;
-    try {
-      const handler = await options.loadHandler(options.authorizer.handler);
-      result = await withTimeout(
-        handler(authorizerEvent, lambdaContext(options.authorizer.handler, 10_000)),
-        10_000,
-      );
-    } catch (err) {
-      if (err instanceof Error && err.message === "Unauthorized") throw new GatewayError("UNAUTHORIZED");
-      console.error("authorizer failed:", err);
-      throw new GatewayError("AUTHORIZER_FAILURE");
+  /**
+   * The control-plane call FlushStageAuthorizersCache: 202 and an empty body, as API Gateway answers.
+   * Only the platform's functions (SigV4 with their credential) and the admin token may make it.
+   */
+  async function flushStageAuthorizersCache(
+    req: IncomingMessage,
+    restApiId: string | undefined,
+    stage: string | undefined,
+    res: ServerResponse,
+  ): Promise<number> {
+    const body = (await readBody(req, 64 * 1024)) ?? Buffer.alloc(0);
+    const authorization = collectHeaders(req).byName.get("authorization");
+    const refused = isAdminToken(authorization)
+      ? undefined
+      : checkSignature(
+          { method: "DELETE", url: req.url ?? "/", rawHeaders: req.rawHeaders, body },
+          options.functionCredentials,
+          "apigateway",
+        );
+    if (refused) return sendControlPlaneError(res, 403, refused, "The request signature is not valid.");
+    if (restApiId !== API_ID || stage !== options.stage) {
+      return sendControlPlaneError(res, 404, "NotFoundException", "Invalid stage identifier specified");
     }
-    if (!isAuthorizerResult(result)) throw new GatewayError("AUTHORIZER_CONFIGURATION_ERROR");
-    return result;
+    authorizer.flush();
+    res.writeHead(202).end();
+    return 202;
   }
 
-  function proxyEvent(input: {
-    req: IncomingMessage;
-    url: URL;
-    method: string;
-    route: ApiRoute;
-    pathParameters: Record<string, string> | null;
-    headers: CollectedHeaders;
-    body: Buffer;
-    requestId: string;
-  }): APIGatewayProxyEvent {
-    const { req, url, method, route, pathParameters, headers, body, requestId } = input;
-    const query = collectQuery(url);
-    const binary = isBinary(headers.single["content-type"], options.binaryMediaTypes);
-    const now = new Date();
-    const sourceIp = req.socket.remoteAddress ?? "127.0.0.1";
-    return {
-      resource: route.path,
-      path: url.pathname,
-      httpMethod: method,
-      headers: headers.asSent,
-      multiValueHeaders: headers.multi,
-      queryStringParameters: query.single,
-      multiValueQueryStringParameters: query.multi,
-      pathParameters,
-      stageVariables: null,
-      body: body.length === 0 ? null : body.toString(binary ? "base64" : "utf8"),
-      isBase64Encoded: binary && body.length > 0,
-      requestContext: {
-        accountId: ACCOUNT_ID,
-        apiId: API_ID,
-        resourceId: route.path,
-        resourcePath: route.path,
-        httpMethod: method,
-        path: `/${options.stage}${url.pathname}`,
-        stage: options.stage,
-        requestId,
-        extendedRequestId: requestId,
-        requestTime: apiGatewayTime(now),
-        requestTimeEpoch: now.getTime(),
-        protocol: `HTTP/${req.httpVersion}`,
-        domainName: headers.single.host ?? "localhost",
-        domainPrefix: (headers.single.host ?? "localhost").split(".")[0],
-        authorizer: undefined,
-        identity: {
-          sourceIp,
-          userAgent: headers.single["user-agent"] ?? null,
-          accessKey: null,
-          accountId: null,
-          apiKey: null,
-          apiKeyId: null,
-          caller: null,
-          clientCert: null,
-          cognitoAuthenticationProvider: null,
-          cognitoAuthenticationType: null,
-          cognitoIdentityId: null,
-          cognitoIdentityPoolId: null,
-          principalOrgId: null,
-          user: null,
-          userArn: null,
-        },
-      },
-    };
-  }
-
-  function lambdaContext(handler: string, timeoutMs: number): Context {
-    const deadline = Date.now() + timeoutMs;
-    const functionName = `atrium-${options.stage}-${handler.replace(/^packages\/functions\/src\//, "").replace(/[^\w-]/g, "-")}`;
-    return {
-      callbackWaitsForEmptyEventLoop: true,
-      functionName,
-      functionVersion: "$LATEST",
-      invokedFunctionArn: `arn:aws:lambda:${options.region}:${ACCOUNT_ID}:function:${functionName}`,
-      memoryLimitInMB: "1024",
-      awsRequestId: randomUUID(),
-      logGroupName: `/aws/lambda/${functionName}`,
-      logStreamName: "local",
-      getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-      done: () => undefined,
-      fail: () => undefined,
-      succeed: () => undefined,
-    };
+  async function closeServer(): Promise<void> {
+    closing = true;
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    // Busy keep-alive clients are told this answer is the connection's last.
+    for (const res of inFlight.keys()) if (!res.headersSent) res.setHeader("connection", "close");
+    while (inFlight.size > 0) await Promise.allSettled([...inFlight.values()]);
+    server.closeAllConnections();
+    await stopped;
   }
 
   const url = await listen(server, options.port ?? 0, host);
+  let closed: Promise<void> | undefined;
 
   return {
     url,
-    flushAuthorizerCache: () => cache.clear(),
-    authorizerInvocations: () => authorizerRuns,
-    close: async () => {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      await Promise.allSettled([...inFlight]);
-      await closed;
+    flushAuthorizerCache: () => authorizer.flush(),
+    authorizerInvocations: () => authorizer.invocations(),
+    close: () => {
+      closed ??= closeServer();
+      return closed;
     },
   };
+}
+
+/** A control-plane error as the API Gateway service sends it (restJson1: the code in x-amzn-ErrorType). */
+function sendControlPlaneError(res: ServerResponse, status: number, code: string, message: string): number {
+  const body = JSON.stringify({ message });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+    "x-amzn-errortype": code,
+    "x-amzn-requestid": randomUUID(),
+  });
+  res.end(body);
+  return status;
 }
 
 function sendGatewayResponse(
@@ -379,131 +323,10 @@ function sendProxyResult(res: ServerResponse, result: APIGatewayProxyResult, req
   res.end(body);
 }
 
-interface CollectedHeaders {
-  /** Last value per header, names as the client sent them (what `event.headers` holds). */
-  asSent: Record<string, string>;
-  multi: Record<string, string[]>;
-  /** Last value per lower-cased name, for the emulator's own look-ups. */
-  single: Record<string, string>;
-}
-
-function collectHeaders(req: IncomingMessage): CollectedHeaders {
-  const asSent: Record<string, string> = {};
-  const multi: Record<string, string[]> = {};
-  const single: Record<string, string> = {};
-  for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i] as string;
-    const value = req.rawHeaders[i + 1] as string;
-    asSent[name] = value;
-    multi[name] = [...(multi[name] ?? []), value];
-    single[name.toLowerCase()] = value;
-  }
-  // Headers API Gateway adds in front of every integration.
-  const added = {
-    "X-Forwarded-For": req.socket.remoteAddress ?? "127.0.0.1",
-    "X-Forwarded-Proto": "http",
-    "X-Forwarded-Port": String(req.socket.localPort ?? ""),
-    "X-Amzn-Trace-Id": `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomUUID().replace(/-/g, "").slice(0, 24)}`,
-  };
-  for (const [name, value] of Object.entries(added)) {
-    asSent[name] = value;
-    multi[name] = [value];
-    single[name.toLowerCase()] = value;
-  }
-  return { asSent, multi, single };
-}
-
-function collectQuery(url: URL) {
-  const multi: Record<string, string[]> = {};
-  for (const [name, value] of url.searchParams) multi[name] = [...(multi[name] ?? []), value];
-  const names = Object.keys(multi);
-  if (names.length === 0) return { single: null, multi: null };
-  const single = Object.fromEntries(names.map((name) => [name, multi[name]?.at(-1) ?? ""]));
-  return { single, multi };
-}
-
-/** Matches a path against the route table's resource paths; `{name}` takes one non-empty segment. */
-export function matchRoute(
-  routes: readonly ApiRoute[],
-  method: string,
-  path: string,
-): MatchedRoute | undefined {
-  const segments = path.split("/");
-  for (const route of routes) {
-    if (route.method !== method) continue;
-    const pattern = route.path.split("/");
-    if (pattern.length !== segments.length) continue;
-    const params: Record<string, string> = {};
-    const matches = pattern.every((part, i) => {
-      const segment = segments[i] ?? "";
-      const param = /^\{(\w+)\}$/.exec(part);
-      if (!param) return part === segment;
-      if (segment === "") return false;
-      params[param[1] as string] = safeDecode(segment);
-      return true;
-    });
-    if (matches) return { route, pathParameters: Object.keys(params).length > 0 ? params : null };
-  }
-  return undefined;
-}
-
-/** Whether API Gateway would hand this body to Lambda base64-encoded (binaryMediaTypes, `type/*` wildcards). */
-export function isBinary(contentType: string | undefined, binaryMediaTypes: readonly string[]): boolean {
-  const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
-  if (!type) return false;
-  return binaryMediaTypes.some((pattern) => {
-    if (pattern === "*/*") return true;
-    if (pattern.endsWith("/*")) return type.startsWith(pattern.slice(0, -1));
-    return type === pattern;
-  });
-}
-
-/** IAM policy evaluation for execute-api: an explicit Deny wins, then any Allow, else implicit deny. */
-export function evaluatePolicy(result: APIGatewayAuthorizerResult, methodArn: string): "Allow" | "Deny" {
-  let allowed = false;
-  for (const statement of result.policyDocument.Statement) {
-    const resources = "Resource" in statement ? [statement.Resource].flat() : [];
-    if (!resources.some((resource) => arnMatches(String(resource), methodArn))) continue;
-    if (statement.Effect === "Deny") return "Deny";
-    if (statement.Effect === "Allow") allowed = true;
-  }
-  return allowed ? "Allow" : "Deny";
-}
-
-function arnMatches(pattern: string, arn: string): boolean {
-  const regex = pattern
-    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-    .replace(/\*/g, ".*")
-    .replace(/\?/g, ".");
-  return new RegExp(`^${regex}$`).test(arn);
-}
-
-function isAuthorizerResult(value: unknown): value is APIGatewayAuthorizerResult {
-  const v = value as APIGatewayAuthorizerResult | undefined;
-  return typeof v?.principalId === "string" && Array.isArray(v.policyDocument?.Statement);
-}
-
 function isProxyResult(value: unknown): value is APIGatewayProxyResult {
   const v = value as APIGatewayProxyResult | undefined;
   return (
     typeof v?.statusCode === "number" &&
     (v.body === undefined || v.body === null || typeof v.body === "string")
   );
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new GatewayError("INTEGRATION_TIMEOUT")), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** API Gateway's `requestTime` format, e.g. 28/Nov/2026:03:53:55 +0000. */
-function apiGatewayTime(date: Date): string {
-  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${pad(date.getUTCDate())}/${months[date.getUTCMonth()]}/${date.getUTCFullYear()}:${pad(
-    date.getUTCHours(),
-  )}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
 }

@@ -1,5 +1,5 @@
 /** Small pieces the local stand-ins' HTTP servers share. */
-import type { IncomingMessage, Server } from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** Listens on host:port (0 = a free port) and returns the base URL. */
@@ -36,4 +36,13 @@ export function safeDecode(segment: string): string {
   } catch {
     return segment;
   }
+}
+
+/** Resolves once the response has been handed to the socket (or the socket went away). */
+export function responseFlushed(res: ServerResponse): Promise<void> {
+  if (res.writableFinished || res.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    res.once("finish", resolve);
+    res.once("close", resolve);
+  });
 }

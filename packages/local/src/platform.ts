@@ -120,6 +120,11 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     closers.unshift(sagemaker.close);
 
     const adminToken = previous?.adminToken ?? `atr_admin_${randomBytes(24).toString("base64url")}`;
+    // FAKE of IAM: only the functions hold this secret; the gateway verifies their SigV4 control-plane calls.
+    const functionCredentials = {
+      accessKeyId: "local",
+      secretAccessKey: randomBytes(24).toString("base64url"),
+    };
     const cacheTtl = options.authorizerCacheTtlSeconds ?? config.authorizerCacheTtlSeconds;
     const gateway = await startApiGateway({
       ...(options.host ? { host: options.host } : {}),
@@ -134,6 +139,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
         cacheTtlSeconds: cacheTtl,
       },
       adminToken,
+      functionCredentials,
       binaryMediaTypes,
       limits: {
         ...gatewayLimits,
@@ -143,7 +149,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     });
     closers.unshift(gateway.close);
     // Handlers are imported on their first call, which cannot come before this synchronous step.
-    bindEnvironment(config, tables, dynamo.url, sagemaker.url, gateway.url);
+    bindEnvironment(
+      config,
+      tables,
+      dynamo.url,
+      sagemaker.url,
+      gateway.url,
+      functionCredentials.secretAccessKey,
+    );
 
     const info: LocalInfo = {
       stage: STAGE,
@@ -188,11 +201,12 @@ function bindEnvironment(
   dynamodbUrl: string,
   sagemakerUrl: string,
   gatewayUrl: string,
+  secretAccessKey: string,
 ): void {
   const env: Record<string, string> = {
     AWS_REGION: config.region,
     AWS_ACCESS_KEY_ID: "local",
-    AWS_SECRET_ACCESS_KEY: "local",
+    AWS_SECRET_ACCESS_KEY: secretAccessKey,
     AWS_ENDPOINT_URL_DYNAMODB: dynamodbUrl,
     AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemakerUrl,
     // Admin functions flush the emulator's authorizer cache through the real API Gateway client.

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
-import { listen, readBody, safeDecode } from "./http-server";
+import { listen, readBody, responseFlushed, safeDecode } from "./http-server";
 import { invokeReferenceModel, type ModelReply } from "./reference-model";
 
 /**
@@ -380,15 +380,6 @@ function injectedError(error: NonNullable<Fault["error"]>, invocation: Invocatio
     case "InternalFailure":
       return { status: 500, code: error, message: "An internal failure occurred (injected fault)." };
   }
-}
-
-/** Resolves once the response has been handed to the socket (or the socket went away). */
-function responseFlushed(res: ServerResponse): Promise<void> {
-  if (res.writableFinished || res.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    res.once("finish", resolve);
-    res.once("close", resolve);
-  });
 }
 
 function pathOf(url: string | undefined): string {

@@ -3,15 +3,13 @@
  * (The real authorizer and handlers behind it are exercised in test/e2e.)
  */
 
+import { Agent, request } from "node:http";
+import { connect } from "node:net";
 import { type ApiRoute, binaryMediaTypes } from "@atrium/functions/api";
-import {
-  type ApiGatewayEmulator,
-  evaluatePolicy,
-  isBinary,
-  type LambdaHandler,
-  matchRoute,
-  startApiGateway,
-} from "@atrium/local/gateway";
+import { type ApiGatewayEmulator, type LambdaHandler, startApiGateway } from "@atrium/local/gateway";
+import { evaluatePolicy } from "@atrium/local/gateway-authorizer";
+import { isBinary, matchRoute } from "@atrium/local/gateway-event";
+import { APIGatewayClient, FlushStageAuthorizersCacheCommand } from "@aws-sdk/client-api-gateway";
 import type {
   APIGatewayAuthorizerResult,
   APIGatewayProxyEvent,
@@ -19,6 +17,7 @@ import type {
 } from "aws-lambda";
 import { afterEach, describe, expect, it } from "vitest";
 import { errorOf } from "../../../test/support/http";
+import { rawRequest } from "../../../test/support/raw-http";
 
 const routes: ApiRoute[] = [
   { method: "POST", path: "/v1/echo", handler: "test/echo.handler", auth: "tenant" },
@@ -39,6 +38,9 @@ function allow(resource: string, context: Record<string, string>): APIGatewayAut
     context,
   };
 }
+
+/** FAKE of IAM: the credential the emulator accepts SigV4 control-plane calls from. */
+const FUNCTION_CREDENTIALS = { accessKeyId: "local", secretAccessKey: "functions-secret" };
 
 let gateway: ApiGatewayEmulator | undefined;
 afterEach(async () => {
@@ -62,8 +64,10 @@ async function start(
         body: JSON.stringify({ ok: true }),
       };
     },
-    "test/slow.handler": () =>
-      new Promise((resolve) => setTimeout(() => resolve({ statusCode: 200, body: "late" }), 500)),
+    "test/slow.handler": (event: APIGatewayProxyEvent) => {
+      seen.events.push(event);
+      return new Promise((resolve) => setTimeout(() => resolve({ statusCode: 200, body: "late" }), 500));
+    },
     "test/broken.handler": async () => {
       throw new Error("boom with a secret stack");
     },
@@ -102,6 +106,7 @@ async function start(
       cacheTtlSeconds: overrides.cacheTtlSeconds ?? 60,
     },
     adminToken: "admin-secret",
+    functionCredentials: FUNCTION_CREDENTIALS,
     binaryMediaTypes,
     limits: {
       maxBodyBytes: overrides.maxBodyBytes ?? 1024,
@@ -219,15 +224,137 @@ describe("the REQUEST authorizer", () => {
     expect(gateway.authorizerInvocations()).toBe(2);
   });
 
-  it("flushes through the FlushStageAuthorizersCache wire call", async () => {
+  it("flushes through the FlushStageAuthorizersCache wire call, signed by the functions' credential", async () => {
     const { url, gateway } = await start();
     await call(url, "/v1/echo", { key: "good", body: "{}" });
-    const flushed = await fetch(`${url}/restapis/atriumlocal/stages/test/cache/authorizers`, {
+    const client = (secretAccessKey: string) =>
+      new APIGatewayClient({
+        endpoint: url,
+        region: "eu-west-1",
+        credentials: { accessKeyId: "local", secretAccessKey },
+        maxAttempts: 1,
+      });
+    const flush = (stageName = "test", secret = FUNCTION_CREDENTIALS.secretAccessKey) =>
+      client(secret).send(new FlushStageAuthorizersCacheCommand({ restApiId: "atriumlocal", stageName }));
+
+    await expect(flush("test", "not-the-secret")).rejects.toMatchObject({
+      name: "InvalidSignatureException",
+    });
+    await expect(flush("prod")).rejects.toMatchObject({ name: "NotFoundException" });
+    await call(url, "/v1/echo", { key: "good", body: "{}" });
+    expect(gateway.authorizerInvocations()).toBe(1);
+
+    await flush();
+    await call(url, "/v1/echo", { key: "good", body: "{}" });
+    expect(gateway.authorizerInvocations()).toBe(2);
+  });
+
+  it("lets the admin token flush too, and nobody else", async () => {
+    const { url, gateway } = await start();
+    await call(url, "/v1/echo", { key: "good", body: "{}" });
+    const flushPath = `${url}/restapis/atriumlocal/stages/test/cache/authorizers`;
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: "Bearer good" },
+      { authorization: "Bearer admin-secre" },
+    ];
+    for (const headers of attempts) {
+      const refused = await fetch(flushPath, { method: "DELETE", headers });
+      expect(refused.status).toBe(403);
+    }
+    await call(url, "/v1/echo", { key: "good", body: "{}" });
+    expect(gateway.authorizerInvocations()).toBe(1);
+
+    const flushed = await fetch(flushPath, {
       method: "DELETE",
+      headers: { authorization: "Bearer admin-secret" },
     });
     expect(flushed.status).toBe(202);
     await call(url, "/v1/echo", { key: "good", body: "{}" });
     expect(gateway.authorizerInvocations()).toBe(2);
+  });
+});
+
+describe("the identity source", () => {
+  const echo = (url: string, authorization: string[]) =>
+    rawRequest(url, "POST /v1/echo HTTP/1.1", authorization, "{}");
+
+  it("is one header in any letter case: the cached decision serves `authorization` too", async () => {
+    const { url, gateway } = await start();
+    expect((await echo(url, ["Authorization: Bearer good"])).status).toBe(200);
+    expect((await echo(url, ["authorization: Bearer good"])).status).toBe(200);
+    expect((await echo(url, ["AUTHORIZATION: Bearer good"])).status).toBe(200);
+    expect(gateway.authorizerInvocations()).toBe(1);
+  });
+
+  it("refuses more than one value, in any case, with 401 before the cache or the authorizer", async () => {
+    const { url, gateway, seen } = await start();
+    // Both values have a cached Allow: serving either would be a cache hit.
+    expect((await echo(url, ["Authorization: Bearer good"])).status).toBe(200);
+    expect((await echo(url, ["Authorization: Bearer narrow"])).status).toBe(200);
+    const before = gateway.authorizerInvocations();
+    for (const lines of [
+      ["Authorization: Bearer narrow", "authorization: Bearer good"],
+      ["authorization: Bearer good", "Authorization: Bearer narrow"],
+      ["AUTHORIZATION: Bearer good", "Authorization: Bearer good"],
+      ["Authorization: Bearer good", "Authorization: Bearer good"],
+      ["Authorization: Bearer good, Bearer narrow"],
+      ["Authorization: Bearer good", "Authorization: "],
+      ["Authorization: "],
+    ]) {
+      const response = await echo(url, lines);
+      expect({ lines, status: response.status }).toEqual({ lines, status: 401 });
+      expect(JSON.parse(response.body).error.code).toBe("invalid_api_key");
+    }
+    expect(gateway.authorizerInvocations()).toBe(before);
+    expect(seen.events).toHaveLength(2);
+  });
+});
+
+describe("prototype names from the request", () => {
+  const names = Object.getOwnPropertyNames(Object.prototype);
+
+  it("are ordinary names in query strings and header names", async () => {
+    const { url, seen } = await start();
+    const query = names.map((name, i) => `${name}=${i}`).join("&");
+    const response = await rawRequest(url, `GET /v1/things/constructor?${query}&toString=again HTTP/1.1`, [
+      "Authorization: Bearer good",
+      ...names.map((name) => `${name}: h-${name}`),
+    ]);
+    expect(response.status).toBe(200);
+    const event = seen.events[0] as APIGatewayProxyEvent;
+    expect(event.pathParameters).toEqual({ thing: "constructor" });
+    for (const [i, name] of names.entries()) {
+      expect(Object.hasOwn(event.headers, name)).toBe(true);
+      expect(event.headers[name]).toBe(`h-${name}`);
+      expect(Object.getOwnPropertyDescriptor(event.multiValueHeaders, name)?.value).toEqual([`h-${name}`]);
+      const last = name === "toString" ? "again" : String(i);
+      expect(Object.getOwnPropertyDescriptor(event.queryStringParameters, name)?.value).toBe(last);
+    }
+    expect(event.multiValueQueryStringParameters?.toString).toEqual([
+      String(names.indexOf("toString")),
+      "again",
+    ]);
+    for (const map of [event.headers, event.multiValueHeaders, event.queryStringParameters]) {
+      expect(Object.getPrototypeOf(map)).toBe(Object.prototype);
+    }
+  });
+
+  it("never reach the control plane's or the admin check's look-ups", async () => {
+    const { url } = await start();
+    const admin = await rawRequest(url, "POST /admin/ping?__proto__=1&constructor=2 HTTP/1.1", [
+      "Authorization: Bearer admin-secret",
+      "__proto__: x",
+      "constructor: y",
+    ]);
+    expect(admin.status).toBe(200);
+    const flush = await rawRequest(
+      url,
+      "DELETE /restapis/constructor/stages/__proto__/cache/authorizers HTTP/1.1",
+      ["Authorization: Bearer admin-secret", "hasOwnProperty: z"],
+    );
+    expect(flush.status).toBe(404);
+    expect(flush.headers.get("x-amzn-errortype")).toEqual(["NotFoundException"]);
   });
 });
 
@@ -285,15 +412,61 @@ describe("gateway responses and limits", () => {
 });
 
 describe("shutdown", () => {
-  it("close() lets an in-flight call finish before it resolves", async () => {
-    const { url, gateway } = await start();
-    const inFlight = call(url, "/v1/slow", { key: "good", body: "{}" });
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await gateway.close();
-    const response = await inFlight;
-    expect(response.status).toBe(200);
-    expect(await response.text()).toBe("late");
-    await expect(call(url, "/v1/echo", { key: "good", body: "{}" })).rejects.toThrow();
+  /** One call through a keep-alive agent; the socket is returned so the test can watch it close. */
+  const keepAliveCall = (agent: Agent, url: string, path: string) =>
+    new Promise<{ status: number; connection?: string; body: string; closed: Promise<void> }>(
+      (resolve, reject) => {
+        const req = request(`${url}${path}`, {
+          agent,
+          method: "POST",
+          headers: { authorization: "Bearer good", "content-type": "application/json" },
+        });
+        req.on("error", reject);
+        req.on("response", (res) => {
+          const closed = new Promise<void>((done) => req.socket?.once("close", () => done()));
+          const chunks: Buffer[] = [];
+          res.on("data", (chunk) => chunks.push(chunk));
+          res.on("end", () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              ...(res.headers.connection ? { connection: res.headers.connection } : {}),
+              body: Buffer.concat(chunks).toString("utf8"),
+              closed,
+            }),
+          );
+        });
+        req.end("{}");
+      },
+    );
+
+  it("refuses new connections at once, closes idle keep-alive ones, and answers calls in flight", async () => {
+    const { url, gateway, seen } = await start();
+    const idleClient = new Agent({ keepAlive: true });
+    const busyClient = new Agent({ keepAlive: true });
+    try {
+      // A client that keeps its connection open, idle, and never lets go of it by itself.
+      const idle = await keepAliveCall(idleClient, url, "/v1/echo");
+      expect(idle.status).toBe(200);
+      const inFlight = keepAliveCall(busyClient, url, "/v1/slow");
+      while (seen.events.length < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+
+      const closing = gateway.close();
+      const { port } = new URL(url);
+      await expect(
+        new Promise((resolve, reject) =>
+          connect(Number(port), "127.0.0.1").on("connect", resolve).on("error", reject),
+        ),
+      ).rejects.toMatchObject({ code: "ECONNREFUSED" });
+      await idle.closed;
+
+      const slow = await inFlight;
+      expect(slow).toMatchObject({ status: 200, body: "late", connection: "close" });
+      await closing;
+      await slow.closed;
+    } finally {
+      idleClient.destroy();
+      busyClient.destroy();
+    }
   });
 });
 

@@ -1,6 +1,6 @@
 import { ModelName } from "@atrium/core/config";
 import { invalidRequest } from "@atrium/core/errors";
-import { newDedicatedEndpoint, tenancyOf } from "@atrium/core/tenant";
+import { dedicatedEndpointOf, newDedicatedEndpoint, tenancyOf } from "@atrium/core/tenant";
 import { actorOf, auditLog, noBody, requireTenant, tenantIdParam } from "../lib/admin";
 import { config, tenantStore } from "../lib/clients";
 import { json, parseJsonBody } from "../lib/http";
@@ -21,7 +21,7 @@ export const add = adminApi(async (event) => {
     process.env[StackEnv.dedicatedEndpointPrefix],
   );
   const updated = await tenantStore.setDedicatedEndpoint(tenantId, model, endpoint);
-  const previous = tenant.endpoints[model];
+  const previous = dedicatedEndpointOf(tenant, model);
   const changes = { [`endpoints.${model}`]: { ...(previous ? { from: previous } : {}), to: endpoint } };
   await auditLog.append({ tenantId, actor, action: "endpoint.add", target: model, changes });
   const propagation = await propagateProfileChange(tenantId, false);

@@ -5,7 +5,7 @@
  * refusing locally while a tenant is known to be limited.
  */
 import { randomUUID } from "node:crypto";
-import type { StageConfig } from "@atrium/core/config";
+import { type StageConfig, tierSpec } from "@atrium/core/config";
 import { AtriumError, invalidRequest } from "@atrium/core/errors";
 import { type Admission, type Lease, type LimiterSnapshot, LimiterStore } from "@atrium/core/limiter-store";
 import {
@@ -103,7 +103,7 @@ export function createLimiter({ storeFor, config: stage, now = () => Date.now() 
   }
 
   function failMode(tenant: Tenant, err: unknown, tokens: number) {
-    const mode = stage.tiers[tenant.tier]?.limiterFailMode ?? "closed";
+    const mode = tierSpec(stage, tenant.tier)?.limiterFailMode ?? "closed";
     logger.error("limiter unavailable", { failMode: mode, error: (err as Error).name });
     if (mode === "closed") {
       throw new AtriumError(

@@ -1,0 +1,133 @@
+/**
+ * FAKE of IAM for the control-plane calls the local API Gateway answers (FlushStageAuthorizersCache):
+ * a call is the platform's functions' own when its AWS Signature Version 4 verifies with the one
+ * credential the platform gives them. It proves possession of that secret, as AWS does; there are no
+ * policies, roles or session tokens behind it.
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { safeDecode } from "./http-server";
+
+export interface StaticCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+export interface SignedRequest {
+  method: string;
+  /** Path and query exactly as sent on the wire (percent-encoded). */
+  url: string;
+  rawHeaders: readonly string[];
+  body: Buffer;
+}
+
+/** The error codes AWS answers when a signature is missing or wrong. */
+export type SignatureFailure =
+  | "MissingAuthenticationTokenException"
+  | "IncompleteSignatureException"
+  | "UnrecognizedClientException"
+  | "InvalidSignatureException";
+
+// AWS refuses a signature whose X-Amz-Date is more than 15 minutes from its own clock.
+const MAX_SKEW_MS = 15 * 60_000;
+const AUTHORIZATION =
+  /^AWS4-HMAC-SHA256 Credential=([^/,\s]+)\/(\d{8})\/([\w-]+)\/([\w-]+)\/aws4_request,\s*SignedHeaders=([a-z0-9;_.-]+),\s*Signature=([0-9a-f]{64})$/;
+
+/** Undefined when the request is signed with `credentials` for `service`; otherwise why not. */
+export function checkSignature(
+  request: SignedRequest,
+  credentials: StaticCredentials,
+  service: string,
+  now = Date.now(),
+): SignatureFailure | undefined {
+  const headers = new Map<string, string[]>();
+  for (let i = 0; i < request.rawHeaders.length; i += 2) {
+    const name = (request.rawHeaders[i] as string).toLowerCase();
+    headers.set(name, [...(headers.get(name) ?? []), request.rawHeaders[i + 1] as string]);
+  }
+  const authorization = headers.get("authorization");
+  if (!authorization) return "MissingAuthenticationTokenException";
+  const [credential, day, region, signedService, signedHeaders, signature] =
+    (authorization.length === 1 ? AUTHORIZATION.exec(authorization[0] as string)?.slice(1) : undefined) ?? [];
+  const amzDate = headers.get("x-amz-date") ?? [];
+  const signedAt = amzDate.length === 1 ? parseAmzDate(amzDate[0] as string) : undefined;
+  if (!credential || !day || !region || !signedService || !signedHeaders || !signature) {
+    return "IncompleteSignatureException";
+  }
+  if (signedAt === undefined || amzDate[0]?.slice(0, 8) !== day) return "IncompleteSignatureException";
+  if (credential !== credentials.accessKeyId) return "UnrecognizedClientException";
+  const names = signedHeaders.split(";");
+  if (signedService !== service || Math.abs(now - signedAt) > MAX_SKEW_MS || !names.includes("host")) {
+    return "InvalidSignatureException";
+  }
+
+  const queryAt = request.url.indexOf("?");
+  const path = queryAt < 0 ? request.url : request.url.slice(0, queryAt);
+  const query = queryAt < 0 ? "" : request.url.slice(queryAt + 1);
+  const canonicalRequest = [
+    request.method,
+    canonicalPath(path),
+    canonicalQuery(query),
+    ...names.map((name) => `${name}:${(headers.get(name) ?? []).map(normaliseSpaces).join(",")}`),
+    "",
+    signedHeaders,
+    headers.get("x-amz-content-sha256")?.[0] ?? sha256(request.body),
+  ].join("\n");
+  const scope = `${day}/${region}/${signedService}/aws4_request`;
+  const stringToSign = ["AWS4-HMAC-SHA256", amzDate[0], scope, sha256(Buffer.from(canonicalRequest))].join(
+    "\n",
+  );
+  let key = hmac(`AWS4${credentials.secretAccessKey}`, day);
+  for (const part of [region, signedService, "aws4_request"]) key = hmac(key, part);
+  const expected = Buffer.from(createHmac("sha256", key).update(stringToSign).digest("hex"));
+  const given = Buffer.from(signature);
+  return given.length === expected.length && timingSafeEqual(given, expected)
+    ? undefined
+    : "InvalidSignatureException";
+}
+
+/** `20261130T101500Z` → epoch milliseconds. */
+function parseAmzDate(value: string): number | undefined {
+  const parts = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(value);
+  if (!parts) return undefined;
+  const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as number[];
+  return Date.UTC(year as number, (month as number) - 1, day, hour, minute, second);
+}
+
+/** SigV4 for every service but S3: dot segments resolved, empty ones dropped, each segment encoded again. */
+function canonicalPath(path: string): string {
+  const segments: string[] = [];
+  for (const segment of path.split("/")) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") segments.pop();
+    else segments.push(encode(segment));
+  }
+  const trailing = segments.length > 0 && path.endsWith("/") ? "/" : "";
+  return `/${segments.join("/")}${trailing}`;
+}
+
+/** Names and values decoded and encoded again, sorted by name, then value (code-unit order). */
+function canonicalQuery(query: string): string {
+  const pairs = query
+    .split("&")
+    .filter(Boolean)
+    .map((pair) => {
+      const equals = pair.indexOf("=");
+      const name = equals < 0 ? pair : pair.slice(0, equals);
+      const value = equals < 0 ? "" : pair.slice(equals + 1);
+      return [encode(safeDecode(name)), encode(safeDecode(value))] as const;
+    });
+  pairs.sort(([a, av], [b, bv]) => compare(a, b) || compare(av, bv));
+  return pairs.map(([name, value]) => `${name}=${value}`).join("&");
+}
+
+/** RFC 3986 percent-encoding: everything but A-Z a-z 0-9 - _ . ~ */
+const encode = (text: string) =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+const normaliseSpaces = (value: string) => value.trim().replace(/\s+/g, " ");
+
+const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
+
+const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();
