@@ -167,7 +167,13 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     try {
       const handler = await options.loadHandler(route.handler);
       result = await withTimeout(
-        handler(event, lambdaContext(route.handler, limits.integrationTimeoutMs)),
+        handler(
+          event,
+          lambdaContext(
+            route.handler,
+            Math.min((route.timeoutSeconds ?? Infinity) * 1000, limits.integrationTimeoutMs),
+          ),
+        ),
         limits.integrationTimeoutMs,
       );
     } catch (err) {

@@ -41,6 +41,8 @@ export interface PlatformOptions {
   authorizerCacheTtlSeconds?: number;
   /** Overrides API Gateway's 29 s integration timeout (tests). */
   integrationTimeoutMs?: number;
+  /** Returns the DynamoDB URL the handlers use instead of DynamoDB's own (tests interpose a proxy). */
+  interposeDynamodb?: (dynamodbUrl: string) => Promise<string>;
   onAccess?: (entry: AccessLogEntry) => void;
 }
 
@@ -83,6 +85,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
   const dynamo = await startDynamo(options.ephemeral ? {} : { path: join(dataDir, "dynamodb") });
   const closers: (() => Promise<void>)[] = [dynamo.close];
   try {
+    const handlersDynamodbUrl = (await options.interposeDynamodb?.(dynamo.url)) ?? dynamo.url;
     const client = localDynamoClient(dynamo.url, { region: config.region });
     await ensureTable(client, TENANTS_TABLE, TenantTable);
     await ensureTable(client, LIMITS_TABLE, LimiterTable);
@@ -128,7 +131,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     });
     closers.unshift(gateway.close);
     // Handlers are imported on their first call, which cannot come before this synchronous step.
-    bindEnvironment(config, dynamo.url, sagemaker.url, gateway.url);
+    bindEnvironment(config, handlersDynamodbUrl, sagemaker.url, gateway.url);
 
     const info: LocalInfo = {
       stage: STAGE,
