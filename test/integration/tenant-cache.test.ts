@@ -35,7 +35,11 @@ beforeAll(async () => {
     AWS_ENDPOINT_URL_DYNAMODB: proxy.url,
     AWS_ACCESS_KEY_ID: "test",
     AWS_SECRET_ACCESS_KEY: "test",
-    ATRIUM_STAGE_CONFIG: readFileSync("config/local.json", "utf8"),
+    // The deployed stages' DynamoDB request timeout (the local stage's is longer).
+    ATRIUM_STAGE_CONFIG: JSON.stringify({
+      ...JSON.parse(readFileSync("config/local.json", "utf8")),
+      dynamodbRequestTimeoutMs: 1_000,
+    }),
     ATRIUM_TENANTS_TABLE: TABLE,
     ATRIUM_LIMITER_TABLE: "unused-limits",
   });

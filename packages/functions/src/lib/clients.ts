@@ -19,7 +19,7 @@ export function requireEnv(name: string): string {
   return value;
 }
 
-const dynamo = tracer.captureAWSv3Client(new DynamoDBClient(dynamoTimeouts));
+const dynamo = tracer.captureAWSv3Client(new DynamoDBClient(dynamoTimeouts(config.dynamodbRequestTimeoutMs)));
 export const documentClient = DynamoDBDocumentClient.from(dynamo, {
   marshallOptions: { removeUndefinedValues: true },
 });

@@ -3,7 +3,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { documentClient, sagemaker } from "./clients";
+import { config, documentClient, sagemaker } from "./clients";
 import { tracer } from "./observability";
 import { StackEnv, TENANT_TAG } from "./stack-env";
 import { dynamoTimeouts, sagemakerTimeouts, stsTimeouts } from "./timeouts";
@@ -60,7 +60,9 @@ export function tenantClients(tenantId: string): TenantClients {
   );
   const clients: TenantClients = {
     dynamo: DynamoDBDocumentClient.from(
-      tracer.captureAWSv3Client(new DynamoDBClient({ ...dynamoTimeouts, credentials })),
+      tracer.captureAWSv3Client(
+        new DynamoDBClient({ ...dynamoTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
+      ),
       {
         marshallOptions: { removeUndefinedValues: true },
       },

@@ -11,26 +11,26 @@ export const INTEGRATION_TIMEOUT_MS = 29_000;
 export const functionTimeoutSeconds = {
   /** Chat and raw invocations: the model gets all but WIND_UP_MS of it. */
   modelCall: 27,
-  /** Tenant routes that only read DynamoDB (models, usage). */
-  tenantRead: 10,
+  /** Tenant routes that only read DynamoDB (models, usage): a profile, a session, the limiter items. */
+  tenantRead: 15,
   /** Admin routes: an erase pages through a whole tenant. */
   admin: 28,
-  /** Two rounds of DynamoDB reads; API Gateway waits on it before the route starts. */
-  authorizer: 5,
+  /** Two rounds of DynamoDB calls; API Gateway waits on it before the route starts. */
+  authorizer: 10,
 } as const;
 
 /**
  * A call gives up on its model this long before the function's timeout, keeping the time to refund
  * (at most two DynamoDB writes, each bounded by `dynamoTimeouts` below) and answer.
  */
-export const WIND_UP_MS = 3_000;
+export const WIND_UP_MS = 5_000;
 
 /**
  * Middy's `timeoutEarlyInMillis`: a handler still running this long before the function's timeout is
  * answered 504 and refunded by `onError`, whatever it awaits. Later than WIND_UP_MS, so a call that gave
  * up on its model answers for itself first; still long enough for the refund.
  */
-export const STOP_EARLY_MS = 2_500;
+export const STOP_EARLY_MS = 4_500;
 
 export interface ClientTimeouts {
   requestHandler: { connectionTimeout: number; requestTimeout: number; throwOnRequestTimeout: true };
@@ -47,8 +47,11 @@ const timeouts = (
   maxAttempts,
 });
 
-/** DynamoDB answers in milliseconds; with one retry a call succeeds or fails in about a second. */
-export const dynamoTimeouts = timeouts(300, 500, 2);
+/**
+ * DynamoDB answers in milliseconds: each request gets the stage's `dynamodbRequestTimeoutMs` (1 s by
+ * default), and one retry, so a call succeeds or fails in about two seconds.
+ */
+export const dynamoTimeouts = (requestTimeoutMs: number) => timeouts(500, requestTimeoutMs, 2);
 
 /**
  * A model call may take the whole route: the call's own deadline (an abort signal) ends it first.
