@@ -10,7 +10,7 @@ export const functionDefaults: FunctionProps = {
   runtime: "nodejs22.x",
   architecture: "arm_64",
   memorySize: "512 MB",
-  // Just over API Gateway's 29 s integration limit, so callers get its 504 rather than a Lambda timeout.
+  // For functions without their own; the API's come from the route table (docs/adr/0007-timeouts.md).
   timeout: "30 seconds",
   tracing: "active",
   nodejs: { format: "esm", minify: true },

@@ -136,7 +136,7 @@ export function Api({ stack, app }: StackContext) {
   const authorizerFn = new Fn(stack, "Authorizer", {
     handler: authorizer.handler,
     // API Gateway waits on the authorizer before the route even starts, so it must answer fast or fail.
-    timeout: "10 seconds",
+    timeout: authorizer.timeoutSeconds,
     // It fetches a key item and a tenant profile by primary key, and stamps a key's last use.
     permissions: [
       new PolicyStatement({
@@ -175,6 +175,8 @@ export function Api({ stack, app }: StackContext) {
           authorizer: authorizerFor[route.auth],
           function: {
             handler: streamedRoutes[routeKey(route)] ?? route.handler,
+            // Under API Gateway's 29 s, so nothing is charged after its 504 (docs/adr/0007-timeouts.md).
+            timeout: route.timeoutSeconds,
             permissions: [
               routeAccess[route.auth],
               ...(erasingRoutes.has(routeKey(route)) ? [eraseLimiterItems] : []),

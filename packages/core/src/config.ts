@@ -132,6 +132,8 @@ export const StageConfig = z
     sharedEndpoints: z.array(SharedEndpoint),
     authorizerCacheTtlSeconds: z.number().int().min(0).max(3600).default(60),
     tenantCacheTtlSeconds: z.number().int().min(0).max(3600).default(30),
+    /** How long one DynamoDB request may take before the SDK gives up on it, once retried (docs/adr/0007). */
+    dynamodbRequestTimeoutMs: z.number().int().min(100).max(10_000).default(1_000),
     /** Production data: tables keep deletion protection and survive `sst remove`. */
     protect: z.boolean().default(false),
     /** API Gateway stage-wide throttling, before any per-tenant limit. */

@@ -4,6 +4,7 @@
  * so local and deployed routing cannot drift.
  */
 import type { ErrorType } from "@atrium/core/errors";
+import { functionTimeoutSeconds, INTEGRATION_TIMEOUT_MS } from "./lib/timeouts";
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -17,13 +18,29 @@ export interface ApiRoute {
   /** SST handler string: file relative to the repo root, then the export. */
   handler: string;
   auth: RouteAuth;
+  /** The function's timeout (docs/adr/0007-timeouts.md); `routes` gives every route one. */
+  timeoutSeconds?: number;
 }
 
 const fn = (file: string, exported = "handler") => `packages/functions/src/${file}.${exported}`;
 
-export const routes: readonly ApiRoute[] = [
-  { method: "POST", path: "/v1/chat/completions", handler: fn("chat"), auth: "tenant" },
-  { method: "POST", path: "/v1/models/{model}/invocations", handler: fn("invocations"), auth: "tenant" },
+const modelCall = functionTimeoutSeconds.modelCall;
+
+const routeTable: readonly ApiRoute[] = [
+  {
+    method: "POST",
+    path: "/v1/chat/completions",
+    handler: fn("chat"),
+    auth: "tenant",
+    timeoutSeconds: modelCall,
+  },
+  {
+    method: "POST",
+    path: "/v1/models/{model}/invocations",
+    handler: fn("invocations"),
+    auth: "tenant",
+    timeoutSeconds: modelCall,
+  },
   { method: "GET", path: "/v1/models", handler: fn("models"), auth: "tenant" },
   { method: "GET", path: "/v1/usage", handler: fn("usage"), auth: "tenant" },
   { method: "POST", path: "/admin/tenants", handler: fn("admin/tenants", "create"), auth: "admin" },
@@ -99,10 +116,19 @@ export const routes: readonly ApiRoute[] = [
   },
 ];
 
+/** The route table, each route with its function's timeout: model calls as set above, the rest by kind. */
+export const routes: readonly Required<ApiRoute>[] = routeTable.map((route) => ({
+  ...route,
+  timeoutSeconds:
+    route.timeoutSeconds ??
+    (route.auth === "admin" ? functionTimeoutSeconds.admin : functionTimeoutSeconds.tenantRead),
+}));
+
 export const authorizer = {
   handler: fn("authorizer"),
   /** The header the REQUEST authorizer is keyed and cached on. */
   identityHeader: "Authorization",
+  timeoutSeconds: functionTimeoutSeconds.authorizer,
 } as const;
 
 /** Content types API Gateway passes to Lambda base64-encoded (raw invocations may be binary). */
@@ -115,7 +141,10 @@ export const binaryMediaTypes: readonly string[] = [
 ];
 
 /** API Gateway's own limits that the emulator enforces too. */
-export const gatewayLimits = { maxBodyBytes: 10 * 1024 * 1024, integrationTimeoutMs: 29_000 } as const;
+export const gatewayLimits = {
+  maxBodyBytes: 10 * 1024 * 1024,
+  integrationTimeoutMs: INTEGRATION_TIMEOUT_MS,
+} as const;
 
 export type GatewayResponseType =
   | "UNAUTHORIZED"

@@ -28,6 +28,8 @@ class FakeSts {
   readonly lifetime = new Map<string, number>();
   /** Tenants whose next AssumeRole is refused (AccessDenied), once. */
   readonly refuseOnce = new Set<string>();
+  /** Tenants whose AssumeRole calls are taken and never answered. */
+  readonly hang = new Set<string>();
   private server?: Server;
 
   async start(): Promise<string> {
@@ -36,6 +38,7 @@ class FakeSts {
       const call: AssumeRoleCall = { params };
       this.calls.push(call);
       const tenant = params.get("Tags.member.1.Value") ?? "untagged";
+      if (this.hang.has(tenant)) return;
       const requestId = randomBytes(8).toString("hex");
       if (params.get("Action") !== "AssumeRole" || this.refuseOnce.delete(tenant)) {
         res.writeHead(403, { "content-type": "text/xml" });
@@ -59,6 +62,7 @@ class FakeSts {
   }
 
   stop() {
+    this.server?.closeAllConnections();
     this.server?.close();
   }
 }
@@ -240,6 +244,18 @@ describe("with ATRIUM_TENANT_ROLE_ARN", () => {
     expect(new Set(keys).size).toBe(keys.length);
     expect(second[1]?.accessKeyId).toBe(keys.at(-1));
     expect(first[0]?.accessKeyId).not.toBe(second[1]?.accessKeyId);
+  });
+
+  it("gives up on an STS that never answers after two attempts, and tries afresh on the next call", async () => {
+    sts.hang.add("tn-epsilon");
+    const err = await callBoth("tn-epsilon").catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "TimeoutError" });
+    expect(sts.callsFor("tn-epsilon")).toHaveLength(2);
+
+    sts.hang.delete("tn-epsilon");
+    const calls = await callBoth("tn-epsilon");
+    const granted = sts.callsFor("tn-epsilon").find((c) => c.accessKeyId);
+    expect(calls.map((c) => c.accessKeyId)).toEqual([granted?.accessKeyId, granted?.accessKeyId]);
   });
 
   it("retries after a refused AssumeRole instead of remembering the failure", async () => {

@@ -187,7 +187,13 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     try {
       const handler = await options.loadHandler(route.handler);
       result = await withTimeout(
-        handler(event, contextOf(route.handler, limits.integrationTimeoutMs)),
+        handler(
+          event,
+          contextOf(
+            route.handler,
+            Math.min((route.timeoutSeconds ?? Infinity) * 1000, limits.integrationTimeoutMs),
+          ),
+        ),
         limits.integrationTimeoutMs,
       );
     } catch (err) {

@@ -45,6 +45,8 @@ export interface PlatformOptions {
   authorizerCacheTtlSeconds?: number;
   /** Overrides API Gateway's 29 s integration timeout (tests). */
   integrationTimeoutMs?: number;
+  /** Returns the DynamoDB URL the handlers use instead of DynamoDB's own (tests interpose a proxy). */
+  interposeDynamodb?: (dynamodbUrl: string) => Promise<string>;
   onAccess?: (entry: AccessLogEntry) => void;
 }
 
@@ -92,6 +94,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     : await startDynamo(options.ephemeral ? {} : { path: join(dataDir, "dynamodb") });
   const closers: (() => Promise<void>)[] = [dynamo.close];
   try {
+    const handlersDynamodbUrl = (await options.interposeDynamodb?.(dynamo.url)) ?? dynamo.url;
     const client = localDynamoClient(dynamo.url, { region: config.region });
     closers.unshift(async () => client.destroy());
     const prefix = options.tablePrefix ?? `atrium-${STAGE}`;
@@ -152,7 +155,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     bindEnvironment(
       config,
       tables,
-      dynamo.url,
+      handlersDynamodbUrl,
       sagemaker.url,
       gateway.url,
       functionCredentials.secretAccessKey,

@@ -5,10 +5,12 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { tracer } from "./observability";
+import { dynamoTimeouts, sagemakerTimeouts } from "./timeouts";
 
 // Module scope: built once per container, reused by every call. Endpoints come from the SDK's own
 // configuration (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), so the same code
-// talks to AWS when deployed and to the local stand-ins under `npm start`.
+// talks to AWS when deployed and to the local stand-ins under `npm start`. Timeouts and attempts:
+// docs/adr/0007-timeouts.md.
 export const config = stageConfigFromEnv();
 
 export function requireEnv(name: string): string {
@@ -17,10 +19,10 @@ export function requireEnv(name: string): string {
   return value;
 }
 
-const dynamo = tracer.captureAWSv3Client(new DynamoDBClient({}));
+const dynamo = tracer.captureAWSv3Client(new DynamoDBClient(dynamoTimeouts(config.dynamodbRequestTimeoutMs)));
 export const documentClient = DynamoDBDocumentClient.from(dynamo, {
   marshallOptions: { removeUndefinedValues: true },
 });
 export const tenantStore = new TenantStore(documentClient, requireEnv(TenantTable.env));
 
-export const sagemaker = tracer.captureAWSv3Client(new SageMakerRuntimeClient({}));
+export const sagemaker = tracer.captureAWSv3Client(new SageMakerRuntimeClient(sagemakerTimeouts));

@@ -16,7 +16,10 @@ export interface ModelResult {
   contentType: string;
 }
 
-/** One InvokeEndpoint on the route's endpoint; SageMaker's errors become Atrium's typed errors. */
+/**
+ * One InvokeEndpoint on the route's endpoint, abandoned at the call's deadline so the call is still
+ * refunded and answered in time; SageMaker's errors become Atrium's typed errors.
+ */
 export async function invokeModel(
   route: Route,
   call: ModelCall,
@@ -34,16 +37,28 @@ export async function invokeModel(
   try {
     // As the calling tenant: IAM then holds the call to the stage's endpoints and this tenant's adapters.
     const { sagemaker } = tenantClients(context.tenant.id);
-    const output = await timed(context, () => sagemaker.send(command));
+    const output = await timed(context, () => sagemaker.send(command, { abortSignal: context.deadline }));
     return {
       body: output.Body ?? new Uint8Array(),
       contentType: output.ContentType ?? "application/octet-stream",
     };
   } catch (err) {
+    if (context.deadline.aborted) throw modelTimedOut(route.model);
     // HIPAA: a model's own error text may quote the prompt, and error messages travel into logs and traces.
     const withholdDetails = context.tenant.compliance.includes("hipaa");
     throw fromSageMakerError(err, route.model, { withholdDetails });
   }
+}
+
+/** The model did not answer before the call's deadline; retrying at once would likely wait as long again. */
+function modelTimedOut(model: string): AtriumError {
+  const err = upstream(
+    504,
+    "model_timeout",
+    `The model '${model}' did not answer in time; the call was stopped.`,
+  );
+  err.headers = { "x-should-retry": "false" };
+  return err;
 }
 
 interface SdkError {

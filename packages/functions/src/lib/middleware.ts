@@ -7,10 +7,12 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { isAwsUnavailable, serviceUnavailable } from "./aws-unavailable";
 import { json } from "./http";
 import { limits, type Ticket } from "./limiter";
 import { logger, metrics, tracer } from "./observability";
 import { loadTenant } from "./tenant-cache";
+import { STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
 
 /** What every API handler's context carries: when Atrium started working on the call, and model time. */
 export interface ApiContext extends Context {
@@ -27,6 +29,8 @@ export interface TenantContext extends ApiContext {
   ticket?: Ticket;
   /** Tokens the model reported for this call, if it did. */
   usedTokens?: number;
+  /** Aborted when the call must give up on its model to refund and answer before the function's timeout. */
+  deadline: AbortSignal;
 }
 
 type Event = APIGatewayProxyEvent;
@@ -39,6 +43,23 @@ const unauthenticated = () =>
     "invalid_api_key",
     "The API key is not valid for this request.",
   );
+
+/**
+ * Gives the call its deadline: WIND_UP_MS before the function's timeout, for the refund and the answer
+ * (docs/adr/0007-timeouts.md). Its own signal: middy's `{ signal }` is one controller shared by every
+ * invocation in the process, so under the local gateway one call's timeout would abort all the others.
+ */
+export function callDeadline(): MiddlewareObj<Event, Result, Error, TenantContext> {
+  return {
+    before: (request) => {
+      const remaining = request.context.getRemainingTimeInMillis?.();
+      request.context.deadline =
+        remaining === undefined
+          ? new AbortController().signal
+          : AbortSignal.timeout(Math.max(0, remaining - WIND_UP_MS));
+    },
+  };
+}
 
 /**
  * Errors become OpenAI-style bodies; every response gets `x-request-id` and `x-atrium-overhead-ms`
@@ -69,9 +90,12 @@ export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> 
     },
     after: decorate,
     onError: (request) => {
-      const err = request.error;
+      // An AWS service that is down or hung is a 503 to retry, never a 500.
+      const err = isAwsUnavailable(request.error) ? serviceUnavailable() : request.error;
       if (err instanceof AtriumError) {
-        if (err.status >= 500) logger.warn("request failed", { code: err.code, status: err.status });
+        if (err.status >= 500) {
+          logger.warn("request failed", { code: err.code, status: err.status, cause: request.error?.name });
+        }
         request.response = json(err.status, errorBody(err), err.headers);
       } else {
         // The message and stack stay in the log; the caller gets a request id to quote.
@@ -125,13 +149,22 @@ export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantConte
   };
 }
 
+/** Middy answers this when the handler has not finished STOP_EARLY_MS before the function's timeout. */
+const stopped = (message: string) => () => {
+  throw new AtriumError(504, "api_error", "timeout", message);
+};
+
 /** The middleware chain of every tenant-facing handler, outermost first. */
 export function tenantApi(handler: (event: Event, context: TenantContext) => Promise<Result>) {
   // Prompts and completions stay out of traces and logs (HIPAA), whatever POWERTOOLS_LOGGER_LOG_EVENT says.
-  return middy<Event, Result, Error, TenantContext>(handler)
+  return middy<Event, Result, Error, TenantContext>(handler, {
+    timeoutEarlyInMillis: STOP_EARLY_MS,
+    timeoutEarlyResponse: stopped("The call did not complete in time and was stopped. Retry shortly."),
+  })
     .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
     .use(logMetrics(metrics))
+    .use(callDeadline())
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
     .use(tenantContext())
     .use(limits());
@@ -139,7 +172,12 @@ export function tenantApi(handler: (event: Event, context: TenantContext) => Pro
 
 /** The middleware chain of admin handlers (authorised by IAM at the gateway). */
 export function adminApi(handler: (event: Event, context: ApiContext) => Promise<Result>) {
-  return middy<Event, Result, Error, ApiContext>(handler)
+  return middy<Event, Result, Error, ApiContext>(handler, {
+    timeoutEarlyInMillis: STOP_EARLY_MS,
+    timeoutEarlyResponse: stopped(
+      "The request did not complete in time; it may still have been applied. Check before retrying.",
+    ),
+  })
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(apiResponses());

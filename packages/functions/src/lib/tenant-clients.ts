@@ -3,9 +3,10 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { documentClient, sagemaker } from "./clients";
+import { config, documentClient, sagemaker } from "./clients";
 import { tracer } from "./observability";
 import { StackEnv, TENANT_TAG } from "./stack-env";
+import { dynamoTimeouts, sagemakerTimeouts, stsTimeouts } from "./timeouts";
 
 /** The AWS clients one tenant's call may use. */
 export interface TenantClients {
@@ -54,13 +55,19 @@ export function tenantClients(tenantId: string): TenantClients {
         DurationSeconds: SESSION_SECONDS,
         Tags: [{ Key: TENANT_TAG, Value: tenantId }],
       },
+      clientConfig: stsTimeouts,
     }),
   );
   const clients: TenantClients = {
-    dynamo: DynamoDBDocumentClient.from(tracer.captureAWSv3Client(new DynamoDBClient({ credentials })), {
-      marshallOptions: { removeUndefinedValues: true },
-    }),
-    sagemaker: tracer.captureAWSv3Client(new SageMakerRuntimeClient({ credentials })),
+    dynamo: DynamoDBDocumentClient.from(
+      tracer.captureAWSv3Client(
+        new DynamoDBClient({ ...dynamoTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
+      ),
+      {
+        marshallOptions: { removeUndefinedValues: true },
+      },
+    ),
+    sagemaker: tracer.captureAWSv3Client(new SageMakerRuntimeClient({ ...sagemakerTimeouts, credentials })),
   };
   cache.set(tenantId, { roleArn, clients });
   if (cache.size > MAX_TENANTS) {

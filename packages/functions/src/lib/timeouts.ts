@@ -1,0 +1,74 @@
+/**
+ * Every wait of a call, chosen together (docs/adr/0007-timeouts.md): each function's timeout, when a
+ * call gives up on its model, and each AWS client's connect and request timeouts and attempts.
+ * Plain numbers, so the stacks and the local gateway read the same ones the handlers use.
+ */
+
+/** API Gateway answers 504 after this, whatever the function is still doing. */
+export const INTEGRATION_TIMEOUT_MS = 29_000;
+
+/** Lambda timeouts: each under API Gateway's, so the function's own answer reaches the caller. */
+export const functionTimeoutSeconds = {
+  /** Chat and raw invocations: the model gets all but WIND_UP_MS of it. */
+  modelCall: 27,
+  /** Tenant routes that only read DynamoDB (models, usage): a profile, a session, the limiter items. */
+  tenantRead: 15,
+  /** Admin routes: an erase pages through a whole tenant. */
+  admin: 28,
+  /** Two rounds of DynamoDB calls; API Gateway waits on it before the route starts. */
+  authorizer: 10,
+} as const;
+
+/**
+ * A call gives up on its model this long before the function's timeout, keeping the time to refund
+ * (at most two DynamoDB writes, each bounded by `dynamoTimeouts` below) and answer.
+ */
+export const WIND_UP_MS = 5_000;
+
+/**
+ * Middy's `timeoutEarlyInMillis`: a handler still running this long before the function's timeout is
+ * answered 504 and refunded by `onError`, whatever it awaits. Later than WIND_UP_MS, so a call that gave
+ * up on its model answers for itself first; still long enough for the refund.
+ */
+export const STOP_EARLY_MS = 4_500;
+
+export interface ClientTimeouts {
+  requestHandler: { connectionTimeout: number; requestTimeout: number; throwOnRequestTimeout: true };
+  maxAttempts: number;
+}
+
+// Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes, and keeps waiting.
+const timeouts = (
+  connectionTimeout: number,
+  requestTimeout: number,
+  maxAttempts: number,
+): ClientTimeouts => ({
+  requestHandler: { connectionTimeout, requestTimeout, throwOnRequestTimeout: true },
+  maxAttempts,
+});
+
+/**
+ * DynamoDB answers in milliseconds: each request gets the stage's `dynamodbRequestTimeoutMs` (1 s by
+ * default), and one retry, so a call succeeds or fails in about two seconds.
+ */
+export const dynamoTimeouts = (requestTimeoutMs: number) => timeouts(500, requestTimeoutMs, 2);
+
+/**
+ * A model call may take the whole route: the call's own deadline (an abort signal) ends it first.
+ * One retry, for throttling and not-ready answers, which come back at once.
+ */
+export const sagemakerTimeouts = timeouts(1_000, functionTimeoutSeconds.modelCall * 1000 - WIND_UP_MS, 2);
+
+/** AssumeRole for a tenant's session, once an hour per tenant and container. */
+export const stsTimeouts = timeouts(300, 1_000, 2);
+
+/** FlushStageAuthorizersCache: a control-plane call, slower and throttled; a failure is reported, not thrown. */
+export const apiGatewayTimeouts = timeouts(1_000, 3_000, 2);
+
+/** The SDK's first retry waits a random delay up to this (standard mode, non-throttling errors). */
+export const FIRST_RETRY_DELAY_MAX_MS = 50;
+
+/** The longest one call on a client can take when every attempt times out. */
+export const worstCallMs = (client: ClientTimeouts): number =>
+  client.maxAttempts * client.requestHandler.requestTimeout +
+  (client.maxAttempts - 1) * FIRST_RETRY_DELAY_MAX_MS;

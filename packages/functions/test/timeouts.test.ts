@@ -1,0 +1,100 @@
+/**
+ * The arithmetic of docs/adr/0007-timeouts.md, on the numbers the stacks deploy and the handlers
+ * use, for every deployed stage's config: change one of them and these say which promise it breaks.
+ */
+import { loadStageConfigFile } from "@atrium/core/config";
+import { describe, expect, it } from "vitest";
+import { authorizer, gatewayLimits, routes } from "../src/api";
+import {
+  apiGatewayTimeouts,
+  dynamoTimeouts,
+  functionTimeoutSeconds,
+  INTEGRATION_TIMEOUT_MS,
+  STOP_EARLY_MS,
+  sagemakerTimeouts,
+  stsTimeouts,
+  WIND_UP_MS,
+  worstCallMs,
+} from "../src/lib/timeouts";
+
+/** Cold start (Lambda init) runs on API Gateway's clock, not the function's: the room left for it. */
+const COLD_START_ROOM_MS = 2_000;
+
+describe("the clients without a stage setting", () => {
+  it("each have a connect and a request timeout that throw, and one retry", () => {
+    for (const client of [sagemakerTimeouts, stsTimeouts, apiGatewayTimeouts]) {
+      expect(client.requestHandler.connectionTimeout).toBeGreaterThan(0);
+      expect(client.requestHandler.requestTimeout).toBeGreaterThanOrEqual(
+        client.requestHandler.connectionTimeout,
+      );
+      expect(client.requestHandler.throwOnRequestTimeout).toBe(true);
+      expect(client.maxAttempts).toBe(2);
+    }
+  });
+
+  it("give a model call the whole route, up to the point where it must give up", () => {
+    expect(sagemakerTimeouts.requestHandler.requestTimeout).toBe(
+      functionTimeoutSeconds.modelCall * 1000 - WIND_UP_MS,
+    );
+  });
+});
+
+describe("function timeouts", () => {
+  it("are all under API Gateway's integration timeout, which the local gateway uses too", () => {
+    expect(gatewayLimits.integrationTimeoutMs).toBe(INTEGRATION_TIMEOUT_MS);
+    for (const route of routes) {
+      expect(route.timeoutSeconds * 1000, `${route.method} ${route.path}`).toBeLessThan(
+        INTEGRATION_TIMEOUT_MS,
+      );
+    }
+  });
+
+  it("give chat and raw invocations the model-call timeout, every other route its kind's", () => {
+    for (const route of routes) {
+      const expected = route.path.startsWith("/admin/")
+        ? functionTimeoutSeconds.admin
+        : route.method === "POST"
+          ? functionTimeoutSeconds.modelCall
+          : functionTimeoutSeconds.tenantRead;
+      expect(route.timeoutSeconds, `${route.method} ${route.path}`).toBe(expected);
+    }
+  });
+});
+
+for (const stage of ["dev", "prod"]) {
+  describe(`deployed stage ${stage}`, () => {
+    const dynamo = dynamoTimeouts(loadStageConfigFile(`config/${stage}.json`).dynamodbRequestTimeoutMs);
+    /** A settle is one DynamoDB write, or two when its guard fails (docs/adr/0004-exact-limits.md). */
+    const worstSettleMs = 2 * worstCallMs(dynamo);
+    const functionMs = functionTimeoutSeconds.modelCall * 1000;
+    const giveUpAt = functionMs - WIND_UP_MS;
+
+    it("gives DynamoDB about a second per attempt, one retry, and a throwing request timeout", () => {
+      expect(dynamo.requestHandler.requestTimeout).toBeLessThanOrEqual(1_000);
+      expect(dynamo.requestHandler.throwOnRequestTimeout).toBe(true);
+      expect(dynamo.maxAttempts).toBe(2);
+    });
+
+    it("lets a fail-closed tier answer 503 within 3 s of its admission starting", () => {
+      expect(worstCallMs(dynamo)).toBeLessThan(3_000);
+    });
+
+    it("lets the authorizer and the read routes make two rounds of DynamoDB calls with time to spare", () => {
+      expect(2 * worstCallMs(dynamo)).toBeLessThan((authorizer.timeoutSeconds * 1000) / 2);
+      // Profile, tenant session (STS) and limiter items, before middy's early stop.
+      const reads = 2 * worstCallMs(dynamo) + worstCallMs(stsTimeouts);
+      expect(reads).toBeLessThan(functionTimeoutSeconds.tenantRead * 1000 - STOP_EARLY_MS);
+    });
+
+    it("refunds a model call that ran out of time before the function's timeout, on either path", () => {
+      expect(giveUpAt + worstSettleMs).toBeLessThan(functionMs);
+      expect(STOP_EARLY_MS).toBeLessThan(WIND_UP_MS);
+      expect(worstSettleMs).toBeLessThan(STOP_EARLY_MS);
+    });
+
+    it("never charges after API Gateway's 504: the latest charge lands before it, cold start included", () => {
+      // A reply just before the deadline, then the settle that charges it.
+      expect(giveUpAt + worstSettleMs + COLD_START_ROOM_MS).toBeLessThanOrEqual(INTEGRATION_TIMEOUT_MS);
+    });
+  });
+}

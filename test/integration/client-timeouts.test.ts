@@ -1,0 +1,119 @@
+/**
+ * The handlers' AWS clients against peers that fail the ways networks do: a local DynamoDB behind a
+ * TCP proxy that hangs or refuses, and a SageMaker Runtime endpoint that accepts calls and never
+ * answers. Each call ends with the configured attempts, as an error the edge maps to a 503 or 504.
+ */
+import { readFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { AtriumError } from "@atrium/core/errors";
+import { TenantTable } from "@atrium/core/tables";
+import type { Tenant } from "@atrium/core/tenant";
+import type { TenantContext } from "@atrium/functions/lib/middleware";
+import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy";
+
+const TABLE = uniqueTableName("atrium-test-client-timeouts");
+
+let dynamo: LocalDynamo;
+let proxy: TcpProxy;
+/** A SageMaker Runtime endpoint that takes every call and never answers. */
+let silentModel: Server;
+let modelCalls = 0;
+let clients: typeof import("@atrium/functions/lib/clients");
+let unavailable: typeof import("@atrium/functions/lib/aws-unavailable");
+let invokeModel: typeof import("@atrium/functions/lib/invoke-model").invokeModel;
+
+beforeAll(async () => {
+  dynamo = sharedDynamo();
+  await ensureTable(localDynamoClient(dynamo.url), TABLE, TenantTable);
+  proxy = await startTcpProxy(dynamo.url);
+  silentModel = createServer(() => {
+    modelCalls += 1;
+  });
+  await new Promise<void>((resolve) => silentModel.listen(0, "127.0.0.1", resolve));
+  // The handler modules read their configuration at import, as a Lambda does at cold start.
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL_DYNAMODB: proxy.url,
+    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: `http://127.0.0.1:${(silentModel.address() as AddressInfo).port}`,
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    // The deployed stages' DynamoDB request timeout (the local stage's is longer).
+    ATRIUM_STAGE_CONFIG: JSON.stringify({
+      ...JSON.parse(readFileSync("config/local.json", "utf8")),
+      dynamodbRequestTimeoutMs: 1_000,
+    }),
+    ATRIUM_TENANTS_TABLE: TABLE,
+    ATRIUM_LIMITER_TABLE: "unused-limits",
+  });
+  delete process.env.ATRIUM_TENANT_ROLE_ARN;
+  clients = await import("@atrium/functions/lib/clients");
+  unavailable = await import("@atrium/functions/lib/aws-unavailable");
+  ({ invokeModel } = await import("@atrium/functions/lib/invoke-model"));
+});
+
+afterAll(async () => {
+  silentModel?.closeAllConnections();
+  silentModel?.close();
+  await proxy?.close();
+  await dynamo?.close();
+});
+
+const getItem = (table = TABLE) =>
+  clients.documentClient.send(
+    new GetCommand({ TableName: table, Key: { pk: "TENANT#tn-x#", sk: "PROFILE" } }),
+  );
+
+describe("the DynamoDB client", () => {
+  it("answers through the proxy while DynamoDB is well", async () => {
+    await proxy.setMode("forward");
+    expect((await getItem()).Item).toBeUndefined();
+  });
+
+  it("gives up on a hung DynamoDB after two attempts, with an error the edge answers 503", async () => {
+    await proxy.setMode("hang");
+    const err = await getItem().catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "TimeoutError", $metadata: { attempts: 2 } });
+    expect(unavailable.isAwsUnavailable(err)).toBe(true);
+  });
+
+  it("gives up on a refusing DynamoDB after two attempts, with an error the edge answers 503", async () => {
+    await proxy.setMode("refuse");
+    const err = await getItem().catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: "ECONNREFUSED", $metadata: { attempts: 2 } });
+    expect(unavailable.isAwsUnavailable(err)).toBe(true);
+  });
+
+  it("does not take a request DynamoDB rejected for an outage", async () => {
+    await proxy.setMode("forward");
+    const err = await getItem("no-such-table").catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: "ResourceNotFoundException" });
+    expect(unavailable.isAwsUnavailable(err)).toBe(false);
+  });
+});
+
+describe("a model call", () => {
+  const tenant = { id: "tn-slow", compliance: [] } as unknown as Tenant;
+  const route = { kind: "shared", model: "llama-3.1-8b-instruct", endpointName: "atrium-shared-llama-8b" };
+
+  it("stops at the call's deadline, once, with Atrium's 504 model_timeout", async () => {
+    const before = modelCalls;
+    const context = {
+      tenant,
+      timing: { startedAt: performance.now(), modelMs: 0 },
+      deadline: AbortSignal.timeout(300),
+    } as unknown as TenantContext;
+    const err = await invokeModel(
+      route as Parameters<typeof invokeModel>[0],
+      { body: Buffer.from("{}"), contentType: "application/json" },
+      context,
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AtriumError);
+    expect(err).toMatchObject({ status: 504, code: "model_timeout", headers: { "x-should-retry": "false" } });
+    // An abandoned call is not retried: the model saw it once.
+    expect(modelCalls - before).toBe(1);
+  });
+});
