@@ -7,9 +7,10 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import type { Ticket } from "./admission";
 import { json } from "./http";
-import { limits, type Ticket } from "./limiter";
 import { logger, metrics, tracer } from "./observability";
+import { settleCalls } from "./settle-calls";
 import { loadTenant } from "./tenant-cache";
 
 /** What every API handler's context carries: when Atrium started working on the call, and model time. */
@@ -134,7 +135,7 @@ export function tenantApi(handler: (event: Event, context: TenantContext) => Pro
     .use(logMetrics(metrics))
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
     .use(tenantContext())
-    .use(limits());
+    .use(settleCalls());
 }
 
 /** The middleware chain of admin handlers (authorised by IAM at the gateway). */
