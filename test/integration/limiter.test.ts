@@ -8,6 +8,7 @@ import { parseStageConfig } from "@atrium/core/config";
 import { eraseTenantPartition } from "@atrium/core/erase";
 import { type AdmitRequest, limiterKey } from "@atrium/core/limiter-item";
 import { type Admission, LimiterStore } from "@atrium/core/limiter-store";
+import { creditUpdate } from "@atrium/core/limiter-updates";
 import {
   gcra,
   gcraAdmit,
@@ -18,7 +19,8 @@ import {
 } from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
 import { ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -39,6 +41,8 @@ function client() {
 const container = () => new LimiterStore(DynamoDBDocumentClient.from(client()), TABLE);
 
 const SECOND = 1_000_000;
+/** Properties make hundreds of writes; on a loaded machine that takes longer than vitest's default. */
+const PROPERTY_TIMEOUT_MS = 180_000;
 const T0 = Date.UTC(2026, 10, 28, 12, 0, 0) * 1000;
 let tenantCounter = 0;
 const newTenant = () => `tn-limit-${++tenantCounter}`;
@@ -298,6 +302,16 @@ describe("settling", () => {
     expect((await store.read(tenantId, 0)).monthUsed).toBe(100);
   });
 
+  it("settling the same lease twice (an SDK retry after a lost reply) refunds once", async () => {
+    const tenantId = newTenant();
+    const store = container();
+    const a = await store.admit(request(tenantId, T0, limits(), 300));
+    if (!a.admitted) throw new Error("expected an admission");
+    expect(await store.settle(a.lease, 100, T0)).toEqual({ writes: 1, settled: true });
+    expect(await container().settle(a.lease, 100, T0)).toEqual({ writes: 1, settled: false });
+    expect((await store.read(tenantId, 0)).monthUsed).toBe(100);
+  });
+
   it("after the tenant's limiter item was erased, re-creates nothing and says so", async () => {
     const tenantId = newTenant();
     const l = limits({ tokensPerMinute: 600 });
@@ -309,8 +323,8 @@ describe("settling", () => {
     expect(await eraseTenantPartition({ db, tableName: TABLE }, tenantId)).toBe(1);
 
     // A refund (the guarded form with the TAT still ahead) and a full charge: both find nothing.
-    expect(await store.settle(running.lease, 10, T0)).toEqual({ writes: 1, erased: true });
-    expect(await store.settle(other.lease, 100, T0)).toEqual({ writes: 1, erased: true });
+    expect(await store.settle(running.lease, 10, T0)).toEqual({ writes: 1, settled: false });
+    expect(await store.settle(other.lease, 100, T0)).toEqual({ writes: 1, settled: false });
     const { Item } = await db.send(new GetCommand({ TableName: TABLE, Key: limiterKey(tenantId, 0) }));
     expect(Item).toBeUndefined();
   });
@@ -358,137 +372,169 @@ describe("shards", () => {
     pool = [container(), container(), container(), container()];
   });
 
-  it("property: for any limit and shard count, calls landing anywhere never exceed the tenant's limit", async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom("concurrency", "burst", "tokensPerMinute"),
-        fc.integer({ min: 1, max: 6 }),
-        fc.integer({ min: 1, max: 8 }),
-        fc.array(fc.nat(), { minLength: 4, maxLength: 24 }),
-        async (limit, value, limiterShards, landings) => {
-          const tenantId = newTenant();
-          const whole = wholeLimits({ [limit]: value }, limiterShards);
-          const outcomes = await Promise.all(
-            landings.map((landing, i) => {
-              const shard = landing % whole.shards;
-              const limitsOfShard = shardLimits(whole, shard);
-              return pool[i % pool.length]?.admit(
-                request(tenantId, T0, limitsOfShard, 1, 60 * SECOND, shard),
-              );
-            }),
-          );
-          const admitted = outcomes.filter((a) => a?.admitted).length;
-          expect(admitted).toBeLessThanOrEqual(whole[limit]);
-        },
-      ),
-      { numRuns: 30 },
+  it("a loan's credit sent twice (an SDK retry after a lost reply) applies once", async () => {
+    const tenantId = newTenant();
+    const whole = wholeLimits({ monthlyTokens: 1000 }, 2);
+    expect(
+      (await pool[0]?.admit(request(tenantId, T0, shardLimits(whole, 1), 300, 60 * SECOND, 1)))?.admitted,
+    ).toBe(true);
+    // Shard 1 borrowed a fair share (500) and holds 300 of it: its charge is -200.
+    const shard1 = await container().read(tenantId, 1);
+    expect(shard1.monthUsed).toBe(-200);
+    const credit = creditUpdate(
+      TABLE,
+      { tenantId, shard: 1, amount: 50, month: "2026-11", sameMonth: true, now: T0 },
+      shard1.monthUsed,
     );
+    const db = DynamoDBDocumentClient.from(client());
+    await db.send(new UpdateCommand(credit));
+    await expect(db.send(new UpdateCommand(credit))).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    expect((await container().read(tenantId, 1)).monthUsed).toBe(-250);
   });
 
-  it("property: sequentially, a budget refusal comes exactly when the month's remaining total is below the call's need", async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 50, max: 2000 }),
-        fc.integer({ min: 1, max: 6 }),
-        fc.array(
-          fc.record({
-            landing: fc.nat(),
-            tokens: fc.integer({ min: 1, max: 600 }),
-            usedShare: fc.double({ min: 0, max: 1.5, noNaN: true }),
-            settleAt: fc.nat({ max: 3 }),
-          }),
-          { minLength: 1, maxLength: 20 },
-        ),
-        async (budget, limiterShards, calls) => {
-          const tenantId = newTenant();
-          const whole = wholeLimits({ monthlyTokens: budget }, limiterShards);
-          const containers = pool.slice(0, 2);
-          let charged = 0;
-          const inFlight: {
-            lease: Extract<Admission, { admitted: true }>["lease"];
-            used: number;
-            at: number;
-          }[] = [];
-          for (const [i, call] of calls.entries()) {
-            // Settle what is due first: some calls end before the next one starts, some after.
-            for (const held of inFlight.filter((h) => h.at <= i)) {
-              await containers[i % 2]?.settle(held.lease, held.used, T0 + i);
-              charged += Math.min(held.used, held.lease.tokens);
-              inFlight.splice(inFlight.indexOf(held), 1);
-            }
-            const reserved = inFlight.reduce((sum, held) => sum + held.lease.tokens, 0);
-            const remaining = budget - charged - reserved;
-            const shard = call.landing % whole.shards;
-            const store = containers[call.landing % 2] as LimiterStore;
-            const outcome = await store.admit(
-              request(tenantId, T0 + i, shardLimits(whole, shard), call.tokens, 60 * SECOND, shard),
+  it(
+    "property: for any limit and shard count, calls landing anywhere never exceed the tenant's limit",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom("concurrency", "burst", "tokensPerMinute"),
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 8 }),
+          fc.array(fc.nat(), { minLength: 4, maxLength: 24 }),
+          async (limit, value, limiterShards, landings) => {
+            const tenantId = newTenant();
+            const whole = wholeLimits({ [limit]: value }, limiterShards);
+            const outcomes = await Promise.all(
+              landings.map((landing, i) => {
+                const shard = landing % whole.shards;
+                const limitsOfShard = shardLimits(whole, shard);
+                return pool[i % pool.length]?.admit(
+                  request(tenantId, T0, limitsOfShard, 1, 60 * SECOND, shard),
+                );
+              }),
             );
-            if (call.tokens <= remaining) {
-              expect(outcome.admitted).toBe(true);
-            } else {
-              expect(outcome).toMatchObject({ admitted: false, reason: "monthly_budget" });
-              if (call.tokens <= budget) expect(outcome).toMatchObject({ monthRemaining: remaining });
-            }
-            if (outcome.admitted) {
-              const used = Math.floor(call.tokens * call.usedShare);
-              inFlight.push({ lease: outcome.lease, used, at: i + call.settleAt });
-            }
-          }
-          for (const held of inFlight) {
-            await containers[0]?.settle(held.lease, held.used, T0 + calls.length);
-            charged += Math.min(held.used, held.lease.tokens);
-          }
-          expect(charged).toBeLessThanOrEqual(budget);
-          expect(await monthTotal(tenantId, whole.shards)).toBe(charged);
-        },
-      ),
-      { numRuns: 25 },
-    );
-  });
-
-  it("property: concurrent calls over shards never charge the month beyond the budget", async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 100, max: 3000 }),
-        fc.integer({ min: 2, max: 6 }),
-        fc.array(
-          fc.record({
-            landing: fc.nat(),
-            tokens: fc.integer({ min: 1, max: 500 }),
-            usedShare: fc.double({ min: 0, max: 2, noNaN: true }),
-          }),
-          { minLength: 2, maxLength: 24 },
+            const admitted = outcomes.filter((a) => a?.admitted).length;
+            expect(admitted).toBeLessThanOrEqual(whole[limit]);
+          },
         ),
-        async (budget, limiterShards, calls) => {
-          const tenantId = newTenant();
-          const whole = wholeLimits({ monthlyTokens: budget }, limiterShards);
-          const outcomes = await Promise.all(
-            calls.map((call, i) => {
+        { numRuns: 20 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    "property: sequentially, a budget refusal comes exactly when the month's remaining total is below the call's need",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 50, max: 2000 }),
+          fc.integer({ min: 1, max: 6 }),
+          fc.array(
+            fc.record({
+              landing: fc.nat(),
+              tokens: fc.integer({ min: 1, max: 600 }),
+              usedShare: fc.double({ min: 0, max: 1.5, noNaN: true }),
+              settleAt: fc.nat({ max: 3 }),
+            }),
+            { minLength: 1, maxLength: 20 },
+          ),
+          async (budget, limiterShards, calls) => {
+            const tenantId = newTenant();
+            const whole = wholeLimits({ monthlyTokens: budget }, limiterShards);
+            const containers = pool.slice(0, 2);
+            let charged = 0;
+            const inFlight: {
+              lease: Extract<Admission, { admitted: true }>["lease"];
+              used: number;
+              at: number;
+            }[] = [];
+            for (const [i, call] of calls.entries()) {
+              // Settle what is due first: some calls end before the next one starts, some after.
+              for (const held of inFlight.filter((h) => h.at <= i)) {
+                await containers[i % 2]?.settle(held.lease, held.used, T0 + i);
+                charged += Math.min(held.used, held.lease.tokens);
+                inFlight.splice(inFlight.indexOf(held), 1);
+              }
+              const reserved = inFlight.reduce((sum, held) => sum + held.lease.tokens, 0);
+              const remaining = budget - charged - reserved;
               const shard = call.landing % whole.shards;
-              const limitsOfShard = shardLimits(whole, shard);
-              const store = pool[i % pool.length] as LimiterStore;
-              return store.admit(request(tenantId, T0, limitsOfShard, call.tokens, 60 * SECOND, shard));
+              const store = containers[call.landing % 2] as LimiterStore;
+              const outcome = await store.admit(
+                request(tenantId, T0 + i, shardLimits(whole, shard), call.tokens, 60 * SECOND, shard),
+              );
+              if (call.tokens <= remaining) {
+                expect(outcome.admitted).toBe(true);
+              } else {
+                expect(outcome).toMatchObject({ admitted: false, reason: "monthly_budget" });
+                if (call.tokens <= budget) expect(outcome).toMatchObject({ monthRemaining: remaining });
+              }
+              if (outcome.admitted) {
+                const used = Math.floor(call.tokens * call.usedShare);
+                inFlight.push({ lease: outcome.lease, used, at: i + call.settleAt });
+              }
+            }
+            for (const held of inFlight) {
+              await containers[0]?.settle(held.lease, held.used, T0 + calls.length);
+              charged += Math.min(held.used, held.lease.tokens);
+            }
+            expect(charged).toBeLessThanOrEqual(budget);
+            expect(await monthTotal(tenantId, whole.shards)).toBe(charged);
+          },
+        ),
+        { numRuns: 20 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    "property: concurrent calls over shards never charge the month beyond the budget",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 100, max: 3000 }),
+          fc.integer({ min: 2, max: 6 }),
+          fc.array(
+            fc.record({
+              landing: fc.nat(),
+              tokens: fc.integer({ min: 1, max: 500 }),
+              usedShare: fc.double({ min: 0, max: 2, noNaN: true }),
             }),
-          );
-          const admitted = outcomes.flatMap((outcome, i) =>
-            outcome.admitted ? [{ outcome, call: calls[i] }] : [],
-          );
-          expect(admitted.reduce((sum, { call }) => sum + (call?.tokens ?? 0), 0)).toBeLessThanOrEqual(
-            budget,
-          );
-          let charged = 0;
-          await Promise.all(
-            admitted.map(({ outcome, call }) => {
-              const used = Math.floor((call?.tokens ?? 0) * (call?.usedShare ?? 0));
-              charged += Math.min(used, outcome.lease.tokens);
-              return pool[0]?.settle(outcome.lease, used, T0);
-            }),
-          );
-          expect(await monthTotal(tenantId, whole.shards)).toBe(charged);
-          expect(charged).toBeLessThanOrEqual(budget);
-        },
-      ),
-      { numRuns: 20 },
-    );
-  });
+            { minLength: 2, maxLength: 24 },
+          ),
+          async (budget, limiterShards, calls) => {
+            const tenantId = newTenant();
+            const whole = wholeLimits({ monthlyTokens: budget }, limiterShards);
+            const outcomes = await Promise.all(
+              calls.map((call, i) => {
+                const shard = call.landing % whole.shards;
+                const limitsOfShard = shardLimits(whole, shard);
+                const store = pool[i % pool.length] as LimiterStore;
+                return store.admit(request(tenantId, T0, limitsOfShard, call.tokens, 60 * SECOND, shard));
+              }),
+            );
+            const admitted = outcomes.flatMap((outcome, i) =>
+              outcome.admitted ? [{ outcome, call: calls[i] }] : [],
+            );
+            expect(admitted.reduce((sum, { call }) => sum + (call?.tokens ?? 0), 0)).toBeLessThanOrEqual(
+              budget,
+            );
+            let charged = 0;
+            await Promise.all(
+              admitted.map(({ outcome, call }) => {
+                const used = Math.floor((call?.tokens ?? 0) * (call?.usedShare ?? 0));
+                charged += Math.min(used, outcome.lease.tokens);
+                return pool[0]?.settle(outcome.lease, used, T0);
+              }),
+            );
+            expect(await monthTotal(tenantId, whole.shards)).toBe(charged);
+            expect(charged).toBeLessThanOrEqual(budget);
+          },
+        ),
+        { numRuns: 12 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 });

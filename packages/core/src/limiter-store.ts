@@ -41,14 +41,15 @@ export type Admission =
 
 export interface Settlement {
   writes: number;
-  /** The limiter item was gone (the tenant erased): nothing was written. */
-  erased: boolean;
+  /** False when the lease was no longer held (the tenant erased, or the lease already settled): nothing changed. */
+  settled: boolean;
 }
 
 const MAX_ATTEMPTS = 4;
 /** The most an "idle" guess may run ahead of now to absorb concurrent writers (see admissionUpdate). */
 const MAX_SLACK_MICROS = 50_000;
 const CONTENTION_RETRY_MICROS = 50_000;
+const CREDIT_ATTEMPTS = 3;
 
 /** A write's outcome: the attributes it set, or (its condition failed) the item as it was, if any. */
 type Outcome =
@@ -132,7 +133,7 @@ export class LimiterStore {
   /**
    * Releases the lease and replaces the reservation with what was used, never more than was
    * reserved: one UpdateItem, plus one more only when the month rolled over or the token TAT restarted
-   * while the call ran. Neither write creates the item: after an erase there is nothing to settle.
+   * while the call ran. Both need the lease still held: an erased item is never re-created.
    */
   async settle(lease: Lease, usedTokens: number, now: number): Promise<Settlement> {
     const refund = lease.tokens - Math.min(lease.tokens, Math.max(0, usedTokens));
@@ -144,15 +145,15 @@ export class LimiterStore {
     const guarded = await this.write(settleUpdate(this.tableName, lease, refund, parts, true));
     if (guarded.ok) {
       if (known) Object.assign(known, guarded.updated);
-      return { writes: 1, erased: false };
+      return { writes: 1, settled: true };
     }
-    if (!guarded.item) return { writes: 1, erased: true };
+    if (!guarded.item?.leases.includes(lease.element)) return { writes: 1, settled: false };
     const stillOurs = {
       tat: parts.tat && guarded.item.tokenResets === lease.tokenResets,
       month: parts.month && guarded.item.month === lease.month,
     };
     const plain = await this.write(settleUpdate(this.tableName, lease, refund, stillOurs, false));
-    return { writes: 2, erased: !plain.ok };
+    return { writes: 2, settled: plain.ok };
   }
 
   /** The limiter item as stored (for usage reports; not on the admission path). */
@@ -210,20 +211,23 @@ export class LimiterStore {
     return { enough: moved >= needed, seen: left(own, shard) + moved + seenElsewhere, writes };
   }
 
-  /** Credits a loan to the borrower, in the form its month calls for; returns the writes made. */
+  /**
+   * Credits a loan to the borrower, by compare-and-set from its state as last returned; a few
+   * attempts against concurrent writers, then the loan is lost (refusing early). Returns the writes.
+   */
   private async credit(request: AdmitRequest, own: LimiterSnapshot, month: string, amount: number) {
     const { tenantId, shard, now } = request;
     let state = own;
-    for (let attempt = 1; attempt <= 2; attempt++) {
+    for (let attempt = 1; attempt <= CREDIT_ATTEMPTS; attempt++) {
       const transfer: Transfer = { tenantId, shard, amount, month, sameMonth: state.month === month, now };
-      const outcome = await this.write(creditUpdate(this.tableName, transfer));
+      const outcome = await this.write(creditUpdate(this.tableName, transfer, state.monthUsed));
       if (outcome.ok) {
         this.known.set(itemKey(tenantId, shard), { ...state, ...outcome.updated, month });
         return attempt;
       }
       state = outcome.item ?? emptySnapshot();
     }
-    return 2;
+    return CREDIT_ATTEMPTS;
   }
 
   /** One conditional UpdateItem; a failed condition is an outcome carrying the item as it was (if any). */

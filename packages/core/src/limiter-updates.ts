@@ -39,7 +39,7 @@ const names = {
   "#expiresAt": "expiresAt",
 };
 
-/** Settles, drops and credits never create an item: after an erase, a late write must find nothing. */
+/** Dropping leases never creates an item: after an erase, a late write must find nothing. */
 const EXISTS = "attribute_exists(#pk)";
 const NEW_MONTH = "(attribute_not_exists(#month) OR #month < :month)";
 
@@ -171,7 +171,8 @@ export function admissionUpdate(
  * A settle's UpdateItem: releases the lease and gives back `refund` unused tokens. Guarded, the token
  * refund requires that the token TAT has not restarted since admission (a restart forgot the
  * reservation: refunding it would free capacity twice) and the month refund the same month.
- * Unguarded, it applies only the parts known to be ours. Either way the item must exist.
+ * Unguarded, it applies only the parts known to be ours. Either way the lease must still be held:
+ * so a settle never re-creates an erased item, and a retried settle never refunds twice.
  */
 export function settleUpdate(
   tableName: string,
@@ -182,8 +183,8 @@ export function settleUpdate(
 ): UpdateCommandInput {
   const set: string[] = [];
   const add: string[] = [];
-  const conditions: string[] = [EXISTS];
-  const values: Record<string, unknown> = { ":lease": new Set([lease.element]) };
+  const conditions: string[] = ["contains(#leases, :element)"];
+  const values: Record<string, unknown> = { ":lease": new Set([lease.element]), ":element": lease.element };
   if (parts.tat) {
     set.push("#tTat = #tTat - :refundMicros");
     values[":refundMicros"] = refund * lease.tokenInterval;
@@ -253,11 +254,22 @@ export function lendUpdate(tableName: string, transfer: Transfer, budget: number
   return update(tableName, transfer.tenantId, transfer.shard, parts);
 }
 
-/** The borrower's side: the loan lowers its month's charge, which makes room for its calls. */
-export function creditUpdate(tableName: string, transfer: Transfer): UpdateCommandInput {
+/**
+ * The borrower's side: the loan lowers its month's charge, which makes room for its calls. A
+ * compare-and-set on the charge it was seen at (`observedUsed`), so a retried credit never applies twice.
+ */
+export function creditUpdate(
+  tableName: string,
+  transfer: Transfer,
+  observedUsed: number,
+): UpdateCommandInput {
   const values = { ":month": transfer.month, ":credit": -transfer.amount };
   const parts: Parts = transfer.sameMonth
-    ? { add: ["#used :credit"], conditions: ["#month = :month"], values }
+    ? {
+        set: ["#used = :after"],
+        conditions: ["#month = :month", "#used = :observed"],
+        values: { ...values, ":observed": observedUsed, ":after": observedUsed - transfer.amount },
+      }
     : {
         set: ["#month = :month", "#used = :credit", "#expiresAt = :ttl"],
         conditions: [NEW_MONTH],

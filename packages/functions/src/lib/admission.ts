@@ -136,9 +136,10 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     }
     if (!ticket.lease) return;
     try {
-      const { writes, erased } = await storeFor(ticket.tenantId).settle(ticket.lease, usedTokens, at);
+      const { writes, settled } = await storeFor(ticket.tenantId).settle(ticket.lease, usedTokens, at);
       metrics.addMetric("LimiterWrites", MetricUnit.Count, writes);
-      if (erased) logger.info("the tenant's limiter state was erased while the call ran; nothing settled");
+      if (!settled)
+        logger.info("the lease was no longer held (tenant erased, or already settled); nothing settled");
     } catch (err) {
       metrics.addMetric("LimiterSettleFailed", MetricUnit.Count, 1);
       logger.error("limiter settle failed; the lease will expire", { error: (err as Error).name });
