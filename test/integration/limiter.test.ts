@@ -501,7 +501,7 @@ describe("shards", () => {
               tokens: fc.integer({ min: 1, max: 500 }),
               usedShare: fc.double({ min: 0, max: 2, noNaN: true }),
             }),
-            { minLength: 2, maxLength: 24 },
+            { minLength: 2, maxLength: 16 },
           ),
           async (budget, limiterShards, calls) => {
             const tenantId = newTenant();
@@ -532,7 +532,7 @@ describe("shards", () => {
             expect(charged).toBeLessThanOrEqual(budget);
           },
         ),
-        { numRuns: 12 },
+        { numRuns: 10 },
       );
     },
     PROPERTY_TIMEOUT_MS,

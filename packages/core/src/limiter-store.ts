@@ -49,6 +49,8 @@ const MAX_ATTEMPTS = 4;
 /** The most an "idle" guess may run ahead of now to absorb concurrent writers (see admissionUpdate). */
 const MAX_SLACK_MICROS = 50_000;
 const CONTENTION_RETRY_MICROS = 50_000;
+/** Attempts per lender and per credit: each refused one returns the fresh state, so each retry is informed. */
+const LEND_ATTEMPTS = 3;
 const CREDIT_ATTEMPTS = 3;
 
 /** A write's outcome: the attributes it set, or (its condition failed) the item as it was, if any. */
@@ -188,7 +190,7 @@ export class LimiterStore {
       if (lender === shard) continue;
       let state = this.known.get(itemKey(tenantId, lender));
       let exact = false;
-      for (let attempt = 0; attempt < 2 && moved < needed; attempt++) {
+      for (let attempt = 0; attempt < LEND_ATTEMPTS && moved < needed; attempt++) {
         const wanted = Math.max(needed - moved, chunk);
         // What this container last saw only picks the form: the first write asks, a refusal tells exactly.
         const amount = exact ? Math.min(left(state, lender), wanted) : wanted;

@@ -95,7 +95,7 @@ export function shardLimits(whole: TenantLimits, shard: number): ShardLimits {
   };
 }
 
-export function shareOf(limit: number, shards: number, shard: number): number {
+function shareOf(limit: number, shards: number, shard: number): number {
   return Math.floor(limit / shards) + (shard < limit % shards ? 1 : 0);
 }
 

@@ -9,7 +9,7 @@ import { CallDurations } from "@atrium/core/call-durations";
 import type { StageConfig } from "@atrium/core/config";
 import { invalidRequest } from "@atrium/core/errors";
 import type { LimiterSnapshot, Refusal } from "@atrium/core/limiter-item";
-import type { LimiterStore } from "@atrium/core/limiter-store";
+import type { Admission, LimiterStore } from "@atrium/core/limiter-store";
 import type { Lease } from "@atrium/core/limiter-updates";
 import {
   gcra,
@@ -84,7 +84,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     }
 
     const ticket: Ticket = { tenantId: tenant.id, reserved: tokens, admittedAt: at };
-    let admission: Awaited<ReturnType<LimiterStore["admit"]>>;
+    let admission: Admission;
     try {
       admission = await storeFor(tenant.id).admit({
         tenantId: tenant.id,
