@@ -27,7 +27,7 @@ process.env.AWS_SECRET_ACCESS_KEY = "bench";
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
-const { createLimiter } = await import("../packages/functions/src/lib/limiter");
+const { createAdmission } = await import("../packages/functions/src/lib/admission");
 
 const base = loadStageConfigFile("config/local.json");
 const stage: StageConfig = {
@@ -44,6 +44,7 @@ const stage: StageConfig = {
         monthlyTokens: 1e12,
       },
       maxTokens: { default: 100, cap: 1000 },
+      rawCallTokens: 1000,
       limiterFailMode: "closed",
     },
   },
@@ -63,7 +64,7 @@ function container() {
     { step: "initialize", name: "countDynamoDBCalls" },
   );
   const store = new LimiterStore(DynamoDBDocumentClient.from(client), TABLE);
-  const limiter = createLimiter({
+  const limiter = createAdmission({
     storeFor: () => store,
     config: stage,
   });

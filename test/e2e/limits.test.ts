@@ -1,16 +1,25 @@
 /**
- * Limits through the local gateway, the real handlers and dynalite: exact refusals with OpenAI's
- * 429s and headers, the official client's retries, a noisy neighbour, budget, concurrency, usage.
+ * Limits through the local gateway, the real handlers and the local DynamoDB: exact refusals with
+ * OpenAI's 429s and headers, the official client's retries, a noisy neighbour, budget, concurrency,
+ * usage, and raw invocations bounded whatever their body (the issue's reproductions), including
+ * through a model container that reports what the test tells it to.
  */
+
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateApiKey } from "@atrium/core/api-key";
+import type { LimitOverrides } from "@atrium/core/config";
+import { limiterKey } from "@atrium/core/limiter-item";
 import { newTenant } from "@atrium/core/tenant";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import { type Platform, REPO_ROOT } from "@atrium/local/platform";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
 import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
@@ -19,8 +28,23 @@ let dataDir: string;
 const access: AccessLogEntry[] = [];
 const MODEL = "llama-3.1-8b-instruct";
 const ENDPOINT = "atrium-shared-llama-8b";
+/** A shared endpoint forwarded to the test's own model container (the SageMaker container contract). */
+const CONTAINER_MODEL = "test-container";
 
-function tier(limits: Record<string, number>, maxTokens = { default: 50, cap: 200 }) {
+interface ContainerCall {
+  contentType: string;
+  body: Buffer;
+}
+interface ContainerReply {
+  contentType?: string;
+  body: unknown;
+}
+const received: ContainerCall[] = [];
+const noUsage = async (): Promise<ContainerReply> => ({ body: [{ generated_text: "ok" }] });
+let respond: (call: ContainerCall) => Promise<ContainerReply> = noUsage;
+let container: Server;
+
+function tier(limits: Record<string, number>, maxTokens = { default: 50, cap: 200 }, rawCallTokens = 1024) {
   return {
     tenancy: "pool",
     limits: {
@@ -31,15 +55,33 @@ function tier(limits: Record<string, number>, maxTokens = { default: 50, cap: 20
       ...limits,
     },
     maxTokens,
+    rawCallTokens,
     limiterFailMode: "closed",
   };
 }
 
 beforeAll(async () => {
+  container = createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (req.url === "/ping") return void res.end();
+    const call = { contentType: req.headers["content-type"] ?? "", body: Buffer.concat(chunks) };
+    received.push(call);
+    const reply = await respond(call);
+    res.writeHead(200, { "content-type": reply.contentType ?? "application/json" });
+    res.end(typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body));
+  });
+  await new Promise<void>((resolve) => container.listen(0, "127.0.0.1", resolve));
+  const containerUrl = `http://127.0.0.1:${(container.address() as AddressInfo).port}`;
+
   dataDir = await mkdtemp(join(tmpdir(), "atrium-limits-"));
   const base = JSON.parse(await readFile(join(REPO_ROOT, "config/local.json"), "utf8"));
   const config = {
     ...base,
+    sharedEndpoints: [
+      ...base.sharedEndpoints,
+      { model: CONTAINER_MODEL, endpointName: "atrium-shared-test-container", containerUrl },
+    ],
     tiers: {
       ...base.tiers,
       flood: tier({ requestsPerMinute: 5 }),
@@ -48,6 +90,7 @@ beforeAll(async () => {
       narrow: tier({ concurrency: 2 }),
       roomy: tier({}),
       small: tier({ tokensPerMinute: 100 }, { default: 50, cap: 200 }),
+      raw: tier({}, { default: 50, cap: 200 }, 100),
     },
   };
   const configFile = join(dataDir, "config.json");
@@ -57,11 +100,16 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopTestPlatform(platform, dataDir);
+  await new Promise((resolve) => container?.close(resolve));
+});
+
+beforeEach(() => {
+  respond = noUsage;
 });
 
 /** Onboards straight through the tenant store: these tests are about limits, not the admin API. */
-async function tenant(tierName: string): Promise<{ id: string; apiKey: string }> {
-  const created = newTenant({ name: `Tenant ${tierName}`, tier: tierName }, platform.config);
+async function tenant(tierName: string, limits?: LimitOverrides): Promise<{ id: string; apiKey: string }> {
+  const created = newTenant({ name: `Tenant ${tierName}`, tier: tierName, limits }, platform.config);
   const key = generateApiKey();
   await platform.tenantStore.create(created, key);
   return { id: created.id, apiKey: key.plaintext };
@@ -214,6 +262,15 @@ describe("concurrency and request size", () => {
     const statuses = responses.map((r) => r.status).sort();
     expect(statuses).toEqual([200, 200, 429, 429, 429, 429]);
     expect((await usage(apiKey)).in_flight).toBe(0);
+    // A slot frees when a call ends, in about a second here: not the 60 s a lease lives.
+    const refused = responses.find((r) => r.status === 429) as Response;
+    expect(await errorOf(refused)).toMatchObject({
+      message: expect.stringMatching(/^Too many calls in flight at once: limit 2\./),
+    });
+    expect([refused.headers.get("retry-after"), refused.headers.get("retry-after-ms")]).toEqual([
+      "1",
+      "1000",
+    ]);
   });
 
   it("refuses max_tokens above the tier's cap and requests larger than the tokens-per-minute limit", async () => {
@@ -248,5 +305,248 @@ describe("per-tenant overrides", () => {
     expect(admitted).toBeLessThanOrEqual(4);
     expect(admitted).toBeGreaterThanOrEqual(2);
     expect(statuses.filter((s) => s === 429)).toHaveLength(24 - admitted);
+  });
+});
+
+describe("refusals name what limited them", () => {
+  it("a tokens-per-minute refusal is labelled tokens, also when the container refuses it from its cache", async () => {
+    const { apiKey } = await tenant("small");
+    expect((await chat(apiKey, { max_tokens: 60 })).status).toBe(200);
+    for (let i = 0; i < 2; i++) {
+      const refused = await chat(apiKey, { max_tokens: 60 });
+      expect(refused.status).toBe(429);
+      const error = await errorOf(refused);
+      expect(error).toMatchObject({ type: "tokens", code: "rate_limit_exceeded" });
+      expect(error.message).toMatch(
+        /^Rate limit reached for tokens per minute \(TPM\): limit 100, this call reserves 82\./,
+      );
+    }
+  });
+
+  it("a sharded tenant is refused for budget only when the whole month has less left than the call needs", async () => {
+    const { id, apiKey } = await tenant("metered");
+    expect((await adminCall(platform, "PATCH", `/admin/tenants/${id}`, { limiterShards: 4 })).status).toBe(
+      200,
+    );
+    let last: Response | undefined;
+    for (let i = 0; i < 40; i++) {
+      last = await chat(apiKey);
+      if (last.status !== 200) break;
+      await last.body?.cancel();
+    }
+    expect(last?.status).toBe(429);
+    // The call reserves 22 (prompt bound of "user" + "hi") + 50 (max_tokens): refused only below 72 left.
+    const { tokens_remaining: left } = await usage(apiKey);
+    expect(left).toBeLessThan(72);
+    expect(await errorOf(last as Response)).toMatchObject({
+      code: "insufficient_quota",
+      message: `This tenant's monthly budget of 400 tokens has ${left} left, fewer than the 72 this call reserves; it renews at the start of next month (UTC).`,
+    });
+  });
+});
+
+describe("raw invocations are bounded whatever the body (the issue's reproductions)", () => {
+  // Tenant F of the issue: --rpm 10 --tpm 2000 --concurrency 2 --monthly-tokens 1000.
+  const F = { requestsPerMinute: 10, tokensPerMinute: 2000, concurrency: 2, monthlyTokens: 1000 };
+
+  function invoke(apiKey: string, model: string, body: string | Buffer, contentType: string) {
+    return fetch(`${platform.gatewayUrl}/v1/models/${model}/invocations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": contentType },
+      body,
+    });
+  }
+  const lastReceived = () => received[received.length - 1] as ContainerCall;
+
+  it("a chat body sent as multipart/x+json is read as JSON: a 3,000-word prompt is refused, not charged 3,037 of 1,000", async () => {
+    const f = await tenant("raw", F);
+    const prompt = Array.from({ length: 3000 }, (_, i) => `word${i % 97}`).join(" ");
+    const big = await invoke(
+      f.apiKey,
+      MODEL,
+      JSON.stringify({ messages: [{ role: "user", content: prompt }] }),
+      "multipart/x+json",
+    );
+    expect(big.status).toBe(400);
+    expect(await errorOf(big)).toMatchObject({ code: "request_exceeds_token_limit" });
+    expect((await usage(f.apiKey)).tokens_used).toBe(0);
+
+    // A short one is answered, with max_tokens written in, and charged what the model reports.
+    const short = await invoke(
+      f.apiKey,
+      MODEL,
+      JSON.stringify({ messages: [{ role: "user", content: "hi" }] }),
+      "multipart/x+json",
+    );
+    expect(short.status).toBe(200);
+    const completion = await json(short);
+    expect((await usage(f.apiKey)).tokens_used).toBe(completion.usage.total_tokens);
+    const sent = await invoke(
+      f.apiKey,
+      CONTAINER_MODEL,
+      JSON.stringify({ messages: [{ role: "user", content: "hi" }] }),
+      "multipart/x+json",
+    );
+    expect(sent.status).toBe(200);
+    expect(JSON.parse(lastReceived().body.toString())).toEqual({
+      messages: [{ role: "user", content: "hi" }],
+      max_tokens: 50,
+    });
+  });
+
+  it("a TGI body asking for 100,000 new tokens as image/x+json is a 400 naming the field, six times, and reaches no model", async () => {
+    const f = await tenant("raw", F);
+    const before = received.length;
+    for (let i = 0; i < 6; i++) {
+      const body = JSON.stringify({ inputs: "tell me everything", parameters: { max_new_tokens: 100000 } });
+      const refused = await invoke(f.apiKey, CONTAINER_MODEL, body, "image/x+json");
+      expect(refused.status).toBe(400);
+      expect(await errorOf(refused)).toMatchObject({
+        code: "max_tokens_too_large",
+        param: "parameters.max_new_tokens",
+      });
+    }
+    expect(received.length).toBe(before);
+    expect((await usage(f.apiKey)).tokens_used).toBe(0);
+  });
+
+  it("a TGI body within the cap gets the bound and details, and is charged its prompt bound plus the tokens generated", async () => {
+    const f = await tenant("raw", F);
+    respond = async () => ({
+      body: [{ generated_text: "a b c", details: { finish_reason: "length", generated_tokens: 7 } }],
+    });
+    const answered = await invoke(
+      f.apiKey,
+      CONTAINER_MODEL,
+      JSON.stringify({ inputs: "hello there" }),
+      "IMAGE/X+JSON; q=1",
+    );
+    expect(answered.status).toBe(200);
+    const sent = lastReceived();
+    expect(JSON.parse(sent.body.toString())).toEqual({
+      inputs: "hello there",
+      parameters: { max_new_tokens: 50, details: true },
+    });
+    // Reserved: the body's bytes + 16 (prompt bound) + 50; charged: the same prompt bound + 7 generated.
+    expect((await usage(f.apiKey)).tokens_used).toBe(sent.body.length + 16 + 7);
+  });
+
+  it("a small max_tokens cannot hide a large max_new_tokens, and length fields must be positive integers", async () => {
+    const f = await tenant("raw", F);
+    const cases: [string, string, string][] = [
+      [
+        '{"inputs":"hi","max_tokens":1,"parameters":{"max_new_tokens":100000}}',
+        "max_tokens_too_large",
+        "parameters.max_new_tokens",
+      ],
+      [
+        '{"inputs":"hi","parameters":{"max_new_tokens":"100000"}}',
+        "invalid_request",
+        "parameters.max_new_tokens",
+      ],
+      ['{"messages":[{"role":"user","content":"hi"}],"max_tokens":12.5}', "invalid_request", "max_tokens"],
+      [
+        '{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":true}',
+        "invalid_request",
+        "max_completion_tokens",
+      ],
+    ];
+    for (const [body, code, param] of cases) {
+      const refused = await invoke(f.apiKey, CONTAINER_MODEL, body, "application/json");
+      expect(refused.status, body).toBe(400);
+      expect(await errorOf(refused)).toMatchObject({ code, param });
+    }
+    // The chat route reads the same fields the same way.
+    for (const [extra, param] of [
+      [{ max_tokens: "50" }, "max_tokens"],
+      [{ max_new_tokens: 100000 }, "max_new_tokens"],
+    ] as const) {
+      const refused = await chat(f.apiKey, extra);
+      expect(refused.status).toBe(400);
+      expect((await errorOf(refused)).param).toBe(param);
+    }
+    expect((await usage(f.apiKey)).tokens_used).toBe(0);
+  });
+
+  it("a reply reporting more than was reserved is charged the reservation: reserving 100 and reporting 1,000 charges 100 of 400", async () => {
+    const { apiKey } = await tenant("raw", { monthlyTokens: 400 });
+    respond = async () => ({
+      body: { usage: { prompt_tokens: 500, completion_tokens: 500, total_tokens: 1000 } },
+    });
+    // An image reserves the tier's rawCallTokens (100).
+    const image = await invoke(
+      apiKey,
+      CONTAINER_MODEL,
+      Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]),
+      "image/jpeg",
+    );
+    expect(image.status).toBe(200);
+    expect((await usage(apiKey)).tokens_used).toBe(100);
+
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const response = await invoke(
+        apiKey,
+        CONTAINER_MODEL,
+        JSON.stringify({ inputs: "hi" }),
+        "application/json",
+      );
+      statuses.push(response.status);
+      await response.body?.cancel();
+      expect((await usage(apiKey)).tokens_used).toBeLessThanOrEqual(400);
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.every((status) => status === 200 || status === 429)).toBe(true);
+  });
+
+  it("a body Atrium cannot read, with a reply that reports nothing, is charged rawCallTokens", async () => {
+    const { apiKey } = await tenant("raw", F);
+    respond = async () => ({ contentType: "application/octet-stream", body: "\u0000\u0001" });
+    const body = '{"inputs":"x","parameters":{"max_new_tokens":100000}}';
+    const response = await invoke(apiKey, CONTAINER_MODEL, body, "text/plain");
+    expect(response.status).toBe(200);
+    expect(lastReceived().body.toString()).toBe(body);
+    expect((await usage(apiKey)).tokens_used).toBe(100);
+  });
+});
+
+describe("an erase while a call runs", () => {
+  it("the call's late settle re-creates no limiter item", async () => {
+    const { id, apiKey } = await tenant("roomy");
+    let release = () => {};
+    const arrived = new Promise<void>((resolve) => {
+      respond = async () => {
+        resolve();
+        await new Promise<void>((done) => {
+          release = done;
+        });
+        return { body: { usage: { total_tokens: 5 } } };
+      };
+    });
+    const call = fetch(`${platform.gatewayUrl}/v1/models/${CONTAINER_MODEL}/invocations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ inputs: "hi" }),
+    });
+    await arrived;
+    expect((await adminCall(platform, "DELETE", `/admin/tenants/${id}?erase=true`)).status).toBe(200);
+    release();
+    expect((await call).status).toBe(200);
+
+    const db = DynamoDBDocumentClient.from(
+      new DynamoDBClient({
+        endpoint: platform.dynamodbUrl,
+        region: platform.config.region,
+        credentials: { accessKeyId: "local", secretAccessKey: "local" },
+      }),
+    );
+    const { Items } = await db.send(
+      new QueryCommand({
+        TableName: platform.limitsTable,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": limiterKey(id, 0).pk },
+      }),
+    );
+    expect(Items).toEqual([]);
   });
 });

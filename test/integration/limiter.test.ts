@@ -1,13 +1,26 @@
 /**
- * The limiter on dynalite over HTTP, with an injected clock: exactness under concurrency from several
- * containers (each its own LimiterStore and SDK client), lease expiry, month rollover, settle/refund.
+ * The limiter on the local DynamoDB over HTTP, with an injected clock: exactness under concurrency
+ * from several containers (each its own LimiterStore and SDK client), lease expiry, month rollover,
+ * settle/refund, settles after an erase, and shards that together never exceed the tenant's limits.
  */
 import { randomUUID } from "node:crypto";
-import { type AdmitRequest, LimiterStore } from "@atrium/core/limiter-store";
-import { gcra, gcraAdmit, type ShardLimits } from "@atrium/core/limits";
+import { parseStageConfig } from "@atrium/core/config";
+import { eraseTenantPartition } from "@atrium/core/erase";
+import { type AdmitRequest, limiterKey } from "@atrium/core/limiter-item";
+import { type Admission, LimiterStore } from "@atrium/core/limiter-store";
+import { creditUpdate } from "@atrium/core/limiter-updates";
+import {
+  gcra,
+  gcraAdmit,
+  type ShardLimits,
+  shardLimits,
+  type TenantLimits,
+  tenantLimits,
+} from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
 import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
@@ -29,6 +42,8 @@ function client() {
 const container = () => new LimiterStore(DynamoDBDocumentClient.from(client()), TABLE);
 
 const SECOND = 1_000_000;
+/** Properties make hundreds of writes; on a loaded machine that takes longer than vitest's default. */
+const PROPERTY_TIMEOUT_MS = 180_000;
 const T0 = Date.UTC(2026, 10, 28, 12, 0, 0) * 1000;
 let tenantCounter = 0;
 const newTenant = () => `tn-limit-${++tenantCounter}`;
@@ -51,8 +66,17 @@ function request(
   l: ShardLimits,
   tokens = 1,
   leaseMicros = 60 * SECOND,
+  shard = 0,
 ): AdmitRequest {
-  return { tenantId, shard: 0, limits: l, now, tokens, leaseId: randomUUID(), leaseMicros };
+  return { tenantId, shard, limits: l, now, tokens, leaseId: randomUUID(), leaseMicros };
+}
+
+/** Tokens charged to the month over all of a tenant's shards. */
+async function monthTotal(tenantId: string, shards: number): Promise<number> {
+  const store = container();
+  let total = 0;
+  for (let shard = 0; shard < shards; shard++) total += (await store.read(tenantId, shard)).monthUsed;
+  return total;
 }
 
 describe("exactness under concurrency", () => {
@@ -266,4 +290,252 @@ describe("against the reference GCRA", () => {
       { numRuns: 30 },
     );
   });
+});
+
+describe("settling", () => {
+  it("never charges more than was reserved: reserving 100 and reporting 1,000 charges 100 (the issue's reproduction)", async () => {
+    const tenantId = newTenant();
+    const l = limits({ monthlyTokens: 400 });
+    const store = container();
+    const a = await store.admit(request(tenantId, T0, l, 100));
+    if (!a.admitted) throw new Error("expected an admission");
+    await store.settle(a.lease, 1000, T0);
+    expect((await store.read(tenantId, 0)).monthUsed).toBe(100);
+  });
+
+  it("settling the same lease twice (an SDK retry after a lost reply) refunds once", async () => {
+    const tenantId = newTenant();
+    const store = container();
+    const a = await store.admit(request(tenantId, T0, limits(), 300));
+    if (!a.admitted) throw new Error("expected an admission");
+    expect(await store.settle(a.lease, 100, T0)).toEqual({ writes: 1, settled: true });
+    expect(await container().settle(a.lease, 100, T0)).toEqual({ writes: 1, settled: false });
+    expect((await store.read(tenantId, 0)).monthUsed).toBe(100);
+  });
+
+  it("after the tenant's limiter item was erased, re-creates nothing and says so", async () => {
+    const tenantId = newTenant();
+    const l = limits({ tokensPerMinute: 600 });
+    const store = container();
+    const running = await store.admit(request(tenantId, T0, l, 300));
+    const other = await store.admit(request(tenantId, T0, l, 100));
+    if (!running.admitted || !other.admitted) throw new Error("expected admissions");
+    const db = DynamoDBDocumentClient.from(client());
+    expect(await eraseTenantPartition({ db, tableName: TABLE }, tenantId)).toBe(1);
+
+    // A refund (the guarded form with the TAT still ahead) and a full charge: both find nothing.
+    expect(await store.settle(running.lease, 10, T0)).toEqual({ writes: 1, settled: false });
+    expect(await store.settle(other.lease, 100, T0)).toEqual({ writes: 1, settled: false });
+    const { Item } = await db.send(new GetCommand({ TableName: TABLE, Key: limiterKey(tenantId, 0) }));
+    expect(Item).toBeUndefined();
+  });
+});
+
+describe("shards", () => {
+  const stage = parseStageConfig({
+    region: "eu-west-1",
+    tiers: {
+      t: {
+        tenancy: "pool",
+        limits: { requestsPerMinute: 1, tokensPerMinute: 1, concurrency: 1, monthlyTokens: 1 },
+        maxTokens: { default: 1, cap: 1 },
+        limiterFailMode: "closed",
+      },
+    },
+    sharedEndpoints: [],
+  });
+  const wholeLimits = (overrides: Partial<TenantLimits>, limiterShards: number): TenantLimits =>
+    tenantLimits(
+      {
+        id: "tn-shards",
+        name: "shards",
+        tier: "t",
+        status: "active",
+        compliance: [],
+        endpoints: {},
+        createdAt: "2026-11-28T00:00:00.000Z",
+        limits: {
+          requestsPerMinute: 100_000,
+          burst: 100_000,
+          tokensPerMinute: 100_000_000,
+          concurrency: 1000,
+          monthlyTokens: 1e12,
+          ...overrides,
+        },
+        limiterShards,
+      },
+      stage,
+    );
+
+  // Four "containers" shared by the properties: each has its own SDK client and prediction cache.
+  let pool: LimiterStore[] = [];
+  beforeAll(() => {
+    pool = [container(), container(), container(), container()];
+  });
+
+  it("a loan's credit sent twice (an SDK retry after a lost reply) applies once", async () => {
+    const tenantId = newTenant();
+    const whole = wholeLimits({ monthlyTokens: 1000 }, 2);
+    expect(
+      (await pool[0]?.admit(request(tenantId, T0, shardLimits(whole, 1), 300, 60 * SECOND, 1)))?.admitted,
+    ).toBe(true);
+    // Shard 1 borrowed a fair share (500) and holds 300 of it: its charge is -200.
+    const shard1 = await container().read(tenantId, 1);
+    expect(shard1.monthUsed).toBe(-200);
+    const credit = creditUpdate(
+      TABLE,
+      { tenantId, shard: 1, amount: 50, month: "2026-11", sameMonth: true, now: T0 },
+      shard1.monthUsed,
+    );
+    const db = DynamoDBDocumentClient.from(client());
+    await db.send(new UpdateCommand(credit));
+    await expect(db.send(new UpdateCommand(credit))).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    expect((await container().read(tenantId, 1)).monthUsed).toBe(-250);
+  });
+
+  it(
+    "property: for any limit and shard count, calls landing anywhere never exceed the tenant's limit",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom("concurrency", "burst", "tokensPerMinute"),
+          fc.integer({ min: 1, max: 6 }),
+          fc.integer({ min: 1, max: 8 }),
+          fc.array(fc.nat(), { minLength: 4, maxLength: 24 }),
+          async (limit, value, limiterShards, landings) => {
+            const tenantId = newTenant();
+            const whole = wholeLimits({ [limit]: value }, limiterShards);
+            const outcomes = await Promise.all(
+              landings.map((landing, i) => {
+                const shard = landing % whole.shards;
+                const limitsOfShard = shardLimits(whole, shard);
+                return pool[i % pool.length]?.admit(
+                  request(tenantId, T0, limitsOfShard, 1, 60 * SECOND, shard),
+                );
+              }),
+            );
+            const admitted = outcomes.filter((a) => a?.admitted).length;
+            expect(admitted).toBeLessThanOrEqual(whole[limit]);
+          },
+        ),
+        { numRuns: 20 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    "property: sequentially, a budget refusal comes exactly when the month's remaining total is below the call's need",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 50, max: 2000 }),
+          fc.integer({ min: 1, max: 6 }),
+          fc.array(
+            fc.record({
+              landing: fc.nat(),
+              tokens: fc.integer({ min: 1, max: 600 }),
+              usedShare: fc.double({ min: 0, max: 1.5, noNaN: true }),
+              settleAt: fc.nat({ max: 3 }),
+            }),
+            { minLength: 1, maxLength: 20 },
+          ),
+          async (budget, limiterShards, calls) => {
+            const tenantId = newTenant();
+            const whole = wholeLimits({ monthlyTokens: budget }, limiterShards);
+            const containers = pool.slice(0, 2);
+            let charged = 0;
+            const inFlight: {
+              lease: Extract<Admission, { admitted: true }>["lease"];
+              used: number;
+              at: number;
+            }[] = [];
+            for (const [i, call] of calls.entries()) {
+              // Settle what is due first: some calls end before the next one starts, some after.
+              for (const held of inFlight.filter((h) => h.at <= i)) {
+                await containers[i % 2]?.settle(held.lease, held.used, T0 + i);
+                charged += Math.min(held.used, held.lease.tokens);
+                inFlight.splice(inFlight.indexOf(held), 1);
+              }
+              const reserved = inFlight.reduce((sum, held) => sum + held.lease.tokens, 0);
+              const remaining = budget - charged - reserved;
+              const shard = call.landing % whole.shards;
+              const store = containers[call.landing % 2] as LimiterStore;
+              const outcome = await store.admit(
+                request(tenantId, T0 + i, shardLimits(whole, shard), call.tokens, 60 * SECOND, shard),
+              );
+              if (call.tokens <= remaining) {
+                expect(outcome.admitted).toBe(true);
+              } else {
+                expect(outcome).toMatchObject({ admitted: false, reason: "monthly_budget" });
+                if (call.tokens <= budget) expect(outcome).toMatchObject({ monthRemaining: remaining });
+              }
+              if (outcome.admitted) {
+                const used = Math.floor(call.tokens * call.usedShare);
+                inFlight.push({ lease: outcome.lease, used, at: i + call.settleAt });
+              }
+            }
+            for (const held of inFlight) {
+              await containers[0]?.settle(held.lease, held.used, T0 + calls.length);
+              charged += Math.min(held.used, held.lease.tokens);
+            }
+            expect(charged).toBeLessThanOrEqual(budget);
+            expect(await monthTotal(tenantId, whole.shards)).toBe(charged);
+          },
+        ),
+        { numRuns: 20 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    "property: concurrent calls over shards never charge the month beyond the budget",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 100, max: 3000 }),
+          fc.integer({ min: 2, max: 6 }),
+          fc.array(
+            fc.record({
+              landing: fc.nat(),
+              tokens: fc.integer({ min: 1, max: 500 }),
+              usedShare: fc.double({ min: 0, max: 2, noNaN: true }),
+            }),
+            { minLength: 2, maxLength: 16 },
+          ),
+          async (budget, limiterShards, calls) => {
+            const tenantId = newTenant();
+            const whole = wholeLimits({ monthlyTokens: budget }, limiterShards);
+            const outcomes = await Promise.all(
+              calls.map((call, i) => {
+                const shard = call.landing % whole.shards;
+                const limitsOfShard = shardLimits(whole, shard);
+                const store = pool[i % pool.length] as LimiterStore;
+                return store.admit(request(tenantId, T0, limitsOfShard, call.tokens, 60 * SECOND, shard));
+              }),
+            );
+            const admitted = outcomes.flatMap((outcome, i) =>
+              outcome.admitted ? [{ outcome, call: calls[i] }] : [],
+            );
+            expect(admitted.reduce((sum, { call }) => sum + (call?.tokens ?? 0), 0)).toBeLessThanOrEqual(
+              budget,
+            );
+            let charged = 0;
+            await Promise.all(
+              admitted.map(({ outcome, call }) => {
+                const used = Math.floor((call?.tokens ?? 0) * (call?.usedShare ?? 0));
+                charged += Math.min(used, outcome.lease.tokens);
+                return pool[0]?.settle(outcome.lease, used, T0);
+              }),
+            );
+            expect(await monthTotal(tenantId, whole.shards)).toBe(charged);
+            expect(charged).toBeLessThanOrEqual(budget);
+          },
+        ),
+        { numRuns: 10 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 });

@@ -43,6 +43,8 @@ export const TierSpec = z.strictObject({
   limits: Limits,
   /** max_tokens when a request sets none, and the most a request may ask for. */
   maxTokens: z.strictObject({ default: positive, cap: positive }),
+  /** Reserved for a body Atrium cannot read (not JSON, binary), and charged unless the reply reports usage. */
+  rawCallTokens: positive.default(1024),
   /** When the limiter's table cannot be reached: admit (open) or refuse with 503 (closed). */
   limiterFailMode: z.enum(["open", "closed"]),
 });

@@ -1,6 +1,7 @@
 /**
- * Admission and settlement on a tenant's limiter item: every limit checked and reserved by one
- * conditional UpdateItem, with no read. The proof of exactness is in docs/adr/0004-exact-limits.md.
+ * Admission and settlement on a tenant's limiter items: every limit checked and reserved by one
+ * conditional UpdateItem, with no read; a shard that runs out of month allowance borrows from the
+ * tenant's other shards. The proof of exactness is in docs/adr/0004-exact-limits.md.
  */
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
@@ -11,72 +12,51 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { DELIMITER } from "./ids";
-import { tenantKey } from "./keys";
-import { type Gcra, gcra, gcraAdmit, monthOf, type ShardLimits, untilNextMonth } from "./limits";
-
-export type RefusalReason = "requests" | "tokens" | "concurrency" | "monthly_budget" | "contention";
-
-/** What the limiter item held, as far as this container knows. */
-export interface LimiterSnapshot {
-  requestTat?: number;
-  tokenTat?: number;
-  /** Counts the times the token TAT was restarted from "now"; guards refunds (see settle). */
-  tokenResets: number;
-  month?: string;
-  monthUsed: number;
-  leases: string[];
-}
-
-/** A held reservation: released and corrected by settle. */
-export interface Lease {
-  tenantId: string;
-  shard: number;
-  element: string;
-  tokens: number;
-  tokenInterval: number;
-  tokenResets: number;
-  month: string;
-}
-
-export interface AdmitRequest {
-  tenantId: string;
-  shard: number;
-  limits: ShardLimits;
-  /** Microseconds since the epoch. */
-  now: number;
-  /** Tokens reserved: an upper bound of the prompt plus max_tokens. */
-  tokens: number;
-  leaseId: string;
-  /** How long a lease lives if its holder never settles (a crashed Lambda). */
-  leaseMicros: number;
-}
+import {
+  type AdmitRequest,
+  emptySnapshot,
+  exactRefusal,
+  headroom,
+  type LimiterSnapshot,
+  leaseExpiry,
+  limiterKey,
+  type Refusal,
+  toSnapshot,
+} from "./limiter-item";
+import {
+  admissionUpdate,
+  creditUpdate,
+  dropLeasesUpdate,
+  type Lease,
+  lendUpdate,
+  type Slack,
+  settleUpdate,
+  type Transfer,
+} from "./limiter-updates";
+import { gcra, monthOf } from "./limits";
 
 export type Admission =
   | { admitted: true; lease: Lease; snapshot: LimiterSnapshot; writes: number }
-  | { admitted: false; reason: RefusalReason; retryAfter: number; snapshot: LimiterSnapshot; writes: number };
+  | ({ admitted: false; snapshot: LimiterSnapshot; writes: number } & Refusal);
+
+export interface Settlement {
+  writes: number;
+  /** False when the lease was no longer held (the tenant erased, or the lease already settled): nothing changed. */
+  settled: boolean;
+}
 
 const MAX_ATTEMPTS = 4;
 /** The most an "idle" guess may run ahead of now to absorb concurrent writers (see admissionUpdate). */
 const MAX_SLACK_MICROS = 50_000;
-/** Slack is only used while the limiter was busy this recently, so a burst from idle stays exact. */
-const RECENT_MICROS = 1_000_000;
-const TTL_SECONDS = 40 * 24 * 3600;
 const CONTENTION_RETRY_MICROS = 50_000;
+/** Attempts per lender and per credit: each refused one returns the fresh state, so each retry is informed. */
+const LEND_ATTEMPTS = 3;
+const CREDIT_ATTEMPTS = 3;
 
-const names = {
-  "#rTat": "requestTat",
-  "#tTat": "tokenTat",
-  "#tResets": "tokenResets",
-  "#month": "month",
-  "#used": "monthUsed",
-  "#leases": "leases",
-  "#expiresAt": "expiresAt",
-};
-
-export const limiterKey = (tenantId: string, shard: number) => ({
-  pk: tenantKey(tenantId),
-  sk: `LIMITER${DELIMITER}${shard}`,
-});
+/** A write's outcome: the attributes it set, or (its condition failed) the item as it was, if any. */
+type Outcome =
+  | { ok: true; updated: Partial<LimiterSnapshot> }
+  | { ok: false; item: LimiterSnapshot | undefined };
 
 export class LimiterStore {
   /** Per container: the last state seen per limiter item, used only to choose the update's form. */
@@ -95,18 +75,19 @@ export class LimiterStore {
   }
 
   async admit(request: AdmitRequest): Promise<Admission> {
-    const cacheKey = `${request.tenantId}${DELIMITER}${request.shard}`;
+    const cacheKey = itemKey(request.tenantId, request.shard);
+    const month = monthOf(request.now);
+    const element = `${request.now + request.leaseMicros}:${request.leaseId}`;
     let snapshot = this.known.get(cacheKey);
     let writes = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const month = monthOf(request.now);
-      const element = `${request.now + request.leaseMicros}:${request.leaseId}`;
       const slack = this.slack.get(cacheKey) ?? { requests: 0, tokens: 0 };
-      const input = admissionUpdate(this.tableName, request, snapshot, month, element, slack);
-      try {
-        writes += 1;
-        const { Attributes } = await this.db.send(new UpdateCommand(input));
-        const after = { ...(snapshot ?? emptySnapshot()), ...toSnapshot(Attributes ?? {}) };
+      writes += 1;
+      const outcome = await this.write(
+        admissionUpdate(this.tableName, request, snapshot, month, element, slack),
+      );
+      if (outcome.ok) {
+        const after = { ...(snapshot ?? emptySnapshot()), ...outcome.updated };
         this.known.set(cacheKey, after);
         const lease: Lease = {
           tenantId: request.tenantId,
@@ -118,21 +99,28 @@ export class LimiterStore {
           month,
         };
         return { admitted: true, lease, snapshot: after, writes };
-      } catch (err) {
-        if (!(err instanceof ConditionalCheckFailedException)) throw err;
-        const actual = { ...emptySnapshot(), ...toSnapshot(err.Item ? unmarshall(err.Item) : {}) };
-        this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
-        snapshot = actual;
-        this.known.set(cacheKey, snapshot);
       }
+      const actual = outcome.item ?? emptySnapshot();
+      this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
+      snapshot = actual;
+      this.known.set(cacheKey, snapshot);
+
       const refusal = exactRefusal(request, snapshot, month);
+      const { shards, monthlyTokens } = request.limits;
+      if (refusal?.reason === "monthly_budget" && shards > 1 && request.tokens <= monthlyTokens) {
+        const loan = await this.borrow(request, snapshot, month);
+        writes += loan.writes;
+        snapshot = this.known.get(cacheKey) ?? snapshot;
+        if (loan.enough) continue;
+        return { admitted: false, ...refusal, monthRemaining: loan.seen, snapshot, writes };
+      }
       if (refusal) return { admitted: false, ...refusal, snapshot, writes };
-      const expired = snapshot.leases.filter((element) => leaseExpiry(element) <= request.now);
+      const expired = snapshot.leases.filter((lease) => leaseExpiry(lease) <= request.now);
       if (expired.length > 0) {
         // Leases of holders that never settled: drop them, then try again.
         writes += 1;
-        await this.dropLeases(request.tenantId, request.shard, expired);
-        snapshot = { ...snapshot, leases: snapshot.leases.filter((element) => !expired.includes(element)) };
+        await this.write(dropLeasesUpdate(this.tableName, request.tenantId, request.shard, expired));
+        snapshot = { ...snapshot, leases: snapshot.leases.filter((lease) => !expired.includes(lease)) };
       }
     }
     return {
@@ -145,30 +133,29 @@ export class LimiterStore {
   }
 
   /**
-   * Releases the lease and replaces the reservation with what was used: one UpdateItem, plus one
-   * more only when the month rolled over or the token TAT restarted while the call ran.
+   * Releases the lease and replaces the reservation with what was used, never more than was
+   * reserved: one UpdateItem, plus one more only when the month rolled over or the token TAT restarted
+   * while the call ran. Both need the lease still held: an erased item is never re-created.
    */
-  async settle(lease: Lease, usedTokens: number, now: number): Promise<{ writes: number }> {
-    const refund = lease.tokens - usedTokens;
-    const known = this.known.get(`${lease.tenantId}${DELIMITER}${lease.shard}`);
+  async settle(lease: Lease, usedTokens: number, now: number): Promise<Settlement> {
+    const refund = lease.tokens - Math.min(lease.tokens, Math.max(0, usedTokens));
+    const known = this.known.get(itemKey(lease.tenantId, lease.shard));
     // Giving tokens back only matters while the token TAT runs ahead of now; idle, it changes nothing.
     const tokenTatAhead = known?.tokenTat !== undefined && known.tokenTat > now;
-    const parts = { tat: refund < 0 || (refund > 0 && tokenTatAhead), month: refund !== 0 };
-    try {
-      await this.db.send(new UpdateCommand(settleUpdate(this.tableName, lease, refund, parts, true)));
-      this.forget(lease);
-      return { writes: 1 };
-    } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const old = toSnapshot(err.Item ? unmarshall(err.Item) : {});
-      const stillOurs = {
-        tat: parts.tat && (refund < 0 || old.tokenResets === lease.tokenResets),
-        month: parts.month && old.month === lease.month,
-      };
-      await this.db.send(new UpdateCommand(settleUpdate(this.tableName, lease, refund, stillOurs, false)));
-      this.forget(lease);
-      return { writes: 2 };
+    const parts = { tat: refund > 0 && tokenTatAhead, month: refund > 0 };
+    this.forget(lease);
+    const guarded = await this.write(settleUpdate(this.tableName, lease, refund, parts, true));
+    if (guarded.ok) {
+      if (known) Object.assign(known, guarded.updated);
+      return { writes: 1, settled: true };
     }
+    if (!guarded.item?.leases.includes(lease.element)) return { writes: 1, settled: false };
+    const stillOurs = {
+      tat: parts.tat && guarded.item.tokenResets === lease.tokenResets,
+      month: parts.month && guarded.item.month === lease.month,
+    };
+    const plain = await this.write(settleUpdate(this.tableName, lease, refund, stillOurs, false));
+    return { writes: 2, settled: plain.ok };
   }
 
   /** The limiter item as stored (for usage reports; not on the admission path). */
@@ -179,30 +166,94 @@ export class LimiterStore {
     return { ...emptySnapshot(), ...toSnapshot(Item ?? {}) };
   }
 
-  private async dropLeases(tenantId: string, shard: number, elements: string[]): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: limiterKey(tenantId, shard),
-        UpdateExpression: "DELETE #leases :expired",
-        ExpressionAttributeNames: pick("#leases"),
-        ExpressionAttributeValues: { ":expired": new Set(elements) },
-      }),
-    );
+  /**
+   * Moves month allowance to the request's shard from the tenant's other shards (shard 0 first, where
+   * each month's budget starts), until the call fits. Each lender is charged by a conditional write
+   * that keeps it within its own allowance, then the borrower is credited: a crash in between loses
+   * the loan (refusing early), never spends it twice. `seen` is the month's remaining total as observed.
+   */
+  private async borrow(
+    request: AdmitRequest,
+    own: LimiterSnapshot,
+    month: string,
+  ): Promise<{ enough: boolean; seen: number; writes: number }> {
+    const { tenantId, shard, limits, now } = request;
+    const left = (state: LimiterSnapshot | undefined, of: number) =>
+      state ? Math.max(0, headroom(state, month, limits.monthlyTokens, of)) : 0;
+    const needed = request.tokens - headroom(own, month, limits.monthlyTokens, shard);
+    // A fair share at a time, so a shard borrows about once per share rather than once per call.
+    const chunk = Math.ceil(limits.monthlyTokens / limits.shards);
+    let moved = 0;
+    let seenElsewhere = 0;
+    let writes = 0;
+    for (let lender = 0; lender < limits.shards && moved < needed; lender++) {
+      if (lender === shard) continue;
+      let state = this.known.get(itemKey(tenantId, lender));
+      let exact = false;
+      for (let attempt = 0; attempt < LEND_ATTEMPTS && moved < needed; attempt++) {
+        const wanted = Math.max(needed - moved, chunk);
+        // What this container last saw only picks the form: the first write asks, a refusal tells exactly.
+        const amount = exact ? Math.min(left(state, lender), wanted) : wanted;
+        if (amount <= 0) break;
+        const sameMonth = state === undefined || state.month === month;
+        const transfer: Transfer = { tenantId, shard: lender, amount, month, sameMonth, now };
+        writes += 1;
+        const outcome = await this.write(lendUpdate(this.tableName, transfer, limits.monthlyTokens));
+        if (outcome.ok) moved += amount;
+        // A lend succeeds only in `month` and returns what it changed; a refused one returns the item.
+        state = outcome.ok
+          ? { ...(state ?? emptySnapshot()), ...outcome.updated, month }
+          : (outcome.item ?? emptySnapshot());
+        exact = true;
+        this.known.set(itemKey(tenantId, lender), state);
+      }
+      if (exact) seenElsewhere += left(state, lender);
+    }
+    if (moved > 0) writes += await this.credit(request, own, month, moved);
+    return { enough: moved >= needed, seen: left(own, shard) + moved + seenElsewhere, writes };
   }
 
-  /** Our own settle moved the item: the next admission should not trust the cached form. */
+  /**
+   * Credits a loan to the borrower, by compare-and-set from its state as last returned; a few
+   * attempts against concurrent writers, then the loan is lost (refusing early). Returns the writes.
+   */
+  private async credit(request: AdmitRequest, own: LimiterSnapshot, month: string, amount: number) {
+    const { tenantId, shard, now } = request;
+    let state = own;
+    for (let attempt = 1; attempt <= CREDIT_ATTEMPTS; attempt++) {
+      const transfer: Transfer = { tenantId, shard, amount, month, sameMonth: state.month === month, now };
+      const outcome = await this.write(creditUpdate(this.tableName, transfer, state.monthUsed));
+      if (outcome.ok) {
+        this.known.set(itemKey(tenantId, shard), { ...state, ...outcome.updated, month });
+        return attempt;
+      }
+      state = outcome.item ?? emptySnapshot();
+    }
+    return CREDIT_ATTEMPTS;
+  }
+
+  /** One conditional UpdateItem; a failed condition is an outcome carrying the item as it was (if any). */
+  private async write(input: UpdateCommandInput): Promise<Outcome> {
+    try {
+      const { Attributes } = await this.db.send(new UpdateCommand(input));
+      return { ok: true, updated: toSnapshot(Attributes ?? {}) };
+    } catch (err) {
+      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      return {
+        ok: false,
+        item: err.Item ? { ...emptySnapshot(), ...toSnapshot(unmarshall(err.Item)) } : undefined,
+      };
+    }
+  }
+
+  /** Our own settle moved the item: the next admission should not count its lease. */
   private forget(lease: Lease): void {
-    const cacheKey = `${lease.tenantId}${DELIMITER}${lease.shard}`;
-    const known = this.known.get(cacheKey);
+    const known = this.known.get(itemKey(lease.tenantId, lease.shard));
     if (known) known.leases = known.leases.filter((element) => element !== lease.element);
   }
 }
 
-export interface Slack {
-  requests: number;
-  tokens: number;
-}
+const itemKey = (tenantId: string, shard: number) => `${tenantId}${DELIMITER}${shard}`;
 
 /** A TAT found just ahead of now means concurrent writers: guess that far ahead next time (bounded). */
 function learnSlack(slack: Slack, actual: LimiterSnapshot, now: number): Slack {
@@ -211,208 +262,4 @@ function learnSlack(slack: Slack, actual: LimiterSnapshot, now: number): Slack {
     return ahead > current && ahead <= MAX_SLACK_MICROS ? Math.min(MAX_SLACK_MICROS, 2 * ahead) : current;
   };
   return { requests: learn(slack.requests, actual.requestTat), tokens: learn(slack.tokens, actual.tokenTat) };
-}
-
-function emptySnapshot(): LimiterSnapshot {
-  return { tokenResets: 0, monthUsed: 0, leases: [] };
-}
-
-/**
- * The one UpdateItem of an admission. DynamoDB cannot compute max(tat, now), so each GCRA takes
- * the form the container's last-seen state predicts: "idle" (restart from now) or "busy" (advance
- * the stored TAT). Each form's condition only holds in its own case, so a wrong guess can only fail,
- * never over-admit; the failure returns the item, and the next attempt uses the exact form.
- */
-export function admissionUpdate(
-  tableName: string,
-  request: AdmitRequest,
-  snapshot: LimiterSnapshot | undefined,
-  month: string,
-  leaseElement: string,
-  slack: Slack = { requests: 0, tokens: 0 },
-): UpdateCommandInput {
-  const { limits, now, tokens } = request;
-  const requests = gcra(limits.requestsPerMinute, limits.burst);
-  const tokenLimit = gcra(limits.tokensPerMinute);
-  const sets: string[] = ["#expiresAt = :ttl"];
-  const adds: string[] = ["#leases :lease"];
-  const conditions: string[] = [];
-  const values: Record<string, unknown> = {
-    ":now": now,
-    ":ttl": Math.floor(now / 1_000_000) + TTL_SECONDS,
-    ":lease": new Set([leaseElement]),
-    ":concurrency": limits.concurrency,
-    ":month": month,
-    ":cost": tokens,
-  };
-
-  gcraForm("#rTat", "r", requests, 1, snapshot?.requestTat, slack.requests);
-  const tokensIdle = gcraForm("#tTat", "t", tokenLimit, tokens, snapshot?.tokenTat, slack.tokens);
-  if (tokensIdle) {
-    adds.push("#tResets :one");
-    values[":one"] = 1;
-  }
-
-  conditions.push("(attribute_not_exists(#leases) OR size(#leases) < :concurrency)");
-
-  const sameMonth = snapshot?.month === month;
-  if (sameMonth) {
-    conditions.push("(#month = :month AND #used <= :usedLimit)");
-    adds.push("#used :cost");
-    values[":usedLimit"] = limits.monthlyTokens - tokens;
-  } else {
-    conditions.push("(attribute_not_exists(#month) OR #month < :month)");
-    sets.push("#month = :month", "#used = :cost");
-  }
-
-  const updateExpression = `SET ${sets.join(", ")} ADD ${adds.join(", ")}`;
-  const conditionExpression = conditions.join(" AND ");
-  return {
-    TableName: tableName,
-    Key: limiterKey(request.tenantId, request.shard),
-    UpdateExpression: updateExpression,
-    ConditionExpression: conditionExpression,
-    // DynamoDB refuses names an expression does not use.
-    ExpressionAttributeNames: namesIn(updateExpression, conditionExpression),
-    ExpressionAttributeValues: Object.fromEntries(
-      Object.entries(values).filter(([key]) =>
-        new RegExp(`${key}\\b`).test(`${updateExpression} ${conditionExpression}`),
-      ),
-    ),
-    ReturnValues: "UPDATED_NEW",
-    ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-  };
-
-  /**
-   * Adds one GCRA's condition and update in the predicted form; returns whether it predicted idle.
-   * An idle guess may treat the call as `slack` later than now: it then admits only what GCRA admits
-   * at now (slack + increment <= window) and charges at least as much, so it can refuse early but
-   * never admit more. It absorbs writers a few milliseconds ahead, which would otherwise fail the guess.
-   */
-  function gcraForm(
-    attr: string,
-    prefix: string,
-    limit: Gcra,
-    cost: number,
-    knownTat: number | undefined,
-    learned: number,
-  ) {
-    const increment = cost * limit.interval;
-    const idle = knownTat === undefined || knownTat <= now;
-    if (idle) {
-      const recent = knownTat !== undefined && knownTat > now - RECENT_MICROS;
-      const slackUsed = recent ? Math.max(0, Math.min(learned, limit.window - increment)) : 0;
-      conditions.push(`(attribute_not_exists(${attr}) OR ${attr} <= :${prefix}IdleUntil)`);
-      sets.push(`${attr} = :${prefix}Start`);
-      values[`:${prefix}IdleUntil`] = now + slackUsed;
-      values[`:${prefix}Start`] = now + slackUsed + increment;
-    } else {
-      conditions.push(`(${attr} > :now AND ${attr} <= :${prefix}Latest)`);
-      sets.push(`${attr} = ${attr} + :${prefix}Increment`);
-      values[`:${prefix}Latest`] = now + limit.window - increment;
-      values[`:${prefix}Increment`] = increment;
-    }
-    return idle;
-  }
-}
-
-/** Given the item as it is, which limit refuses this admission (exactly), if any. */
-export function exactRefusal(
-  request: AdmitRequest,
-  snapshot: LimiterSnapshot,
-  month: string,
-): { reason: RefusalReason; retryAfter: number } | undefined {
-  const { limits, now, tokens } = request;
-  const used = snapshot.month === month ? snapshot.monthUsed : 0;
-  if (used + tokens > limits.monthlyTokens)
-    return { reason: "monthly_budget", retryAfter: untilNextMonth(now) };
-  const requests = gcraAdmit(gcra(limits.requestsPerMinute, limits.burst), snapshot.requestTat, now, 1);
-  if (!requests.allowed) return { reason: "requests", retryAfter: requests.retryAfter };
-  const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, now, tokens);
-  if (!tokenDecision.allowed) return { reason: "tokens", retryAfter: tokenDecision.retryAfter };
-  const live = snapshot.leases.map(leaseExpiry).filter((expiry) => expiry > now);
-  if (live.length >= limits.concurrency) {
-    return { reason: "concurrency", retryAfter: Math.max(1000, Math.min(...live) - now) };
-  }
-  return undefined;
-}
-
-/**
- * A settle's UpdateItem. Guarded, a positive refund requires that the token TAT has not restarted
- * since admission (a restart forgot the reservation: refunding it would free capacity twice) and the
- * month correction requires the same month. Unguarded, it applies only the parts known to be ours.
- */
-function settleUpdate(
-  tableName: string,
-  lease: Lease,
-  refund: number,
-  parts: { tat: boolean; month: boolean },
-  guarded: boolean,
-): UpdateCommandInput {
-  const sets: string[] = [];
-  const adds: string[] = [];
-  const conditions: string[] = [];
-  const values: Record<string, unknown> = { ":lease": new Set([lease.element]) };
-  if (parts.tat) {
-    sets.push("#tTat = #tTat - :refundMicros");
-    values[":refundMicros"] = refund * lease.tokenInterval;
-    if (guarded && refund > 0) {
-      conditions.push("#tResets = :resets");
-      values[":resets"] = lease.tokenResets;
-    }
-  }
-  if (parts.month) {
-    adds.push("#used :usedDelta");
-    values[":usedDelta"] = -refund;
-    if (guarded) {
-      conditions.push("#month = :month");
-      values[":month"] = lease.month;
-    }
-  }
-  const update = [
-    sets.length > 0 ? `SET ${sets.join(", ")}` : "",
-    adds.length > 0 ? `ADD ${adds.join(", ")}` : "",
-    "DELETE #leases :lease",
-  ]
-    .filter(Boolean)
-    .join(" ");
-  const condition = conditions.join(" AND ");
-  return {
-    TableName: tableName,
-    Key: limiterKey(lease.tenantId, lease.shard),
-    UpdateExpression: update,
-    ...(condition ? { ConditionExpression: condition, ReturnValuesOnConditionCheckFailure: "ALL_OLD" } : {}),
-    ExpressionAttributeNames: namesIn(update, condition),
-    ExpressionAttributeValues: values,
-  };
-}
-
-function namesIn(...expressions: string[]): Record<string, string> {
-  const used = new Set(expressions.join(" ").match(/#\w+/g));
-  return pick(...([...used] as (keyof typeof names)[]));
-}
-
-function pick(...aliases: (keyof typeof names)[]): Record<string, string> {
-  return Object.fromEntries(aliases.map((alias) => [alias, names[alias]]));
-}
-
-/** Leases still in force at `now`: the calls in flight. */
-export function liveLeases(snapshot: LimiterSnapshot, now: number): number {
-  return snapshot.leases.filter((element) => leaseExpiry(element) > now).length;
-}
-
-function leaseExpiry(element: string): number {
-  return Number(element.slice(0, element.indexOf(":")));
-}
-
-function toSnapshot(item: Record<string, unknown>): Partial<LimiterSnapshot> {
-  const snapshot: Partial<LimiterSnapshot> = {};
-  if (typeof item.requestTat === "number") snapshot.requestTat = item.requestTat;
-  if (typeof item.tokenTat === "number") snapshot.tokenTat = item.tokenTat;
-  if (typeof item.tokenResets === "number") snapshot.tokenResets = item.tokenResets;
-  if (typeof item.month === "string") snapshot.month = item.month;
-  if (typeof item.monthUsed === "number") snapshot.monthUsed = item.monthUsed;
-  // A string set: the document client gives a Set, unmarshall of a raw error item gives a Set too.
-  if (item.leases instanceof Set) snapshot.leases = [...item.leases].map(String);
-  return snapshot;
 }

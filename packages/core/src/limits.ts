@@ -1,10 +1,9 @@
 /**
- * The limit arithmetic, free of I/O: GCRA for requests and tokens in integer microseconds, the
- * effective limits of a tenant (tier defaults, overrides, shards) and the size of a reservation.
- * docs/adr/0004-exact-limits.md explains the algorithm and why it is exact.
+ * The limit arithmetic, free of I/O: GCRA for requests and tokens in integer microseconds, a
+ * tenant's effective limits (tier defaults, overrides) and their split over limiter shards, and the
+ * prompt's share of a reservation. docs/adr/0004-exact-limits.md explains the algorithm and why it is exact.
  */
 import { type Limits, type StageConfig, type TierSpec, tierSpec } from "./config";
-import { invalidRequest } from "./errors";
 import type { Tenant } from "./tenant";
 
 export const MICROS_PER_MINUTE = 60_000_000;
@@ -49,32 +48,69 @@ export function gcraState(limit: Gcra, tat: number | undefined, now: number) {
   return { remaining: Math.max(0, Math.floor((limit.window - ahead) / limit.interval)), resetIn: ahead };
 }
 
-/** A tenant's limits for one limiter shard: the tier's, overridden per tenant, divided over shards. */
-export interface ShardLimits extends Required<Limits> {
+/** A tenant's whole limits (the tier's, overridden per tenant) and how many limiter shards share them. */
+export interface TenantLimits extends Required<Limits> {
+  /** Shards in use: the tenant's `limiterShards`, at most its smallest rate limit, so every shard gets >= 1. */
   shards: number;
 }
 
-export function effectiveLimits(tenant: Tenant, config: StageConfig): ShardLimits {
-  const whole = tenantLimits(tenant, config);
-  const shards = Math.max(1, tenant.limiterShards ?? 1);
-  // Each shard gets the floor of its share, so the shards together never admit more than the limit.
-  const share = (n: number) => Math.max(1, Math.floor(n / shards));
+/** One shard's part of a tenant's limits. */
+export interface ShardLimits {
+  shards: number;
+  requestsPerMinute: number;
+  burst: number;
+  tokensPerMinute: number;
+  concurrency: number;
+  /** The tenant's whole monthly budget: shards share it by lending (see monthAllowance), not by a split. */
+  monthlyTokens: number;
+}
+
+/** The tenant's tier; own entries only, so a tier name such as `constructor` is no tier at all. */
+export function tierOf(tenant: Tenant, config: StageConfig): TierSpec {
+  const tier = tierSpec(config, tenant.tier);
+  if (!tier) throw new Error(`Tier '${tenant.tier}' is not configured`);
+  return tier;
+}
+
+export function tenantLimits(tenant: Tenant, config: StageConfig): TenantLimits {
+  const merged = { ...tierOf(tenant, config).limits, ...tenant.limits };
+  const whole = { ...merged, burst: merged.burst ?? merged.requestsPerMinute };
+  const smallest = Math.min(whole.requestsPerMinute, whole.burst, whole.tokensPerMinute, whole.concurrency);
+  return { ...whole, shards: Math.max(1, Math.min(tenant.limiterShards ?? 1, smallest)) };
+}
+
+/**
+ * Shard `shard`'s part of every rate limit: the quotient, plus one for the first `limit mod shards`
+ * shards, so the parts add up to exactly the limit and (shards being capped) none is zero.
+ */
+export function shardLimits(whole: TenantLimits, shard: number): ShardLimits {
+  const share = (limit: number) => shareOf(limit, whole.shards, shard);
   return {
-    shards,
+    shards: whole.shards,
     requestsPerMinute: share(whole.requestsPerMinute),
     burst: share(whole.burst),
     tokensPerMinute: share(whole.tokensPerMinute),
     concurrency: share(whole.concurrency),
-    monthlyTokens: share(whole.monthlyTokens),
+    monthlyTokens: whole.monthlyTokens,
   };
 }
 
-/** Whole-tenant limits (before the split over shards): the tier's, overridden per tenant. */
-export function tenantLimits(tenant: Tenant, config: StageConfig): Required<Limits> {
-  const tier = tierSpec(config, tenant.tier);
-  if (!tier) throw new Error(`Tier '${tenant.tier}' is not configured`);
-  const merged = { ...tier.limits, ...tenant.limits };
-  return { ...merged, burst: merged.burst ?? merged.requestsPerMinute };
+function shareOf(limit: number, shards: number, shard: number): number {
+  return Math.floor(limit / shards) + (shard < limit % shards ? 1 : 0);
+}
+
+/** The most tokens one call may reserve: the smallest shard's tokens per minute, whichever shard it lands on. */
+export function largestCall(whole: TenantLimits): number {
+  return Math.floor(whole.tokensPerMinute / whole.shards);
+}
+
+/**
+ * What a shard may charge to the month before it must borrow: shard 0 starts each month holding the
+ * whole budget, the others nothing. The allowances add up to the budget for any shard count, even
+ * one changed mid-month, which is what keeps the shards together within it (ADR 0004).
+ */
+export function monthAllowance(monthlyTokens: number, shard: number): number {
+  return shard === 0 ? monthlyTokens : 0;
 }
 
 /**
@@ -110,17 +146,4 @@ export function formatDuration(micros: number): string {
   if (h > 0) return `${h}h${m}m${s}s`;
   if (m > 0) return `${m}m${s}s`;
   return `${s}s`;
-}
-
-/** max_tokens for a call: the tier's default when the request sets none; a 400 above the tier's cap. */
-export function maxTokensFor(requested: number | undefined, tier: TierSpec | undefined): number {
-  if (!tier) return requested ?? 0;
-  if (requested !== undefined && requested > tier.maxTokens.cap) {
-    throw invalidRequest(
-      "max_tokens_too_large",
-      `max_tokens: ${requested} is above this tier's cap of ${tier.maxTokens.cap}`,
-      "max_tokens",
-    );
-  }
-  return requested ?? tier.maxTokens.default;
 }

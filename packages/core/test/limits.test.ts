@@ -1,13 +1,14 @@
-import { AtriumError } from "@atrium/core/errors";
 import {
-  effectiveLimits,
   formatDuration,
   gcra,
   gcraAdmit,
   gcraState,
-  maxTokensFor,
+  largestCall,
+  monthAllowance,
   monthOf,
   promptTokenBound,
+  shardLimits,
+  tenantLimits,
   untilNextMonth,
 } from "@atrium/core/limits";
 import { countTokens } from "@atrium/local/reference-model";
@@ -91,14 +92,57 @@ describe("GCRA", () => {
   });
 });
 
-describe("effective limits", () => {
-  it("take the tier's, then the tenant's overrides, and split them over shards without exceeding them", () => {
-    expect(effectiveLimits(tenant(), config)).toMatchObject({ requestsPerMinute: 60, burst: 60, shards: 1 });
-    const custom = tenant({ limits: { requestsPerMinute: 1000, burst: 50 }, limiterShards: 3 });
-    const split = effectiveLimits(custom, config);
-    expect(split).toMatchObject({ shards: 3, requestsPerMinute: 333, burst: 16, concurrency: 1 });
-    expect(split.requestsPerMinute * split.shards).toBeLessThanOrEqual(1000);
-    expect(split.tokensPerMinute * split.shards).toBeLessThanOrEqual(6000);
+describe("effective limits and shards", () => {
+  it("take the tier's, then the tenant's overrides", () => {
+    expect(tenantLimits(tenant(), config)).toMatchObject({ requestsPerMinute: 60, burst: 60, shards: 1 });
+    const custom = tenantLimits(tenant({ limits: { requestsPerMinute: 1000, burst: 50 } }), config);
+    expect(custom).toMatchObject({ requestsPerMinute: 1000, burst: 50, tokensPerMinute: 6000, shards: 1 });
+  });
+
+  it("property: for any limits and shard count, the shards' parts add up to exactly each limit, none zero", () => {
+    const limit = (max: number) => fc.integer({ min: 1, max });
+    fc.assert(
+      fc.property(
+        fc.record({
+          requestsPerMinute: limit(100_000),
+          burst: limit(1000),
+          tokensPerMinute: limit(10_000_000),
+          concurrency: limit(500),
+          monthlyTokens: limit(1e12),
+        }),
+        fc.integer({ min: 1, max: 64 }),
+        (limits, limiterShards) => {
+          const whole = tenantLimits(tenant({ limits, limiterShards }), config);
+          expect(whole.shards).toBeLessThanOrEqual(limiterShards);
+          const parts = Array.from({ length: whole.shards }, (_, shard) => shardLimits(whole, shard));
+          for (const name of ["requestsPerMinute", "burst", "tokensPerMinute", "concurrency"] as const) {
+            expect(parts.reduce((sum, part) => sum + part[name], 0)).toBe(whole[name]);
+            expect(Math.min(...parts.map((part) => part[name]))).toBeGreaterThanOrEqual(1);
+          }
+          const allowances = parts.map((_, shard) => monthAllowance(whole.monthlyTokens, shard));
+          expect(allowances.reduce((a, b) => a + b, 0)).toBe(whole.monthlyTokens);
+          // Any call that passes the size check fits every shard's tokens per minute.
+          expect(Math.min(...parts.map((part) => part.tokensPerMinute))).toBeGreaterThanOrEqual(
+            largestCall(whole),
+          );
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("concurrency 2 over 4 requested shards: 2 shards of one slot each, not 4 (the issue's reproduction)", () => {
+    const whole = tenantLimits(tenant({ limits: { concurrency: 2 }, limiterShards: 4 }), config);
+    expect(whole.shards).toBe(2);
+    expect([0, 1].map((shard) => shardLimits(whole, shard).concurrency)).toEqual([1, 1]);
+  });
+
+  it("remainders go to the first shards: 10 requests per minute over 3 shards are 4, 3, 3", () => {
+    const whole = tenantLimits(
+      tenant({ limits: { requestsPerMinute: 10, concurrency: 10 }, limiterShards: 3 }),
+      config,
+    );
+    expect([0, 1, 2].map((shard) => shardLimits(whole, shard).requestsPerMinute)).toEqual([4, 3, 3]);
   });
 });
 
@@ -114,18 +158,6 @@ describe("reservations", () => {
       ),
       { numRuns: 500 },
     );
-  });
-
-  it("max_tokens: the tier's default when unset, a 400 naming the field above the cap", () => {
-    const tier = config.tiers.pro;
-    expect(maxTokensFor(undefined, tier)).toBe(100);
-    expect(maxTokensFor(1000, tier)).toBe(1000);
-    expect(() => maxTokensFor(1001, tier)).toThrow(AtriumError);
-    try {
-      maxTokensFor(1001, tier);
-    } catch (err) {
-      expect(err).toMatchObject({ status: 400, param: "max_tokens", code: "max_tokens_too_large" });
-    }
   });
 });
 

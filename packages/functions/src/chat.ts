@@ -1,7 +1,7 @@
-import { tierSpec } from "@atrium/core/config";
 import { fromValidationIssues, invalidRequest, upstream } from "@atrium/core/errors";
-import { maxTokensFor, promptTokenBound } from "@atrium/core/limits";
+import { promptTokenBound, tierOf } from "@atrium/core/limits";
 import { resolveRoute } from "@atrium/core/route";
+import { lengthBound } from "@atrium/core/token-bound";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { z } from "zod";
 import { config } from "./lib/clients";
@@ -18,12 +18,13 @@ const Message = z.object({
   name: z.string().max(64).optional(),
 });
 
-/** The OpenAI chat request fields Atrium forwards; other fields are ignored, as many clients send extras. */
+/**
+ * The OpenAI chat request fields Atrium forwards; other fields are ignored, as many clients send extras.
+ * Length fields (max_tokens, max_completion_tokens, ...) are read by lengthBound, as on every route.
+ */
 export const ChatRequest = z.object({
   model: z.string().min(1).max(128),
   messages: z.array(Message).min(1).max(2048),
-  max_tokens: z.number().int().positive().max(1_000_000).optional(),
-  max_completion_tokens: z.number().int().positive().max(1_000_000).optional(),
   temperature: z.number().min(0).max(2).optional(),
   top_p: z.number().min(0).max(1).optional(),
   stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
@@ -50,7 +51,8 @@ const ModelReply = z.object({
 });
 
 export const handler = tenantApi(async (event, context) => {
-  const parsed = ChatRequest.safeParse(parseJsonBody(event));
+  const raw = parseJsonBody(event);
+  const parsed = ChatRequest.safeParse(raw);
   if (!parsed.success) throw fromValidationIssues(parsed.error.issues);
   const request = parsed.data;
   if (request.stream) {
@@ -61,11 +63,8 @@ export const handler = tenantApi(async (event, context) => {
     );
   }
   const route = resolveRoute(context.tenant, request.model, config);
-  const maxTokens = maxTokensFor(
-    request.max_completion_tokens ?? request.max_tokens,
-    tierSpec(config, context.tenant.tier),
-  );
-  await admitCall(context, promptTokenBound(request.messages.map(messageText)) + maxTokens);
+  const { maxTokens, field } = lengthBound(raw as Record<string, unknown>, tierOf(context.tenant, config));
+  await admitCall(context, promptTokenBound(request.messages.map(messageText)) + maxTokens, field);
   const body = {
     messages: request.messages,
     // Always sent, so the model never generates more than was reserved.

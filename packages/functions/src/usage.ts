@@ -1,5 +1,5 @@
-import { liveLeases } from "@atrium/core/limiter-store";
-import { effectiveLimits, monthOf, tenantLimits, untilNextMonth } from "@atrium/core/limits";
+import { liveLeases } from "@atrium/core/limiter-item";
+import { monthOf, tenantLimits, untilNextMonth } from "@atrium/core/limits";
 import { config } from "./lib/clients";
 import { json } from "./lib/http";
 import { limiterStoreFor } from "./lib/limiter";
@@ -10,7 +10,7 @@ export const handler = tenantApi(async (_event, context) => {
   const { tenant } = context;
   const nowMicros = Date.now() * 1000;
   const month = monthOf(nowMicros);
-  const { shards } = effectiveLimits(tenant, config);
+  const { shards } = tenantLimits(tenant, config);
   const snapshots = await Promise.all(
     Array.from({ length: shards }, (_, shard) => limiterStoreFor(tenant.id).read(tenant.id, shard)),
   );

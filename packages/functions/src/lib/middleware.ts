@@ -7,10 +7,11 @@ import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import type { Ticket } from "./admission";
 import { isAwsUnavailable, serviceUnavailable } from "./aws-unavailable";
 import { json } from "./http";
-import { limits, type Ticket } from "./limiter";
 import { logger, metrics, tracer } from "./observability";
+import { settleCalls } from "./settle-calls";
 import { loadTenant } from "./tenant-cache";
 import { STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
 
@@ -25,7 +26,7 @@ export interface ApiContext extends Context {
 export interface TenantContext extends ApiContext {
   tenant: Tenant;
   caller: { tenantId: string; tier: string; keyId: string };
-  /** The admitted call's reservation, settled by the `limits` middleware. */
+  /** The admitted call's reservation, settled by the `settleCalls` middleware. */
   ticket?: Ticket;
   /** Tokens the model reported for this call, if it did. */
   usedTokens?: number;
@@ -167,7 +168,7 @@ export function tenantApi(handler: (event: Event, context: TenantContext) => Pro
     .use(callDeadline())
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
     .use(tenantContext())
-    .use(limits());
+    .use(settleCalls());
 }
 
 /** The middleware chain of admin handlers (authorised by IAM at the gateway). */

@@ -1,0 +1,126 @@
+/**
+ * A tenant's limiter item (one per shard) and what its state decides: its key, its attributes as
+ * this container last saw them, the calls in flight, and which limit refuses a call, exactly.
+ * The attributes are described in docs/adr/0004-exact-limits.md.
+ */
+import { DELIMITER } from "./ids";
+import { tenantKey } from "./keys";
+import { gcra, gcraAdmit, monthAllowance, type ShardLimits, untilNextMonth } from "./limits";
+
+export type RefusalReason = "requests" | "tokens" | "concurrency" | "monthly_budget" | "contention";
+
+/** What the limiter item held, as far as this container knows. */
+export interface LimiterSnapshot {
+  requestTat?: number;
+  tokenTat?: number;
+  /** Counts the times the token TAT was restarted from "now"; guards refunds (see settle). */
+  tokenResets: number;
+  month?: string;
+  /** Tokens charged to this shard in `month`: its calls' reservations and usage, plus lent, minus borrowed. */
+  monthUsed: number;
+  leases: string[];
+}
+
+export interface AdmitRequest {
+  tenantId: string;
+  shard: number;
+  limits: ShardLimits;
+  /** Microseconds since the epoch. */
+  now: number;
+  /** Tokens reserved: an upper bound of the prompt plus the output. */
+  tokens: number;
+  leaseId: string;
+  /** How long a lease lives if its holder never settles (a crashed Lambda). */
+  leaseMicros: number;
+  /** How long this tenant's calls typically take, when known: the wait a concurrency refusal reports. */
+  typicalCallMicros?: number;
+}
+
+export interface Refusal {
+  reason: RefusalReason;
+  /** Microseconds until the call could be admitted, as far as this state tells. */
+  retryAfter: number;
+  /** For a monthly_budget refusal: the tokens left in the month, as seen. */
+  monthRemaining?: number;
+}
+
+/** The least wait a concurrency refusal reports: a slot rarely frees sooner, and clients should not spin. */
+const MIN_SLOT_WAIT_MICROS = 1_000_000;
+
+export const limiterKey = (tenantId: string, shard: number) => ({
+  pk: tenantKey(tenantId),
+  sk: `LIMITER${DELIMITER}${shard}`,
+});
+
+export const emptySnapshot = (): LimiterSnapshot => ({ tokenResets: 0, monthUsed: 0, leases: [] });
+
+/** Tokens this shard has charged to `month`. */
+export function usedIn(snapshot: LimiterSnapshot | undefined, month: string): number {
+  return snapshot?.month === month ? snapshot.monthUsed : 0;
+}
+
+/** Tokens this shard may still charge to `month` before it must borrow. */
+export function headroom(
+  snapshot: LimiterSnapshot | undefined,
+  month: string,
+  budget: number,
+  shard: number,
+): number {
+  return monthAllowance(budget, shard) - usedIn(snapshot, month);
+}
+
+/** Given the item as it is, which limit refuses this admission (exactly), if any. */
+export function exactRefusal(
+  request: AdmitRequest,
+  snapshot: LimiterSnapshot,
+  month: string,
+): Refusal | undefined {
+  const { limits, now, tokens, shard } = request;
+  const left = headroom(snapshot, month, limits.monthlyTokens, shard);
+  if (tokens > left) {
+    return { reason: "monthly_budget", retryAfter: untilNextMonth(now), monthRemaining: Math.max(0, left) };
+  }
+  const requests = gcraAdmit(gcra(limits.requestsPerMinute, limits.burst), snapshot.requestTat, now, 1);
+  if (!requests.allowed) return { reason: "requests", retryAfter: requests.retryAfter };
+  const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, now, tokens);
+  if (!tokenDecision.allowed) return { reason: "tokens", retryAfter: tokenDecision.retryAfter };
+  if (liveLeases(snapshot, now) >= limits.concurrency) {
+    return { reason: "concurrency", retryAfter: expectedSlotWait(snapshot, request) };
+  }
+  return undefined;
+}
+
+/**
+ * When a slot is expected to free: the tenant's typical call duration minus how long the oldest call
+ * in flight has run, at least a second and at most until the earliest lease expires (a crashed
+ * holder's slot frees then). Without a typical duration, the least wait.
+ */
+export function expectedSlotWait(snapshot: LimiterSnapshot, request: AdmitRequest): number {
+  const { now, leaseMicros, typicalCallMicros } = request;
+  const earliestExpiry = Math.min(...snapshot.leases.map(leaseExpiry).filter((expiry) => expiry > now));
+  const latest = Math.max(1000, earliestExpiry - now);
+  const oldestStarted = earliestExpiry - leaseMicros;
+  const expected = typicalCallMicros === undefined ? 0 : typicalCallMicros - (now - oldestStarted);
+  return Math.min(latest, Math.max(MIN_SLOT_WAIT_MICROS, expected));
+}
+
+/** Leases still in force at `now`: the calls in flight. */
+export function liveLeases(snapshot: LimiterSnapshot, now: number): number {
+  return snapshot.leases.filter((element) => leaseExpiry(element) > now).length;
+}
+
+export function leaseExpiry(element: string): number {
+  return Number(element.slice(0, element.indexOf(":")));
+}
+
+/** The attributes of a stored item (from the document client or unmarshalled from an error). */
+export function toSnapshot(item: Record<string, unknown>): Partial<LimiterSnapshot> {
+  const snapshot: Partial<LimiterSnapshot> = {};
+  if (typeof item.requestTat === "number") snapshot.requestTat = item.requestTat;
+  if (typeof item.tokenTat === "number") snapshot.tokenTat = item.tokenTat;
+  if (typeof item.tokenResets === "number") snapshot.tokenResets = item.tokenResets;
+  if (typeof item.month === "string") snapshot.month = item.month;
+  if (typeof item.monthUsed === "number") snapshot.monthUsed = item.monthUsed;
+  if (item.leases instanceof Set) snapshot.leases = [...item.leases].map(String);
+  return snapshot;
+}

@@ -1,0 +1,173 @@
+/**
+ * Admission control as one Lambda container runs it: reserve before the model call, settle after it.
+ * The arithmetic and the DynamoDB protocol live in core (limits, limiter-store); this adds what the
+ * container knows: tenants it has just seen refused (refused again without a write) and how long
+ * the tenant's calls take (the wait a concurrency refusal reports).
+ */
+import { randomUUID } from "node:crypto";
+import { CallDurations } from "@atrium/core/call-durations";
+import type { StageConfig } from "@atrium/core/config";
+import { invalidRequest } from "@atrium/core/errors";
+import type { LimiterSnapshot, Refusal } from "@atrium/core/limiter-item";
+import type { Admission, LimiterStore } from "@atrium/core/limiter-store";
+import type { Lease } from "@atrium/core/limiter-updates";
+import {
+  gcra,
+  gcraAdmit,
+  largestCall,
+  type ShardLimits,
+  shardLimits,
+  tenantLimits,
+  tierOf,
+} from "@atrium/core/limits";
+import type { Tenant } from "@atrium/core/tenant";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { whenLimiterUnavailable } from "./limiter-fail-mode";
+import { logger, metrics } from "./observability";
+import { rateLimitHeaders, refusalError } from "./rate-limit-refusal";
+
+/** What an admitted call holds until it settles. */
+export interface Ticket {
+  tenantId: string;
+  /** Absent when the limiter failed open: nothing to settle. */
+  lease?: Lease;
+  reserved: number;
+  /** Microseconds since the epoch: the call's duration is measured from here. */
+  admittedAt: number;
+}
+
+/** A lease outlives the longest call (API Gateway's 29 s) with margin; then a crashed holder's slot frees. */
+const LEASE_MICROS = 60_000_000;
+
+export interface AdmissionDeps {
+  /** The limiter store a tenant's calls go through (deployed: with that tenant's scoped credentials). */
+  storeFor: (tenantId: string) => LimiterStore;
+  config: StageConfig;
+  /** Microseconds since the epoch; injectable for tests. */
+  now?: () => number;
+}
+
+export function createAdmission({ storeFor, config: stage, now = () => Date.now() * 1000 }: AdmissionDeps) {
+  // Per container and shard: the item as a refusal showed it, until that refusal's wait is over.
+  const refused = new Map<string, { until: number; snapshot: LimiterSnapshot }>();
+  const durations = new CallDurations();
+
+  /** Reserves `tokens` (the bound set by length field `field`, if one did) or throws the refusal. */
+  async function admit(
+    tenant: Tenant,
+    tokens: number,
+    field: string | null = null,
+  ): Promise<{ ticket: Ticket; headers: Record<string, string> }> {
+    const whole = tenantLimits(tenant, stage);
+    if (tokens > largestCall(whole)) {
+      throw invalidRequest(
+        "request_exceeds_token_limit",
+        `This request may use up to ${tokens} tokens (prompt plus output bound), more than the ${largestCall(whole)} tokens per minute one call may use for this tenant. Lower max_tokens or shorten the prompt.`,
+        field,
+      );
+    }
+    const shard = whole.shards > 1 ? Math.floor(Math.random() * whole.shards) : 0;
+    const limits = shardLimits(whole, shard);
+    const key = `${tenant.id}#${shard}`;
+    const at = now();
+    const local = localRefusal(refused.get(key), limits, tokens, at);
+    if (local) {
+      metrics.addMetric("LimitedLocally", MetricUnit.Count, 1);
+      throw refusalError({
+        refusal: local.refusal,
+        tokens,
+        shard: limits,
+        whole,
+        snapshot: local.snapshot,
+        now: at,
+      });
+    }
+
+    const ticket: Ticket = { tenantId: tenant.id, reserved: tokens, admittedAt: at };
+    let admission: Admission;
+    try {
+      admission = await storeFor(tenant.id).admit({
+        tenantId: tenant.id,
+        shard,
+        limits,
+        now: at,
+        tokens,
+        leaseId: randomUUID(),
+        leaseMicros: LEASE_MICROS,
+        typicalCallMicros: durations.typical(tenant.id),
+      });
+    } catch (err) {
+      whenLimiterUnavailable(tierOf(tenant, stage), err);
+      return { ticket, headers: {} };
+    }
+    metrics.addMetric("LimiterWrites", MetricUnit.Count, admission.writes);
+    if (!admission.admitted) {
+      const { snapshot, ...refusal } = admission;
+      if (refusal.reason === "requests" || refusal.reason === "tokens") {
+        refused.set(key, { until: at + refusal.retryAfter, snapshot });
+      }
+      metrics.addMetric("RateLimited", MetricUnit.Count, 1);
+      logger.info("call refused by limits", {
+        reason: refusal.reason,
+        retryAfterMs: Math.ceil(refusal.retryAfter / 1000),
+      });
+      throw refusalError({ refusal, tokens, shard: limits, whole, snapshot, now: at });
+    }
+    refused.delete(key);
+    return {
+      ticket: { ...ticket, lease: admission.lease },
+      headers: rateLimitHeaders(limits, whole, admission.snapshot, at),
+    };
+  }
+
+  /**
+   * Replaces the reservation with what was used, never more than was reserved: a reply reporting
+   * more is charged the reservation and counted. Never fails the call: an unsettled lease expires.
+   */
+  async function settle(ticket: Ticket, usedTokens: number): Promise<void> {
+    const at = now();
+    durations.record(ticket.tenantId, at - ticket.admittedAt);
+    if (usedTokens > ticket.reserved) {
+      metrics.addMetric("UsageAboveReservation", MetricUnit.Count, 1);
+      logger.warn("the model reported more tokens than were reserved; the reservation is charged", {
+        reserved: ticket.reserved,
+        reported: usedTokens,
+      });
+    }
+    if (!ticket.lease) return;
+    try {
+      const { writes, settled } = await storeFor(ticket.tenantId).settle(ticket.lease, usedTokens, at);
+      metrics.addMetric("LimiterWrites", MetricUnit.Count, writes);
+      if (!settled)
+        logger.info("the lease was no longer held (tenant erased, or already settled); nothing settled");
+    } catch (err) {
+      metrics.addMetric("LimiterSettleFailed", MetricUnit.Count, 1);
+      logger.error("limiter settle failed; the lease will expire", { error: (err as Error).name });
+    }
+  }
+
+  return { admit, settle };
+}
+
+/**
+ * A refusal this container can give without a write: the item, as a recent refusal showed it, still
+ * refuses this call by GCRA (a request TAT only grows; a token TAT shrinks only by refunds, which
+ * can at worst make this refusal early), named for the limit that refuses it.
+ */
+function localRefusal(
+  known: { until: number; snapshot: LimiterSnapshot } | undefined,
+  limits: ShardLimits,
+  tokens: number,
+  at: number,
+): { refusal: Refusal; snapshot: LimiterSnapshot } | undefined {
+  if (!known || at >= known.until) return undefined;
+  const { snapshot } = known;
+  const requests = gcraAdmit(gcra(limits.requestsPerMinute, limits.burst), snapshot.requestTat, at, 1);
+  if (!requests.allowed)
+    return { refusal: { reason: "requests", retryAfter: requests.retryAfter }, snapshot };
+  const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, at, tokens);
+  if (!tokenDecision.allowed) {
+    return { refusal: { reason: "tokens", retryAfter: tokenDecision.retryAfter }, snapshot };
+  }
+  return undefined;
+}

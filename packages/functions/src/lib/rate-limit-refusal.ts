@@ -1,0 +1,94 @@
+/**
+ * How a limited call is answered: OpenAI's 429 shapes and x-ratelimit-* headers, each refusal naming
+ * the limit that refused it with that limit's numbers, and `retry-after` the expected wait.
+ */
+import { AtriumError } from "@atrium/core/errors";
+import type { LimiterSnapshot, Refusal } from "@atrium/core/limiter-item";
+import { formatDuration, gcra, gcraState, type ShardLimits, type TenantLimits } from "@atrium/core/limits";
+
+export interface RefusedCall {
+  refusal: Refusal;
+  /** Tokens the call would have reserved. */
+  tokens: number;
+  shard: ShardLimits;
+  whole: TenantLimits;
+  snapshot: LimiterSnapshot;
+  now: number;
+}
+
+export function refusalError(call: RefusedCall): AtriumError {
+  const { refusal, whole, shard, snapshot, now } = call;
+  const ms = Math.max(1, Math.ceil(refusal.retryAfter / 1000));
+  const err =
+    refusal.reason === "monthly_budget"
+      ? new AtriumError(429, "insufficient_quota", "insufficient_quota", budgetMessage(call))
+      : new AtriumError(
+          429,
+          refusal.reason === "tokens" ? "tokens" : "requests",
+          "rate_limit_exceeded",
+          `${rateMessage(call)}${shardNote(call)}. Please try again in ${formatDuration(refusal.retryAfter)}.`,
+        );
+  err.headers = {
+    ...rateLimitHeaders(shard, whole, snapshot, now),
+    "retry-after": String(Math.ceil(ms / 1000)),
+    "retry-after-ms": String(ms),
+    // Retrying cannot help a spent budget; OpenAI's clients honour this header.
+    ...(refusal.reason === "monthly_budget" ? { "x-should-retry": "false" } : {}),
+  };
+  return err;
+}
+
+function budgetMessage({ refusal, tokens, whole }: RefusedCall): string {
+  const renews = "it renews at the start of next month (UTC)";
+  if (tokens > whole.monthlyTokens) {
+    return `This call reserves ${tokens} tokens, more than this tenant's whole monthly budget of ${whole.monthlyTokens}. Lower max_tokens or shorten the prompt.`;
+  }
+  const left = refusal.monthRemaining ?? 0;
+  return `This tenant's monthly budget of ${whole.monthlyTokens} tokens has ${left} left, fewer than the ${tokens} this call reserves; ${renews}.`;
+}
+
+function rateMessage({ refusal, tokens, whole }: RefusedCall): string {
+  switch (refusal.reason) {
+    case "tokens":
+      return `Rate limit reached for tokens per minute (TPM): limit ${whole.tokensPerMinute}, this call reserves ${tokens}`;
+    case "concurrency":
+      return `Too many calls in flight at once: limit ${whole.concurrency}`;
+    case "contention":
+      return "The rate limiter is busy for this tenant";
+    default:
+      return `Rate limit reached for requests per minute (RPM): limit ${whole.requestsPerMinute}, burst ${whole.burst}`;
+  }
+}
+
+/** A sharded tenant is refused by one shard's part of a limit: say so, with that part. */
+function shardNote({ refusal, shard, whole }: RefusedCall): string {
+  if (whole.shards === 1) return "";
+  const parts: Partial<Record<Refusal["reason"], number>> = {
+    requests: shard.requestsPerMinute,
+    tokens: shard.tokensPerMinute,
+    concurrency: shard.concurrency,
+  };
+  const part = parts[refusal.reason];
+  return part === undefined
+    ? ""
+    : ` (split over ${whole.shards} limiter shards; this call's shard has ${part})`;
+}
+
+/** OpenAI's x-ratelimit-* headers, from the limiter item as this admission left it. */
+export function rateLimitHeaders(
+  limits: ShardLimits,
+  whole: TenantLimits,
+  snapshot: LimiterSnapshot,
+  now: number,
+): Record<string, string> {
+  const requests = gcraState(gcra(limits.requestsPerMinute, limits.burst), snapshot.requestTat, now);
+  const tokens = gcraState(gcra(limits.tokensPerMinute), snapshot.tokenTat, now);
+  return {
+    "x-ratelimit-limit-requests": String(whole.requestsPerMinute),
+    "x-ratelimit-remaining-requests": String(requests.remaining * limits.shards),
+    "x-ratelimit-reset-requests": formatDuration(requests.resetIn),
+    "x-ratelimit-limit-tokens": String(whole.tokensPerMinute),
+    "x-ratelimit-remaining-tokens": String(tokens.remaining * limits.shards),
+    "x-ratelimit-reset-tokens": formatDuration(tokens.resetIn),
+  };
+}
