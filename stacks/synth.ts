@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { StageConfig } from "@atrium/core/config";
 import { Aspects, Aws, type Stack } from "aws-cdk-lib";
@@ -6,7 +7,8 @@ import { type CloudAssembly, PATH_METADATA_ENABLE_CONTEXT } from "aws-cdk-lib/cx
 import { AwsSolutionsChecks } from "cdk-nag";
 import { App, getStack } from "sst/constructs";
 import { initProject, useProject } from "sst/project.js";
-import sstConfig from "../sst.config";
+import { useRuntimeHandlers } from "sst/runtime/handlers.js";
+import sstConfig, { functionDefaults } from "../sst.config";
 import { Api } from "./Api";
 import { knownStages, loadStageConfig, stageConfigFile } from "./config";
 import { Data } from "./Data";
@@ -26,11 +28,12 @@ export interface StageSynth {
 /**
  * Synthesises a stage the way `sst deploy` does (initProject, App in deploy mode, sst.config.ts's
  * stacks, every function bundled), but offline: no credentials, the account left to CloudFormation.
- * Used by the infra tests and `npm run synth`.
+ * Used by the infra tests and `npm run synth`. `bundle: false` (tests of the templates only) gives
+ * each function a placeholder file instead of its esbuild bundle; nothing else in the templates changes.
  */
 export async function synthStage(
   stage: string,
-  options: { outdir: string; nag?: boolean },
+  options: { outdir: string; nag?: boolean; bundle?: boolean },
 ): Promise<StageSynth> {
   if (!existsSync(stageConfigFile(stage))) {
     throw new Error(
@@ -53,7 +56,8 @@ export async function synthStage(
   );
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks());
   await sstConfig.stacks(app);
-  await app.finish();
+  if (options.bundle === false) await withPlaceholderCode(() => app.finish());
+  else await app.finish();
   const assembly = app.synth();
   return {
     stage,
@@ -64,4 +68,22 @@ export async function synthStage(
     assembly,
     outdir: options.outdir,
   };
+}
+
+/** Runs `finish` with SST's Node build swapped for one that writes placeholder code instead of bundling. */
+async function withPlaceholderCode(finish: () => Promise<void>): Promise<void> {
+  const node = useRuntimeHandlers().for(functionDefaults.runtime as string);
+  const bundle = node.build;
+  node.build = async ({ out, props }) => {
+    const file = path.join(out, "placeholder.mjs");
+    await writeFile(file, "// placeholder: synthesised without bundling\n");
+    await writeFile(`${file}.map`, "{}");
+    // As SST's build reports them: a handler inside the repo keeps its path, and there is a source map.
+    return { type: "success", handler: props.handler as string, sourcemap: `${file}.map` };
+  };
+  try {
+    await finish();
+  } finally {
+    node.build = bundle;
+  }
 }

@@ -1,4 +1,7 @@
-/** The `atrium` CLI as a user runs it (a child process), against the local platform. */
+/**
+ * The `atrium` CLI against the local platform: run in-process through `main(argv, io)`, and once as
+ * a user runs it (`npx atrium`, a child process) to show the binary is wired to the same `main`.
+ */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -6,10 +9,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { type Platform, REPO_ROOT } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliOutcome, runCli } from "../support/cli";
 import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
 const run = promisify(execFile);
-const BIN = join(REPO_ROOT, "packages/cli/bin/atrium.js");
 let platform: Platform;
 let dataDir: string;
 let emptyDir: string;
@@ -24,19 +27,21 @@ afterAll(async () => {
   await rm(emptyDir, { recursive: true, force: true });
 });
 
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function atrium(
+function atrium(
   args: string[],
   env: Record<string, string> = { ATRIUM_DATA_DIR: dataDir },
-): Promise<Outcome> {
+): Promise<CliOutcome> {
+  return runCli(args, env);
+}
+
+/** `npx atrium ...` from the repository root, with the test's environment minus any ATRIUM_ settings. */
+async function npxAtrium(args: string[]): Promise<CliOutcome> {
   const { ATRIUM_URL: _url, ATRIUM_ADMIN_TOKEN: _token, ...inherited } = process.env;
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env: { ...inherited, ...env } });
+    const { stdout, stderr } = await run("npx", ["atrium", ...args], {
+      cwd: REPO_ROOT,
+      env: { ...inherited, ATRIUM_DATA_DIR: dataDir },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -52,6 +57,21 @@ async function chatStatus(apiKey: string) {
   });
   return { status: response.status, route: response.headers.get("x-atrium-route") };
 }
+
+describe("npx atrium, the installed binary", () => {
+  it("writes to stderr and exits 2 on an unknown command; creates a tenant whose key works", async () => {
+    const unknown = await npxAtrium(["tenants", "explode"]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toBe("");
+    expect(unknown.stderr).toContain("unknown command 'tenants explode'");
+    expect(unknown.stderr).toContain("atrium tenants create");
+    const created = await npxAtrium(["tenants", "create", "--name", "Smoke", "--tier", "pro", "--json"]);
+    expect(created.code).toBe(0);
+    const { tenant, apiKey } = JSON.parse(created.stdout);
+    expect(tenant).toMatchObject({ name: "Smoke", tier: "pro" });
+    expect(await chatStatus(apiKey)).toEqual({ status: 200, route: "shared" });
+  });
+});
 
 describe("atrium tenants create", () => {
   it("--json prints the tenant and its key, and the key works at once", async () => {

@@ -1,17 +1,14 @@
 /**
- * Every lifecycle verb of the `atrium` CLI as a user runs it (a child process) against the local
+ * Every lifecycle verb of the `atrium` CLI (in-process, through `main(argv, io)`) against the local
  * platform, and the audit trail they leave: exactly one entry per verb that changes something.
+ * test/e2e/cli.test.ts runs the installed binary itself.
  */
-import { execFile } from "node:child_process";
-import { join } from "node:path";
-import { promisify } from "node:util";
 import type { AuditEntry } from "@atrium/core/audit";
-import { type Platform, REPO_ROOT } from "@atrium/local/platform";
+import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CliOutcome, runCli } from "../support/cli";
 import { startTestPlatform, stopTestPlatform } from "../support/platform";
 
-const run = promisify(execFile);
-const BIN = join(REPO_ROOT, "packages/cli/bin/atrium.js");
 const LLAMA = "llama-3.1-8b-instruct";
 const MISTRAL = "mistral-7b-instruct";
 let platform: Platform;
@@ -25,23 +22,8 @@ afterAll(async () => {
   await stopTestPlatform(platform, dataDir);
 });
 
-interface Outcome {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function atrium(...args: string[]): Promise<Outcome> {
-  const { ATRIUM_URL: _url, ATRIUM_ADMIN_TOKEN: _token, ...inherited } = process.env;
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { ...inherited, ATRIUM_DATA_DIR: dataDir },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function atrium(...args: string[]): Promise<CliOutcome> {
+  return runCli(args, { ATRIUM_DATA_DIR: dataDir });
 }
 
 /** Runs a verb with --json, expecting success, and returns the parsed output. */

@@ -143,8 +143,18 @@ describe("npm start", () => {
     expect(await stop(second, "SIGINT")).toBe("Atrium stopped cleanly.");
   });
 
-  it("stops every process when only npm's own PID gets SIGTERM, and when a signal comes twice", async () => {
+  // One pair of ephemeral runs serves both: the second run shows the first kept nothing.
+  it("stops every process when only npm's own PID gets SIGTERM, and when a signal comes twice; --ephemeral keeps nothing", async () => {
     const running = await npmStart("--ephemeral");
+    const created = await fetch(`${running.info.gatewayUrl}/admin/tenants`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${running.info.adminToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "Ghost", tier: "pro" }),
+    });
+    const { apiKey } = await json(created);
+    const served = await chat(running.info.gatewayUrl, apiKey);
+    expect(served.status).toBe(200);
+    await served.body?.cancel();
     const tree = descendants(running.child.pid as number);
     expect(tree.some((line) => line.includes("DynamoDBLocal.jar"))).toBe(true);
     const exited = new Promise<void>((resolve) => running.child.once("close", () => resolve()));
@@ -154,8 +164,9 @@ describe("npm start", () => {
     expect(running.output()).toContain("Atrium stopped cleanly.");
     children.delete(running.child);
 
-    // The group and npm's forward both deliver it: one stop, not a forced one.
     const twice = await npmStart("--ephemeral");
+    expect((await chat(twice.info.gatewayUrl, apiKey)).status).toBe(401);
+    // The group and npm's forward both deliver it: one stop, not a forced one.
     process.kill(-(twice.child.pid as number), "SIGINT");
     expect(await stop(twice, "SIGINT")).toBe("Atrium stopped cleanly.");
   });
@@ -179,20 +190,5 @@ describe("npm start", () => {
     expect(result.stderr).toMatch(/needs Java 17 or later, and Java 11 was found/);
     expect(result.stderr).toContain("openjdk-17-jre-headless");
     await rm(bin, { recursive: true, force: true });
-  });
-
-  it("--ephemeral keeps nothing", async () => {
-    const running = await npmStart("--ephemeral");
-    const created = await fetch(`${running.info.gatewayUrl}/admin/tenants`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${running.info.adminToken}`, "content-type": "application/json" },
-      body: JSON.stringify({ name: "Ghost", tier: "pro" }),
-    });
-    const { apiKey } = await json(created);
-    expect(await stop(running, "SIGTERM")).toBe("Atrium stopped cleanly.");
-
-    const again = await npmStart("--ephemeral");
-    expect((await chat(again.info.gatewayUrl, apiKey)).status).toBe(401);
-    expect(await stop(again, "SIGTERM")).toBe("Atrium stopped cleanly.");
   });
 });

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { dedicatedEndpointPrefix, StageConfig } from "@atrium/core/config";
 import { TENANT_ID_PATTERN } from "@atrium/core/ids";
 import { tenantKey } from "@atrium/core/keys";
@@ -56,12 +57,15 @@ const tenantIds = fc.stringMatching(TENANT_ID_PATTERN);
 const isTenantRoute = (r: ApiRoute) => r.auth === "tenant";
 const deployedHandler = (r: ApiRoute) => streamedRoutes[routeKey(r)] ?? r.handler;
 
-/** Every synthesis assertion for one stage; each stage's file synthesises once, in its own worker. */
-export function describeStage(stage: string) {
+/**
+ * Every synthesis assertion for one stage; each stage's file synthesises once, in its own worker.
+ * With `bundle`, every function is bundled as `sst deploy` bundles it, and the bundles are checked too.
+ */
+export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
   describe(`stage ${stage}`, () => {
     let s: TestSynth;
     beforeAll(async () => {
-      s = await synthForTest(stage);
+      s = await synthForTest(stage, bundle);
     }, 180_000);
     afterAll(() => s?.cleanup());
 
@@ -81,6 +85,24 @@ export function describeStage(stage: string) {
         expect(stack.stackName).toMatch(new RegExp(`^${stage}-atrium-`));
       }
     });
+
+    if (bundle) {
+      it("bundles each app function into its code asset: an ES module that exports its handler", () => {
+        const bundled: string[] = [];
+        for (const template of s.templates) {
+          for (const [id, fn] of resources(template, "AWS::Lambda::Function")) {
+            const [file, exported] = (fn.Handler as string).split(".") as [string, string];
+            // SST's own functions (index.handler) come with their code; the app's are built from packages/.
+            if (!file.startsWith("packages/")) continue;
+            const asset = path.join(s.outdir, `asset.${fn.Code.S3Key.replace(/\.zip$/, "")}`);
+            const code = readFileSync(path.join(asset, `${file}.mjs`), "utf8");
+            expect(code, id).toMatch(new RegExp(`export\\s*\\{[^}]*\\bas ${exported}\\b`));
+            bundled.push(fn.Handler);
+          }
+        }
+        expect(bundled.sort()).toEqual([authorizer.handler, ...routes.map(deployedHandler)].sort());
+      });
+    }
 
     it("has no unsuppressed cdk-nag (AwsSolutions) finding in any stack", () => {
       expect(Object.keys(s.nagFindings).sort()).toEqual(

@@ -27,10 +27,13 @@ export interface TestSynth extends StageSynth {
   cleanup: () => void;
 }
 
-/** One offline synth of every stack of a stage, with cdk-nag; bundling every handler makes it the slow part. */
-export async function synthForTest(stage: string): Promise<TestSynth> {
+/**
+ * One offline synth of every stack of a stage, with cdk-nag. Bundling every handler is the slow part
+ * (about 40 s), so one stage's tests bundle and the others' templates come from placeholder code.
+ */
+export async function synthForTest(stage: string, bundle: boolean): Promise<TestSynth> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `atrium-synth-${stage}-`));
-  const synth = await synthStage(stage, { outdir: path.join(dir, "cdk.out"), nag: true });
+  const synth = await synthStage(stage, { outdir: path.join(dir, "cdk.out"), nag: true, bundle });
   const { data, inference, api } = synth.stacks;
   const templates = {
     data: Template.fromStack(data),

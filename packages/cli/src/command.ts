@@ -1,6 +1,8 @@
 /** What a CLI verb is, and the small checks every verb shares. */
 import { CliError } from "./connection";
 
+export type CliEnv = Record<string, string | undefined>;
+
 export interface OptionSpec {
   type: "string" | "boolean";
   multiple?: boolean;
@@ -18,7 +20,8 @@ export interface Command {
   options: Record<string, OptionSpec>;
   /** Names of the positional arguments, all required (main checks their count before `run`). */
   positionals?: string[];
-  run(values: Record<string, unknown>, positionals: string[]): Promise<Output>;
+  /** `env` is the run's environment, where the connection is read from (see resolveConnection). */
+  run(values: Record<string, unknown>, positionals: string[], env: CliEnv): Promise<Output>;
 }
 
 export const jsonOption: OptionSpec = {

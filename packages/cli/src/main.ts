@@ -1,6 +1,9 @@
-/** `atrium`: the admin CLI. Talks to the admin API of the local platform or of a deployed stage. */
+/**
+ * `atrium`: the admin CLI. Talks to the admin API of the local platform or of a deployed stage.
+ * `main` runs one command against the given io, so tests can call it in-process; bin/atrium.js wires it to the process.
+ */
 import { parseArgs } from "node:util";
-import type { Command } from "./command";
+import type { CliEnv, Command } from "./command";
 import { auditCommands } from "./commands/audit";
 import { endpointCommands } from "./commands/endpoints";
 import { keyCommands } from "./commands/keys";
@@ -13,6 +16,13 @@ const commands: Record<string, Command> = {
   ...endpointCommands,
   ...auditCommands,
 };
+
+/** Where one run reads its settings (ATRIUM_*, AWS_REGION) and writes its output. */
+export interface CliIo {
+  env: CliEnv;
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
 
 /** Exit codes: what scripts can rely on. */
 const EXIT = { ok: 0, refused: 1, usage: 2 } as const;
@@ -50,10 +60,11 @@ function findCommand(argv: string[]): { name: string; rest: string[] } | undefin
   return undefined;
 }
 
-async function main(argv: string[]): Promise<number> {
+/** Runs `atrium ARGV...` and returns its exit code; errors other than CliError are bugs and are thrown. */
+export async function main(argv: string[], io: CliIo): Promise<number> {
   const [group, verb] = argv;
   if (!group || group === "--help" || group === "-h" || group === "help") {
-    process.stdout.write(overview());
+    io.stdout(overview());
     return group ? EXIT.ok : EXIT.usage;
   }
   const found = findCommand(argv);
@@ -61,25 +72,25 @@ async function main(argv: string[]): Promise<number> {
     const name = `${group} ${verb ?? ""}`.trim();
     const verbs = Object.keys(commands).filter((n) => n.startsWith(`${group} `));
     const hint = verbs.length > 0 ? `: try ${verbs.map((v) => `'atrium ${v}'`).join(", ")}` : "";
-    process.stderr.write(`atrium: unknown command '${name}'${hint}\n\n${overview()}`);
+    io.stderr(`atrium: unknown command '${name}'${hint}\n\n${overview()}`);
     return EXIT.usage;
   }
   const { name, rest } = found;
   const command = commands[name] as Command;
   if (rest.includes("--help") || rest.includes("-h")) {
-    process.stdout.write(helpFor(name, command));
+    io.stdout(helpFor(name, command));
     return EXIT.ok;
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
   } catch (err) {
-    process.stderr.write(`atrium ${name}: ${(err as Error).message}\n\n${helpFor(name, command)}`);
+    io.stderr(`atrium ${name}: ${(err as Error).message}\n\n${helpFor(name, command)}`);
     return EXIT.usage;
   }
   const expected = command.positionals ?? [];
   const usageError = (message: string) => {
-    process.stderr.write(`atrium ${name}: ${message}\n\n${helpFor(name, command)}`);
+    io.stderr(`atrium ${name}: ${message}\n\n${helpFor(name, command)}`);
     return EXIT.usage;
   };
   if (parsed.positionals.length < expected.length) {
@@ -89,15 +100,13 @@ async function main(argv: string[]): Promise<number> {
     return usageError(`unexpected argument '${parsed.positionals[expected.length]}'`);
   }
   try {
-    const result = await command.run(parsed.values, parsed.positionals);
-    process.stdout.write(`${parsed.values.json ? JSON.stringify(result.json, null, 2) : result.human}\n`);
+    const result = await command.run(parsed.values, parsed.positionals, io.env);
+    io.stdout(`${parsed.values.json ? JSON.stringify(result.json, null, 2) : result.human}\n`);
     return EXIT.ok;
   } catch (err) {
     if (!(err instanceof CliError)) throw err;
     if (err.exitCode === EXIT.usage) return usageError(err.message);
-    process.stderr.write(`atrium ${name}: ${err.message}\n`);
+    io.stderr(`atrium ${name}: ${err.message}\n`);
     return EXIT.refused;
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

@@ -22,9 +22,9 @@ export const auditCommands: Record<string, Command> = {
       cursor: { type: "string", description: "the page after the one that printed this cursor" },
       json: jsonOption,
     },
-    async run(values, positionals) {
+    async run(values, positionals, env) {
       const [tenantId] = positionals as [string];
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ entries: AuditEntry[]; nextCursor?: string }>(
         connection,
         "GET",

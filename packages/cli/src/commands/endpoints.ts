@@ -27,10 +27,10 @@ export const endpointCommands: Record<string, Command> = {
       "inference-component": { type: "string", description: "InferenceComponentName on the endpoint" },
       json: jsonOption,
     },
-    async run(values, positionals) {
+    async run(values, positionals, env) {
       const [tenantId] = positionals as [string];
       requireOptions(values, "model", "endpoint");
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ tenant: Tenant; propagation: Propagation }>(
         connection,
         "POST",
@@ -55,9 +55,9 @@ export const endpointCommands: Record<string, Command> = {
     usage: "atrium endpoints list TENANT_ID [--json]",
     positionals: ["TENANT_ID"],
     options: { json: jsonOption },
-    async run(_values, positionals) {
+    async run(_values, positionals, env) {
       const [tenantId] = positionals as [string];
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ tier: string; tenancy?: string; endpoints: EndpointView[] }>(
         connection,
         "GET",
@@ -82,10 +82,10 @@ export const endpointCommands: Record<string, Command> = {
       model: { type: "string", description: "the model whose dedicated endpoint goes" },
       json: jsonOption,
     },
-    async run(values, positionals) {
+    async run(values, positionals, env) {
       const [tenantId] = positionals as [string];
       requireOptions(values, "model");
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ removed: { endpointName: string }; propagation: Propagation }>(
         connection,
         "DELETE",

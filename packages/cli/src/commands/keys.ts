@@ -12,9 +12,9 @@ export const keyCommands: Record<string, Command> = {
     usage: "atrium keys create TENANT_ID [--json]",
     positionals: ["TENANT_ID"],
     options: { json: jsonOption },
-    async run(_values, positionals) {
+    async run(_values, positionals, env) {
       const [tenantId] = positionals as [string];
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ apiKey: string; key: KeyView }>(
         connection,
         "POST",
@@ -32,9 +32,9 @@ export const keyCommands: Record<string, Command> = {
     usage: "atrium keys list TENANT_ID [--json]",
     positionals: ["TENANT_ID"],
     options: { json: jsonOption },
-    async run(_values, positionals) {
+    async run(_values, positionals, env) {
       const [tenantId] = positionals as [string];
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ keys: KeyView[] }>(connection, "GET", keysPath(tenantId));
       const rows = result.keys.map((key) => [
         key.keyId,
@@ -63,7 +63,7 @@ export const keyCommands: Record<string, Command> = {
       },
       json: jsonOption,
     },
-    async run(values, positionals) {
+    async run(values, positionals, env) {
       const [tenantId, keyId] = positionals as [string, string];
       requireOptions(values, "grace");
       const graceSeconds = parseDuration(String(values.grace));
@@ -73,7 +73,7 @@ export const keyCommands: Record<string, Command> = {
           2,
         );
       }
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{
         apiKey: string;
         key: KeyView;
@@ -100,9 +100,9 @@ export const keyCommands: Record<string, Command> = {
     usage: "atrium keys revoke TENANT_ID KEY_ID [--json]",
     positionals: ["TENANT_ID", "KEY_ID"],
     options: { json: jsonOption },
-    async run(_values, positionals) {
+    async run(_values, positionals, env) {
       const [tenantId, keyId] = positionals as [string, string];
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ key: KeyView; propagation: Propagation }>(
         connection,
         "POST",

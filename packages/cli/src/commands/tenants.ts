@@ -1,5 +1,6 @@
 import type { Tenant } from "@atrium/core/tenant";
 import {
+  type CliEnv,
   type Command,
   countOption,
   effectLine,
@@ -65,9 +66,9 @@ function describe(tenant: Tenant): string {
   return rows.map(([label, value]) => `${label.padEnd(12)}${cell(value)}`).join("\n");
 }
 
-async function statusChange(path: "suspend" | "resume", positionals: string[]) {
+async function statusChange(path: "suspend" | "resume", positionals: string[], env: CliEnv) {
   const [tenantId] = positionals as [string];
-  const connection = await resolveConnection();
+  const connection = await resolveConnection(env);
   const result = await callAdmin<{ tenant: Tenant; propagation: Propagation }>(
     connection,
     "POST",
@@ -98,13 +99,13 @@ export const tenantCommands: Record<string, Command> = {
       ...limitOptions(false),
       json: jsonOption,
     },
-    async run(values) {
+    async run(values, _positionals, env) {
       requireOptions(values, "name", "tier");
       const compliance = list(values, "compliance");
       const regions = list(values, "region");
       const models = list(values, "model");
       const limits = limitsFrom(values, false);
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ tenant: Tenant; apiKey: string; key: { keyId: string } }>(
         connection,
         "POST",
@@ -142,8 +143,8 @@ export const tenantCommands: Record<string, Command> = {
       cursor: { type: "string", description: "the page after the one that printed this cursor" },
       json: jsonOption,
     },
-    async run(values) {
-      const connection = await resolveConnection();
+    async run(values, _positionals, env) {
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ tenants: Tenant[]; nextCursor?: string }>(
         connection,
         "GET",
@@ -165,9 +166,9 @@ export const tenantCommands: Record<string, Command> = {
     usage: "atrium tenants get TENANT_ID [--json]",
     positionals: ["TENANT_ID"],
     options: { json: jsonOption },
-    async run(_values, positionals) {
+    async run(_values, positionals, env) {
       const [tenantId] = positionals as [string];
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{ tenant: Tenant }>(
         connection,
         "GET",
@@ -199,7 +200,7 @@ export const tenantCommands: Record<string, Command> = {
       },
       json: jsonOption,
     },
-    async run(values, positionals) {
+    async run(values, positionals, env) {
       const [tenantId] = positionals as [string];
       const shards = countOption(values, "limiter-shards", true);
       const exclusive = (flag: string, clear: string) => {
@@ -227,7 +228,7 @@ export const tenantCommands: Record<string, Command> = {
       };
       if (Object.keys(body).length === 0)
         throw new CliError("nothing to update: give at least one option", 2);
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const result = await callAdmin<{
         tenant: Tenant;
         changes: Record<string, { from?: unknown; to?: unknown }>;
@@ -249,8 +250,8 @@ export const tenantCommands: Record<string, Command> = {
     usage: "atrium tenants suspend TENANT_ID [--json]",
     positionals: ["TENANT_ID"],
     options: { json: jsonOption },
-    run(_values, positionals) {
-      return statusChange("suspend", positionals);
+    run(_values, positionals, env) {
+      return statusChange("suspend", positionals, env);
     },
   },
 
@@ -259,8 +260,8 @@ export const tenantCommands: Record<string, Command> = {
     usage: "atrium tenants resume TENANT_ID [--json]",
     positionals: ["TENANT_ID"],
     options: { json: jsonOption },
-    run(_values, positionals) {
-      return statusChange("resume", positionals);
+    run(_values, positionals, env) {
+      return statusChange("resume", positionals, env);
     },
   },
 
@@ -275,9 +276,9 @@ export const tenantCommands: Record<string, Command> = {
       },
       json: jsonOption,
     },
-    async run(values, positionals) {
+    async run(values, positionals, env) {
       const [tenantId] = positionals as [string];
-      const connection = await resolveConnection();
+      const connection = await resolveConnection(env);
       const path = `/admin/tenants/${encodeURIComponent(tenantId)}${values.erase ? "?erase=true" : ""}`;
       const result = await callAdmin<{
         itemsDeleted?: number;
