@@ -110,7 +110,8 @@ async function chat(gatewayUrl: string, apiKey: string) {
   });
 }
 
-describe("npm start", () => {
+// Each test starts npm twice, and each start runs a JVM: seconds apiece on a busy machine.
+describe("npm start", { timeout: 120_000 }, () => {
   it("serves, stops cleanly on SIGTERM, and keeps tenants and keys across a restart", async () => {
     const first = await npmStart();
     const { info } = first;
