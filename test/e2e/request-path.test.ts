@@ -1,6 +1,6 @@
 /**
  * The whole request path on the local platform: the official openai client → API Gateway emulator →
- * the real authorizer and handlers → the AWS SDK → SageMaker Runtime emulator; tenants in dynalite.
+ * the real authorizer and handlers → the AWS SDK → SageMaker Runtime emulator; tenants in DynamoDB Local.
  */
 import { createHash } from "node:crypto";
 import type { Platform } from "@atrium/local/platform";
