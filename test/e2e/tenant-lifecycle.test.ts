@@ -1,3 +1,4 @@
+import { revokeKey } from "@atrium/core/admin/keys";
 import { parseStageConfig } from "@atrium/core/config";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import type { Platform } from "@atrium/local/platform";
@@ -151,8 +152,8 @@ describe("propagation bounds", () => {
     const runs = platform.gateway.authorizerInvocations();
     expect((await chat(tenant.apiKey)).status).toBe(200);
     expect(platform.gateway.authorizerInvocations()).toBe(runs);
-    // Straight to the store: no flush, so API Gateway keeps admitting the key until its TTL.
-    await platform.tenantStore.revokeKey(tenant.id, tenant.keyId);
+    // Straight to the use-case, past the handler: no flush, so API Gateway keeps admitting the key until its TTL.
+    await revokeKey(platform.tenantStore.table, "test", tenant.id, tenant.keyId);
     expect((await chat(tenant.apiKey)).status).toBe(200);
   });
 

@@ -8,6 +8,7 @@ import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { json } from "./http";
+import { idempotency } from "./idempotency";
 import { limits, type Ticket } from "./limiter";
 import { logger, metrics, tracer } from "./observability";
 import { loadTenant } from "./tenant-cache";
@@ -134,6 +135,7 @@ export function tenantApi(handler: (event: Event, context: TenantContext) => Pro
     .use(logMetrics(metrics))
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
     .use(tenantContext())
+    .use(idempotency())
     .use(limits());
 }
 
@@ -142,7 +144,8 @@ export function adminApi(handler: (event: Event, context: ApiContext) => Promise
   return middy<Event, Result, Error, ApiContext>(handler)
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(apiResponses());
+    .use(apiResponses())
+    .use(idempotency());
 }
 
 /** Times the model call so it can be excluded from Atrium's reported overhead. */
