@@ -5,8 +5,7 @@
  * retry-after. Errors are not kept, so a failed call can be retried with its key. Keys are scoped to the
  * caller (a tenant, or an admin principal). Records: Powertools Idempotency's DynamoDB persistence layer.
  */
-import { createHmac } from "node:crypto";
-import { AtriumError, invalidRequest } from "@atrium/core/errors";
+import { AtriumError } from "@atrium/core/errors";
 import { isTenantId } from "@atrium/core/ids";
 import { tenantKey } from "@atrium/core/keys";
 import { IdempotencyTable } from "@atrium/core/tables";
@@ -25,7 +24,7 @@ import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { MiddlewareObj, Request } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { documentClient, requireEnv } from "./clients";
-import { bodyBytes } from "./http";
+import { fingerprint, IDEMPOTENCY_HEADER, idempotencyKeyOf } from "./idempotency-request";
 import { idempotentRoutes } from "./idempotent-routes";
 import type { ApiContext } from "./middleware";
 import { logger, metrics } from "./observability";
@@ -35,8 +34,6 @@ import { tenantClients } from "./tenant-clients";
 type Event = APIGatewayProxyEvent;
 type Result = APIGatewayProxyResult;
 
-export const IDEMPOTENCY_HEADER = "Idempotency-Key";
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 /** How long a key replays its first answer. */
 export const REPLAY_SECONDS = 24 * 3600;
 /** Partition of records made before the tenant exists (POST /admin/tenants). */
@@ -142,52 +139,6 @@ function adminCaller(event: Event): Caller | undefined {
   if (!actor || (tenantId !== undefined && !isTenantId(tenantId))) return undefined;
   const partition = tenantId === undefined ? ADMIN_PARTITION : tenantKey(tenantId);
   return { partition, who: `admin ${actor}`, client: documentClient };
-}
-
-/** The header's one value: a token or a structured-field string; 400 when it is not a usable key. */
-export function idempotencyKeyOf(event: Event): string | undefined {
-  const wanted = IDEMPOTENCY_HEADER.toLowerCase();
-  const values: string[] = [];
-  for (const [name, list] of Object.entries(event.multiValueHeaders ?? {})) {
-    if (name.toLowerCase() === wanted) values.push(...(list ?? []));
-  }
-  if (values.length === 0) {
-    for (const [name, value] of Object.entries(event.headers ?? {})) {
-      if (name.toLowerCase() === wanted && value !== undefined) values.push(value);
-    }
-  }
-  if (values.length === 0) return undefined;
-  const refused = (why: string) =>
-    invalidRequest("invalid_idempotency_key", `${IDEMPOTENCY_HEADER}: ${why}`, IDEMPOTENCY_HEADER);
-  if (values.length > 1) throw refused("send it once");
-  const raw = (values[0] as string).trim();
-  const quoted = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$/.exec(raw);
-  const key = quoted ? (quoted[1] as string).replace(/\\(["\\])/g, "$1") : raw;
-  if (key.length === 0) throw refused("empty");
-  if (key.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
-    throw refused(`longer than ${MAX_IDEMPOTENCY_KEY_LENGTH} characters`);
-  }
-  if (!/^[\x20-\x7e]+$/.test(key)) throw refused("printable ASCII only");
-  return key;
-}
-
-/** What makes two calls "the same request": route, parameters, media types and body bytes (keyed, so no plain hash of a prompt is stored). */
-function fingerprint(event: Event, secret: string): string {
-  const header = (name: string) =>
-    Object.entries(event.headers ?? {}).find(([key]) => key.toLowerCase() === name)?.[1] ?? "";
-  const parameters = Object.entries(event.pathParameters ?? {}).sort(([a], [b]) => a.localeCompare(b));
-  const described = JSON.stringify([
-    event.httpMethod,
-    event.resource,
-    parameters,
-    header("content-type"),
-    header("accept"),
-  ]);
-  return createHmac("sha256", secret)
-    .update(described)
-    .update("\n")
-    .update(bodyBytes(event))
-    .digest("base64");
 }
 
 /** Takes the key for this call (undefined), or finds its kept reply (the sealed reply), or refuses. */
