@@ -27,7 +27,7 @@ export async function endpointClaim(table: Table, endpointName: string): Promise
 }
 
 /** Claims an endpoint for a tenant's model: refused (409) when another tenant or model holds it. */
-export function claimEndpoint(table: Table, tenantId: string, model: string, endpointName: string): Write {
+export function claimPut(table: Table, tenantId: string, model: string, endpointName: string): Write {
   return {
     action: {
       Put: {
@@ -49,7 +49,7 @@ export function claimEndpoint(table: Table, tenantId: string, model: string, end
 }
 
 /** Releases a tenant's claim; a claim that is already gone is fine, another tenant's is never touched. */
-export function releaseEndpoint(table: Table, tenantId: string, endpointName: string): Write {
+export function claimRelease(table: Table, tenantId: string, endpointName: string): Write {
   return {
     action: {
       Delete: {

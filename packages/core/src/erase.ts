@@ -8,10 +8,10 @@ import { DeleteCommand, paginateQuery } from "@aws-sdk/lib-dynamodb";
 import { deleteTenant } from "./admin/tenants";
 import { type AuditEntry, auditEntry, ERASE_ACTION, eraseAuditTrail } from "./audit";
 import { notFound } from "./errors";
-import { deleteKey } from "./key-store";
+import { keyDeletion } from "./key-store";
 import { PROFILE, tenantKey } from "./keys";
 import { deletePartition } from "./partition";
-import { deleteProfile, getProfile } from "./profiles";
+import { getProfile, profileDeletion } from "./profiles";
 import { type Table, writeAtomically } from "./transaction";
 
 /** A table that keeps all of a tenant's items in the partition `TENANT#<id>#` (limiter, idempotency). */
@@ -45,7 +45,7 @@ export async function eraseTenant(
   erased += await eraseAuditTrail(table, tenantId);
   if (!current && erased === 0) throw notFound("tenant_not_found", `No tenant ${tenantId}`, "tenantId");
   const record = auditEntry(table, { tenantId, actor, action: ERASE_ACTION, target: tenantId }, now);
-  await writeAtomically(table, [...(current ? [deleteProfile(table, tenantId)] : []), record.write]);
+  await writeAtomically(table, [...(current ? [profileDeletion(table, tenantId)] : []), record.write]);
   return { erased: erased + (current ? 1 : 0), record: record.entry };
 }
 
@@ -66,7 +66,7 @@ async function eraseOwnPartition(table: Table, tenantId: string): Promise<number
     for (const item of page.Items ?? []) {
       if (item.sk === PROFILE) continue;
       if (item.type === "keyRef") {
-        await writeAtomically(table, deleteKey(table, tenantId, String(item.keyId), String(item.hash)));
+        await writeAtomically(table, keyDeletion(table, tenantId, String(item.keyId), String(item.hash)));
         erased += 2;
       } else {
         await table.db.send(new DeleteCommand({ TableName: table.name, Key: { pk: item.pk, sk: item.sk } }));

@@ -112,7 +112,7 @@ export async function touchKey(table: Table, hash: string, now: Date, staleBefor
 }
 
 /** A new key: its item and its reference. The plaintext is never written. */
-export function putKey(
+export function keyCreation(
   table: Table,
   tenantId: string,
   key: NewApiKey,
@@ -178,7 +178,7 @@ function updateActiveKey(table: Table, key: StoredKey, change: KeyChange): Write
 }
 
 /** Revokes an active key; the authorizer refuses it from its next run. */
-export function revokeKey(table: Table, key: StoredKey, now: Date): Write {
+export function keyRevocation(table: Table, key: StoredKey, now: Date): Write {
   return updateActiveKey(table, key, {
     update: "SET #status = :revoked, #revokedAt = :now",
     names: { "#revokedAt": "revokedAt" },
@@ -187,7 +187,7 @@ export function revokeKey(table: Table, key: StoredKey, now: Date): Write {
 }
 
 /** Ends a rotated key's life at `expiresAt`, naming its replacement; a rotation is final. */
-export function expireKey(table: Table, key: StoredKey, expiresAt: Date, replacedBy: string): Write {
+export function keyExpiry(table: Table, key: StoredKey, expiresAt: Date, replacedBy: string): Write {
   return updateActiveKey(table, key, {
     update: "SET #expiresAt = :expiresAt, #replacedBy = :replacedBy",
     condition: "attribute_not_exists(#expiresAt)",
@@ -197,7 +197,7 @@ export function expireKey(table: Table, key: StoredKey, expiresAt: Date, replace
 }
 
 /** Deletes a key item (if it is still there and this tenant's) and its reference: erase. */
-export function deleteKey(table: Table, tenantId: string, keyId: string, hash: string): Write[] {
+export function keyDeletion(table: Table, tenantId: string, keyId: string, hash: string): Write[] {
   return [
     {
       action: {

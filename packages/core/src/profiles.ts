@@ -40,7 +40,7 @@ export async function requireProfile(table: Table, tenantId: string): Promise<Ve
 }
 
 /** A new profile, refused if the id is taken. */
-export function putProfile(table: Table, tenant: Tenant): Write {
+export function profileCreation(table: Table, tenant: Tenant): Write {
   return {
     action: {
       Put: {
@@ -73,7 +73,7 @@ export interface ProfileChange {
  * A profile write that must find the revision `version` unchanged and bumps it. Refused: 404 when the
  * tenant is gone, 409 `tenant_deleted` when it was deleted meanwhile, otherwise 409 `tenant_changed`.
  */
-export function updateProfile(table: Table, tenantId: string, version: number, change: ProfileChange): Write {
+export function profileUpdate(table: Table, tenantId: string, version: number, change: ProfileChange): Write {
   // Profiles written before revisions existed have none: they count as revision 0.
   const unchanged = version === 0 ? "attribute_not_exists(#version)" : "#version = :version";
   const condition = ["attribute_exists(#pk)", unchanged, change.condition].filter(Boolean).join(" AND ");
@@ -102,7 +102,7 @@ export function updateProfile(table: Table, tenantId: string, version: number, c
 }
 
 /** Deletes the profile (the last step of an erase), whatever its revision. */
-export function deleteProfile(table: Table, tenantId: string): Write {
+export function profileDeletion(table: Table, tenantId: string): Write {
   return { action: { Delete: { TableName: table.name, Key: { pk: tenantKey(tenantId), sk: PROFILE } } } };
 }
 

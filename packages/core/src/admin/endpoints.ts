@@ -5,9 +5,9 @@
  */
 import { auditEntry } from "../audit";
 import type { StageConfig } from "../config";
-import { claimEndpoint, releaseEndpoint } from "../endpoint-claims";
+import { claimPut, claimRelease } from "../endpoint-claims";
 import { conflict, notFound } from "../errors";
-import { requireProfile, updateProfile } from "../profiles";
+import { profileUpdate, requireProfile } from "../profiles";
 import { type DedicatedEndpoint, newDedicatedEndpoint, type Tenant } from "../tenant";
 import { type Table, writeAtomically } from "../transaction";
 
@@ -47,14 +47,14 @@ export async function addEndpoint(
   const audit = auditEntry(table, { tenantId, actor, action: "endpoint.add", target: model, changes }, now);
   const replaced = previous && previous.endpointName !== endpoint.endpointName ? previous : undefined;
   await writeAtomically(table, [
-    claimEndpoint(table, tenantId, model, endpoint.endpointName),
-    updateProfile(table, tenantId, version, {
+    claimPut(table, tenantId, model, endpoint.endpointName),
+    profileUpdate(table, tenantId, version, {
       update: "SET #endpoints.#model = :endpoint, #updatedAt = :now",
       condition: "#status <> :deleted",
       names: { "#endpoints": "endpoints", "#model": model, "#updatedAt": "updatedAt", "#status": "status" },
       values: { ":endpoint": endpoint, ":now": now.toISOString(), ":deleted": "deleted" },
     }),
-    ...(replaced ? [releaseEndpoint(table, tenantId, replaced.endpointName)] : []),
+    ...(replaced ? [claimRelease(table, tenantId, replaced.endpointName)] : []),
     audit.write,
   ]);
   const endpoints = new Map(Object.entries(tenant.endpoints)).set(model, endpoint);
@@ -85,12 +85,12 @@ export async function removeEndpoint(
     now,
   );
   await writeAtomically(table, [
-    updateProfile(table, tenantId, version, {
+    profileUpdate(table, tenantId, version, {
       update: "REMOVE #endpoints.#model SET #updatedAt = :now",
       names: { "#endpoints": "endpoints", "#model": model, "#updatedAt": "updatedAt" },
       values: { ":now": now.toISOString() },
     }),
-    releaseEndpoint(table, tenantId, removed.endpointName),
+    claimRelease(table, tenantId, removed.endpointName),
     audit.write,
   ]);
   return { removed };

@@ -7,15 +7,8 @@ import { generateApiKey, type NewApiKey } from "../api-key";
 import { type AuditChange, auditEntry } from "../audit";
 import { notFound } from "../errors";
 import { checkRevocable, checkRoomForKey, type KeyRecord, keyState, rotationExpiry } from "../key-lifecycle";
-import {
-  expireKey,
-  findKeyById,
-  listKeys,
-  putKey,
-  revokeKey as revokeKeyWrite,
-  type StoredKey,
-} from "../key-store";
-import { requireProfile, tenantDeleted, updateProfile, type VersionedTenant } from "../profiles";
+import { findKeyById, keyCreation, keyExpiry, keyRevocation, listKeys, type StoredKey } from "../key-store";
+import { profileUpdate, requireProfile, tenantDeleted, type VersionedTenant } from "../profiles";
 import { type Table, type Write, writeAtomically } from "../transaction";
 
 /** One more key for an active or suspended tenant; its plaintext is returned once. */
@@ -31,7 +24,7 @@ export async function createKey(
     now.getTime(),
   );
   const key = generateApiKey();
-  const { record, writes } = putKey(table, tenantId, key, now.toISOString());
+  const { record, writes } = keyCreation(table, tenantId, key, now.toISOString());
   const changes = { hint: { to: key.hint } };
   const audit = auditEntry(table, { tenantId, actor, action: "key.create", target: key.keyId, changes }, now);
   await writeAtomically(table, [keyCountGuard(table, profile), ...writes, audit.write]);
@@ -59,14 +52,14 @@ export async function rotateKey(
     now.getTime(),
   );
   const key = generateApiKey();
-  const { record, writes } = putKey(table, tenantId, key, now.toISOString());
+  const { record, writes } = keyCreation(table, tenantId, key, now.toISOString());
   const rotated: KeyRecord = { ...old.record, expiresAt: expiresAt.toISOString(), replacedBy: key.keyId };
   const changes = { expiresAt: { to: rotated.expiresAt }, replacedBy: { to: key.keyId } };
   const audit = auditEntry(table, { tenantId, actor, action: "key.rotate", target: keyId, changes }, now);
   await writeAtomically(table, [
     keyCountGuard(table, profile),
     ...writes,
-    expireKey(table, old, expiresAt, key.keyId),
+    keyExpiry(table, old, expiresAt, key.keyId),
     audit.write,
   ]);
   return { key, record, rotated };
@@ -85,7 +78,7 @@ export async function revokeKey(
   checkRevocable(key.record, now.getTime());
   const changes = { state: { from: keyState(key.record, now.getTime()), to: "revoked" } };
   const audit = auditEntry(table, { tenantId, actor, action: "key.revoke", target: keyId, changes }, now);
-  await writeAtomically(table, [revokeKeyWrite(table, key, now), audit.write]);
+  await writeAtomically(table, [keyRevocation(table, key, now), audit.write]);
   return { revoked: { ...key.record, status: "revoked", revokedAt: now.toISOString() }, changes };
 }
 
@@ -104,7 +97,7 @@ async function liveProfile(table: Table, tenantId: string): Promise<VersionedTen
 
 /** Bumps the revision the key count was read at: a concurrent create, rotation or delete answers 409. */
 function keyCountGuard(table: Table, { tenant, version }: VersionedTenant): Write {
-  return updateProfile(table, tenant.id, version, {
+  return profileUpdate(table, tenant.id, version, {
     condition: "#status <> :deleted",
     names: { "#status": "status" },
     values: { ":deleted": "deleted" },

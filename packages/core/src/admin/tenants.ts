@@ -5,11 +5,11 @@
 import { generateApiKey, type NewApiKey } from "../api-key";
 import { type AuditChange, auditEntry, changesBetween } from "../audit";
 import type { StageConfig } from "../config";
-import { releaseEndpoint } from "../endpoint-claims";
+import { claimRelease } from "../endpoint-claims";
 import { conflict } from "../errors";
 import { isKeyUsable } from "../key-lifecycle";
-import { listKeys, putKey, revokeKey } from "../key-store";
-import { directoryEntry, putProfile, requireProfile, updateProfile } from "../profiles";
+import { keyCreation, keyRevocation, listKeys } from "../key-store";
+import { directoryEntry, profileCreation, profileUpdate, requireProfile } from "../profiles";
 import { newTenant, type Tenant, type TenantStatus, UPDATABLE_FIELDS, updatedTenant } from "../tenant";
 import { type Table, writeAtomically } from "../transaction";
 
@@ -35,7 +35,7 @@ export async function storeNewTenant(
   actor: string,
   now = new Date(),
 ): Promise<void> {
-  const { writes: keyWrites } = putKey(table, tenant.id, key, tenant.createdAt);
+  const { writes: keyWrites } = keyCreation(table, tenant.id, key, tenant.createdAt);
   const changes = {
     ...changesBetween(undefined, tenant, ["status", ...UPDATABLE_FIELDS]),
     key: { to: key.keyId },
@@ -45,7 +45,7 @@ export async function storeNewTenant(
     { tenantId: tenant.id, actor, action: "tenant.create", target: tenant.id, changes },
     now,
   );
-  await writeAtomically(table, [putProfile(table, tenant), ...keyWrites, audit.write]);
+  await writeAtomically(table, [profileCreation(table, tenant), ...keyWrites, audit.write]);
 }
 
 /** PATCH: the fields the request sets. Nothing to change: nothing written, nothing audited. */
@@ -94,7 +94,7 @@ export async function updateTenant(
     now,
   );
   await writeAtomically(table, [
-    updateProfile(table, tenantId, version, { update, condition: "#status <> :deleted", names, values }),
+    profileUpdate(table, tenantId, version, { update, condition: "#status <> :deleted", names, values }),
     audit.write,
   ]);
   return { tenant: next, changes };
@@ -126,7 +126,7 @@ async function transition(
   const action = to === "suspended" ? "tenant.suspend" : "tenant.resume";
   const audit = auditEntry(table, { tenantId, actor, action, target: tenantId, changes }, now);
   await writeAtomically(table, [
-    updateProfile(table, tenantId, version, {
+    profileUpdate(table, tenantId, version, {
       update: "SET #status = :to, #updatedAt = :now",
       condition: "#status = :from",
       names: { "#status": "status", "#updatedAt": "updatedAt" },
@@ -170,14 +170,14 @@ export async function deleteTenant(
     now,
   );
   await writeAtomically(table, [
-    updateProfile(table, tenantId, version, {
+    profileUpdate(table, tenantId, version, {
       update: "SET #status = :deleted, #endpoints = :none, #updatedAt = :now",
       condition: "#status <> :deleted",
       names: { "#status": "status", "#endpoints": "endpoints", "#updatedAt": "updatedAt" },
       values: { ":deleted": "deleted", ":none": {}, ":now": now.toISOString() },
     }),
-    ...live.map((key) => revokeKey(table, key, now)),
-    ...released.map((endpointName) => releaseEndpoint(table, tenantId, endpointName)),
+    ...live.map((key) => keyRevocation(table, key, now)),
+    ...released.map((endpointName) => claimRelease(table, tenantId, endpointName)),
     audit.write,
   ]);
   return { tenant: { ...tenant, status: "deleted", endpoints: {} }, changes };
