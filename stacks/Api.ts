@@ -1,5 +1,5 @@
 import { dedicatedEndpointPrefix, STAGE_CONFIG_ENV } from "@atrium/core/config";
-import { LimiterTable, TenantTable } from "@atrium/core/tables";
+import { IdempotencyTable, LimiterTable, TenantTable } from "@atrium/core/tables";
 import {
   type ApiRoute,
   authorizer,
@@ -11,6 +11,7 @@ import {
   type RouteAuth,
   routes,
 } from "@atrium/functions/api";
+import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import {
@@ -52,7 +53,7 @@ export const streamedRoutes: Readonly<Record<string, string>> = {
   "POST /v1/chat/completions": "packages/functions/src/chat-stream.handler",
 };
 
-/** Admin routes that also reach the limiter table: erasing a tenant (GDPR) deletes its limiter items. */
+/** Admin routes that also reach the limiter and idempotency tables: erasing a tenant (GDPR) deletes its items there. */
 export const erasingRoutes: ReadonlySet<string> = new Set(["DELETE /admin/tenants/{tenantId}"]);
 
 /** IAM policy variable: the tenant id an STS session was tagged with. */
@@ -90,7 +91,7 @@ const leadingKeys = (...prefixes: string[]) => ({
 });
 
 export function Api({ stack, app }: StackContext) {
-  const { tenants, limiter } = use(Data);
+  const { tenants, limiter, idempotency } = use(Data);
   const inference = use(Inference);
   // Endpoints first: the API should not take calls for models that are still being created.
   stack.addDependency(getStack(Inference));
@@ -101,6 +102,7 @@ export function Api({ stack, app }: StackContext) {
   stack.addDefaultFunctionEnv({
     [TenantTable.env]: tenants.tableName,
     [LimiterTable.env]: limiter.tableName,
+    [IdempotencyTable.env]: idempotency.tableName,
     [STAGE_CONFIG_ENV]: JSON.stringify(runtimeConfig(config)),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",
@@ -114,10 +116,11 @@ export function Api({ stack, app }: StackContext) {
       resources: [tenants.tableArn],
       conditions: leadingKeys("TENANT#*"),
     }),
-    // Admin routes manage tenants, keys and endpoint claims: item reads and writes, no scans.
+    // Admin routes manage tenants, keys and endpoint claims: item reads and writes (in transactions), no scans.
     admin: new PolicyStatement({
       actions: [
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",
         "dynamodb:Query",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
@@ -127,10 +130,22 @@ export function Api({ stack, app }: StackContext) {
     }),
   };
 
-  const eraseLimiterItems = new PolicyStatement({
+  const eraseTenantPartitions = new PolicyStatement({
     actions: ["dynamodb:Query", "dynamodb:DeleteItem"],
-    resources: [limiter.tableArn],
+    resources: [limiter.tableArn, idempotency.tableArn],
     conditions: leadingKeys("TENANT#*"),
+  });
+  // Powertools' persistence layer: one conditional put, an update, a delete, a consistent get.
+  const idempotencyRecordActions = [
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+  ];
+  const keepAdminReplies = new PolicyStatement({
+    actions: idempotencyRecordActions,
+    resources: [idempotency.tableArn],
+    conditions: leadingKeys("TENANT#*", "ADMIN#"),
   });
 
   const authorizerFn = new Fn(stack, "Authorizer", {
@@ -179,7 +194,9 @@ export function Api({ stack, app }: StackContext) {
             timeout: route.timeoutSeconds,
             permissions: [
               routeAccess[route.auth],
-              ...(erasingRoutes.has(routeKey(route)) ? [eraseLimiterItems] : []),
+              ...(erasingRoutes.has(routeKey(route)) ? [eraseTenantPartitions] : []),
+              // Tenant routes keep theirs as the tenant (the role below); admin routes as themselves.
+              ...(idempotentRoutes.get(routeKey(route)) === "admin" ? [keepAdminReplies] : []),
             ],
           },
         },
@@ -263,6 +280,14 @@ export function Api({ stack, app }: StackContext) {
       sid: "OwnLimiterItems",
       actions: ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
       resources: [limiter.tableArn],
+      conditions: ownItems,
+    }),
+  );
+  tenantRole.addToPolicy(
+    new PolicyStatement({
+      sid: "OwnIdempotencyRecords",
+      actions: idempotencyRecordActions,
+      resources: [idempotency.tableArn],
       conditions: ownItems,
     }),
   );

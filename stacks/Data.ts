@@ -1,4 +1,4 @@
-import { LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
+import { IdempotencyTable, LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
 import { RemovalPolicy } from "aws-cdk-lib";
 import { TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import { type StackContext, Table } from "sst/constructs";
@@ -44,5 +44,7 @@ export function Data({ stack, app }: StackContext) {
 
   const tenants = table("Tenants", TenantTable);
   const limiter = table("Limiter", LimiterTable);
-  return { tenants, limiter };
+  // Replies kept for Idempotency-Key replays, sealed; they expire through TTL after 24 h.
+  const idempotency = table("Idempotency", IdempotencyTable);
+  return { tenants, limiter, idempotency };
 }

@@ -1,7 +1,9 @@
+import { revokeKey } from "@atrium/core/admin/keys";
 import { parseStageConfig } from "@atrium/core/config";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readsOf, recordCommands } from "../support/dynamo-spy";
 import { json } from "../support/http";
 import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
@@ -151,8 +153,8 @@ describe("propagation bounds", () => {
     const runs = platform.gateway.authorizerInvocations();
     expect((await chat(tenant.apiKey)).status).toBe(200);
     expect(platform.gateway.authorizerInvocations()).toBe(runs);
-    // Straight to the store: no flush, so API Gateway keeps admitting the key until its TTL.
-    await platform.tenantStore.revokeKey(tenant.id, tenant.keyId);
+    // Straight to the use-case, past the handler: no flush, so API Gateway keeps admitting the key until its TTL.
+    await revokeKey(platform.tenantStore.table, "test", tenant.id, tenant.keyId);
     expect((await chat(tenant.apiKey)).status).toBe(200);
   });
 
@@ -233,6 +235,29 @@ describe("propagation bounds", () => {
     });
     expect(defaults.authorizerCacheTtlSeconds).toBeLessThanOrEqual(60);
     expect(defaults.tenantCacheTtlSeconds).toBeLessThanOrEqual(60);
+  });
+});
+
+describe("reads that decide", () => {
+  it("the authorizer and the route handlers read keys and profiles strongly consistent", async () => {
+    // The handlers' own client: the platform runs them in this process, and this import is theirs.
+    const { documentClient } = await import("@atrium/functions/lib/clients");
+    const tenant = await createTenant({ name: "Fresh", tier: "pro" });
+    const recorder = recordCommands(documentClient);
+    try {
+      expect((await chat(tenant.apiKey)).status).toBe(200);
+    } finally {
+      recorder.stop();
+    }
+    const reads = readsOf(recorder.sent).filter((read) => read.table === platform.tenantsTable);
+    const keys = recorder.sent
+      .filter((c) => c.command === "GetItemCommand" && c.input.TableName === platform.tenantsTable)
+      .map((c) => JSON.stringify(c.input.Key));
+    // The key by its hash, the profile (authorizer), the profile again (the handler's tenant cache).
+    expect(keys.some((key) => key.includes("KEY#"))).toBe(true);
+    expect(keys.some((key) => key.includes(`TENANT#${tenant.id}#`))).toBe(true);
+    expect(reads.length).toBeGreaterThanOrEqual(2);
+    expect(reads.every((read) => read.consistent)).toBe(true);
   });
 });
 

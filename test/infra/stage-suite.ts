@@ -3,7 +3,7 @@ import path from "node:path";
 import { dedicatedEndpointPrefix, StageConfig } from "@atrium/core/config";
 import { TENANT_ID_PATTERN } from "@atrium/core/ids";
 import { tenantKey } from "@atrium/core/keys";
-import { LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
+import { IdempotencyTable, LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
 import {
   type ApiRoute,
   authorizer,
@@ -13,6 +13,7 @@ import {
   gatewayResponses,
   routes,
 } from "@atrium/functions/api";
+import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -134,6 +135,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
       const tableCases: [string, TableShape][] = [
         ["TenantsTable", TenantTable],
         ["LimiterTable", LimiterTable],
+        ["IdempotencyTable", IdempotencyTable],
       ];
       it.each(tableCases)("creates %s from its shape (packages/core/src/tables.ts)", (prefix, shape) => {
         const { partitionKey, sortKey, indexes, timeToLiveAttribute } = shape;
@@ -167,9 +169,9 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         expect(table.BillingMode).toBe("PAY_PER_REQUEST");
       });
 
-      it("encrypts both tables with KMS, keeps point-in-time recovery, and protects them on protected stages", () => {
+      it("encrypts every table with KMS, keeps point-in-time recovery, and protects them on protected stages", () => {
         const tables = resourceEntries(s.data, "AWS::DynamoDB::Table");
-        expect(tables).toHaveLength(2);
+        expect(tables).toHaveLength(3);
         for (const [id, table] of tables) {
           const p = table.Properties;
           // SSEEnabled without a key: KMS with the AWS-managed key aws/dynamodb.
@@ -327,6 +329,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           const env = fn.Environment.Variables;
           expect(render(env[TenantTable.env]), handler).toMatch(/^<Import:.*TenantsTable/);
           expect(render(env[LimiterTable.env]), handler).toMatch(/^<Import:.*LimiterTable/);
+          expect(render(env[IdempotencyTable.env]), handler).toMatch(/^<Import:.*IdempotencyTable/);
           const config = JSON.parse(env.ATRIUM_STAGE_CONFIG);
           expect(config, handler).toEqual(expected);
           expect(StageConfig.parse(config), handler).toEqual(expected);
@@ -474,6 +477,33 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
                 ]
               : [],
           );
+          // Idempotent creates keep their replies (ADMIN# or the tenant's partition); erasure deletes the tenant's.
+          const replies = statements.filter((st) => render(st.Resource).includes("IdempotencyTable"));
+          expect(replies, routeKey(route)).toEqual([
+            ...(erasingRoutes.has(routeKey(route))
+              ? [
+                  expect.objectContaining({
+                    Action: ["dynamodb:Query", "dynamodb:DeleteItem"],
+                    Resource: expect.arrayContaining([expect.anything(), expect.anything()]),
+                  }),
+                ]
+              : []),
+            ...(idempotentRoutes.get(routeKey(route)) === "admin"
+              ? [
+                  expect.objectContaining({
+                    Action: [
+                      "dynamodb:GetItem",
+                      "dynamodb:PutItem",
+                      "dynamodb:UpdateItem",
+                      "dynamodb:DeleteItem",
+                    ],
+                    Condition: expect.objectContaining({
+                      "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*", "ADMIN#"] },
+                    }),
+                  }),
+                ]
+              : []),
+          ]);
           const flush = statements.filter((st) => actionsOf([st]).includes("apigateway:DELETE"));
           expect(
             flush.map((st) => render(st.Resource)),
@@ -510,12 +540,20 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
       it("holds DynamoDB to the session tenant's items, with the delimiter after the id", () => {
         const dynamo = tenantPolicy().filter((st) => actionsOf([st]).some((a) => a.startsWith("dynamodb:")));
         expect(dynamo.map((st) => render(st.Resource)).sort()).toEqual([
+          expect.stringMatching(/^<Import:.*IdempotencyTable.*Arn/),
           expect.stringMatching(/^<Import:.*LimiterTable.*Arn/),
           expect.stringMatching(/^<Import:.*TenantsTable.*Arn/),
         ]);
         for (const st of dynamo) {
+          // Only idempotency records (the tenant's own, kept 24 h) are put and deleted as the tenant.
+          const replies = render(st.Resource).includes("IdempotencyTable");
           expect(
-            actionsOf([st]).filter((a) => writeActions.includes(a) && a !== "dynamodb:UpdateItem"),
+            actionsOf([st]).filter(
+              (a) =>
+                writeActions.includes(a) &&
+                a !== "dynamodb:UpdateItem" &&
+                !(replies && a !== "dynamodb:BatchWriteItem"),
+            ),
           ).toEqual([]);
           expect(st.Condition).toEqual({
             "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`TENANT#${SESSION_TENANT}#*`] },

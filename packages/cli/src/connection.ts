@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { regionFromUrl, type SigV4Auth, signedHeaders, sigV4Auth } from "./sigv4";
@@ -62,7 +63,14 @@ export interface ApiError {
   error?: { message?: string; code?: string };
 }
 
-/** One admin API call; API errors become CliErrors carrying the server's message and code. */
+/** Attempts of one call that carries an Idempotency-Key: the server answers it once however often it arrives. */
+const IDEMPOTENT_ATTEMPTS = 3;
+
+/**
+ * One admin API call; API errors become CliErrors carrying the server's message and code. Every POST
+ * (tenants create, keys create and rotate, ...) carries a fresh Idempotency-Key, so when the connection
+ * fails or the first attempt is still running, the call is sent again and is still made only once.
+ */
 export async function callAdmin<T>(
   connection: Connection,
   method: string,
@@ -72,6 +80,8 @@ export async function callAdmin<T>(
   const url = new URL(`${connection.url}${path}`);
   const text = body === undefined ? undefined : JSON.stringify(body);
   const headers: Record<string, string> = text === undefined ? {} : { "content-type": "application/json" };
+  const idempotent = method === "POST";
+  if (idempotent) headers["idempotency-key"] = randomUUID();
   if (connection.auth.kind === "token") {
     headers.authorization = `Bearer ${connection.auth.token}`;
   } else {
@@ -83,25 +93,33 @@ export async function callAdmin<T>(
       );
     }
   }
-  let response: Response;
-  try {
-    response = await fetch(url, { method, headers, ...(text === undefined ? {} : { body: text }) });
-  } catch {
-    throw new CliError(
-      `Cannot reach the Atrium API at ${connection.url} (from ${connection.source}). Is 'npm start' running?`,
-    );
-  }
-  const raw = await response.text();
-  let parsed: unknown;
-  try {
-    parsed = raw ? JSON.parse(raw) : undefined;
-  } catch {
-    parsed = undefined;
-  }
-  if (!response.ok) {
+  for (let attempt = 1; ; attempt++) {
+    const last = !idempotent || attempt === IDEMPOTENT_ATTEMPTS;
+    let response: Response;
+    try {
+      response = await fetch(url, { method, headers, ...(text === undefined ? {} : { body: text }) });
+    } catch {
+      if (!last) continue;
+      throw new CliError(
+        `Cannot reach the Atrium API at ${connection.url} (from ${connection.source}). Is 'npm start' running?`,
+      );
+    }
+    const raw = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = raw ? JSON.parse(raw) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (response.ok) return parsed as T;
     const err = (parsed as ApiError | undefined)?.error;
+    if (!last && err?.code === "idempotency_key_in_use") {
+      await sleep(1000 * Math.min(5, Number(response.headers.get("retry-after")) || 1));
+      continue;
+    }
     const code = err?.code ? ` (${err.code})` : "";
     throw new CliError(`${err?.message ?? `HTTP ${response.status}`}${code}`);
   }
-  return parsed as T;
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -1,15 +1,15 @@
 /**
  * The SOC2 audit trail of admin actions: one entry per action that changed something, appended and
- * never updated. Entries live in their tenant's own partition (`AUDIT#<id>#`), apart from the tenant's
- * data, so an erase can remove every entry but the record of the erase itself.
+ * never updated, in the same transaction as the change it records. Entries live in their tenant's own
+ * partition (`AUDIT#<id>#`), apart from the tenant's data, so an erase can remove every entry but the
+ * record of the erase itself.
  */
-
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBDocumentClient, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { decodeCursor, encodeCursor } from "./cursor";
 import { randomString } from "./ids";
 import { auditKey } from "./keys";
 import { deletePartition } from "./partition";
+import type { Table, Write } from "./transaction";
 
 export const AUDIT_ACTIONS = [
   "tenant.create",
@@ -66,73 +66,65 @@ export function changesBetween<T extends object>(
   return changes;
 }
 
-export class AuditLog {
-  constructor(
-    private readonly db: DynamoDBDocumentClient,
-    private readonly tableName: string,
-  ) {}
-
-  /** Appends one entry. The condition makes an overwrite impossible even if an id ever repeated. */
-  async append(entry: NewAuditEntry, now = new Date()): Promise<AuditEntry> {
-    const stored: AuditEntry = {
-      ...entry,
-      id: `${now.toISOString()}#${randomString(12)}`,
-      at: now.toISOString(),
-    };
-    try {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.tableName,
+/**
+ * An entry to write in the same transaction as the change it records. The condition makes an
+ * overwrite impossible even if an id ever repeated (the time plus ~71 random bits: it will not).
+ */
+export function auditEntry(
+  table: Table,
+  entry: NewAuditEntry,
+  now: Date,
+): { entry: AuditEntry; write: Write } {
+  const stored: AuditEntry = {
+    ...entry,
+    id: `${now.toISOString()}#${randomString(12)}`,
+    at: now.toISOString(),
+  };
+  return {
+    entry: stored,
+    write: {
+      action: {
+        Put: {
+          TableName: table.name,
           Item: { pk: auditKey(entry.tenantId), sk: stored.id, type: "audit", ...stored },
           ConditionExpression: "attribute_not_exists(#pk)",
           ExpressionAttributeNames: { "#pk": "pk" },
-        }),
-      );
-    } catch (err) {
-      // A repeated id is astronomically unlikely; a fresh one makes the append succeed without overwriting.
-      if (err instanceof ConditionalCheckFailedException) return this.append(entry, now);
-      throw err;
-    }
-    return stored;
-  }
+        },
+      },
+      refused: () => new Error(`audit entry ${stored.id} exists already; nothing was written`),
+    },
+  };
+}
 
-  /** A tenant's entries, oldest first, a page at a time. */
-  async list(
-    tenantId: string,
-    page: { limit: number; cursor?: string },
-  ): Promise<{ entries: AuditEntry[]; nextCursor?: string }> {
-    const pk = auditKey(tenantId);
-    const start = page.cursor
-      ? decodeCursor(
-          page.cursor,
-          (p) => p.pk === pk && typeof p.sk === "string" && Object.keys(p).length === 2,
-        )
-      : undefined;
-    const result = await this.db.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        KeyConditionExpression: "#pk = :pk",
-        ExpressionAttributeNames: { "#pk": "pk" },
-        ExpressionAttributeValues: { ":pk": pk },
-        Limit: page.limit,
-        ConsistentRead: true,
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      }),
-    );
-    const entries = (result.Items ?? []).map(toEntry);
-    const last = result.LastEvaluatedKey as Record<string, string> | undefined;
-    return { entries, ...(last ? { nextCursor: encodeCursor(last) } : {}) };
-  }
+/** A tenant's entries, oldest first, a page at a time (consistent). */
+export async function listAuditEntries(
+  table: Table,
+  tenantId: string,
+  page: { limit: number; cursor?: string },
+): Promise<{ entries: AuditEntry[]; nextCursor?: string }> {
+  const pk = auditKey(tenantId);
+  const start = page.cursor
+    ? decodeCursor(page.cursor, (p) => p.pk === pk && typeof p.sk === "string" && Object.keys(p).length === 2)
+    : undefined;
+  const result = await table.db.send(
+    new QueryCommand({
+      TableName: table.name,
+      KeyConditionExpression: "#pk = :pk",
+      ExpressionAttributeNames: { "#pk": "pk" },
+      ExpressionAttributeValues: { ":pk": pk },
+      Limit: page.limit,
+      ConsistentRead: true,
+      ...(start ? { ExclusiveStartKey: start } : {}),
+    }),
+  );
+  const entries = (result.Items ?? []).map(toEntry);
+  const last = result.LastEvaluatedKey as Record<string, string> | undefined;
+  return { entries, ...(last ? { nextCursor: encodeCursor(last) } : {}) };
+}
 
-  /** Deletes a tenant's entries except erase records; returns how many went. */
-  eraseTrail(tenantId: string): Promise<number> {
-    return deletePartition(
-      this.db,
-      this.tableName,
-      auditKey(tenantId),
-      (item) => item.action === ERASE_ACTION,
-    );
-  }
+/** Deletes a tenant's entries except erase records; returns how many went. */
+export function eraseAuditTrail(table: Table, tenantId: string): Promise<number> {
+  return deletePartition(table.db, table.name, auditKey(tenantId), (item) => item.action === ERASE_ACTION);
 }
 
 function toEntry(item: Record<string, unknown>): AuditEntry {

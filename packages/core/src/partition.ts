@@ -2,7 +2,8 @@ import { DeleteCommand, type DynamoDBDocumentClient, paginateQuery } from "@aws-
 
 /**
  * Deletes every item of one partition (`pk`), page by page, except those `keep` spares; returns how
- * many went. Items are deleted one by one: dynalite has no transactions and erase must be resumable.
+ * many went. Read consistently, so an item written just before is not missed. Item by item, so an
+ * erase that stops half-way can be run again from where it stopped.
  */
 export async function deletePartition(
   db: DynamoDBDocumentClient,

@@ -23,6 +23,20 @@ export const LimiterTable = {
   timeToLiveAttribute: "expiresAt",
 } as const;
 
+/**
+ * Idempotency records (the `Idempotency-Key` header), kept 24 h: `pk = TENANT#<id>#` for a tenant's
+ * calls and admin calls on one tenant, `ADMIN#` for tenant creation; `sk = IDEMPOTENCY#<hash>`.
+ * Written by Powertools Idempotency's DynamoDB persistence layer; design in docs/data-model.md.
+ */
+export const IdempotencyTable = {
+  env: "ATRIUM_IDEMPOTENCY_TABLE",
+  partitionKey: "pk",
+  sortKey: "sk",
+  indexes: {},
+  /** Powertools' expiry attribute (epoch seconds): records go on their own after 24 h. */
+  timeToLiveAttribute: "expiration",
+} as const;
+
 export interface TableShape {
   partitionKey: string;
   sortKey?: string;

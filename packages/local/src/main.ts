@@ -49,36 +49,13 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
-const platform = await startPlatform({
+const starting = startPlatform({
   port,
   ephemeral: args.ephemeral,
   ...(args["data-dir"] ? { dataDir: args["data-dir"] } : {}),
   ...(args.config ? { configFile: args.config } : {}),
   onAccess: (entry) => process.stdout.write(accessLine(entry)),
-}).catch((err: NodeJS.ErrnoException) => {
-  const reason = err.code === "EADDRINUSE" ? `port ${port} is in use (set PORT or --port)` : err.message;
-  process.stderr.write(`Atrium could not start: ${reason}\n`);
-  process.exit(1);
 });
-
-const { gatewayUrl, demoTenant } = platform;
-process.stdout.write(`Atrium local platform is up in ${(performance.now() / 1000).toFixed(1)} s (stage ${platform.stage})
-
-  API gateway        ${gatewayUrl}          (OpenAI base URL: ${gatewayUrl}/v1)
-  SageMaker Runtime  ${platform.sagemakerUrl}
-  DynamoDB           ${platform.dynamodbUrl}   (${args.ephemeral ? "in memory" : `data in ${platform.dataDir}`})
-  Shared endpoints   ${platform.sharedEndpoints.join(", ")}
-  Demo tenant        ${demoTenant.id}
-  Demo API key       ${demoTenant.apiKey}
-  Details            ${platform.dataDir}/local.json (admin token, URLs)
-
-Try it:
-  curl -s ${gatewayUrl}/v1/chat/completions \\
-    -H "Authorization: Bearer ${demoTenant.apiKey}" -H "Content-Type: application/json" \\
-    -d '{"model":"${platform.config.sharedEndpoints[0]?.model ?? "MODEL"}","messages":[{"role":"user","content":"Hello"}]}'
-
-Ctrl-C stops it; data is kept in ${platform.dataDir} unless --ephemeral.
-`);
 
 /**
  * Stops cleanly whichever way the stop comes: SIGINT or SIGTERM to this process, to npm (which
@@ -103,16 +80,19 @@ function stop(reason: string): void {
     process.exit(1);
   }, STOP_DEADLINE_MS);
   deadline.unref();
-  platform.close().then(
-    () => {
-      process.stdout.write("Atrium stopped cleanly.\n");
-      process.exit(0);
-    },
-    (err) => {
-      process.stderr.write(`Atrium did not stop cleanly: ${(err as Error).message}\n`);
-      process.exit(1);
-    },
-  );
+  // A signal during start-up stops the platform as soon as it is up.
+  starting
+    .then((platform) => platform.close())
+    .then(
+      () => {
+        process.stdout.write("Atrium stopped cleanly.\n");
+        process.exit(0);
+      },
+      (err) => {
+        process.stderr.write(`Atrium did not stop cleanly: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
 }
 
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => stop(signal));
@@ -120,3 +100,28 @@ const parent = process.ppid;
 setInterval(() => {
   if (process.ppid !== parent) stop("parent process ended");
 }, 500).unref();
+
+const platform = await starting.catch((err: NodeJS.ErrnoException) => {
+  const reason = err.code === "EADDRINUSE" ? `port ${port} is in use (set PORT or --port)` : err.message;
+  process.stderr.write(`Atrium could not start: ${reason}\n`);
+  process.exit(1);
+});
+
+const { gatewayUrl, demoTenant } = platform;
+process.stdout.write(`Atrium local platform is up in ${(performance.now() / 1000).toFixed(1)} s (stage ${platform.stage})
+
+  API gateway        ${gatewayUrl}          (OpenAI base URL: ${gatewayUrl}/v1)
+  SageMaker Runtime  ${platform.sagemakerUrl}
+  DynamoDB           ${platform.dynamodbUrl}   (${args.ephemeral ? "in memory" : `data in ${platform.dataDir}`})
+  Shared endpoints   ${platform.sharedEndpoints.join(", ")}
+  Demo tenant        ${demoTenant.id}
+  Demo API key       ${demoTenant.apiKey}
+  Details            ${platform.dataDir}/local.json (admin token, URLs)
+
+Try it:
+  curl -s ${gatewayUrl}/v1/chat/completions \\
+    -H "Authorization: Bearer ${demoTenant.apiKey}" -H "Content-Type: application/json" \\
+    -d '{"model":"${platform.config.sharedEndpoints[0]?.model ?? "MODEL"}","messages":[{"role":"user","content":"Hello"}]}'
+
+Ctrl-C stops it; data is kept in ${platform.dataDir} unless --ephemeral.
+`);

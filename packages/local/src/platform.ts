@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
 import { loadStageConfigFile, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
-import { LimiterTable, TenantTable } from "@atrium/core/tables";
+import { IdempotencyTable, LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
@@ -74,7 +74,7 @@ export interface Platform extends LocalInfo {
 
 const STAGE = "local";
 /** Every table the platform uses, by the suffix of its local name. */
-const TABLES = { tenants: TenantTable, limits: LimiterTable } as const;
+const TABLES = { tenants: TenantTable, limits: LimiterTable, idempotency: IdempotencyTable } as const;
 type TableNames = Record<keyof typeof TABLES, string>;
 
 // Handlers read their environment once, when first imported: one platform's endpoints per process.
@@ -218,6 +218,7 @@ function bindEnvironment(
     [StackEnv.apiStage]: STAGE,
     [TenantTable.env]: tables.tenants,
     [LimiterTable.env]: tables.limits,
+    [IdempotencyTable.env]: tables.idempotency,
     [STAGE_CONFIG_ENV]: JSON.stringify(config),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",

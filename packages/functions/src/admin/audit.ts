@@ -1,7 +1,7 @@
+import { listAuditEntries } from "@atrium/core/audit";
 import { pageLimit } from "@atrium/core/cursor";
-import { notFound } from "@atrium/core/errors";
-import { auditLog, queryParam, tenantIdParam } from "../lib/admin";
-import { tenantStore } from "../lib/clients";
+import { getProfile, tenantNotFound } from "@atrium/core/profiles";
+import { adminTable, queryParam, tenantIdParam } from "../lib/admin";
 import { json } from "../lib/http";
 import { adminApi } from "../lib/middleware";
 
@@ -13,9 +13,9 @@ export const list = adminApi(async (event) => {
   const tenantId = tenantIdParam(event);
   const limit = pageLimit(queryParam(event, "limit"), 100, 1000);
   const cursor = queryParam(event, "cursor");
-  const page = await auditLog.list(tenantId, { limit, ...(cursor ? { cursor } : {}) });
-  if (page.entries.length === 0 && !cursor && !(await tenantStore.get(tenantId))) {
-    throw notFound("tenant_not_found", `No tenant ${tenantId}, and no audit trail for it`, "tenantId");
+  const page = await listAuditEntries(adminTable, tenantId, { limit, ...(cursor ? { cursor } : {}) });
+  if (page.entries.length === 0 && !cursor && !(await getProfile(adminTable, tenantId))) {
+    throw tenantNotFound(tenantId);
   }
   return json(200, { tenantId, ...page });
 });

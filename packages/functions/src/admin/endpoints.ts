@@ -1,8 +1,10 @@
+import { addEndpoint, removeEndpoint } from "@atrium/core/admin/endpoints";
 import { ModelName } from "@atrium/core/config";
 import { invalidRequest } from "@atrium/core/errors";
-import { dedicatedEndpointOf, newDedicatedEndpoint, tenancyOf } from "@atrium/core/tenant";
-import { actorOf, auditLog, noBody, requireTenant, tenantIdParam } from "../lib/admin";
-import { config, tenantStore } from "../lib/clients";
+import { requireProfile } from "@atrium/core/profiles";
+import { tenancyOf } from "@atrium/core/tenant";
+import { actorOf, adminTable, noBody, tenantIdParam } from "../lib/admin";
+import { config } from "../lib/clients";
 import { json, parseJsonBody } from "../lib/http";
 import { adminApi } from "../lib/middleware";
 import { logger } from "../lib/observability";
@@ -13,25 +15,17 @@ import { StackEnv } from "../lib/stack-env";
 export const add = adminApi(async (event) => {
   const actor = actorOf(event);
   const tenantId = tenantIdParam(event);
-  const { tenant } = await requireTenant(tenantId);
-  const { model, endpoint } = newDedicatedEndpoint(
-    tenant,
-    parseJsonBody(event),
-    config,
-    process.env[StackEnv.dedicatedEndpointPrefix],
-  );
-  const updated = await tenantStore.setDedicatedEndpoint(tenantId, model, endpoint);
-  const previous = dedicatedEndpointOf(tenant, model);
-  const changes = { [`endpoints.${model}`]: { ...(previous ? { from: previous } : {}), to: endpoint } };
-  await auditLog.append({ tenantId, actor, action: "endpoint.add", target: model, changes });
+  const body = parseJsonBody(event);
+  const namePrefix = process.env[StackEnv.dedicatedEndpointPrefix];
+  const { tenant } = await addEndpoint(adminTable, config, actor, tenantId, body, namePrefix);
   const propagation = await propagateProfileChange(tenantId, false);
-  logger.info("dedicated endpoint set", { tenantId, model, endpointName: endpoint.endpointName });
-  return json(200, { tenant: updated, propagation });
+  logger.info("dedicated endpoint set", { tenantId });
+  return json(200, { tenant, propagation });
 });
 
 /** GET /admin/tenants/{tenantId}/endpoints: the tenant's dedicated endpoints, by model. */
 export const list = adminApi(async (event) => {
-  const { tenant } = await requireTenant(tenantIdParam(event));
+  const { tenant } = await requireProfile(adminTable, tenantIdParam(event));
   const endpoints = Object.entries(tenant.endpoints)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([model, endpoint]) => ({ model, ...endpoint, region: endpoint.region ?? config.region }));
@@ -52,10 +46,7 @@ export const remove = adminApi(async (event) => {
     throw invalidRequest("invalid_model", "model: not a valid model name", "model");
   }
   noBody(event);
-  await requireTenant(tenantId);
-  const removed = await tenantStore.removeDedicatedEndpoint(tenantId, model);
-  const changes = { [`endpoints.${model}`]: { from: removed } };
-  await auditLog.append({ tenantId, actor, action: "endpoint.remove", target: model, changes });
+  const { removed } = await removeEndpoint(adminTable, actor, tenantId, model);
   const propagation = await propagateProfileChange(tenantId, false);
   logger.info("dedicated endpoint removed", { tenantId, model, endpointName: removed.endpointName });
   return json(200, { tenantId, model, removed, propagation });

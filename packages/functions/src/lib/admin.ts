@@ -1,14 +1,13 @@
-/** What every admin handler shares: checked path parameters, the caller's identity, the audit log. */
-import { AuditLog } from "@atrium/core/audit";
-import { AtriumError, invalidRequest, notFound } from "@atrium/core/errors";
+/** What every admin handler shares: the tenant table, checked path parameters, the caller's identity. */
+import { AtriumError, invalidRequest } from "@atrium/core/errors";
 import { isKeyId, isTenantId } from "@atrium/core/ids";
-import { TenantTable } from "@atrium/core/tables";
-import type { Tenant } from "@atrium/core/tenant";
+import type { Table } from "@atrium/core/transaction";
 import type { APIGatewayProxyEvent } from "aws-lambda";
-import { documentClient, requireEnv, tenantStore } from "./clients";
-import { bodyBytes, parseJsonBody } from "./http";
+import { tenantStore } from "./clients";
+import { bodyBytes } from "./http";
 
-export const auditLog = new AuditLog(documentClient, requireEnv(TenantTable.env));
+/** The tenant table the admin use-cases (packages/core/src/admin) read and write. */
+export const adminTable: Table = tenantStore.table;
 
 export function tenantIdParam(event: APIGatewayProxyEvent): string {
   const tenantId = event.pathParameters?.tenantId ?? "";
@@ -23,13 +22,6 @@ export function keyIdParam(event: APIGatewayProxyEvent): string {
   if (!isKeyId(keyId))
     throw invalidRequest("invalid_key_id", `keyId: '${clip(keyId)}' is not a key id`, "keyId");
   return keyId;
-}
-
-/** The tenant and the revision a conditional write must find unchanged; 404 when there is none. */
-export async function requireTenant(tenantId: string): Promise<{ tenant: Tenant; version: number }> {
-  const found = await tenantStore.getVersioned(tenantId);
-  if (!found) throw notFound("tenant_not_found", `No tenant ${tenantId}`, "tenantId");
-  return found;
 }
 
 /**
@@ -58,7 +50,3 @@ export function noBody(event: APIGatewayProxyEvent): void {
     throw invalidRequest("unexpected_body", "This call takes no request body.");
   }
 }
-
-/** A JSON body that may be absent (then `{}`). */
-export const optionalJsonBody = (event: APIGatewayProxyEvent): unknown =>
-  bodyBytes(event).toString("utf8").trim() === "" ? {} : parseJsonBody(event);

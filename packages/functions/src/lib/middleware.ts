@@ -10,6 +10,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-l
 import type { Ticket } from "./admission";
 import { isAwsUnavailable, serviceUnavailable } from "./aws-unavailable";
 import { json } from "./http";
+import { idempotency } from "./idempotency";
 import { logger, metrics, tracer } from "./observability";
 import { settleCalls } from "./settle-calls";
 import { loadTenant } from "./tenant-cache";
@@ -168,6 +169,7 @@ export function tenantApi(handler: (event: Event, context: TenantContext) => Pro
     .use(callDeadline())
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
     .use(tenantContext())
+    .use(idempotency())
     .use(settleCalls());
 }
 
@@ -181,7 +183,8 @@ export function adminApi(handler: (event: Event, context: ApiContext) => Promise
   })
     .use(captureLambdaHandler(tracer))
     .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(apiResponses());
+    .use(apiResponses())
+    .use(idempotency());
 }
 
 /** Times the model call so it can be excluded from Atrium's reported overhead. */
