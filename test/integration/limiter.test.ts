@@ -385,12 +385,44 @@ describe("shards", () => {
     const credit = creditUpdate(
       TABLE,
       { tenantId, shard: 1, amount: 50, month: "2026-11", sameMonth: true, now: T0 },
-      shard1.monthUsed,
+      `${T0 + 60 * SECOND}:${randomUUID()}`,
     );
     const db = DynamoDBDocumentClient.from(client());
     await db.send(new UpdateCommand(credit));
     await expect(db.send(new UpdateCommand(credit))).rejects.toBeInstanceOf(ConditionalCheckFailedException);
     expect((await container().read(tenantId, 1)).monthUsed).toBe(-250);
+  });
+
+  it("a loan's credit lands although other calls write the borrowing shard meanwhile (no lost loan)", async () => {
+    const tenantId = newTenant();
+    const whole = wholeLimits({ monthlyTokens: 1000 }, 2);
+    const onShard1 = (tokens: number) => request(tenantId, T0, shardLimits(whole, 1), tokens, 60 * SECOND, 1);
+    const other = container();
+    // Shard 1 borrows a fair share (500) for 100: its charge is -400, shard 0's 500.
+    expect((await other.admit(onShard1(100))).admitted).toBe(true);
+
+    // Container A: once it has lent from shard 0, another container admits a 1-token call on shard 1
+    // before each of A's writes to shard 1, so shard 1's charge never stays as A's refusal saw it.
+    const db = DynamoDBDocumentClient.from(client());
+    let lent = false;
+    let interleaved = 0;
+    db.middlewareStack.add(
+      (next) => async (args) => {
+        const key = JSON.stringify((args.input as { Key?: unknown }).Key);
+        if (key.includes("LIMITER#0")) lent = true;
+        if (lent && key.includes("LIMITER#1") && interleaved < 4) {
+          interleaved += 1;
+          expect((await other.admit(onShard1(1))).admitted).toBe(true);
+        }
+        return next(args);
+      },
+      { step: "initialize" },
+    );
+    // 450 > 400 left on shard 1: A borrows 500 from shard 0 and must get it, whatever runs meanwhile.
+    const borrower = await new LimiterStore(db, TABLE).admit(onShard1(450));
+    expect(borrower.admitted).toBe(true);
+    expect(interleaved).toBeGreaterThanOrEqual(2);
+    expect(await monthTotal(tenantId, 2)).toBe(100 + 450 + interleaved);
   });
 
   it(
@@ -494,15 +526,16 @@ describe("shards", () => {
     async () => {
       await fc.assert(
         fc.asyncProperty(
-          fc.integer({ min: 100, max: 3000 }),
-          fc.integer({ min: 2, max: 6 }),
+          // Small shapes keep the writes few on a loaded machine; calls still ask up to 3x the budget.
+          fc.integer({ min: 100, max: 1000 }),
+          fc.integer({ min: 2, max: 4 }),
           fc.array(
             fc.record({
               landing: fc.nat(),
-              tokens: fc.integer({ min: 1, max: 500 }),
+              tokens: fc.integer({ min: 1, max: 400 }),
               usedShare: fc.double({ min: 0, max: 2, noNaN: true }),
             }),
-            { minLength: 2, maxLength: 16 },
+            { minLength: 2, maxLength: 8 },
           ),
           async (budget, limiterShards, calls) => {
             const tenantId = newTenant();
@@ -533,7 +566,7 @@ describe("shards", () => {
             expect(charged).toBeLessThanOrEqual(budget);
           },
         ),
-        { numRuns: 10 },
+        { numRuns: 8 },
       );
     },
     PROPERTY_TIMEOUT_MS,

@@ -19,6 +19,8 @@ export interface LimiterSnapshot {
   /** Tokens charged to this shard in `month`: its calls' reservations and usage, plus lent, minus borrowed. */
   monthUsed: number;
   leases: string[];
+  /** Markers `<expiry µs>:<id>` of the loans credited to this shard lately (see creditUpdate). */
+  loans?: string[];
 }
 
 export interface AdmitRequest {
@@ -109,6 +111,7 @@ export function liveLeases(snapshot: LimiterSnapshot, now: number): number {
   return snapshot.leases.filter((element) => leaseExpiry(element) > now).length;
 }
 
+/** The expiry of a lease, or of a loan marker (both are `<expiry µs>:<id>`). */
 export function leaseExpiry(element: string): number {
   return Number(element.slice(0, element.indexOf(":")));
 }
@@ -122,5 +125,6 @@ export function toSnapshot(item: Record<string, unknown>): Partial<LimiterSnapsh
   if (typeof item.month === "string") snapshot.month = item.month;
   if (typeof item.monthUsed === "number") snapshot.monthUsed = item.monthUsed;
   if (item.leases instanceof Set) snapshot.leases = [...item.leases].map(String);
+  if (item.loans instanceof Set) snapshot.loans = [...item.loans].map(String);
   return snapshot;
 }

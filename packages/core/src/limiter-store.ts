@@ -3,6 +3,7 @@
  * conditional UpdateItem, with no read; a shard that runs out of month allowance borrows from the
  * tenant's other shards. The proof of exactness is in docs/adr/0004-exact-limits.md.
  */
+import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
   type DynamoDBDocumentClient,
@@ -26,7 +27,7 @@ import {
 import {
   admissionUpdate,
   creditUpdate,
-  dropLeasesUpdate,
+  dropElementsUpdate,
   type Lease,
   lendUpdate,
   type Slack,
@@ -51,7 +52,10 @@ const MAX_SLACK_MICROS = 50_000;
 const CONTENTION_RETRY_MICROS = 50_000;
 /** Attempts per lender and per credit: each refused one returns the fresh state, so each retry is informed. */
 const LEND_ATTEMPTS = 3;
+/** Only a missing item or an older month fails a credit: the wrong form, then a concurrent start of the month. */
 const CREDIT_ATTEMPTS = 3;
+/** A loan's marker outlives any retry of its credit (the SDK's retries take seconds), then is dropped. */
+const LOAN_MARKER_MICROS = 60_000_000;
 
 /** A write's outcome: the attributes it set, or (its condition failed) the item as it was, if any. */
 type Outcome =
@@ -119,7 +123,9 @@ export class LimiterStore {
       if (expired.length > 0) {
         // Leases of holders that never settled: drop them, then try again.
         writes += 1;
-        await this.write(dropLeasesUpdate(this.tableName, request.tenantId, request.shard, expired));
+        await this.write(
+          dropElementsUpdate(this.tableName, request.tenantId, request.shard, "leases", expired),
+        );
         snapshot = { ...snapshot, leases: snapshot.leases.filter((lease) => !expired.includes(lease)) };
       }
     }
@@ -214,22 +220,31 @@ export class LimiterStore {
   }
 
   /**
-   * Credits a loan to the borrower, by compare-and-set from its state as last returned; a few
-   * attempts against concurrent writers, then the loan is lost (refusing early). Returns the writes.
+   * Credits a loan to the borrower by an ADD that concurrent admissions and settles cannot fail; its
+   * marker makes a retried credit fail instead of applying twice, and a failure showing the marker
+   * means it was applied. Returns the writes.
    */
   private async credit(request: AdmitRequest, own: LimiterSnapshot, month: string, amount: number) {
     const { tenantId, shard, now } = request;
+    const marker = `${now + LOAN_MARKER_MICROS}:${randomUUID()}`;
     let state = own;
+    let writes = 0;
     for (let attempt = 1; attempt <= CREDIT_ATTEMPTS; attempt++) {
       const transfer: Transfer = { tenantId, shard, amount, month, sameMonth: state.month === month, now };
-      const outcome = await this.write(creditUpdate(this.tableName, transfer, state.monthUsed));
+      writes += 1;
+      const outcome = await this.write(creditUpdate(this.tableName, transfer, marker));
       if (outcome.ok) {
         this.known.set(itemKey(tenantId, shard), { ...state, ...outcome.updated, month });
-        return attempt;
+        const expired = (outcome.updated.loans ?? []).filter((element) => leaseExpiry(element) <= now);
+        if (expired.length === 0) return writes;
+        await this.write(dropElementsUpdate(this.tableName, tenantId, shard, "loans", expired));
+        return writes + 1;
       }
       state = outcome.item ?? emptySnapshot();
+      this.known.set(itemKey(tenantId, shard), state);
+      if (state.loans?.includes(marker)) return writes;
     }
-    return CREDIT_ATTEMPTS;
+    return writes;
   }
 
   /** One conditional UpdateItem; a failed condition is an outcome carrying the item as it was (if any). */

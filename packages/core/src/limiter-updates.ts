@@ -36,6 +36,7 @@ const names = {
   "#month": "month",
   "#used": "monthUsed",
   "#leases": "leases",
+  "#loans": "loans",
   "#expiresAt": "expiresAt",
 };
 
@@ -210,15 +211,16 @@ export function settleUpdate(
   });
 }
 
-/** Removes leases whose holders never settled. */
-export function dropLeasesUpdate(
+/** Removes elements of a string set (expired leases, or loan markers past any retry) from an existing item. */
+export function dropElementsUpdate(
   tableName: string,
   tenantId: string,
   shard: number,
+  set: "leases" | "loans",
   elements: string[],
 ): UpdateCommandInput {
   return update(tableName, tenantId, shard, {
-    remove: ["#leases :expired"],
+    remove: [`#${set} :expired`],
     conditions: [EXISTS],
     values: { ":expired": new Set(elements) },
   });
@@ -255,23 +257,26 @@ export function lendUpdate(tableName: string, transfer: Transfer, budget: number
 }
 
 /**
- * The borrower's side: the loan lowers its month's charge, which makes room for its calls. A
- * compare-and-set on the charge it was seen at (`observedUsed`), so a retried credit never applies twice.
+ * The borrower's side: the loan lowers its month's charge, which makes room for its calls. An ADD,
+ * so concurrent admissions and settles on the shard cannot make it fail (a compare-and-set lost
+ * loans to them); the loan's `marker` in `loans` makes a retried credit fail instead of applying twice.
  */
-export function creditUpdate(
-  tableName: string,
-  transfer: Transfer,
-  observedUsed: number,
-): UpdateCommandInput {
-  const values = { ":month": transfer.month, ":credit": -transfer.amount };
+export function creditUpdate(tableName: string, transfer: Transfer, marker: string): UpdateCommandInput {
+  const values = {
+    ":month": transfer.month,
+    ":credit": -transfer.amount,
+    ":marker": new Set([marker]),
+    ":markerElement": marker,
+  };
   const parts: Parts = transfer.sameMonth
     ? {
-        set: ["#used = :after"],
-        conditions: ["#month = :month", "#used = :observed"],
-        values: { ...values, ":observed": observedUsed, ":after": observedUsed - transfer.amount },
+        add: ["#used :credit", "#loans :marker"],
+        conditions: ["#month = :month", "NOT contains(#loans, :markerElement)"],
+        values,
       }
     : {
-        set: ["#month = :month", "#used = :credit", "#expiresAt = :ttl"],
+        // Starting the month replaces last month's markers.
+        set: ["#month = :month", "#used = :credit", "#loans = :marker", "#expiresAt = :ttl"],
         conditions: [NEW_MONTH],
         values: { ...values, ":ttl": ttl(transfer.now) },
       };
