@@ -7,7 +7,7 @@ import { readdirSync } from "node:fs";
 import { chmod, mkdir, readdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { TableShape } from "@atrium/core/tables";
 import {
   CreateTableCommand,
@@ -21,6 +21,11 @@ import {
 export interface LocalDynamo {
   url: string;
   close(): Promise<void>;
+}
+
+/** Where the platform keeps DynamoDB Local's data for a data directory (in memory when ephemeral). */
+export function engineOptions(dataDir: string, ephemeral = false): { path?: string } {
+  return ephemeral ? {} : { path: join(resolve(dataDir), "dynamodb") };
 }
 
 /** Raised when DynamoDB Local cannot run here; its message says what to install or change. */

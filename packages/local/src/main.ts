@@ -1,7 +1,7 @@
 /** `npm start`: the whole platform on this machine, until Ctrl-C. */
 import { parseArgs } from "node:util";
+import { engineOptions, startDynamo } from "./dynamodb";
 import type { AccessLogEntry } from "./gateway";
-import { startPlatform } from "./platform";
 
 const USAGE = `Usage: npm start [-- --ephemeral] [--port N] [--data-dir DIR] [--config FILE]
 
@@ -49,10 +49,17 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
 process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
+// The JVM takes seconds to come up: it starts first, while the rest of the platform loads.
+const dataDir = args["data-dir"] ?? ".atrium";
+const engine = startDynamo(engineOptions(dataDir, args.ephemeral));
+// Its failure (no Java, say) is reported once, by the start below.
+engine.catch(() => {});
+const { startPlatform } = await import("./platform");
 const starting = startPlatform({
   port,
   ephemeral: args.ephemeral,
-  ...(args["data-dir"] ? { dataDir: args["data-dir"] } : {}),
+  engine,
+  dataDir,
   ...(args.config ? { configFile: args.config } : {}),
   onAccess: (entry) => process.stdout.write(accessLine(entry)),
 });

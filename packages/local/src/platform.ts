@@ -15,7 +15,7 @@ import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { ensureTable, localDynamoClient, startDynamo } from "./dynamodb";
+import { engineOptions, ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "./dynamodb";
 import {
   type AccessLogEntry,
   API_ID,
@@ -35,6 +35,8 @@ export interface PlatformOptions {
   dataDir?: string;
   /** Keep DynamoDB in memory: nothing survives a restart. */
   ephemeral?: boolean;
+  /** DynamoDB Local already starting (`startDynamo(engineOptions(...))`): the platform waits for it and owns it. */
+  engine?: Promise<LocalDynamo>;
   /** Use this running DynamoDB (e.g. the one a test run shares) instead of starting one. */
   dynamodbUrl?: string;
   /** Table names start with this (default `atrium-local`), so platforms can share one DynamoDB. */
@@ -91,7 +93,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
 
   const dynamo = options.dynamodbUrl
     ? { url: options.dynamodbUrl, close: async () => {} }
-    : await startDynamo(options.ephemeral ? {} : { path: join(dataDir, "dynamodb") });
+    : await (options.engine ?? startDynamo(engineOptions(dataDir, options.ephemeral)));
   const closers: (() => Promise<void>)[] = [dynamo.close];
   try {
     const handlersDynamodbUrl = (await options.interposeDynamodb?.(dynamo.url)) ?? dynamo.url;
