@@ -10,7 +10,7 @@ const TOKEN_PATTERN = /[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]/gu;
 const DEFAULT_MAX_TOKENS = 256;
 const ECHO_TOKENS = 12;
 // A fixed timestamp keeps whole responses byte-identical across runs.
-const CREATED = 1_700_000_000;
+export const CREATED = 1_700_000_000;
 const KNOWN_ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
 export interface ModelReply {
@@ -37,7 +37,29 @@ interface ChatRequest {
   messages: ChatMessage[];
   maxTokens: number;
   stop: string[];
+  includeUsage: boolean;
 }
+
+export interface Limited {
+  text: string;
+  finishReason: "stop" | "length";
+  /** True when a stop string (not the natural end) cut the text. */
+  stopped: boolean;
+}
+
+export interface ChatGeneration extends Limited {
+  kind: "chat";
+  id: string;
+  model: string;
+  includeUsage: boolean;
+  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
+}
+
+export interface TgiGeneration extends Limited {
+  kind: "tgi";
+}
+
+export type Generated = ChatGeneration | TgiGeneration | { kind: "reply"; reply: ModelReply };
 
 interface TgiRequest {
   inputs: string;
@@ -51,55 +73,94 @@ export function countTokens(text: string): number {
 }
 
 export function invokeReferenceModel(input: ReferenceModelInput): ModelReply {
-  if (!acceptsJson(input.accept)) {
-    return errorReply(406, `This model only produces application/json, not '${input.accept}'`, "accept");
+  const generated = generate(input, false);
+  switch (generated.kind) {
+    case "reply":
+      return generated.reply;
+    case "chat":
+      return jsonReply(200, {
+        id: generated.id,
+        object: "chat.completion",
+        created: CREATED,
+        model: generated.model,
+        choices: [
+          {
+            index: 0,
+            message: { role: "assistant", content: generated.text },
+            finish_reason: generated.finishReason,
+          },
+        ],
+        usage: generated.usage,
+      });
+    case "tgi":
+      return jsonReply(200, [{ generated_text: generated.text }]);
   }
-  if (!isJsonContentType(input.contentType)) return binaryReply(input);
+}
+
+/**
+ * What the model generates for a request, before it is formatted as one reply or as a stream; or the
+ * whole reply when there is nothing to generate (a bad request, a non-JSON body).
+ */
+export function generate(input: ReferenceModelInput, streaming: boolean): Generated {
+  if (!acceptsJson(input.accept)) {
+    return reply(
+      errorReply(406, `This model only produces application/json, not '${input.accept}'`, "accept"),
+    );
+  }
+  if (!isJsonContentType(input.contentType)) return reply(binaryReply(input));
   let parsed: unknown;
   try {
     parsed = JSON.parse(input.body.toString("utf8"));
   } catch {
-    return errorReply(400, "The request body is not valid JSON", null);
+    return reply(errorReply(400, "The request body is not valid JSON", null));
   }
-  if (!isRecord(parsed)) return errorReply(400, "The request body must be a JSON object", null);
-  if ("messages" in parsed) return chatReply(input, parsed);
-  if ("inputs" in parsed) return tgiReply(input, parsed);
-  return errorReply(
-    400,
-    "Expected a chat request with 'messages' or a generation request with 'inputs'",
-    null,
-  );
+  if (!isRecord(parsed)) return reply(errorReply(400, "The request body must be a JSON object", null));
+  const generated =
+    "messages" in parsed
+      ? generateChat(input, parsed, streaming)
+      : "inputs" in parsed
+        ? generateTgi(input, parsed)
+        : "Expected a chat request with 'messages' or a generation request with 'inputs'";
+  return typeof generated === "string" ? reply(errorReply(400, generated, paramOf(generated))) : generated;
 }
 
-function chatReply(input: ReferenceModelInput, raw: Record<string, unknown>): ModelReply {
-  const parsed = parseChatRequest(raw);
-  if (typeof parsed === "string") return errorReply(400, parsed, paramOf(parsed));
+function reply(modelReply: ModelReply): Generated {
+  return { kind: "reply", reply: modelReply };
+}
+
+/** The chat answer; `streaming` accepts `stream: true` and reads `stream_options`. */
+function generateChat(
+  input: ReferenceModelInput,
+  raw: Record<string, unknown>,
+  streaming: boolean,
+): ChatGeneration | string {
+  const parsed = parseChatRequest(raw, streaming);
+  if (typeof parsed === "string") return parsed;
   const digest = sha256Hex(JSON.stringify(parsed.messages.map((m) => [m.role, m.text])));
   const lastUser = [...parsed.messages].reverse().find((m) => m.role === "user") ?? parsed.messages.at(-1);
   const full = composeReply(input, lastUser?.text ?? "", digest);
-  const { text, finishReason } = limitTokens(full, parsed.maxTokens, parsed.stop);
+  const limited = limitTokens(full, parsed.maxTokens, parsed.stop);
   const promptTokens = parsed.messages.reduce((sum, m) => sum + countTokens(m.role) + countTokens(m.text), 0);
-  const completionTokens = countTokens(text);
-  return jsonReply(200, {
+  const completionTokens = countTokens(limited.text);
+  return {
+    kind: "chat",
+    ...limited,
     id: `chatcmpl-${digest.slice(0, 24)}`,
-    object: "chat.completion",
-    created: CREATED,
     model: modelName(input),
-    choices: [{ index: 0, message: { role: "assistant", content: text }, finish_reason: finishReason }],
+    includeUsage: parsed.includeUsage,
     usage: {
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
       total_tokens: promptTokens + completionTokens,
     },
-  });
+  };
 }
 
-function tgiReply(input: ReferenceModelInput, raw: Record<string, unknown>): ModelReply {
+function generateTgi(input: ReferenceModelInput, raw: Record<string, unknown>): TgiGeneration | string {
   const parsed = parseTgiRequest(raw);
-  if (typeof parsed === "string") return errorReply(400, parsed, paramOf(parsed));
+  if (typeof parsed === "string") return parsed;
   const full = composeReply(input, parsed.inputs, sha256Hex(parsed.inputs));
-  const { text } = limitTokens(full, parsed.maxTokens, parsed.stop);
-  return jsonReply(200, [{ generated_text: text }]);
+  return { kind: "tgi", ...limitTokens(full, parsed.maxTokens, parsed.stop) };
 }
 
 function binaryReply(input: ReferenceModelInput): ModelReply {
@@ -111,7 +172,7 @@ function binaryReply(input: ReferenceModelInput): ModelReply {
 }
 
 /** Validates the chat Messages API subset; returns the request or an error message led by the field. */
-function parseChatRequest(raw: Record<string, unknown>): ChatRequest | string {
+function parseChatRequest(raw: Record<string, unknown>, streaming: boolean): ChatRequest | string {
   const { messages } = raw;
   if (!Array.isArray(messages) || messages.length === 0) return "messages: must be a non-empty array";
   const parsed: ChatMessage[] = [];
@@ -120,15 +181,25 @@ function parseChatRequest(raw: Record<string, unknown>): ChatRequest | string {
     if (typeof one === "string") return one;
     parsed.push(one);
   }
-  if (raw.stream === true)
-    return "stream: streaming needs InvokeEndpointWithResponseStream, not emulated here";
+  if (raw.stream === true && !streaming) return "stream: streaming needs InvokeEndpointWithResponseStream";
+  const includeUsage = parseIncludeUsage(raw.stream_options);
+  if (typeof includeUsage === "string") return includeUsage;
   const sampling = checkSampling(raw);
   if (sampling) return sampling;
   const maxTokens = parseMaxTokens(raw.max_tokens, "max_tokens");
   if (typeof maxTokens === "string") return maxTokens;
   const stop = parseStop(raw.stop, "stop");
   if (typeof stop === "string") return stop;
-  return { messages: parsed, maxTokens, stop };
+  return { messages: parsed, maxTokens, stop, includeUsage };
+}
+
+function parseIncludeUsage(options: unknown): boolean | string {
+  if (options === undefined || options === null) return false;
+  if (!isRecord(options)) return "stream_options: must be an object";
+  const { include_usage: includeUsage } = options;
+  if (includeUsage === undefined || includeUsage === null) return false;
+  if (typeof includeUsage !== "boolean") return "stream_options.include_usage: must be a boolean";
+  return includeUsage;
 }
 
 function parseMessage(message: unknown, path: string): ChatMessage | string {
@@ -212,18 +283,30 @@ function echoOf(prompt: string): string {
 }
 
 /** Applies stop sequences, then the token budget; finish_reason says which one ended the text. */
-function limitTokens(
-  text: string,
-  maxTokens: number,
-  stop: string[],
-): { text: string; finishReason: "stop" | "length" } {
-  let stopped = text;
+function limitTokens(text: string, maxTokens: number, stop: string[]): Limited {
+  let cut = text;
   for (const s of stop) {
-    const at = stopped.indexOf(s);
-    if (at >= 0) stopped = stopped.slice(0, at);
+    const at = cut.indexOf(s);
+    if (at >= 0) cut = cut.slice(0, at);
   }
-  if (countTokens(stopped) <= maxTokens) return { text: stopped, finishReason: "stop" };
-  return { text: cutToTokens(stopped, maxTokens), finishReason: "length" };
+  const stopped = cut.length < text.length;
+  if (countTokens(cut) <= maxTokens) return { text: cut, finishReason: "stop", stopped };
+  return { text: cutToTokens(cut, maxTokens), finishReason: "length", stopped };
+}
+
+/** `text` cut right after each token (whitespace goes with the next token), so the pieces join back to it. */
+export function tokenPieces(text: string): string[] {
+  const pieces: string[] = [];
+  let start = 0;
+  for (const match of text.matchAll(TOKEN_PATTERN)) {
+    const end = match.index + match[0].length;
+    pieces.push(text.slice(start, end));
+    start = end;
+  }
+  const rest = text.slice(start);
+  if (rest && pieces.length > 0) pieces[pieces.length - 1] += rest;
+  else if (rest) pieces.push(rest);
+  return pieces;
 }
 
 /** The prefix of `text` ending right after its n-th token, so countTokens(result) === n exactly. */
