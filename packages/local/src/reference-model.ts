@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { isRecord, parseChatRequest, parseTgiRequest } from "./reference-request";
 
 /**
  * A deterministic stand-in for an LLM serving container (LMI/TGI style). It has no weights: replies are
@@ -7,11 +8,9 @@ import { createHash } from "node:crypto";
  */
 
 const TOKEN_PATTERN = /[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]/gu;
-const DEFAULT_MAX_TOKENS = 256;
 const ECHO_TOKENS = 12;
 // A fixed timestamp keeps whole responses byte-identical across runs.
 export const CREATED = 1_700_000_000;
-const KNOWN_ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
 
 export interface ModelReply {
   status: number;
@@ -26,18 +25,6 @@ export interface ReferenceModelInput {
   accept?: string;
   targetModel?: string;
   inferenceComponentName?: string;
-}
-
-interface ChatMessage {
-  role: string;
-  text: string;
-}
-
-interface ChatRequest {
-  messages: ChatMessage[];
-  maxTokens: number;
-  stop: string[];
-  includeUsage: boolean;
 }
 
 export interface Limited {
@@ -60,12 +47,6 @@ export interface TgiGeneration extends Limited {
 }
 
 export type Generated = ChatGeneration | TgiGeneration | { kind: "reply"; reply: ModelReply };
-
-interface TgiRequest {
-  inputs: string;
-  maxTokens: number;
-  stop: string[];
-}
 
 /** Words (letters, digits, underscore) and single punctuation marks; whitespace is free. */
 export function countTokens(text: string): number {
@@ -171,99 +152,6 @@ function binaryReply(input: ReferenceModelInput): ModelReply {
   });
 }
 
-/** Validates the chat Messages API subset; returns the request or an error message led by the field. */
-function parseChatRequest(raw: Record<string, unknown>, streaming: boolean): ChatRequest | string {
-  const { messages } = raw;
-  if (!Array.isArray(messages) || messages.length === 0) return "messages: must be a non-empty array";
-  const parsed: ChatMessage[] = [];
-  for (const [i, message] of messages.entries()) {
-    const one = parseMessage(message, `messages.${i}`);
-    if (typeof one === "string") return one;
-    parsed.push(one);
-  }
-  if (raw.stream === true && !streaming) return "stream: streaming needs InvokeEndpointWithResponseStream";
-  const includeUsage = parseIncludeUsage(raw.stream_options);
-  if (typeof includeUsage === "string") return includeUsage;
-  const sampling = checkSampling(raw);
-  if (sampling) return sampling;
-  const maxTokens = parseMaxTokens(raw.max_tokens, "max_tokens");
-  if (typeof maxTokens === "string") return maxTokens;
-  const stop = parseStop(raw.stop, "stop");
-  if (typeof stop === "string") return stop;
-  return { messages: parsed, maxTokens, stop, includeUsage };
-}
-
-function parseIncludeUsage(options: unknown): boolean | string {
-  if (options === undefined || options === null) return false;
-  if (!isRecord(options)) return "stream_options: must be an object";
-  const { include_usage: includeUsage } = options;
-  if (includeUsage === undefined || includeUsage === null) return false;
-  if (typeof includeUsage !== "boolean") return "stream_options.include_usage: must be a boolean";
-  return includeUsage;
-}
-
-function parseMessage(message: unknown, path: string): ChatMessage | string {
-  if (!isRecord(message)) return `${path}: must be an object with role and content`;
-  const { role, content } = message;
-  if (typeof role !== "string" || !KNOWN_ROLES.has(role)) {
-    return `${path}.role: must be one of ${[...KNOWN_ROLES].join(", ")}`;
-  }
-  if (typeof content === "string") return { role, text: content };
-  if (!Array.isArray(content)) return `${path}.content: must be a string or an array of text parts`;
-  const texts: string[] = [];
-  for (const [j, part] of content.entries()) {
-    if (!isRecord(part) || part.type !== "text" || typeof part.text !== "string") {
-      return `${path}.content.${j}: must be {"type": "text", "text": string}`;
-    }
-    texts.push(part.text);
-  }
-  return { role, text: texts.join("\n") };
-}
-
-function checkSampling(raw: Record<string, unknown>): string | undefined {
-  const { temperature, top_p: topP, seed } = raw;
-  if (temperature !== undefined && temperature !== null) {
-    if (typeof temperature !== "number" || !(temperature >= 0 && temperature <= 2)) {
-      return "temperature: must be a number between 0 and 2";
-    }
-  }
-  if (topP !== undefined && topP !== null) {
-    if (typeof topP !== "number" || !(topP > 0 && topP <= 1)) return "top_p: must be a number in (0, 1]";
-  }
-  if (seed !== undefined && seed !== null && !Number.isInteger(seed)) return "seed: must be an integer";
-  return undefined;
-}
-
-function parseTgiRequest(raw: Record<string, unknown>): TgiRequest | string {
-  const { inputs, parameters } = raw;
-  if (typeof inputs !== "string" || inputs.length === 0) return "inputs: must be a non-empty string";
-  if (parameters === undefined || parameters === null)
-    return { inputs, maxTokens: DEFAULT_MAX_TOKENS, stop: [] };
-  if (!isRecord(parameters)) return "parameters: must be an object";
-  const maxTokens = parseMaxTokens(parameters.max_new_tokens, "parameters.max_new_tokens");
-  if (typeof maxTokens === "string") return maxTokens;
-  const stop = parseStop(parameters.stop, "parameters.stop");
-  if (typeof stop === "string") return stop;
-  return { inputs, maxTokens, stop };
-}
-
-function parseMaxTokens(value: unknown, path: string): number | string {
-  if (value === undefined || value === null) return DEFAULT_MAX_TOKENS;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-    return `${path}: must be a positive integer`;
-  }
-  return value;
-}
-
-function parseStop(value: unknown, path: string): string[] | string {
-  if (value === undefined || value === null) return [];
-  if (typeof value === "string") return value.length > 0 ? [value] : `${path}: must not be empty`;
-  if (Array.isArray(value) && value.every((s): s is string => typeof s === "string" && s.length > 0)) {
-    return value;
-  }
-  return `${path}: must be a string or an array of non-empty strings`;
-}
-
 /** The full deterministic reply: names who answered, echoes the start of the prompt, ends with a digest. */
 function composeReply(input: ReferenceModelInput, prompt: string, digest: string): string {
   const serving = [`endpoint ${input.endpointName}`];
@@ -353,8 +241,4 @@ function jsonReply(status: number, value: unknown): ModelReply {
 
 function sha256Hex(data: string | Buffer): string {
   return createHash("sha256").update(data).digest("hex");
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
