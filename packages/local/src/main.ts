@@ -3,12 +3,13 @@ import { parseArgs } from "node:util";
 import { engineOptions, startDynamo } from "./dynamodb";
 import type { AccessLogEntry } from "./gateway";
 
-const USAGE = `Usage: npm start [-- --ephemeral] [--port N] [--data-dir DIR] [--config FILE]
+const USAGE = `Usage: npm start [-- --ephemeral] [--port N] [--data-dir DIR] [--config FILE] [--token-delay-ms N]
 
-  --ephemeral     keep DynamoDB in memory (nothing survives a restart)
-  --port N        API gateway port (default: $PORT or 3000; 0 picks a free port)
-  --data-dir DIR  where data and local.json live (default: .atrium)
-  --config FILE   stage config (default: config/local.json)
+  --ephemeral         keep DynamoDB in memory (nothing survives a restart)
+  --port N            API gateway port (default: $PORT or 3000; 0 picks a free port)
+  --data-dir DIR      where data and local.json live (default: .atrium)
+  --config FILE       stage config (default: config/local.json)
+  --token-delay-ms N  the reference model's pause between streamed tokens (default: 5)
 `;
 
 function parseOptions() {
@@ -19,6 +20,7 @@ function parseOptions() {
         port: { type: "string" },
         "data-dir": { type: "string" },
         config: { type: "string" },
+        "token-delay-ms": { type: "string", default: "5" },
         help: { type: "boolean", short: "h", default: false },
       },
     }).values;
@@ -44,6 +46,11 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   process.stderr.write(`Invalid port '${args.port ?? process.env.PORT}': use a number from 0 to 65535.\n`);
   process.exit(2);
 }
+const tokenDelayMs = Number(args["token-delay-ms"]);
+if (!Number.isInteger(tokenDelayMs) || tokenDelayMs < 0) {
+  process.stderr.write(`Invalid --token-delay-ms '${args["token-delay-ms"]}': use a whole number of ms.\n`);
+  process.exit(2);
+}
 // Local defaults: readable logs; EMF metric lines only when asked for. (Lambda runs Node 22, so the
 // SDK's Node 20 deprecation notice says nothing about production.)
 process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
@@ -60,6 +67,7 @@ const starting = startPlatform({
   ephemeral: args.ephemeral,
   engine,
   dataDir,
+  tokenDelayMs,
   ...(args.config ? { configFile: args.config } : {}),
   onAccess: (entry) => process.stdout.write(accessLine(entry)),
 });

@@ -45,6 +45,8 @@ export interface PlatformOptions {
   configFile?: string;
   /** Overrides the config's authorizer cache TTL (tests use short ones). */
   authorizerCacheTtlSeconds?: number;
+  /** The reference model's pause between streamed tokens (default 0). */
+  tokenDelayMs?: number;
   /** Overrides API Gateway's 29 s integration timeout (tests). */
   integrationTimeoutMs?: number;
   /** Returns the DynamoDB URL the handlers use instead of DynamoDB's own (tests interpose a proxy). */
@@ -112,6 +114,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     );
 
     const sagemaker = await startSageMakerEmulator({
+      tokenDelayMs: options.tokenDelayMs ?? 0,
       resolveEndpoint: async (name) => {
         const shared = config.sharedEndpoints.find((e) => e.endpointName === name);
         if (shared)

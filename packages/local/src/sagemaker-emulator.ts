@@ -2,22 +2,42 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { listen, readBody, responseFlushed, safeDecode } from "./http-server";
 import { invokeReferenceModel, type ModelReply } from "./reference-model";
+import {
+  containerUnreachable,
+  endpointNotFound,
+  type InjectableError,
+  injectedError,
+  internalFailure,
+  invalidEndpointName,
+  modelError,
+  sendError,
+  unknownRoute,
+  validationError,
+  type WireError,
+} from "./sagemaker-errors";
+import {
+  containerHeaders,
+  type Invocation,
+  type StreamFault,
+  sendStream,
+  withSlash,
+} from "./sagemaker-stream";
 
 /**
- * A local SageMaker Runtime: speaks InvokeEndpoint's restJson1 wire protocol so the unmodified AWS SDK and
- * CLI can call it. Endpoints are served by the built-in reference model or forwarded to a model container.
+ * A local SageMaker Runtime: speaks InvokeEndpoint's restJson1 wire protocol and
+ * InvokeEndpointWithResponseStream's event stream, so the unmodified AWS SDKs and CLI can call it.
+ * Endpoints are served by the built-in reference model or forwarded to a model container.
  */
 
 export type EndpointBackend = { kind: "reference" } | { kind: "container"; url: string };
 
 export interface Fault {
   latencyMs?: number;
-  error?:
-    | "ModelError"
-    | "ThrottlingException"
-    | "ServiceUnavailable"
-    | "InternalFailure"
-    | "ModelNotReadyException";
+  /** Answered instead of the model's reply, before any byte of a stream. */
+  error?: InjectableError;
+  /** Streamed calls only: this exception event ends the stream after `afterParts` payload parts. */
+  streamError?: StreamFault["streamError"];
+  afterParts?: number;
   times?: number;
 }
 
@@ -28,6 +48,8 @@ export interface InvocationRecord {
   contentType?: string;
   bytes: number;
   at: number;
+  /** InvokeEndpointWithResponseStream calls: the payload parts sent so far (it grows while streaming). */
+  streamedParts?: number;
 }
 
 export interface SageMakerEmulatorOptions {
@@ -37,6 +59,8 @@ export interface SageMakerEmulatorOptions {
   resolveEndpoint: (
     endpointName: string,
   ) => Promise<EndpointBackend | undefined> | EndpointBackend | undefined;
+  /** The reference model's pause between streamed tokens. Default 0. */
+  tokenDelayMs?: number;
 }
 
 export interface SageMakerEmulator {
@@ -49,37 +73,20 @@ export interface SageMakerEmulator {
 
 /** SageMaker's real-time InvokeEndpoint payload limit. */
 export const MAX_PAYLOAD_BYTES = 25 * 1024 * 1024;
-// IAM cannot run locally, so every caller is this account (the SigV4 signature is never verified).
-const ACCOUNT_ID = "000000000000";
 const DEFAULT_REGION = "eu-west-1";
 // SageMaker gives a container 60 seconds to answer an invocation.
 const CONTAINER_TIMEOUT_MS = 60_000;
 const ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
-const INVOCATIONS_PATH = /^\/endpoints\/([^/]+)\/invocations$/;
-
-type ErrorCode = NonNullable<Fault["error"]> | "ValidationError" | "UnknownOperationException";
-
-interface WireError {
-  status: number;
-  code: ErrorCode;
-  message: string;
-  extra?: Record<string, string | number>;
-}
-
-interface Invocation {
-  endpointName: string;
-  region: string;
-  body: Buffer;
-  contentType?: string;
-  accept?: string;
-  customAttributes?: string;
-  targetModel?: string;
-  targetVariant?: string;
-  inferenceComponentName?: string;
-}
+const INVOCATIONS_PATH = /^\/endpoints\/([^/]+)\/(invocations|invocations-response-stream)$/;
 
 interface ModelResponse extends ModelReply {
   customAttributes?: string;
+}
+
+interface Admitted {
+  backend: EndpointBackend;
+  record: InvocationRecord;
+  fault?: Fault;
 }
 
 interface ActiveFault extends Fault {
@@ -92,13 +99,22 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
   const inFlight = new Set<Promise<void>>();
   let closing = false;
 
-  const handleInvocation = async (invocation: Invocation): Promise<WireError | ModelResponse> => {
+  /** Resolves the endpoint, records the call and applies its fault's latency and error, as SageMaker's front end would. */
+  const admit = async (invocation: Invocation): Promise<WireError | Admitted> => {
     const backend = await options.resolveEndpoint(invocation.endpointName);
     if (!backend) return endpointNotFound(invocation.endpointName);
-    records.push(recordOf(invocation));
+    const record = recordOf(invocation);
+    records.push(record);
     const fault = takeFault(faults, invocation.endpointName);
     if (fault?.latencyMs) await sleep(fault.latencyMs);
     if (fault?.error) return injectedError(fault.error, invocation);
+    return { backend, record, ...(fault?.streamError ? { fault } : {}) };
+  };
+
+  const handleInvocation = async (invocation: Invocation): Promise<WireError | ModelResponse> => {
+    const admitted = await admit(invocation);
+    if ("code" in admitted) return admitted;
+    const { backend } = admitted;
     const reply =
       backend.kind === "reference"
         ? invokeReferenceModel(invocation)
@@ -108,21 +124,41 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
     return reply;
   };
 
+  const handleStream = async (invocation: Invocation, res: ServerResponse): Promise<void> => {
+    const admitted = await admit(invocation);
+    if ("code" in admitted) return sendError(res, admitted);
+    const { backend, record, fault } = admitted;
+    record.streamedParts = 0;
+    await sendStream(res, invocation, {
+      backend,
+      tokenDelayMs: options.tokenDelayMs ?? 0,
+      ...(fault?.streamError
+        ? { fault: { streamError: fault.streamError, afterParts: fault.afterParts ?? 0 } }
+        : {}),
+      onPart: () => {
+        record.streamedParts = (record.streamedParts ?? 0) + 1;
+      },
+    });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     // A call arriving on a kept-alive socket during close() is still served, then its socket is let go.
     if (closing) res.setHeader("connection", "close");
     const match = req.method === "POST" ? INVOCATIONS_PATH.exec(pathOf(req.url)) : null;
     if (!match?.[1]) {
       await readBody(req, 0);
-      return sendError(res, unknownRoute(req));
+      return sendError(res, unknownRoute(req.method, pathOf(req.url)));
     }
     const endpointName = safeDecode(match[1]);
+    const streaming = match[2] === "invocations-response-stream";
     const body = await readBody(req, MAX_PAYLOAD_BYTES);
     if (!body) {
       return sendError(res, validationError(`Request payload exceeds the ${MAX_PAYLOAD_BYTES} byte limit.`));
     }
     if (!ENDPOINT_NAME.test(endpointName)) return sendError(res, invalidEndpointName(endpointName));
-    const result = await handleInvocation(invocationOf(req, endpointName, body));
+    const invocation = invocationOf(req, endpointName, body, streaming);
+    if (streaming) return handleStream(invocation, res);
+    const result = await handleInvocation(invocation);
     if ("code" in result) return sendError(res, result);
     sendModelResponse(res, result, req.headers["x-amzn-sagemaker-target-variant"]);
   };
@@ -191,12 +227,7 @@ function takeFault(faults: Map<string, ActiveFault[]>, endpointName: string): Fa
 
 /** POST {url}/invocations as SageMaker forwards to a container: body, types and pass-through headers. */
 async function invokeContainer(url: string, invocation: Invocation): Promise<ModelResponse | WireError> {
-  const headers: Record<string, string> = {};
-  if (invocation.contentType) headers["content-type"] = invocation.contentType;
-  if (invocation.accept) headers.accept = invocation.accept;
-  if (invocation.customAttributes)
-    headers["x-amzn-sagemaker-custom-attributes"] = invocation.customAttributes;
-  if (invocation.targetModel) headers["x-amzn-sagemaker-target-model"] = invocation.targetModel;
+  const headers = containerHeaders(invocation);
   try {
     const res = await fetch(new URL("invocations", withSlash(url)), {
       method: "POST",
@@ -217,7 +248,12 @@ async function invokeContainer(url: string, invocation: Invocation): Promise<Mod
   }
 }
 
-function invocationOf(req: IncomingMessage, endpointName: string, body: Buffer): Invocation {
+function invocationOf(
+  req: IncomingMessage,
+  endpointName: string,
+  body: Buffer,
+  streaming: boolean,
+): Invocation {
   const header = (name: string) => {
     const value = req.headers[name];
     return Array.isArray(value) ? value.join(",") : value;
@@ -225,7 +261,8 @@ function invocationOf(req: IncomingMessage, endpointName: string, body: Buffer):
   const invocation: Invocation = { endpointName, region: regionOf(header("authorization")), body };
   const optional = {
     contentType: header("content-type"),
-    accept: header("accept"),
+    // The streaming operation's Accept travels as X-Amzn-SageMaker-Accept (its HTTP Accept is the event stream).
+    accept: header(streaming ? "x-amzn-sagemaker-accept" : "accept"),
     customAttributes: header("x-amzn-sagemaker-custom-attributes"),
     targetModel: header("x-amzn-sagemaker-target-model"),
     targetVariant: header("x-amzn-sagemaker-target-variant"),
@@ -271,123 +308,8 @@ function sendModelResponse(
   res.end(reply.body);
 }
 
-/** restJson1 errors: the code goes in `x-amzn-ErrorType`, the modeled members (Message...) in the body. */
-function sendError(res: ServerResponse, error: WireError): void {
-  const body = Buffer.from(JSON.stringify({ Message: error.message, ...error.extra }));
-  res.writeHead(error.status, {
-    "content-type": "application/json",
-    "content-length": body.length,
-    "x-amzn-requestid": randomUUID(),
-    "x-amzn-errortype": error.code,
-  });
-  res.end(body);
-}
-
-function validationError(message: string): WireError {
-  return { status: 400, code: "ValidationError", message };
-}
-
-function endpointNotFound(endpointName: string): WireError {
-  return validationError(`Endpoint ${endpointName} of account ${ACCOUNT_ID} not found.`);
-}
-
-function invalidEndpointName(endpointName: string): WireError {
-  return validationError(
-    `1 validation error detected: Value '${endpointName}' at 'endpointName' failed to satisfy constraint: ` +
-      "Member must satisfy regular expression pattern: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}",
-  );
-}
-
-function unknownRoute(req: IncomingMessage): WireError {
-  return {
-    status: 404,
-    code: "UnknownOperationException",
-    message: `No operation at ${req.method ?? "?"} ${pathOf(req.url)}; only InvokeEndpoint is emulated.`,
-  };
-}
-
-function internalFailure(err: unknown): WireError {
-  const detail = err instanceof Error ? err.message : String(err);
-  return { status: 500, code: "InternalFailure", message: `The emulator failed: ${detail}` };
-}
-
-function logGroupOf(invocation: Invocation): string {
-  return `/aws/sagemaker/Endpoints/${invocation.endpointName}`;
-}
-
-function logStreamArn(invocation: Invocation): string {
-  return `arn:aws:logs:${invocation.region}:${ACCOUNT_ID}:log-group:${logGroupOf(invocation)}`;
-}
-
-/** A container's non-2xx answer, as SageMaker reports it: 424 with the original status and body. */
-function modelError(invocation: Invocation, reply: ModelReply): WireError {
-  const kind = reply.status >= 500 ? "server" : "client";
-  const original = reply.body.toString("utf8");
-  return {
-    status: 424,
-    code: "ModelError",
-    message:
-      `Received ${kind} error (${reply.status}) from model with message "${original}". ` +
-      `See log group ${logGroupOf(invocation)} in account ${ACCOUNT_ID} for more information.`,
-    extra: {
-      OriginalStatusCode: reply.status,
-      OriginalMessage: original,
-      LogStreamArn: logStreamArn(invocation),
-    },
-  };
-}
-
-/** No HTTP answer at all (refused, reset, timed out): still ModelError, but with no original status. */
-function containerUnreachable(invocation: Invocation, err: unknown): WireError {
-  const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
-  const detail = cause instanceof Error ? cause.message : String(cause);
-  const timedOut = err instanceof Error && err.name === "TimeoutError";
-  const reason = timedOut
-    ? "timed out waiting for a response from the container"
-    : "could not reach the container";
-  return {
-    status: 424,
-    code: "ModelError",
-    message: `Invocation of endpoint ${invocation.endpointName} ${reason}: ${detail}`,
-    extra: { OriginalMessage: detail, LogStreamArn: logStreamArn(invocation) },
-  };
-}
-
-function injectedError(error: NonNullable<Fault["error"]>, invocation: Invocation): WireError {
-  const name = invocation.endpointName;
-  switch (error) {
-    case "ModelError":
-      return modelError(invocation, {
-        status: 500,
-        contentType: "text/plain",
-        body: Buffer.from("Injected fault: the model container failed"),
-      });
-    case "ThrottlingException":
-      // AWS's common ThrottlingException is a 400; the SDK retries it by name, not by status.
-      return { status: 400, code: error, message: "Rate exceeded" };
-    case "ModelNotReadyException":
-      return {
-        status: 429,
-        code: error,
-        message: `Model for endpoint ${name} is not ready yet (injected fault).`,
-      };
-    case "ServiceUnavailable":
-      return {
-        status: 503,
-        code: error,
-        message: "Service is unavailable, try again later (injected fault).",
-      };
-    case "InternalFailure":
-      return { status: 500, code: error, message: "An internal failure occurred (injected fault)." };
-  }
-}
-
 function pathOf(url: string | undefined): string {
   return (url ?? "/").split("?")[0] ?? "/";
-}
-
-function withSlash(url: string): string {
-  return url.endsWith("/") ? url : `${url}/`;
 }
 
 function sleep(ms: number): Promise<void> {
