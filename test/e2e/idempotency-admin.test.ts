@@ -7,11 +7,9 @@ import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { type Connection, callAdmin } from "@atrium/cli/connection";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { scanTable, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
@@ -89,7 +87,7 @@ describe("POST /admin/tenants", () => {
   it("stores the reply sealed: neither the API key nor the tenant's name is readable in the table", async () => {
     const name = `Sealed ${randomUUID()}`;
     const created = await admin("POST", "/admin/tenants", { name, tier: "pro" }, randomUUID());
-    const dump = JSON.stringify(await idempotencyItems());
+    const dump = JSON.stringify(await scanTable(platform, platform.idempotencyTable));
     expect(dump).toContain("ADMIN#");
     expect(dump).not.toContain(created.body.apiKey);
     expect(dump).not.toContain(name);
@@ -245,16 +243,4 @@ async function startProxy(
         server.close(() => resolve());
       }),
   };
-}
-
-async function idempotencyItems(): Promise<Record<string, unknown>[]> {
-  const doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: platform.dynamodbUrl,
-      region: "eu-west-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    }),
-  );
-  const tableName = platform.tenantsTable.replace(/-tenants$/, "-idempotency");
-  return (await doc.send(new ScanCommand({ TableName: tableName }))).Items ?? [];
 }

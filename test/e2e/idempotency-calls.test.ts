@@ -6,11 +6,9 @@
 import { randomUUID } from "node:crypto";
 import { request } from "node:http";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json } from "../support/http";
-import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, scanTable, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 const LLAMA = "llama-3.1-8b-instruct";
 const SHARED = "atrium-shared-llama-8b";
@@ -201,7 +199,7 @@ describe("what is kept", () => {
   it("is sealed (no completion text in the table), in the tenant's partition, and goes with an erase", async () => {
     const t = await tenant();
     const answer = await json(await chat(t.apiKey, randomUUID(), "a very particular prompt"));
-    const items = await idempotencyItems();
+    const items = await scanTable(platform, platform.idempotencyTable);
     const mine = items.filter((item) => item.pk === `TENANT#${t.id}#`);
     expect(mine).toHaveLength(1);
     expect(mine[0]).toMatchObject({ status: "COMPLETED", sk: expect.stringMatching(/^IDEMPOTENCY#/) });
@@ -210,21 +208,11 @@ describe("what is kept", () => {
     expect(dump).not.toContain(answer.choices[0].message.content);
 
     expect((await adminCall(platform, "DELETE", `/admin/tenants/${t.id}?erase=true`)).status).toBe(200);
-    expect((await idempotencyItems()).filter((item) => item.pk === `TENANT#${t.id}#`)).toEqual([]);
+    expect(
+      (await scanTable(platform, platform.idempotencyTable)).filter((item) => item.pk === `TENANT#${t.id}#`),
+    ).toEqual([]);
   });
 });
-
-async function idempotencyItems(): Promise<Record<string, unknown>[]> {
-  const doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: platform.dynamodbUrl,
-      region: "eu-west-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    }),
-  );
-  const tableName = platform.tenantsTable.replace(/-tenants$/, "-idempotency");
-  return (await doc.send(new ScanCommand({ TableName: tableName }))).Items ?? [];
-}
 
 /** A chat call with raw header lines, so one header can be sent twice. */
 function rawPost(apiKey: string, extra: string[]): Promise<{ status: number; body: string }> {

@@ -2,7 +2,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { localDynamoClient } from "@atrium/local/dynamodb";
 import { type Platform, type PlatformOptions, startPlatform } from "@atrium/local/platform";
+import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { sharedDynamoUrl, uniqueTableName } from "./dynamodb";
 import type { Json } from "./http";
 
@@ -45,4 +47,14 @@ export async function adminCall(
   });
   const text = await response.text();
   return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Every item of one of the platform's tables, as stored (to check what was or was not kept). */
+export async function scanTable(platform: Platform, tableName: string): Promise<Record<string, unknown>[]> {
+  const doc = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+  try {
+    return (await doc.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }))).Items ?? [];
+  } finally {
+    doc.destroy();
+  }
 }

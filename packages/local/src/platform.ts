@@ -63,6 +63,7 @@ export interface LocalInfo {
   adminToken: string;
   tenantsTable: string;
   limitsTable: string;
+  idempotencyTable: string;
   sharedEndpoints: string[];
   demoTenant: { id: string; apiKey: string };
 }
@@ -174,6 +175,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       adminToken,
       tenantsTable: tables.tenants,
       limitsTable: tables.limits,
+      idempotencyTable: tables.idempotency,
       sharedEndpoints: config.sharedEndpoints.map((e) => e.endpointName),
       demoTenant: await demoTenant(tenantStore, config, previous?.demoTenant),
     };
