@@ -42,9 +42,8 @@ export class SseReader {
    * (lines with no blank line after them, or an unterminated line), which is not dispatched.
    */
   end(): string | null {
-    const unfinished = [...this.lines.map((line) => `${line}\n`), this.partial, this.decoder.decode()].join(
-      "",
-    );
+    const lines = this.lines.map((line) => `${line}\n`).join("");
+    const unfinished = lines + this.partial + this.decoder.decode();
     this.partial = "";
     this.lines = [];
     this.data = null;
