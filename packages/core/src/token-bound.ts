@@ -7,6 +7,7 @@
 import type { TierSpec } from "./config";
 import { invalidRequest } from "./errors";
 import { promptTokenBound } from "./limits";
+import { replyTokens } from "./protocols/registry";
 
 /** Every field through which a body can ask for output length; all are read, the largest wins. */
 export const LENGTH_FIELDS = [
@@ -101,33 +102,14 @@ export function boundInvocation(body: Buffer, contentType: string | undefined, t
 }
 
 /**
- * Tokens a model's reply says the call used, or undefined when it says nothing Atrium can read:
- * OpenAI's `usage`, or TGI's `details` (generated tokens, plus the prompt part of the reservation,
- * since TGI does not count the prompt). The limiter never charges more than was reserved.
+ * Tokens a model's reply says the call used, or undefined when it says nothing Atrium can read, as
+ * the protocol modules read it: OpenAI's `usage`, or TGI's `details` (generated tokens, plus the
+ * prompt part of the reservation, since TGI does not count the prompt). The limiter never charges
+ * more than was reserved.
  */
 export function reportedUsage(reply: Uint8Array, contentType: string, call: BoundCall): number | undefined {
   if (!isJsonMediaType(contentType)) return undefined;
-  const parsed = parseJson(Buffer.from(reply));
-  if (isObject(parsed) && isObject(parsed.usage)) return openAiUsage(parsed.usage);
-  const generations = Array.isArray(parsed) ? parsed : [parsed];
-  let generated = 0;
-  for (const generation of generations) {
-    const details = isObject(generation) ? generation.details : undefined;
-    if (!isObject(details) || !isCount(details.generated_tokens)) return undefined;
-    generated += details.generated_tokens;
-    const others = Array.isArray(details.best_of_sequences) ? details.best_of_sequences : [];
-    for (const other of others)
-      if (isObject(other) && isCount(other.generated_tokens)) generated += other.generated_tokens;
-  }
-  return generations.length > 0 ? call.reserved - call.outputBound + generated : undefined;
-}
-
-function openAiUsage(usage: Json): number | undefined {
-  if (isCount(usage.total_tokens)) return usage.total_tokens;
-  if (isCount(usage.prompt_tokens) && isCount(usage.completion_tokens)) {
-    return usage.prompt_tokens + usage.completion_tokens;
-  }
-  return undefined;
+  return replyTokens(parseJson(Buffer.from(reply)), call.reserved - call.outputBound);
 }
 
 /** A field's value when it is set; a 400 naming the field when it is set to anything but a positive integer. */
@@ -170,8 +152,4 @@ function parseJson(body: Buffer): unknown {
 
 function isObject(value: unknown): value is Json {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function isCount(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
 }
