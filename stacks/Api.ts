@@ -45,13 +45,8 @@ export const routeKey = (route: Pick<ApiRoute, "method" | "path">) => `${route.m
 /** The catch-all responses cover many statuses (403 WAF, 415, ...), so they keep the one API Gateway chose. */
 const keepsOwnStatus = new Set<GatewayResponseType>(["DEFAULT_4XX", "DEFAULT_5XX"]);
 
-/**
- * Routes whose integration streams the response (ResponseTransferMode STREAM), with the entry the
- * stack deploys for them: the route table's handler, answered in API Gateway's streaming format.
- */
-export const streamedRoutes: Readonly<Record<string, string>> = {
-  "POST /v1/chat/completions": "packages/functions/src/chat-stream.handler",
-};
+/** The function a route deploys: its streaming entry when its integration streams, else its handler. */
+export const deployedHandler = (route: ApiRoute) => route.stream?.handler ?? route.handler;
 
 /** Admin routes that also reach the limiter and idempotency tables: erasing a tenant (GDPR) deletes its items there. */
 export const erasingRoutes: ReadonlySet<string> = new Set(["DELETE /admin/tenants/{tenantId}"]);
@@ -189,7 +184,7 @@ export function Api({ stack, app }: StackContext) {
         {
           authorizer: authorizerFor[route.auth],
           function: {
-            handler: streamedRoutes[routeKey(route)] ?? route.handler,
+            handler: deployedHandler(route),
             // Under API Gateway's 29 s, so nothing is charged after its 504 (docs/adr/0007-timeouts.md).
             timeout: route.timeoutSeconds,
             permissions: [
@@ -229,12 +224,13 @@ export function Api({ stack, app }: StackContext) {
     return fn;
   };
 
-  for (const [key, entry] of Object.entries(streamedRoutes)) {
-    const route = routes.find((r) => routeKey(r) === key);
+  for (const route of routes) {
+    if (!route.stream) continue;
+    const key = routeKey(route);
     const method = restApi.methods.find(
-      (m) => route && m.httpMethod === route.method && m.resource.path === route.path,
+      (m) => m.httpMethod === route.method && m.resource.path === route.path,
     );
-    if (!route || !method) throw new Error(`Streamed route ${key} is not in the route table`);
+    if (!method) throw new Error(`Streamed route ${key} has no method`);
     const cfnMethod = method.node.defaultChild as CfnMethod;
     // aws-cdk-lib 2.224 knows the property only at the L1 level; the URI is Lambda's InvokeWithResponseStream.
     cfnMethod.addPropertyOverride("Integration.ResponseTransferMode", "STREAM");
@@ -243,7 +239,7 @@ export function Api({ stack, app }: StackContext) {
       `arn:${stack.partition}:apigateway:${stack.region}:lambda:path/2021-11-15/functions/${functionOf(route).functionArn}/response-streaming-invocations`,
     );
     // Overrides are invisible to the deployment's hash; without this, an existing stage would not redeploy.
-    restApi.latestDeployment?.addToLogicalId({ streamed: key, entry });
+    restApi.latestDeployment?.addToLogicalId({ streamed: key, entry: route.stream.handler });
   }
 
   // Tenant isolation in IAM (docs/adr/0006): /v1 functions call DynamoDB and SageMaker as an STS

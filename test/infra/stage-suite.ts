@@ -17,7 +17,7 @@ import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { erasingRoutes, routeKey, streamedRoutes } from "../../stacks/Api";
+import { deployedHandler, erasingRoutes, routeKey } from "../../stacks/Api";
 import { runtimeConfig } from "../../stacks/config";
 import { VARIANT } from "../../stacks/Inference";
 import {
@@ -56,7 +56,6 @@ const SESSION_TENANT = `\${aws:PrincipalTag/${TENANT_TAG}}`;
 const tenantIds = fc.stringMatching(TENANT_ID_PATTERN);
 
 const isTenantRoute = (r: ApiRoute) => r.auth === "tenant";
-const deployedHandler = (r: ApiRoute) => streamedRoutes[routeKey(r)] ?? r.handler;
 
 /**
  * Every synthesis assertion for one stage; each stage's file synthesises once, in its own worker.
@@ -216,12 +215,12 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
 
       it("streams the chat route: STREAM transfer mode on Lambda's response-streaming invocation URI", () => {
         const methods = methodsByRoute(s.api);
-        expect(Object.keys(streamedRoutes)).toEqual(["POST /v1/chat/completions"]);
+        expect(routes.filter((r) => r.stream).map(routeKey)).toEqual(["POST /v1/chat/completions"]);
         for (const route of routes) {
           const integration = (methods.get(routeKey(route)) as Props).Integration;
           const [fnId] = functionFor(s.api, deployedHandler(route));
           expect(integration.Type, routeKey(route)).toBe("AWS_PROXY");
-          if (streamedRoutes[routeKey(route)]) {
+          if (route.stream) {
             expect(integration.ResponseTransferMode).toBe("STREAM");
             expect(render(integration.Uri)).toBe(
               `arn:<AWS::Partition>:apigateway:${s.config.region}:lambda:path/2021-11-15/functions/<GetAtt:${fnId}.Arn>/response-streaming-invocations`,

@@ -20,6 +20,11 @@ export interface ApiRoute {
   auth: RouteAuth;
   /** The function's timeout (docs/adr/0007-timeouts.md); `routes` gives every route one. */
   timeoutSeconds?: number;
+  /**
+   * Set for a route whose integration streams (ResponseTransferMode STREAM): the entry deployed and
+   * run locally for it, which answers `handler` in API Gateway's streaming proxy format.
+   */
+  stream?: { handler: string };
 }
 
 const fn = (file: string, exported = "handler") => `packages/functions/src/${file}.${exported}`;
@@ -33,6 +38,7 @@ const routeTable: readonly ApiRoute[] = [
     handler: fn("chat"),
     auth: "tenant",
     timeoutSeconds: modelCall,
+    stream: { handler: fn("chat-stream") },
   },
   {
     method: "POST",
@@ -117,7 +123,7 @@ const routeTable: readonly ApiRoute[] = [
 ];
 
 /** The route table, each route with its function's timeout: model calls as set above, the rest by kind. */
-export const routes: readonly Required<ApiRoute>[] = routeTable.map((route) => ({
+export const routes: readonly (ApiRoute & { timeoutSeconds: number })[] = routeTable.map((route) => ({
   ...route,
   timeoutSeconds:
     route.timeoutSeconds ??

@@ -1,30 +1,21 @@
 // @vitest-environment node
 /**
- * The streamed chat entry under FakeLambdaRuntime: a named fake of the Lambda Node.js runtime's
- * `awslambda` global (streamifyResponse, HttpResponseStream.from), which exists only inside Lambda.
- * It writes what API Gateway's streaming proxy format documents: the metadata JSON, eight NUL bytes,
- * then the payload; the tests read the bytes back the way API Gateway would.
+ * The streamed chat entry under LocalLambdaStreamingRuntime, the local stand-in for the Lambda
+ * Node.js runtime's `awslambda` global (streamifyResponse, HttpResponseStream.from), which exists
+ * only inside Lambda. It writes what API Gateway's streaming proxy format documents: the metadata
+ * JSON, eight NUL bytes, then the payload; the tests read the bytes back the way API Gateway would.
  */
 import { readFileSync } from "node:fs";
 import { Writable } from "node:stream";
+import {
+  installLocalLambdaStreamingRuntime,
+  isStreamingHandler,
+} from "@atrium/local/lambda-streaming-runtime";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { beforeAll, describe, expect, it } from "vitest";
 
-const STREAMING = Symbol.for("aws.lambda.runtime.handler.streaming");
+/** The documented end of the metadata prelude, independent of the runtime stand-in's own constant. */
 const DELIMITER = Buffer.alloc(8);
-
-const FakeLambdaRuntime = {
-  streamifyResponse<T extends (...args: never[]) => unknown>(handler: T): T {
-    return Object.assign(handler, { [STREAMING]: "response" });
-  },
-  HttpResponseStream: {
-    from(writable: Writable, metadata: Record<string, unknown>): Writable {
-      writable.write(JSON.stringify(metadata));
-      writable.write(DELIMITER);
-      return writable;
-    },
-  },
-};
 
 /** A response stream that keeps every byte written to it. */
 function captured() {
@@ -55,7 +46,7 @@ type StreamHandler = (event: unknown, stream: Writable, context: Context) => Pro
 let streamedProxyHandler: typeof import("../src/lib/stream-response").streamedProxyHandler;
 
 beforeAll(async () => {
-  (globalThis as unknown as { awslambda: typeof FakeLambdaRuntime }).awslambda = FakeLambdaRuntime;
+  installLocalLambdaStreamingRuntime();
   ({ streamedProxyHandler } = await import("../src/lib/stream-response"));
 });
 
@@ -66,7 +57,7 @@ describe("streamedProxyHandler", () => {
       headers: { "content-type": "application/json", "x-count": 2 },
       body: '{"ok":true}',
     })) as unknown as StreamHandler;
-    expect((handler as unknown as Record<symbol, string>)[STREAMING]).toBe("response");
+    expect(isStreamingHandler(handler)).toBe(true);
     const out = captured();
     await handler({}, out.stream, context);
     const { metadata, payload } = parse(out.bytes());

@@ -29,7 +29,19 @@ import {
   matchRoute,
   proxyEvent,
 } from "./gateway-event";
+import {
+  readPrelude,
+  relayStream,
+  type StreamLimits,
+  type StreamOutcome,
+  streamingLimits,
+} from "./gateway-stream";
 import { listen, readBody, responseFlushed } from "./http-server";
+import {
+  installLocalLambdaStreamingRuntime,
+  invokeStreaming,
+  isStreamingHandler,
+} from "./lambda-streaming-runtime";
 import { checkSignature, type StaticCredentials } from "./sigv4";
 
 export { API_ID, type LambdaHandler };
@@ -42,6 +54,8 @@ export interface AccessLogEntry {
   latencyMs: number;
   tenantId?: string;
   error?: GatewayResponseType;
+  /** For a STREAM route that sent its head: how the stream ended. */
+  stream?: StreamOutcome;
 }
 
 export interface GatewayOptions {
@@ -64,7 +78,7 @@ export interface GatewayOptions {
    */
   functionCredentials: StaticCredentials;
   binaryMediaTypes: readonly string[];
-  limits?: { maxBodyBytes: number; integrationTimeoutMs: number };
+  limits?: { maxBodyBytes: number; integrationTimeoutMs: number } & Partial<StreamLimits>;
   onAccess?: (entry: AccessLogEntry) => void;
 }
 
@@ -88,7 +102,9 @@ const BEARER = /^Bearer\s+(\S+)$/i;
 const FLUSH_PATH = /^\/restapis\/([^/]+)\/stages\/([^/]+)\/cache\/authorizers$/;
 
 export async function startApiGateway(options: GatewayOptions): Promise<ApiGatewayEmulator> {
-  const limits = options.limits ?? gatewayLimits;
+  const limits = { ...gatewayLimits, ...streamingLimits, ...options.limits };
+  // STREAM routes run their deployed entry, which needs the Lambda runtime's `awslambda` global.
+  installLocalLambdaStreamingRuntime();
   const host = options.host ?? "127.0.0.1";
   const contextOf = (handler: string, timeoutMs: number) => lambdaContext(options, handler, timeoutMs);
   const authorizer = requestAuthorizer({
@@ -183,17 +199,38 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
       throw err;
     }
 
+    const functionTimeoutMs = Math.min(
+      (route.timeoutSeconds ?? Infinity) * 1000,
+      limits.integrationTimeoutMs,
+    );
+    if (route.stream) {
+      const entry = route.stream.handler;
+      try {
+        const handler = await options.loadHandler(entry);
+        if (!isStreamingHandler(handler)) {
+          console.error(`lambda ${entry} is not wrapped by awslambda.streamifyResponse`);
+          return fail("DEFAULT_5XX", 502, tenantId);
+        }
+        const body = invokeStreaming(handler, event, contextOf(entry, functionTimeoutMs));
+        const { head, rest } = await readPrelude(body, limits.integrationTimeoutMs);
+        head.headers["x-amzn-requestid"] = requestId;
+        const outcome = await relayStream(res, head, rest, body, limits);
+        log(head.statusCode, { ...(tenantId ? { tenantId } : {}), stream: outcome });
+      } catch (err) {
+        if (err instanceof GatewayError && err.type !== "DEFAULT_5XX")
+          return fail(err.type, undefined, tenantId);
+        // As for buffered routes: a Lambda error before the response head is a 502, details in the logs.
+        if (!(err instanceof GatewayError)) console.error(`lambda ${entry} failed:`, err);
+        return fail("DEFAULT_5XX", 502, tenantId);
+      }
+      return;
+    }
+
     let result: APIGatewayProxyResult;
     try {
       const handler = await options.loadHandler(route.handler);
       result = await withTimeout(
-        handler(
-          event,
-          contextOf(
-            route.handler,
-            Math.min((route.timeoutSeconds ?? Infinity) * 1000, limits.integrationTimeoutMs),
-          ),
-        ),
+        handler(event, contextOf(route.handler, functionTimeoutMs)),
         limits.integrationTimeoutMs,
       );
     } catch (err) {
