@@ -54,5 +54,23 @@ function parseResponse(text: string): RawResponse {
     const name = line.slice(0, colon).trim().toLowerCase();
     headers.set(name, [...(headers.get(name) ?? []), line.slice(colon + 1).trim()]);
   }
-  return { status, headers, body: text.slice(end + 4) };
+  const raw = text.slice(end + 4);
+  const chunked = headers.get("transfer-encoding")?.some((value) => /chunked/i.test(value)) ?? false;
+  return { status, headers, body: chunked ? dechunk(raw) : raw };
+}
+
+/** The payload of a chunked body (hex size line, data, CRLF; a zero-size chunk ends it). */
+function dechunk(raw: string): string {
+  const bytes = Buffer.from(raw, "utf8");
+  const parts: Buffer[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const lineEnd = bytes.indexOf("\r\n", at);
+    if (lineEnd < 0) throw new Error("truncated chunked body");
+    const size = Number.parseInt(bytes.subarray(at, lineEnd).toString("latin1"), 16);
+    if (size === 0) break;
+    parts.push(bytes.subarray(lineEnd + 2, lineEnd + 2 + size));
+    at = lineEnd + 2 + size + 2;
+  }
+  return Buffer.concat(parts).toString("utf8");
 }
