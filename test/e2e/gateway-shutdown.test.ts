@@ -6,18 +6,13 @@
 import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import type { Platform } from "@atrium/local/platform";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { describe, expect, it } from "vitest";
+import { useTestPlatform } from "../support/platform";
 
 let platform: Platform;
-let dataDir: string;
 
-beforeAll(async () => {
-  ({ platform, dataDir } = await startTestPlatform());
-});
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
+useTestPlatform((started) => {
+  platform = started;
 });
 
 interface Answer {

@@ -7,19 +7,14 @@ import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { type Connection, callAdmin } from "@atrium/cli/connection";
 import type { Platform } from "@atrium/local/platform";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { json } from "../support/http";
-import { scanTable, startTestPlatform, stopTestPlatform } from "../support/platform";
+import { scanTable, useTestPlatform } from "../support/platform";
 
 let platform: Platform;
-let dataDir: string;
 
-beforeAll(async () => {
-  ({ platform, dataDir } = await startTestPlatform());
-});
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
+useTestPlatform((started) => {
+  platform = started;
 });
 
 async function admin(method: string, path: string, body?: unknown, key?: string) {

@@ -6,21 +6,16 @@
 import { randomUUID } from "node:crypto";
 import { request } from "node:http";
 import type { Platform } from "@atrium/local/platform";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { json } from "../support/http";
-import { adminCall, scanTable, startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, scanTable, useTestPlatform } from "../support/platform";
 
 const LLAMA = "llama-3.1-8b-instruct";
 const SHARED = "atrium-shared-llama-8b";
 let platform: Platform;
-let dataDir: string;
 
-beforeAll(async () => {
-  ({ platform, dataDir } = await startTestPlatform());
-});
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
+useTestPlatform((started) => {
+  platform = started;
 });
 
 async function tenant(limits: Record<string, number> = {}): Promise<{ id: string; apiKey: string }> {

@@ -7,22 +7,20 @@ import { hashApiKey } from "@atrium/core/api-key";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import type { Platform } from "@atrium/local/platform";
 import type { APIGatewayRequestAuthorizerEvent, Context } from "aws-lambda";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { type Json, json } from "../support/http";
-import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, useTestPlatform } from "../support/platform";
 import { rawRequest } from "../support/raw-http";
 
 let platform: Platform;
-let dataDir: string;
 const access: AccessLogEntry[] = [];
 
-beforeAll(async () => {
-  ({ platform, dataDir } = await startTestPlatform({ onAccess: (entry) => access.push(entry) }));
-});
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
-});
+useTestPlatform(
+  (started) => {
+    platform = started;
+  },
+  { onAccess: (entry) => access.push(entry) },
+);
 
 const LLAMA = "llama-3.1-8b-instruct";
 /** Every name a plain object answers without owning it. */

@@ -5,19 +5,14 @@
 import { createHash } from "node:crypto";
 import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
-import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, useTestPlatform } from "../support/platform";
 
 let platform: Platform;
-let dataDir: string;
 
-beforeAll(async () => {
-  ({ platform, dataDir } = await startTestPlatform());
-});
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
+useTestPlatform((started) => {
+  platform = started;
 });
 
 const SHARED_MODEL = "llama-3.1-8b-instruct";

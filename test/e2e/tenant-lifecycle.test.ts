@@ -2,22 +2,20 @@ import { revokeKey } from "@atrium/core/admin/keys";
 import { parseStageConfig } from "@atrium/core/config";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import type { Platform } from "@atrium/local/platform";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { readsOf, recordCommands } from "../support/dynamo-spy";
 import { json } from "../support/http";
-import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
+import { adminCall, useTestPlatform } from "../support/platform";
 
 let platform: Platform;
-let dataDir: string;
 const access: AccessLogEntry[] = [];
 
-beforeAll(async () => {
-  ({ platform, dataDir } = await startTestPlatform({ onAccess: (entry) => access.push(entry) }));
-});
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
-});
+useTestPlatform(
+  (started) => {
+    platform = started;
+  },
+  { onAccess: (entry) => access.push(entry) },
+);
 
 const LLAMA = "llama-3.1-8b-instruct";
 const MISTRAL = "mistral-7b-instruct";

@@ -1,9 +1,3 @@
-/**
- * The handlers' AWS clients against peers that fail the ways networks do: a local DynamoDB behind a
- * TCP proxy that hangs or refuses, and a SageMaker Runtime endpoint that accepts calls and never
- * answers. Each call ends with the configured attempts, as an error the edge maps to a 503 or 504.
- */
-import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { AtriumError } from "@atrium/core/errors";
@@ -14,6 +8,7 @@ import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
+import { setHandlerEnvironment } from "../support/handler-environment";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy";
 
 const TABLE = uniqueTableName("atrium-test-client-timeouts");
@@ -35,19 +30,10 @@ beforeAll(async () => {
     modelCalls += 1;
   });
   await new Promise<void>((resolve) => silentModel.listen(0, "127.0.0.1", resolve));
-  // The handler modules read their configuration at import, as a Lambda does at cold start.
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL_DYNAMODB: proxy.url,
-    AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: `http://127.0.0.1:${(silentModel.address() as AddressInfo).port}`,
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-    // The deployed stages' DynamoDB request timeout (the local stage's is longer).
-    ATRIUM_STAGE_CONFIG: JSON.stringify({
-      ...JSON.parse(readFileSync("config/local.json", "utf8")),
-      dynamodbRequestTimeoutMs: 1_000,
-    }),
-    ATRIUM_TENANTS_TABLE: TABLE,
-    ATRIUM_LIMITER_TABLE: "unused-limits",
+  setHandlerEnvironment({
+    dynamodbUrl: proxy.url,
+    tenantsTable: TABLE,
+    sagemakerUrl: `http://127.0.0.1:${(silentModel.address() as AddressInfo).port}`,
   });
   delete process.env.ATRIUM_TENANT_ROLE_ARN;
   clients = await import("@atrium/functions/lib/clients");

@@ -1,9 +1,3 @@
-/**
- * The handlers' tenant cache against a local DynamoDB behind a TCP proxy: "not found" is never
- * cached, and a cached profile is served past its TTL only while DynamoDB is unavailable, within
- * STALE_IF_UNAVAILABLE_MS.
- */
-import { readFileSync } from "node:fs";
 import { generateApiKey } from "@atrium/core/api-key";
 import { loadStageConfigFile } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
@@ -13,6 +7,7 @@ import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
+import { setHandlerEnvironment } from "../support/handler-environment";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy";
 
 const TABLE = uniqueTableName("atrium-test-tenant-cache");
@@ -31,19 +26,7 @@ beforeAll(async () => {
   const client = localDynamoClient(dynamo.url);
   await ensureTable(client, TABLE, TenantTable);
   store = new TenantStore(DynamoDBDocumentClient.from(client), TABLE);
-  // The handler modules read their configuration at import, as a Lambda does at cold start.
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL_DYNAMODB: proxy.url,
-    AWS_ACCESS_KEY_ID: "test",
-    AWS_SECRET_ACCESS_KEY: "test",
-    // The deployed stages' DynamoDB request timeout (the local stage's is longer).
-    ATRIUM_STAGE_CONFIG: JSON.stringify({
-      ...JSON.parse(readFileSync("config/local.json", "utf8")),
-      dynamodbRequestTimeoutMs: 1_000,
-    }),
-    ATRIUM_TENANTS_TABLE: TABLE,
-    ATRIUM_LIMITER_TABLE: "unused-limits",
-  });
+  setHandlerEnvironment({ dynamodbUrl: proxy.url, tenantsTable: TABLE });
   cache = await import("@atrium/functions/lib/tenant-cache");
 });
 

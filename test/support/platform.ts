@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { localDynamoClient } from "@atrium/local/dynamodb";
 import { type Platform, type PlatformOptions, startPlatform } from "@atrium/local/platform";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll } from "vitest";
 import { sharedDynamoUrl, uniqueTableName } from "./dynamodb";
 import type { Json } from "./http";
 
@@ -57,4 +58,20 @@ export async function scanTable(platform: Platform, tableName: string): Promise<
   } finally {
     doc.destroy();
   }
+}
+
+/**
+ * One platform for the test file: started before its tests and stopped (data directory removed)
+ * after them; `onStart` receives it.
+ */
+export function useTestPlatform(
+  onStart: (platform: Platform) => void,
+  options: Omit<PlatformOptions, "dataDir"> = {},
+): void {
+  let started: { platform: Platform; dataDir: string } | undefined;
+  beforeAll(async () => {
+    started = await startTestPlatform(options);
+    onStart(started.platform);
+  });
+  afterAll(() => stopTestPlatform(started?.platform, started?.dataDir));
 }
