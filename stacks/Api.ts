@@ -12,6 +12,7 @@ import {
   routes,
 } from "@atrium/functions/api";
 import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
+import { STREAMED_INTEGRATION_TIMEOUT_MS } from "@atrium/functions/lib/timeouts";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import {
@@ -44,9 +45,6 @@ export const routeKey = (route: Pick<ApiRoute, "method" | "path">) => `${route.m
 
 /** The catch-all responses cover many statuses (403 WAF, 415, ...), so they keep the one API Gateway chose. */
 const keepsOwnStatus = new Set<GatewayResponseType>(["DEFAULT_4XX", "DEFAULT_5XX"]);
-
-/** The function a route deploys: its streaming entry when its integration streams, else its handler. */
-export const deployedHandler = (route: ApiRoute) => route.stream?.handler ?? route.handler;
 
 /** Admin routes that also reach the limiter and idempotency tables: erasing a tenant (GDPR) deletes its items there. */
 export const erasingRoutes: ReadonlySet<string> = new Set(["DELETE /admin/tenants/{tenantId}"]);
@@ -184,8 +182,8 @@ export function Api({ stack, app }: StackContext) {
         {
           authorizer: authorizerFor[route.auth],
           function: {
-            handler: deployedHandler(route),
-            // Under API Gateway's 29 s, so nothing is charged after its 504 (docs/adr/0007-timeouts.md).
+            handler: route.handler,
+            // Under the integration's timeout, so nothing is charged after its 504 (docs/adr/0007-timeouts.md).
             timeout: route.timeoutSeconds,
             permissions: [
               routeAccess[route.auth],
@@ -234,12 +232,14 @@ export function Api({ stack, app }: StackContext) {
     const cfnMethod = method.node.defaultChild as CfnMethod;
     // aws-cdk-lib 2.224 knows the property only at the L1 level; the URI is Lambda's InvokeWithResponseStream.
     cfnMethod.addPropertyOverride("Integration.ResponseTransferMode", "STREAM");
+    // A streamed response may last 15 minutes; the function's own timeout ends it first (ADR 0007).
+    cfnMethod.addPropertyOverride("Integration.TimeoutInMillis", STREAMED_INTEGRATION_TIMEOUT_MS);
     cfnMethod.addPropertyOverride(
       "Integration.Uri",
       `arn:${stack.partition}:apigateway:${stack.region}:lambda:path/2021-11-15/functions/${functionOf(route).functionArn}/response-streaming-invocations`,
     );
     // Overrides are invisible to the deployment's hash; without this, an existing stage would not redeploy.
-    restApi.latestDeployment?.addToLogicalId({ streamed: key, entry: route.stream.handler });
+    restApi.latestDeployment?.addToLogicalId({ streamed: key });
   }
 
   // Tenant isolation in IAM (docs/adr/0006): /v1 functions call DynamoDB and SageMaker as an STS

@@ -17,7 +17,7 @@ import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deployedHandler, erasingRoutes, routeKey } from "../../stacks/Api";
+import { erasingRoutes, routeKey } from "../../stacks/Api";
 import { runtimeConfig } from "../../stacks/config";
 import { VARIANT } from "../../stacks/Inference";
 import {
@@ -100,7 +100,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
             bundled.push(fn.Handler);
           }
         }
-        expect(bundled.sort()).toEqual([authorizer.handler, ...routes.map(deployedHandler)].sort());
+        expect(bundled.sort()).toEqual([authorizer.handler, ...routes.map((r) => r.handler)].sort());
       });
     }
 
@@ -190,7 +190,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         const [[authorizerId]] = resources(s.api, "AWS::ApiGateway::Authorizer") as [[string, Props]];
         for (const route of routes) {
           const method = methods.get(routeKey(route)) as Props;
-          const [fnId] = functionFor(s.api, deployedHandler(route));
+          const [fnId] = functionFor(s.api, route.handler);
           expect(JSON.stringify(method.Integration.Uri), routeKey(route)).toContain(`"${fnId}"`);
           if (isTenantRoute(route)) {
             expect(method.AuthorizationType, routeKey(route)).toBe("CUSTOM");
@@ -218,7 +218,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         expect(routes.filter((r) => r.stream).map(routeKey)).toEqual(["POST /v1/chat/completions"]);
         for (const route of routes) {
           const integration = (methods.get(routeKey(route)) as Props).Integration;
-          const [fnId] = functionFor(s.api, deployedHandler(route));
+          const [fnId] = functionFor(s.api, route.handler);
           expect(integration.Type, routeKey(route)).toBe("AWS_PROXY");
           if (route.stream) {
             expect(integration.ResponseTransferMode).toBe("STREAM");
@@ -232,12 +232,6 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
             );
           }
         }
-        // The deployed entry wraps the route table's own handler.
-        const entry = readFileSync("packages/functions/src/chat-stream.ts", "utf8");
-        expect(entry).toContain('import { handler as chat } from "./chat";');
-        expect(routes.find((r) => routeKey(r) === "POST /v1/chat/completions")?.handler).toBe(
-          "packages/functions/src/chat.handler",
-        );
       });
 
       it("declares the binary media types on a regional REST API", () => {
@@ -306,24 +300,33 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
             expect(fn.Runtime, id).toBe("nodejs22.x");
           }
         }
-        for (const handler of [authorizer.handler, ...routes.map(deployedHandler)]) {
+        for (const handler of [authorizer.handler, ...routes.map((r) => r.handler)]) {
           const [, fn] = functionFor(s.api, handler);
           expect(fn.Architectures, handler).toEqual(["arm64"]);
           expect(fn.TracingConfig, handler).toEqual({ Mode: "Active" });
         }
-        // Under API Gateway's 29 s, so nothing is charged after its 504 (docs/adr/0007-timeouts.md).
+        // Under the integration's timeout (29 s, 15 minutes when it streams), so nothing is charged
+        // after its 504 (docs/adr/0007-timeouts.md); a streamed route's is Lambda's longest, 900 s.
         expect(functionFor(s.api, authorizer.handler)[1].Timeout).toBe(authorizer.timeoutSeconds);
+        const methods = methodsByRoute(s.api);
         for (const route of routes) {
-          const [, fn] = functionFor(s.api, deployedHandler(route));
+          const [, fn] = functionFor(s.api, route.handler);
+          const integration = (methods.get(routeKey(route)) as Props).Integration;
           expect(fn.Timeout, routeKey(route)).toBe(route.timeoutSeconds);
-          expect(fn.Timeout, routeKey(route)).toBeLessThan(29);
+          if (route.stream) {
+            expect(integration.TimeoutInMillis, routeKey(route)).toBe(900_000);
+            expect(fn.Timeout, routeKey(route)).toBe(900);
+          } else {
+            expect(integration.TimeoutInMillis ?? 29_000, routeKey(route)).toBe(29_000);
+            expect(fn.Timeout, routeKey(route)).toBeLessThan(29);
+          }
         }
       });
 
       it("gives every function the tables, the stage config without deploy recipes, and Powertools settings", () => {
         const expected = runtimeConfig(s.config);
         expect(JSON.stringify(expected)).not.toContain('"create"');
-        for (const handler of [authorizer.handler, ...routes.map(deployedHandler)]) {
+        for (const handler of [authorizer.handler, ...routes.map((r) => r.handler)]) {
           const [, fn] = functionFor(s.api, handler);
           const env = fn.Environment.Variables;
           expect(render(env[TenantTable.env]), handler).toMatch(/^<Import:.*TenantsTable/);
@@ -347,7 +350,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         const roleRef = { "Fn::GetAtt": [tenantRoleId(), "Arn"] };
         const [[restApiId]] = resources(s.api, "AWS::ApiGateway::RestApi") as [[string, Props]];
         for (const route of routes) {
-          const env = functionFor(s.api, deployedHandler(route))[1].Environment.Variables;
+          const env = functionFor(s.api, route.handler)[1].Environment.Variables;
           if (isTenantRoute(route)) {
             expect(env[StackEnv.tenantRoleArn], routeKey(route)).toEqual(roleRef);
             expect(env[StackEnv.restApiId], routeKey(route)).toBeUndefined();
@@ -416,7 +419,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
 
       it("lets /v1 functions read tenant profiles and assume the tenant role, and nothing else", () => {
         for (const route of routes.filter(isTenantRoute)) {
-          const statements = statementsFor(s.api, functionFor(s.api, deployedHandler(route))[1]);
+          const statements = statementsFor(s.api, functionFor(s.api, route.handler)[1]);
           const actions = actionsOf(statements);
           expect(
             actions.filter((a) => a.startsWith("sagemaker:")),
@@ -522,7 +525,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         const trust: Statement[] = role.AssumeRolePolicyDocument.Statement;
         const expectedRoles = routes
           .filter(isTenantRoute)
-          .map((r) => roleOf(functionFor(s.api, deployedHandler(r))[1]))
+          .map((r) => roleOf(functionFor(s.api, r.handler)[1]))
           .sort();
         expect(trust.map((st) => st.Principal?.AWS["Fn::GetAtt"][0]).sort()).toEqual(expectedRoles);
         for (const st of trust) {

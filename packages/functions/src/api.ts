@@ -21,10 +21,10 @@ export interface ApiRoute {
   /** The function's timeout (docs/adr/0007-timeouts.md); `routes` gives every route one. */
   timeoutSeconds?: number;
   /**
-   * Set for a route whose integration streams (ResponseTransferMode STREAM): the entry deployed and
-   * run locally for it, which answers `handler` in API Gateway's streaming proxy format.
+   * Set for a route whose integration streams (ResponseTransferMode STREAM): its handler is wrapped by
+   * `awslambda.streamifyResponse` and writes API Gateway's streaming proxy format, deployed and locally.
    */
-  stream?: { handler: string };
+  stream?: true;
 }
 
 const fn = (file: string, exported = "handler") => `packages/functions/src/${file}.${exported}`;
@@ -37,8 +37,8 @@ const routeTable: readonly ApiRoute[] = [
     path: "/v1/chat/completions",
     handler: fn("chat"),
     auth: "tenant",
-    timeoutSeconds: modelCall,
-    stream: { handler: fn("chat-stream") },
+    timeoutSeconds: functionTimeoutSeconds.streamedCall,
+    stream: true,
   },
   {
     method: "POST",

@@ -16,36 +16,42 @@ import { invokeModel } from "./lib/invoke-model";
 import { admitCall } from "./lib/limiter";
 import { tenantApi } from "./lib/middleware";
 import { metrics } from "./lib/observability";
+import { streamedProxyHandler } from "./lib/stream-response";
 
-/** The OpenAI chat route: the request and reply mapping is the Messages protocol's (core/protocols/messages). */
-export const handler = tenantApi(async (event, context) => {
-  const raw = parseJsonBody(event);
-  const parsed = ChatRequest.safeParse(raw);
-  if (!parsed.success) throw fromValidationIssues(parsed.error.issues);
-  const request = parsed.data;
-  if (request.stream) {
-    throw invalidRequest(
-      "unsupported_parameter",
-      "stream: streaming is not available yet; send stream: false",
-      "stream",
-    );
-  }
-  const route = resolveRoute(context.tenant, request.model, config);
-  const { maxTokens, field } = lengthBound(raw as Record<string, unknown>, tierOf(context.tenant, config));
-  await admitCall(context, promptTokenBound(promptTexts(request)) + maxTokens, field);
-  const result = await invokeModel(route, modelRequest(request, maxTokens), context);
+/**
+ * The OpenAI chat route: the request and reply mapping is the Messages protocol's (core/protocols/messages).
+ * Its integration streams (the route table's `stream`), so it answers in API Gateway's streaming format.
+ */
+export const handler = streamedProxyHandler(
+  tenantApi(async (event, context) => {
+    const raw = parseJsonBody(event);
+    const parsed = ChatRequest.safeParse(raw);
+    if (!parsed.success) throw fromValidationIssues(parsed.error.issues);
+    const request = parsed.data;
+    if (request.stream) {
+      throw invalidRequest(
+        "unsupported_parameter",
+        "stream: streaming is not available yet; send stream: false",
+        "stream",
+      );
+    }
+    const route = resolveRoute(context.tenant, request.model, config);
+    const { maxTokens, field } = lengthBound(raw as Record<string, unknown>, tierOf(context.tenant, config));
+    await admitCall(context, promptTokenBound(promptTexts(request)) + maxTokens, field);
+    const result = await invokeModel(route, modelRequest(request, maxTokens), context);
 
-  const reply = parseReply(result.body, route.model);
-  const { promptTokens, completionTokens } = reply.usage;
-  context.usedTokens = promptTokens + completionTokens;
-  metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
-  metrics.addMetric("PromptTokens", MetricUnit.Count, promptTokens);
-  metrics.addMetric("CompletionTokens", MetricUnit.Count, completionTokens);
+    const reply = parseReply(result.body, route.model);
+    const { promptTokens, completionTokens } = reply.usage;
+    context.usedTokens = promptTokens + completionTokens;
+    metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
+    metrics.addMetric("PromptTokens", MetricUnit.Count, promptTokens);
+    metrics.addMetric("CompletionTokens", MetricUnit.Count, completionTokens);
 
-  const answer = {
-    id: `chatcmpl-${event.requestContext.requestId}`,
-    model: request.model,
-    created: Math.floor(Date.now() / 1000),
-  };
-  return json(200, chatCompletion(reply, answer), { "x-atrium-route": route.kind });
-});
+    const answer = {
+      id: `chatcmpl-${event.requestContext.requestId}`,
+      model: request.model,
+      created: Math.floor(Date.now() / 1000),
+    };
+    return json(200, chatCompletion(reply, answer), { "x-atrium-route": route.kind });
+  }),
+);

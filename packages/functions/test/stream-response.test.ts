@@ -82,14 +82,14 @@ describe("streamedProxyHandler", () => {
   });
 });
 
-describe("the deployed chat entry (chat-stream.ts)", () => {
+describe("the chat handler (chat.ts)", () => {
   it("answers with the route table's chat handler: an unauthenticated call gets its OpenAI-shaped 401", async () => {
     Object.assign(process.env, {
       ATRIUM_STAGE_CONFIG: readFileSync("config/local.json", "utf8"),
       ATRIUM_TENANTS_TABLE: "tenants",
       ATRIUM_LIMITER_TABLE: "limiter",
     });
-    const { handler } = (await import("../src/chat-stream")) as unknown as { handler: StreamHandler };
+    const { handler } = (await import("../src/chat")) as unknown as { handler: StreamHandler };
     const event = {
       httpMethod: "POST",
       path: "/v1/chat/completions",

@@ -204,7 +204,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
       limits.integrationTimeoutMs,
     );
     if (route.stream) {
-      const entry = route.stream.handler;
+      const entry = route.handler;
       try {
         const handler = await options.loadHandler(entry);
         if (!isStreamingHandler(handler)) {

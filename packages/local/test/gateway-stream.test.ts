@@ -1,5 +1,5 @@
 /**
- * STREAM routes through the API Gateway emulator: the route's streaming entry runs under
+ * STREAM routes through the API Gateway emulator: the route's streaming handler runs under
  * LocalLambdaStreamingRuntime and the client gets its bytes as they are written, chunked. The
  * handlers are written for the test and wait on latches the test opens, so ordering is proven
  * without wall-clock assertions.
@@ -17,9 +17,9 @@ const { streamifyResponse, HttpResponseStream } = LocalLambdaStreamingRuntime;
 const streamRoute = (path: string, entry: string): ApiRoute => ({
   method: "POST",
   path,
-  handler: "test/buffered.handler",
+  handler: entry,
   auth: "tenant",
-  stream: { handler: entry },
+  stream: true,
 });
 
 const routes: ApiRoute[] = [

@@ -14,7 +14,7 @@ import { idempotency } from "./idempotency";
 import { logger, metrics, tracer } from "./observability";
 import { settleCalls } from "./settle-calls";
 import { loadTenant } from "./tenant-cache";
-import { STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
+import { functionTimeoutSeconds, STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
 
 /** What every API handler's context carries: when Atrium started working on the call, and model time. */
 export interface ApiContext extends Context {
@@ -31,8 +31,10 @@ export interface TenantContext extends ApiContext {
   ticket?: Ticket;
   /** Tokens the model reported for this call, if it did. */
   usedTokens?: number;
-  /** Aborted when the call must give up on its model to refund and answer before the function's timeout. */
+  /** Aborted when the call must give up waiting for its model's answer (or first token) to refund and answer in time. */
   deadline: AbortSignal;
+  /** Aborted when a stream must end (an error event) to settle before the function's timeout. */
+  streamDeadline: AbortSignal;
 }
 
 type Event = APIGatewayProxyEvent;
@@ -47,18 +49,24 @@ const unauthenticated = () =>
   );
 
 /**
- * Gives the call its deadline: WIND_UP_MS before the function's timeout, for the refund and the answer
- * (docs/adr/0007-timeouts.md). Its own signal: middy's `{ signal }` is one controller shared by every
+ * Gives the call its deadlines (docs/adr/0007-timeouts.md), each WIND_UP_MS before a limit, for the
+ * refund and the answer: `deadline` for the model's answer or first token (within the buffered
+ * window, `functionTimeoutSeconds.modelCall`), `streamDeadline` for the end of a stream (the
+ * function's own timeout). Own signals: middy's `{ signal }` is one controller shared by every
  * invocation in the process, so under the local gateway one call's timeout would abort all the others.
  */
 export function callDeadline(): MiddlewareObj<Event, Result, Error, TenantContext> {
   return {
     before: (request) => {
       const remaining = request.context.getRemainingTimeInMillis?.();
-      request.context.deadline =
-        remaining === undefined
-          ? new AbortController().signal
-          : AbortSignal.timeout(Math.max(0, remaining - WIND_UP_MS));
+      const within = (ms: number) => AbortSignal.timeout(Math.max(0, ms - WIND_UP_MS));
+      if (remaining === undefined) {
+        request.context.deadline = new AbortController().signal;
+        request.context.streamDeadline = request.context.deadline;
+        return;
+      }
+      request.context.deadline = within(Math.min(remaining, functionTimeoutSeconds.modelCall * 1000));
+      request.context.streamDeadline = within(remaining);
     },
   };
 }

@@ -7,10 +7,24 @@
 /** API Gateway answers 504 after this, whatever the function is still doing. */
 export const INTEGRATION_TIMEOUT_MS = 29_000;
 
+/**
+ * A STREAM integration's timeout: API Gateway streams a response for at most 15 minutes, the most a
+ * streamed integration's timeout may be set to (docs/adr/0002-rest-api-and-one-route-table.md).
+ */
+export const STREAMED_INTEGRATION_TIMEOUT_MS = 15 * 60_000;
+
 /** Lambda timeouts: each under API Gateway's, so the function's own answer reaches the caller. */
 export const functionTimeoutSeconds = {
-  /** Chat and raw invocations: the model gets all but WIND_UP_MS of it. */
+  /**
+   * Buffered raw invocations: the model gets all but WIND_UP_MS of it. On streamed routes, the time a
+   * call may wait for its model's first token (or a buffered answer) before it gives up.
+   */
   modelCall: 27,
+  /**
+   * Streamed routes (chat, raw streaming): Lambda's longest, as long as API Gateway streams; a stream
+   * still running WIND_UP_MS before it ends with an error event, and is settled.
+   */
+  streamedCall: 900,
   /** Tenant routes that only read DynamoDB (models, usage): a profile, a session, the limiter items. */
   tenantRead: 15,
   /** Admin routes: an erase pages through a whole tenant. */
