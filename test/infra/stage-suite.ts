@@ -215,7 +215,10 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
 
       it("streams the chat route: STREAM transfer mode on Lambda's response-streaming invocation URI", () => {
         const methods = methodsByRoute(s.api);
-        expect(routes.filter((r) => r.stream).map(routeKey)).toEqual(["POST /v1/chat/completions"]);
+        expect(routes.filter((r) => r.stream).map(routeKey)).toEqual([
+          "POST /v1/chat/completions",
+          "POST /v1/models/{model}/invocations-response-stream",
+        ]);
         for (const route of routes) {
           const integration = (methods.get(routeKey(route)) as Props).Integration;
           const [fnId] = functionFor(s.api, route.handler);
