@@ -12,8 +12,8 @@ import {
   routes,
 } from "@atrium/functions/api";
 import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
-import { STREAMED_INTEGRATION_TIMEOUT_MS } from "@atrium/functions/lib/timeouts";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
+import { STREAMED_INTEGRATION_TIMEOUT_MS } from "@atrium/functions/lib/timeouts";
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import {
   type CfnMethod,
@@ -63,6 +63,10 @@ export const accessLogFields = {
   responseLength: "$context.responseLength",
   responseLatency: "$context.responseLatency",
   integrationLatency: "$context.integration.latency",
+  // Streamed routes: the transfer mode (STREAM), and the integration's time to its headers and first body byte.
+  responseTransferMode: "$context.integration.responseTransferMode",
+  timeToAllHeaders: "$context.integration.timeToAllHeaders",
+  timeToFirstContent: "$context.integration.timeToFirstContent",
   tenantId: "$context.authorizer.tenantId",
   tier: "$context.authorizer.tier",
   keyId: "$context.authorizer.keyId",
