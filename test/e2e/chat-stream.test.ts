@@ -57,7 +57,7 @@ describe("stream: true through the official openai client", () => {
     const { apiKey } = await onboard(platform);
     const request = {
       model: MODEL,
-      messages: [{ role: "user", content: "No usage, please" }],
+      messages: [{ role: "user" as const, content: "No usage, please" }],
       max_tokens: 16,
     };
     const buffered: Json = await json(await postChat(platform, apiKey, request));
@@ -78,11 +78,7 @@ describe("stream: true through the official openai client", () => {
     expect(chunks.at(-1).choices[0].finish_reason).toBe(buffered.choices[0].finish_reason);
 
     // The openai client reads the same stream the same way: no chunk carries usage.
-    const stream = await openaiFor(platform, apiKey).chat.completions.create({
-      ...request,
-      messages: [{ role: "user", content: "No usage, please" }],
-      stream: true,
-    });
+    const stream = await openaiFor(platform, apiKey).chat.completions.create({ ...request, stream: true });
     const clientChunks = [];
     for await (const chunk of stream) clientChunks.push(chunk);
     expect(clientChunks).toHaveLength(chunks.length);

@@ -47,6 +47,8 @@ export async function startGatedModel(endpointName: string): Promise<GatedModel>
         gate.reached();
         await gate.released;
       }
+      // The caller left while the stream was held (Atrium stopped reading it): nothing more to send.
+      if (res.destroyed) return;
       res.write(event);
     }
     res.end();

@@ -1,7 +1,8 @@
 /**
  * The report a streamed call prints when it is wholly done, its settle included (the EMF document of
  * packages/functions/src/lib/stream-metrics.ts): a test waits on a tenant's next one, then reads what
- * the call was charged, knowing nothing of the call is still running.
+ * the call was charged, knowing nothing of the call is still running. The handlers' JSON log lines
+ * are kept too, for tests that read them.
  */
 import { afterAll, beforeAll, vi } from "vitest";
 
@@ -20,12 +21,21 @@ const OUTCOMES: Record<string, StreamOutcome> = {
   StreamsClientGone: "client_gone",
 };
 
+export interface StreamReports {
+  /** The tenant's next stream report (or one that came and was not yet taken). */
+  next(tenantId: string): Promise<StreamReport>;
+  /** The handlers' JSON log lines so far (only printed where POWERTOOLS_LOG_LEVEL lets them). */
+  logs(): Record<string, unknown>[];
+}
+
 /**
- * Reads the handlers' standard output for the test file (other output passes through). Call it at
- * the top of the file: metrics are switched on here, before the first call loads the handlers.
+ * Reads the handlers' standard output for the test file: their JSON lines (EMF documents, logs) are
+ * kept out of the test output, the rest passes through. Call it at the top of the file: metrics are
+ * switched on here, before the first call loads the handlers.
  */
-export function captureStreamReports(): { next(tenantId: string): Promise<StreamReport> } {
+export function captureStreamReports(): StreamReports {
   process.env.POWERTOOLS_METRICS_DISABLED = "false";
+  const logs: Record<string, unknown>[] = [];
   const arrived = new Map<string, StreamReport[]>();
   const waiting = new Map<string, ((report: StreamReport) => void)[]>();
   const deliver = (report: StreamReport) => {
@@ -37,10 +47,12 @@ export function captureStreamReports(): { next(tenantId: string): Promise<Stream
   beforeAll(() => {
     const write = process.stdout.write.bind(process.stdout);
     vi.spyOn(process.stdout, "write").mockImplementation(((chunk: string | Uint8Array, ...rest: never[]) => {
-      const documents = String(chunk).split("\n").flatMap(emfDocument);
-      // EMF documents (every call prints some) are kept out of the test output; the rest goes through.
-      if (documents.length === 0) return write(chunk, ...rest);
-      for (const report of documents.flatMap(reportOf)) deliver(report);
+      const lines = String(chunk).split("\n").flatMap(jsonObject);
+      if (lines.length === 0) return write(chunk, ...rest);
+      for (const line of lines) {
+        if (isEmf(line)) for (const report of reportOf(line)) deliver(report);
+        else logs.push(line);
+      }
       return true;
     }) as typeof process.stdout.write);
   });
@@ -56,6 +68,7 @@ export function captureStreamReports(): { next(tenantId: string): Promise<Stream
         waiting.set(tenantId, [...(waiting.get(tenantId) ?? []), resolve]);
       });
     },
+    logs: () => [...logs],
   };
 }
 
@@ -65,16 +78,19 @@ interface EmfDocument {
   model?: string;
 }
 
-/** The EMF document on one line of output, if it is one. */
-function emfDocument(line: string): EmfDocument[] {
+/** The JSON object on one line of output, if it is one. */
+function jsonObject(line: string): Record<string, unknown>[] {
   if (!line.startsWith("{")) return [];
   try {
-    const document = JSON.parse(line) as Partial<EmfDocument>;
-    return document._aws ? [document as EmfDocument] : [];
+    const value: unknown = JSON.parse(line);
+    return typeof value === "object" && value !== null ? [value as Record<string, unknown>] : [];
   } catch {
     return [];
   }
 }
+
+const isEmf = (line: Record<string, unknown>): line is Record<string, unknown> & EmfDocument =>
+  typeof line._aws === "object" && line._aws !== null;
 
 /** The stream report an EMF document is, if it is one: the one with the stream's outcome. */
 function reportOf(document: EmfDocument): StreamReport[] {
