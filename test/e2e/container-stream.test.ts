@@ -4,26 +4,22 @@
  * characters anywhere: Atrium reassembles the events, streams the tenant OpenAI's chunks, always asks
  * the container for usage, and charges the container's own count.
  */
-import { mkdtempSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json } from "../support/http";
-import { adminCall, useTestPlatform } from "../support/platform";
+import { adminCall, startTestPlatformWith, stopTestPlatform } from "../support/platform";
 
 const MODEL = "streaming-container";
 const WORDS = ["Hé", "llo", " wörld", " 日本", "!"];
 const USAGE = { prompt_tokens: 11, completion_tokens: WORDS.length, total_tokens: 11 + WORDS.length };
 
 let container: Server;
+let platform: Platform;
+let dataDir: string;
 const received: Record<string, unknown>[] = [];
-const dir = mkdtempSync(join(tmpdir(), "atrium-container-stream-"));
-const configFile = join(dir, "config.json");
 
 /** vLLM's stream for a chat body: role, one chunk per token, finish, the usage chunk when asked, [DONE]. */
 function vllmStream(body: Record<string, unknown>): string {
@@ -58,25 +54,13 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => container.listen(0, "127.0.0.1", resolve));
   const containerUrl = `http://127.0.0.1:${(container.address() as AddressInfo).port}`;
-  const base = JSON.parse(await readFile("config/local.json", "utf8"));
   const endpoint = { model: MODEL, endpointName: "atrium-shared-streaming-container", containerUrl };
-  await writeFile(
-    configFile,
-    JSON.stringify({ ...base, sharedEndpoints: [...base.sharedEndpoints, endpoint] }),
-  );
+  ({ platform, dataDir } = await startTestPlatformWith({ sharedEndpoints: [endpoint] }));
 });
 
-let platform: Platform;
-useTestPlatform(
-  (started) => {
-    platform = started;
-  },
-  { configFile },
-);
-
 afterAll(async () => {
+  await stopTestPlatform(platform, dataDir);
   await new Promise((resolve) => container?.close(resolve));
-  await rm(dir, { recursive: true, force: true });
 });
 
 describe("a forwarded container that streams server-sent events", () => {

@@ -4,17 +4,14 @@
  * at 3 s); the client gets the chunks produced so far, then a model_timeout error event, and the call
  * is charged only the tokens produced, its reservation's rest refunded.
  */
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { promptTokenBound } from "@atrium/core/limits";
 import { ChatRequest, promptTexts } from "@atrium/core/protocols/messages";
-import { type Platform, REPO_ROOT } from "@atrium/local/platform";
+import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GatedModel, startGatedModel } from "../support/gated-model";
 import type { Json } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
 import { captureStreamReports } from "../support/stream-reports";
 import { onboard, openaiFor, postChat, sseData, usageOf } from "../support/tenant-calls";
 
@@ -33,20 +30,9 @@ const TOKEN_DELAY_MS = 250;
 
 beforeAll(async () => {
   gated = await startGatedModel(GATED_ENDPOINT);
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-stream-deadline-"));
-  const base = JSON.parse(await readFile(join(REPO_ROOT, "config/local.json"), "utf8"));
-  const config = {
-    ...base,
-    sharedEndpoints: [
-      ...base.sharedEndpoints,
-      { model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url },
-    ],
-  };
-  const configFile = join(dataDir, "config.json");
-  await writeFile(configFile, JSON.stringify(config));
-  ({ platform } = await startTestPlatform(
-    { configFile, streamedIntegrationTimeoutMs: 8_000, tokenDelayMs: TOKEN_DELAY_MS },
-    dataDir,
+  ({ platform, dataDir } = await startTestPlatformWith(
+    { sharedEndpoints: [{ model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url }] },
+    { streamedIntegrationTimeoutMs: 8_000, tokenDelayMs: TOKEN_DELAY_MS },
   ));
 });
 

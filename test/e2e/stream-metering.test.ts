@@ -5,19 +5,16 @@
  * streamed and buffered calls of the same request cost the same. Each test waits on its stream's end
  * report, printed after the settle, so what it reads of the tenant's usage is final.
  */
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { promptTokenBound } from "@atrium/core/limits";
 import { ChatRequest, promptTexts } from "@atrium/core/protocols/messages";
 import type { AccessLogEntry } from "@atrium/local/gateway";
-import { type Platform, REPO_ROOT } from "@atrium/local/platform";
+import type { Platform } from "@atrium/local/platform";
 import fc from "fast-check";
 import type OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GatedModel, startGatedModel } from "../support/gated-model";
 import { errorOf } from "../support/http";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
 import { captureStreamReports } from "../support/stream-reports";
 import { onboard, openaiFor, postChat, sseData, usageOf } from "../support/tenant-calls";
 
@@ -36,18 +33,10 @@ const GATED_ENDPOINT = "atrium-shared-gated-reference";
 
 beforeAll(async () => {
   gated = await startGatedModel(GATED_ENDPOINT);
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-stream-metering-"));
-  const base = JSON.parse(await readFile(join(REPO_ROOT, "config/local.json"), "utf8"));
-  const config = {
-    ...base,
-    sharedEndpoints: [
-      ...base.sharedEndpoints,
-      { model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url },
-    ],
-  };
-  const configFile = join(dataDir, "config.json");
-  await writeFile(configFile, JSON.stringify(config));
-  ({ platform } = await startTestPlatform({ configFile, onAccess: (e) => access.push(e) }, dataDir));
+  ({ platform, dataDir } = await startTestPlatformWith(
+    { sharedEndpoints: [{ model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url }] },
+    { onAccess: (e) => access.push(e) },
+  ));
 });
 
 afterAll(async () => {

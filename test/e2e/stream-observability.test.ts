@@ -4,13 +4,10 @@
  * it), so they cannot lean on the log keys the call's middlewares set: another call in the same
  * process may hold those keys by then.
  */
-import { mkdtemp, readFile, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { type Platform, REPO_ROOT } from "@atrium/local/platform";
+import type { Platform } from "@atrium/local/platform";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type GatedModel, startGatedModel } from "../support/gated-model";
-import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
 import { captureStreamReports } from "../support/stream-reports";
 import { onboard, postChat, sseData } from "../support/tenant-calls";
 
@@ -27,18 +24,10 @@ const GATED_ENDPOINT = "atrium-shared-gated-reference";
 
 beforeAll(async () => {
   gated = await startGatedModel(GATED_ENDPOINT);
-  dataDir = await mkdtemp(join(tmpdir(), "atrium-stream-observability-"));
-  const base = JSON.parse(await readFile(join(REPO_ROOT, "config/local.json"), "utf8"));
-  const config = {
-    ...base,
-    sharedEndpoints: [
-      ...base.sharedEndpoints,
-      { model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url },
-    ],
-  };
-  const configFile = join(dataDir, "config.json");
-  await writeFile(configFile, JSON.stringify(config));
-  ({ platform } = await startTestPlatform({ configFile }, dataDir));
+  ({ platform, dataDir } = await startTestPlatformWith(
+    { sharedEndpoints: [{ model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url }] },
+    {},
+  ));
 });
 
 afterAll(async () => {

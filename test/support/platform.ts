@@ -1,9 +1,9 @@
 /** The local platform for one test file: free ports, the run's shared DynamoDB Local, a temporary data directory. */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { localDynamoClient } from "@atrium/local/dynamodb";
-import { type Platform, type PlatformOptions, startPlatform } from "@atrium/local/platform";
+import { type Platform, type PlatformOptions, REPO_ROOT, startPlatform } from "@atrium/local/platform";
 import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll } from "vitest";
 import { sharedDynamoUrl, uniqueTableName } from "./dynamodb";
@@ -23,6 +23,26 @@ export async function startTestPlatform(
     dataDir: dir,
   });
   return { platform, dataDir: dir };
+}
+
+/**
+ * A test platform whose stage config is config/local.json with more shared endpoints (a test's own
+ * model containers) and tiers, written into the platform's temporary data directory.
+ */
+export async function startTestPlatformWith(
+  extra: { sharedEndpoints?: unknown[]; tiers?: Record<string, unknown> },
+  options: Omit<PlatformOptions, "dataDir" | "configFile"> = {},
+): Promise<{ platform: Platform; dataDir: string }> {
+  const dir = await mkdtemp(join(tmpdir(), "atrium-test-"));
+  const base = JSON.parse(await readFile(join(REPO_ROOT, "config/local.json"), "utf8"));
+  const config = {
+    ...base,
+    sharedEndpoints: [...base.sharedEndpoints, ...(extra.sharedEndpoints ?? [])],
+    tiers: { ...base.tiers, ...extra.tiers },
+  };
+  const configFile = join(dir, "config.json");
+  await writeFile(configFile, JSON.stringify(config));
+  return startTestPlatform({ ...options, configFile }, dir);
 }
 
 export async function stopTestPlatform(
