@@ -12,8 +12,8 @@ import {
   routes,
 } from "@atrium/functions/api";
 import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
-import { STREAMED_INTEGRATION_TIMEOUT_MS } from "@atrium/functions/lib/timeouts";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
+import { STREAMED_INTEGRATION_TIMEOUT_MS } from "@atrium/functions/lib/timeouts";
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import {
   type CfnMethod,

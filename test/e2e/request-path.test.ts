@@ -147,13 +147,18 @@ describe("refusals", () => {
     expect(missing.status).toBe(400);
     expect((await errorOf(missing)).param).toBe("messages");
 
-    const streaming = await post(
+    // OpenAI refuses stream_options on a call that does not stream; so does Atrium.
+    const options = await post(
       "/v1/chat/completions",
       platform.demoTenant.apiKey,
-      JSON.stringify({ model: SHARED_MODEL, messages: [{ role: "user", content: "hi" }], stream: true }),
+      JSON.stringify({
+        model: SHARED_MODEL,
+        messages: [{ role: "user", content: "hi" }],
+        stream_options: { include_usage: true },
+      }),
     );
-    expect(streaming.status).toBe(400);
-    expect((await errorOf(streaming)).param).toBe("stream");
+    expect(options.status).toBe(400);
+    expect((await errorOf(options)).param).toBe("stream_options");
   });
 
   it("404 for an unknown model and for an unknown route", async () => {

@@ -135,18 +135,22 @@ describe("Messages API: stream chunks", () => {
       parseChunk(chunk([{ delta: { role: "assistant", content: "" }, finish_reason: null }], null)),
     ).toEqual({
       deltaText: "",
+      tokens: 0,
       finishReason: null,
     });
     expect(parseChunk(chunk([{ delta: { content: " wörld" }, finish_reason: null }]))).toEqual({
       deltaText: " wörld",
+      tokens: 1,
       finishReason: null,
     });
     expect(parseChunk(chunk([{ delta: {}, finish_reason: "length" }]))).toEqual({
       deltaText: "",
+      tokens: 0,
       finishReason: "length",
     });
     expect(parseChunk(chunk([], { prompt_tokens: 4, completion_tokens: 2, total_tokens: 6 }))).toEqual({
       deltaText: "",
+      tokens: 0,
       finishReason: null,
       usage: { promptTokens: 4, completionTokens: 2 },
     });
@@ -179,10 +183,11 @@ describe("TGI", () => {
         generated_text: null,
         details,
       });
-    expect(parseTokenEvent(token(" hi", false))).toEqual({ deltaText: " hi", finishReason: null });
+    expect(parseTokenEvent(token(" hi", false))).toEqual({ deltaText: " hi", tokens: 1, finishReason: null });
     expect(parseTokenEvent(token("</s>", true, { finish_reason: "eos_token", generated_tokens: 3 }))).toEqual(
       {
         deltaText: "",
+        tokens: 1,
         finishReason: "eos_token",
         usage: { promptTokens: null, completionTokens: 3 },
       },

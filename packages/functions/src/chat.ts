@@ -16,11 +16,13 @@ import { invokeModel } from "./lib/invoke-model";
 import { admitCall } from "./lib/limiter";
 import { tenantApi } from "./lib/middleware";
 import { metrics } from "./lib/observability";
+import { streamChat } from "./lib/stream-chat";
 import { streamedProxyHandler } from "./lib/stream-response";
 
 /**
  * The OpenAI chat route: the request and reply mapping is the Messages protocol's (core/protocols/messages).
- * Its integration streams (the route table's `stream`), so it answers in API Gateway's streaming format.
+ * Its integration streams (the route table's `stream`): `stream: true` is answered as server-sent
+ * events as the model produces them, any other call as one JSON body.
  */
 export const handler = streamedProxyHandler(
   tenantApi(async (event, context) => {
@@ -28,30 +30,31 @@ export const handler = streamedProxyHandler(
     const parsed = ChatRequest.safeParse(raw);
     if (!parsed.success) throw fromValidationIssues(parsed.error.issues);
     const request = parsed.data;
-    if (request.stream) {
+    if (request.stream_options && !request.stream) {
       throw invalidRequest(
-        "unsupported_parameter",
-        "stream: streaming is not available yet; send stream: false",
-        "stream",
+        "invalid_request",
+        "stream_options: only allowed when stream is true",
+        "stream_options",
       );
     }
     const route = resolveRoute(context.tenant, request.model, config);
     const { maxTokens, field } = lengthBound(raw as Record<string, unknown>, tierOf(context.tenant, config));
-    await admitCall(context, promptTokenBound(promptTexts(request)) + maxTokens, field);
-    const result = await invokeModel(route, modelRequest(request, maxTokens), context);
+    const promptReserved = promptTokenBound(promptTexts(request));
+    await admitCall(context, promptReserved + maxTokens, field, { streamed: request.stream === true });
+    const identity = {
+      id: `chatcmpl-${event.requestContext.requestId}`,
+      model: request.model,
+      created: Math.floor(Date.now() / 1000),
+    };
+    if (request.stream) return streamChat(context, route, request, { maxTokens, promptReserved }, identity);
 
+    const result = await invokeModel(route, modelRequest(request, maxTokens), context);
     const reply = parseReply(result.body, route.model);
     const { promptTokens, completionTokens } = reply.usage;
     context.usedTokens = promptTokens + completionTokens;
     metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
     metrics.addMetric("PromptTokens", MetricUnit.Count, promptTokens);
     metrics.addMetric("CompletionTokens", MetricUnit.Count, completionTokens);
-
-    const answer = {
-      id: `chatcmpl-${event.requestContext.requestId}`,
-      model: request.model,
-      created: Math.floor(Date.now() / 1000),
-    };
-    return json(200, chatCompletion(reply, answer), { "x-atrium-route": route.kind });
+    return json(200, chatCompletion(reply, identity), { "x-atrium-route": route.kind });
   }),
 );

@@ -11,6 +11,7 @@ import {
   functionTimeoutSeconds,
   INTEGRATION_TIMEOUT_MS,
   STOP_EARLY_MS,
+  STREAMED_INTEGRATION_TIMEOUT_MS,
   sagemakerTimeouts,
   stsTimeouts,
   WIND_UP_MS,
@@ -40,22 +41,31 @@ describe("the clients without a stage setting", () => {
 });
 
 describe("function timeouts", () => {
-  it("are all under API Gateway's integration timeout, which the local gateway uses too", () => {
+  it("are all under their integration's timeout (15 minutes when it streams), which the local gateway uses too", () => {
     expect(gatewayLimits.integrationTimeoutMs).toBe(INTEGRATION_TIMEOUT_MS);
     for (const route of routes) {
-      expect(route.timeoutSeconds * 1000, `${route.method} ${route.path}`).toBeLessThan(
-        INTEGRATION_TIMEOUT_MS,
+      const integrationTimeoutMs = route.stream ? STREAMED_INTEGRATION_TIMEOUT_MS : INTEGRATION_TIMEOUT_MS;
+      expect(route.timeoutSeconds * 1000, `${route.method} ${route.path}`).toBeLessThanOrEqual(
+        integrationTimeoutMs,
       );
     }
   });
 
-  it("give chat and raw invocations the model-call timeout, every other route its kind's", () => {
+  it("stop a stream before the function's timeout, and wait for a first token no longer than for a buffered answer", () => {
+    expect(functionTimeoutSeconds.streamedCall * 1000).toBe(STREAMED_INTEGRATION_TIMEOUT_MS);
+    expect(WIND_UP_MS).toBeGreaterThan(STOP_EARLY_MS);
+    expect(functionTimeoutSeconds.modelCall * 1000).toBeLessThan(INTEGRATION_TIMEOUT_MS);
+  });
+
+  it("give streamed routes the streamed-call timeout, raw invocations the model-call one, every other route its kind's", () => {
     for (const route of routes) {
       const expected = route.path.startsWith("/admin/")
         ? functionTimeoutSeconds.admin
-        : route.method === "POST"
-          ? functionTimeoutSeconds.modelCall
-          : functionTimeoutSeconds.tenantRead;
+        : route.stream
+          ? functionTimeoutSeconds.streamedCall
+          : route.method === "POST"
+            ? functionTimeoutSeconds.modelCall
+            : functionTimeoutSeconds.tenantRead;
       expect(route.timeoutSeconds, `${route.method} ${route.path}`).toBe(expected);
     }
   });

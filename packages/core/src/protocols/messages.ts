@@ -26,6 +26,7 @@ export const ChatRequest = z.object({
   seed: z.number().int().optional(),
   n: z.literal(1, { error: "only n = 1 is supported" }).optional(),
   stream: z.boolean().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
 });
 export type ChatRequest = z.infer<typeof ChatRequest>;
 
@@ -137,8 +138,11 @@ export function parseChunk(data: string): StreamDelta {
   if (!parsed.success) throw unreadableReply();
   const [choice] = parsed.data.choices;
   const usage = parsed.data.usage;
+  const deltaText = choice?.delta.content ?? "";
   return {
-    deltaText: choice?.delta.content ?? "",
+    deltaText,
+    // vLLM, TGI's Messages API and the reference model send one chunk per generated token.
+    tokens: deltaText === "" ? 0 : 1,
     finishReason: choice?.finish_reason ?? null,
     ...(usage
       ? { usage: { promptTokens: usage.prompt_tokens, completionTokens: usage.completion_tokens } }

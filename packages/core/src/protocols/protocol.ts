@@ -13,6 +13,8 @@ export interface ModelUsage {
 /** One streamed event, read: the text it adds, the finish reason when it ends the output, usage when it reports it. */
 export interface StreamDelta {
   deltaText: string;
+  /** Generated tokens the event carries (a token event, special or not, is one; a role or usage event none). */
+  tokens: number;
   finishReason: string | null;
   usage?: ModelUsage;
 }

@@ -48,6 +48,7 @@ export function parseTokenEvent(data: string): StreamDelta {
   const { token, details } = parsed.data;
   return {
     deltaText: token.special ? "" : token.text,
+    tokens: 1,
     finishReason: details?.finish_reason ?? null,
     ...(details ? { usage: { promptTokens: null, completionTokens: details.generated_tokens } } : {}),
   };

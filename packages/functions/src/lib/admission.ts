@@ -36,8 +36,11 @@ export interface Ticket {
   admittedAt: number;
 }
 
-/** A lease outlives the longest call (API Gateway's 29 s) with margin; then a crashed holder's slot frees. */
-const LEASE_MICROS = 60_000_000;
+/**
+ * A buffered call's lease outlives the longest one (API Gateway's 29 s) with margin; then a crashed
+ * holder's slot frees. A streamed call asks for a lease as long as its function may run.
+ */
+export const LEASE_MICROS = 60_000_000;
 
 export interface AdmissionDeps {
   /** The limiter store a tenant's calls go through (deployed: with that tenant's scoped credentials). */
@@ -57,6 +60,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     tenant: Tenant,
     tokens: number,
     field: string | null = null,
+    leaseMicros = LEASE_MICROS,
   ): Promise<{ ticket: Ticket; headers: Record<string, string> }> {
     const whole = tenantLimits(tenant, stage);
     if (tokens > largestCall(whole)) {
@@ -93,7 +97,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
         now: at,
         tokens,
         leaseId: randomUUID(),
-        leaseMicros: LEASE_MICROS,
+        leaseMicros,
         typicalCallMicros: durations.typical(tenant.id),
       });
     } catch (err) {

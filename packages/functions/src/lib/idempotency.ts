@@ -29,6 +29,7 @@ import { idempotentRoutes } from "./idempotent-routes";
 import type { ApiContext } from "./middleware";
 import { logger, metrics } from "./observability";
 import { openReply, sealReply } from "./sealed-reply";
+import { isStreamed } from "./stream-response";
 import { tenantClients } from "./tenant-clients";
 
 type Event = APIGatewayProxyEvent;
@@ -79,7 +80,8 @@ export function idempotency<C extends ApiContext>(): MiddlewareObj<Event, Result
       const claim = release(request);
       if (!claim) return;
       const response = request.response;
-      if (!response || response.statusCode >= 400) return forget(claim);
+      // A streamed answer is not kept: its key only holds off duplicates until its head is sent.
+      if (!response || response.statusCode >= 400 || isStreamed(response)) return forget(claim);
       const headers = { ...response.headers, ...request.context.responseHeaders };
       const sealed = sealReply({ ...response, headers }, claim.secret, claim.scope);
       if (sealed.length > MAX_SEALED_CHARS) {

@@ -4,7 +4,7 @@
  */
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { LimiterTable } from "@atrium/core/tables";
-import { createAdmission } from "./admission";
+import { createAdmission, LEASE_MICROS } from "./admission";
 import { config, requireEnv } from "./clients";
 import type { TenantContext } from "./middleware";
 import { tenantClients } from "./tenant-clients";
@@ -30,14 +30,18 @@ export const limiter = createAdmission({ storeFor: limiterStoreFor, config });
 
 /**
  * Reserves `tokens` for the caller's call (`field`: the length field that set its bound, named in a
- * refusal); the `settleCalls` middleware settles or refunds it.
+ * refusal); the `settleCalls` middleware settles or refunds it, or a stream once it has ended. A
+ * streamed call's lease lasts as long as its function may run, so its slot is held to the end.
  */
 export async function admitCall(
   context: TenantContext,
   tokens: number,
   field: string | null = null,
+  options: { streamed?: boolean } = {},
 ): Promise<void> {
-  const { ticket, headers } = await limiter.admit(context.tenant, tokens, field);
+  const remainingMs = context.getRemainingTimeInMillis?.() ?? 0;
+  const leaseMicros = options.streamed ? Math.max(LEASE_MICROS, (remainingMs + 60_000) * 1000) : LEASE_MICROS;
+  const { ticket, headers } = await limiter.admit(context.tenant, tokens, field, leaseMicros);
   context.ticket = ticket;
   Object.assign(context.responseHeaders, headers);
 }

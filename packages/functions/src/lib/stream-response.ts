@@ -1,10 +1,24 @@
+import type { Writable } from "node:stream";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+
+/**
+ * A result whose body is written as it is produced: `stream` writes it to the client, ends it, and
+ * then finishes the call (the settle), so the client's last byte never waits on Atrium's bookkeeping.
+ */
+export interface StreamedResult extends APIGatewayProxyResult {
+  body: "";
+  stream(out: Writable): Promise<void>;
+}
+
+export function isStreamed(result: APIGatewayProxyResult | null | undefined): result is StreamedResult {
+  return typeof (result as Partial<StreamedResult> | null | undefined)?.stream === "function";
+}
 
 /**
  * Serves a Lambda-proxy handler behind an integration in STREAM transfer mode, which expects the
  * streaming proxy format (metadata JSON, eight NUL bytes, then the body) rather than a result
  * object. `awslambda` is the Lambda runtime's global; its HttpResponseStream writes the prelude.
- * Today the whole body is written at once; a handler that yields tokens can later write as it goes.
+ * A buffered result is written at once; a StreamedResult writes its body as it goes.
  */
 export function streamedProxyHandler<C extends Context>(
   handler: (event: APIGatewayProxyEvent, context: C) => Promise<APIGatewayProxyResult>,
@@ -17,6 +31,7 @@ export function streamedProxyHandler<C extends Context>(
       headers: stringValues(result.headers),
       ...(result.multiValueHeaders ? { multiValueHeaders: result.multiValueHeaders } : {}),
     });
+    if (isStreamed(result)) return result.stream(stream);
     await new Promise<void>((resolve, reject) => {
       stream.on("error", reject);
       stream.end(Buffer.from(result.body, result.isBase64Encoded ? "base64" : "utf8"), resolve);

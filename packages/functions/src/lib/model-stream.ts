@@ -1,0 +1,110 @@
+/**
+ * One InvokeEndpointWithResponseStream on the route's endpoint: the model's bytes as SageMaker's
+ * PayloadParts deliver them, split anywhere. The call waits for the first part until the call's
+ * `deadline` (then 504, refunded), and the whole stream runs until its `streamDeadline`.
+ */
+import { AtriumError } from "@atrium/core/errors";
+import type { Route } from "@atrium/core/route";
+import { InvokeEndpointWithResponseStreamCommand } from "@aws-sdk/client-sagemaker-runtime";
+import { endpointInput, type ModelCall } from "./invoke-model";
+import { type TenantContext, timed } from "./middleware";
+import { fromSageMakerError, modelTimedOut } from "./model-errors";
+import { tenantClients } from "./tenant-clients";
+
+export interface ModelStream {
+  /** The model's content type (text/event-stream for the LLM containers). */
+  contentType: string;
+  /** The first payload part, read before the call answers, so a model that fails at once is a plain error. */
+  first: Uint8Array;
+  /** The parts after the first; a failure is an AtriumError. */
+  rest: AsyncIterable<Uint8Array>;
+  /** Milliseconds from the request to SageMaker until the first part. */
+  firstPartMs: number;
+  /** Stops reading the model (its connection is closed). */
+  abort(): void;
+}
+
+export async function openModelStream(
+  route: Route,
+  call: ModelCall,
+  context: TenantContext,
+): Promise<ModelStream> {
+  const command = new InvokeEndpointWithResponseStreamCommand(endpointInput(route, call));
+  const stop = new AbortController();
+  const signal = AbortSignal.any([context.streamDeadline, stop.signal]);
+  const mapped = (err: unknown): AtriumError => {
+    if (err instanceof AtriumError) return err;
+    if (context.streamDeadline.aborted) return streamTimedOut(route.model);
+    return fromSageMakerError(err, route.model, context.tenant);
+  };
+  const started = performance.now();
+  const { sagemaker } = tenantClients(context.tenant.id);
+  const opened = timed(context, async () => {
+    const output = await sagemaker.send(command, { abortSignal: signal });
+    const parts = payloads(output.Body)[Symbol.asyncIterator]();
+    const first = await parts.next();
+    return { output, parts, first };
+  });
+  // Until the first part, the call's deadline holds: then the model is left and the call refunded.
+  const { output, parts, first } = await untilDeadline(opened, context.deadline, () => stop.abort()).catch(
+    (err: unknown) => {
+      stop.abort();
+      if (context.deadline.aborted) throw modelTimedOut(route.model);
+      throw mapped(err);
+    },
+  );
+  const firstPartMs = performance.now() - started;
+  return {
+    contentType: output.ContentType ?? "application/octet-stream",
+    first: first.done ? new Uint8Array() : first.value,
+    firstPartMs,
+    rest: {
+      async *[Symbol.asyncIterator]() {
+        if (first.done) return;
+        try {
+          for (let next = await parts.next(); !next.done; next = await parts.next()) yield next.value;
+        } catch (err) {
+          throw mapped(err);
+        }
+      },
+    },
+    abort: () => stop.abort(),
+  };
+}
+
+/** The bytes of each PayloadPart; the stream's error events arrive as the SDK's thrown exceptions. */
+async function* payloads(
+  body: AsyncIterable<{ PayloadPart?: { Bytes?: Uint8Array } }> | undefined,
+): AsyncGenerator<Uint8Array> {
+  if (!body) return;
+  for await (const event of body) {
+    const bytes = event.PayloadPart?.Bytes;
+    if (bytes && bytes.length > 0) yield bytes;
+  }
+}
+
+/** `work`, or a rejection when `deadline` fires first (`onTimeout` is called then). */
+function untilDeadline<T>(work: Promise<T>, deadline: AbortSignal, onTimeout: () => void): Promise<T> {
+  if (deadline.aborted) {
+    onTimeout();
+    return Promise.reject(deadline.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const timedOut = () => {
+      onTimeout();
+      reject(deadline.reason);
+    };
+    deadline.addEventListener("abort", timedOut, { once: true });
+    work.then(resolve, reject).finally(() => deadline.removeEventListener("abort", timedOut));
+  });
+}
+
+/** A stream still running when the function must end: stopped, and settled for what was produced. */
+export function streamTimedOut(model: string): AtriumError {
+  return new AtriumError(
+    504,
+    "api_error",
+    "model_timeout",
+    `The model '${model}' did not finish in time; the stream was stopped and only the tokens produced were charged.`,
+  );
+}
