@@ -3,14 +3,16 @@
  * emulator, authorizer, chat handler, limiter on DynamoDB Local) against the same model called straight
  * with the AWS SDK's InvokeEndpointWithResponseStream, at 1 and 16 concurrent streams. The reference
  * model pauses BENCH_TOKEN_DELAY_MS (default 20) before each token and writes BENCH_MAX_TOKENS (32).
- * Prints a markdown table: TTFT p50/p99 per path, what Atrium adds to the p50, the gaps between content
- * chunks as the client sees them, and the share of streams whose first content chunk arrived before the
- * model could have produced its last token (nothing buffered on the way). A benchmark, not a test.
+ * Prints a markdown table: TTFT p50/p99 per path, what Atrium adds to the p50 (and its handler's own
+ * share, as x-atrium-overhead-ms reports it), the gaps between content chunks as the client sees them,
+ * and the share of streams whose first content chunk arrived before the model could have produced its
+ * last token (nothing buffered on the way). A benchmark, not a test: run it on a quiet machine.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   InvokeEndpointWithResponseStreamCommand,
   SageMakerRuntimeClient,
@@ -78,6 +80,8 @@ const sagemaker = new SageMakerRuntimeClient({
   maxAttempts: 1,
 });
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+/** Atrium's own account of its handler's time (x-atrium-overhead-ms, the model call excluded), per stream. */
+const handlerMs: number[] = [];
 
 /** Straight to the emulator with the AWS SDK, the call Atrium's handler makes (usage asked, as it does). */
 async function direct(): Promise<Arrivals> {
@@ -126,6 +130,7 @@ function atrium(): Promise<Arrivals> {
     req.on("error", reject);
     req.on("response", (res) => {
       const refusal: Buffer[] = [];
+      handlerMs.push(Number(res.headers["x-atrium-overhead-ms"]));
       res.on("data", (bytes: Buffer) => (res.statusCode === 200 ? reader.push(bytes) : refusal.push(bytes)));
       res.on("error", reject);
       res.on("end", () => {
@@ -146,8 +151,11 @@ function atrium(): Promise<Arrivals> {
 async function run(path: Path, concurrency: number, count: number): Promise<Arrivals[]> {
   const results: Arrivals[] = [];
   let started = 0;
+  // The clients start spread over one stream's length, as independent callers would, not all at once.
+  const spacingMs = ((MAX_TOKENS + 3) * TOKEN_DELAY_MS) / concurrency;
   await Promise.all(
-    Array.from({ length: concurrency }, async () => {
+    Array.from({ length: concurrency }, async (_, client) => {
+      await sleep(client * spacingMs);
       while (started < count) {
         started += 1;
         results.push(await (path === "direct" ? direct() : atrium()));
@@ -163,7 +171,7 @@ function percentile(values: number[], p: number): number {
 }
 
 /** One table row per path: TTFT, what Atrium adds to it, chunk gaps, and streams that were not buffered. */
-function rows(concurrency: number, streams: Record<Path, Arrivals[]>): string[] {
+function rows(concurrency: number, streams: Record<Path, Arrivals[]>, handler: number[]): string[] {
   const ttftOf = (path: Path) => streams[path].map((arrivals) => arrivals[0] ?? Number.NaN);
   const directP50 = percentile(ttftOf("direct"), 0.5);
   return PATHS.map((path) => {
@@ -172,6 +180,7 @@ function rows(concurrency: number, streams: Record<Path, Arrivals[]>): string[] 
     // The model sleeps before each of its tokens: its last one cannot exist before (tokens x delay) ms.
     const early = streams[path].filter((a) => (a[0] ?? Number.POSITIVE_INFINITY) < a.length * TOKEN_DELAY_MS);
     const added = path === "atrium" ? (percentile(ttft, 0.5) - directP50).toFixed(2) : "—";
+    const ownTime = path === "atrium" ? percentile(handler, 0.5).toFixed(2) : "—";
     const cells = [
       concurrency,
       path,
@@ -179,7 +188,7 @@ function rows(concurrency: number, streams: Record<Path, Arrivals[]>): string[] 
       percentile(ttft, 0.5).toFixed(2),
       percentile(ttft, 0.99).toFixed(2),
     ];
-    cells.push(added, percentile(gaps, 0.5).toFixed(2), percentile(gaps, 0.99).toFixed(2));
+    cells.push(added, ownTime, percentile(gaps, 0.5).toFixed(2), percentile(gaps, 0.99).toFixed(2));
     cells.push(`${early.length}/${streams[path].length}`);
     return `| ${cells.join(" | ")} |`;
   });
@@ -193,20 +202,22 @@ try {
   // Warm-up: handler modules load, caches fill, both paths open their keep-alive connections.
   for (const path of PATHS) await run(path, 16, 32);
   const table = [
-    "| streams at once | path | streams | TTFT p50 (ms) | TTFT p99 (ms) | Atrium adds to TTFT p50 (ms) " +
-      "| chunk gap p50 (ms) | chunk gap p99 (ms) | first chunk before the model's last token |",
-    "| --: | --- | --: | --: | --: | --: | --: | --: | --: |",
+    "| streams at once | path | streams | TTFT p50 | TTFT p99 | Atrium adds to TTFT p50 | handler's own time p50 " +
+      "| chunk gap p50 | chunk gap p99 | first chunk before the model's last token |",
+    "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
   ];
   for (const [concurrency, count] of RUNS) {
     const streams: Record<Path, Arrivals[]> = { direct: [], atrium: [] };
+    handlerMs.length = 0;
     for (let round = 0; round < ROUNDS; round++) {
       for (const path of PATHS) streams[path].push(...(await run(path, concurrency, count / ROUNDS)));
     }
-    table.push(...rows(concurrency, streams));
+    table.push(...rows(concurrency, streams, handlerMs));
   }
   const load = (averages: number[]) => averages.map((x) => x.toFixed(2)).join(" ");
   process.stdout.write(
     `\n${table.join("\n")}\n\n` +
+      "(times in ms)\n" +
       `command: BENCH_TOKEN_DELAY_MS=${TOKEN_DELAY_MS} BENCH_MAX_TOKENS=${MAX_TOKENS} npm run bench:stream\n` +
       `machine: ${cpus().length} cores, load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadavg())} after\n`,
   );
