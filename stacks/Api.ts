@@ -63,6 +63,10 @@ export const accessLogFields = {
   responseLength: "$context.responseLength",
   responseLatency: "$context.responseLatency",
   integrationLatency: "$context.integration.latency",
+  // Streamed routes: the transfer mode (STREAM), and the integration's time to its headers and first body byte.
+  responseTransferMode: "$context.integration.responseTransferMode",
+  timeToAllHeaders: "$context.integration.timeToAllHeaders",
+  timeToFirstContent: "$context.integration.timeToFirstContent",
   tenantId: "$context.authorizer.tenantId",
   tier: "$context.authorizer.tier",
   keyId: "$context.authorizer.keyId",

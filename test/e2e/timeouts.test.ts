@@ -65,6 +65,8 @@ beforeAll(async () => {
     {
       configFile,
       integrationTimeoutMs: INTEGRATION_TIMEOUT_MS,
+      // Chat is a streamed route: its integration timeout is the streamed one, shortened the same.
+      streamedIntegrationTimeoutMs: INTEGRATION_TIMEOUT_MS,
       interposeDynamodb: async (url) => {
         proxy = await startTcpProxy(url);
         return proxy.url;

@@ -215,7 +215,10 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
 
       it("streams the chat route: STREAM transfer mode on Lambda's response-streaming invocation URI", () => {
         const methods = methodsByRoute(s.api);
-        expect(routes.filter((r) => r.stream).map(routeKey)).toEqual(["POST /v1/chat/completions"]);
+        expect(routes.filter((r) => r.stream).map(routeKey)).toEqual([
+          "POST /v1/chat/completions",
+          "POST /v1/models/{model}/invocations-response-stream",
+        ]);
         for (const route of routes) {
           const integration = (methods.get(routeKey(route)) as Props).Integration;
           const [fnId] = functionFor(s.api, route.handler);
@@ -262,13 +265,19 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         expect((deployed.get("AUTHORIZER_FAILURE") as Props).StatusCode).toBe("503");
       });
 
-      it("writes JSON access logs with the authorizer's tenant id to a log group kept as long as the stage's data", () => {
+      it("writes JSON access logs with the authorizer's tenant id and streaming times to a log group kept as long as the stage's data", () => {
         const [[, stageProps]] = resources(s.api, "AWS::ApiGateway::Stage") as [[string, Props]];
         expect(stageProps.StageName).toBe(stage);
         const format = JSON.parse(stageProps.AccessLogSetting.Format);
         expect(format.tenantId).toBe("$context.authorizer.tenantId");
         expect(format.requestId).toBe("$context.requestId");
         expect(format.status).toBe("$context.status");
+        // A streamed call's time to first token, as API Gateway measures it.
+        expect(format).toMatchObject({
+          responseTransferMode: "$context.integration.responseTransferMode",
+          timeToAllHeaders: "$context.integration.timeToAllHeaders",
+          timeToFirstContent: "$context.integration.timeToFirstContent",
+        });
         const [[logGroupId, logGroup]] = resourceEntries(s.api, "AWS::Logs::LogGroup") as [[string, Props]];
         expect(stageProps.AccessLogSetting.DestinationArn).toEqual({ "Fn::GetAtt": [logGroupId, "Arn"] });
         expect(logGroup.Properties.RetentionInDays).toBe(s.config.protect ? 365 : 30);

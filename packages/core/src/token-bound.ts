@@ -7,7 +7,8 @@
 import type { TierSpec } from "./config";
 import { invalidRequest } from "./errors";
 import { promptTokenBound } from "./limits";
-import { replyTokens } from "./protocols/registry";
+import type { ModelProtocol } from "./protocols/protocol";
+import { protocolFor, replyTokens } from "./protocols/registry";
 
 /** Every field through which a body can ask for output length; all are read, the largest wins. */
 export const LENGTH_FIELDS = [
@@ -67,6 +68,8 @@ export interface BoundCall {
   outputBound: number;
   /** The length field that set the bound, if one did. */
   field: string | null;
+  /** The protocol the body is written in, when Atrium knows it (a streamed reply is read by it). */
+  protocol?: ModelProtocol;
 }
 
 /**
@@ -74,6 +77,8 @@ export interface BoundCall {
  * exactly what was bounded) with the bound in the field its protocol reads, when the body set none:
  * `parameters.max_new_tokens` for TGI-style `{"inputs": ...}` (which also asks for `details`, so the
  * reply counts its tokens), `max_tokens` otherwise. Any other body reserves the tier's `rawCallTokens`.
+ * A Messages body that streams is also made to ask for usage (`stream_options.include_usage`), so the
+ * stream is metered from the model's own count.
  */
 export function boundInvocation(body: Buffer, contentType: string | undefined, tier: TierSpec): BoundCall {
   const json = isJsonMediaType(contentType) ? parseObject(body) : undefined;
@@ -90,6 +95,11 @@ export function boundInvocation(body: Buffer, contentType: string | undefined, t
   }
   // A body with both `messages` and `inputs` gets both fields: either protocol may be the one that reads it.
   if (!tgi || Object.hasOwn(json, "messages")) json.max_tokens ??= bound.maxTokens;
+  if (Object.hasOwn(json, "messages") && json.stream === true) {
+    const options = isObject(json.stream_options) ? json.stream_options : {};
+    json.stream_options = { ...options, include_usage: true };
+  }
+  const protocol = protocolFor(json);
   const text = JSON.stringify(json);
   const outputBound = bound.maxTokens * bound.sequences;
   return {
@@ -98,6 +108,7 @@ export function boundInvocation(body: Buffer, contentType: string | undefined, t
     reserved: promptTokenBound([text]) + outputBound,
     outputBound,
     field: bound.field,
+    ...(protocol ? { protocol } : {}),
   };
 }
 

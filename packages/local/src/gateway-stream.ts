@@ -1,48 +1,83 @@
 /**
- * A STREAM integration's response as API Gateway relays it: the metadata prelude (up to eight NUL
- * bytes) gives status and headers, then every later byte goes to the client as it arrives, chunked.
- * Before the prelude is complete a failure is a gateway response; after it, the stream just ends.
+ * A STREAM integration as API Gateway runs it: the route's streaming entry is invoked, the metadata
+ * prelude (up to eight NUL bytes) gives status and headers, then every later byte goes to the client
+ * as it arrives, chunked. Before the prelude is complete a failure is a gateway response; after it,
+ * the stream just ends. One integration timeout bounds the whole response.
  */
 import type { ServerResponse } from "node:http";
 import type { Readable } from "node:stream";
+import { STREAMED_INTEGRATION_TIMEOUT_MS } from "@atrium/functions/lib/timeouts";
 import { GatewayError } from "./gateway-authorizer";
-import { PRELUDE_DELIMITER } from "./lambda-streaming-runtime";
+import type { IntegrationCall } from "./gateway-integration";
+import { invokeStreaming, isStreamingHandler, PRELUDE_DELIMITER } from "./lambda-streaming-runtime";
 
-export interface StreamedHead {
+interface StreamedHead {
   statusCode: number;
   headers: Record<string, string | string[]>;
 }
 
 export interface StreamLimits {
-  /** API Gateway's integration timeout, counted until the response head (the prelude) arrives. */
-  integrationTimeoutMs: number;
+  /** A STREAM integration's timeout: it bounds the whole response, head and body. */
+  streamedIntegrationTimeoutMs: number;
   /** Longest pause between two chunks before API Gateway closes the stream. */
   streamIdleTimeoutMs: number;
-  /** Longest a response may stream in all. */
-  streamMaxDurationMs: number;
 }
 
 /** API Gateway's documented limits for a streamed response from a regional REST API (ADR 0002). */
-export const streamingLimits = {
+export const streamingLimits: StreamLimits = {
+  streamedIntegrationTimeoutMs: STREAMED_INTEGRATION_TIMEOUT_MS,
   streamIdleTimeoutMs: 5 * 60_000,
-  streamMaxDurationMs: 15 * 60_000,
-} as const;
+};
 
 /** How a relayed stream ended: all of it sent, cut by the gateway or the function, or the client left. */
 export type StreamOutcome = "completed" | "truncated" | "client_gone";
 
+export interface Streamed {
+  statusCode: number;
+  outcome: StreamOutcome;
+  /** When (performance.now()) the first body byte after the prelude went to the client, if one did. */
+  firstByteAt?: number;
+}
+
 /**
- * Reads the prelude of a streamed proxy response. Fails with INTEGRATION_TIMEOUT past the integration
- * timeout, DEFAULT_5XX if the function fails or its prelude is malformed; the stream is drained then.
+ * Runs a STREAM route's entry and relays its response. Throws GatewayError before the head:
+ * INTEGRATION_TIMEOUT, or DEFAULT_5XX when the entry is not a streaming handler or fails first.
  */
-export function readPrelude(
-  body: Readable,
-  timeoutMs: number,
-): Promise<{ head: StreamedHead; rest: Buffer }> {
+export async function callStreamedIntegration(
+  res: ServerResponse,
+  call: IntegrationCall & { limits: StreamLimits },
+): Promise<Streamed> {
+  const handler = await call.loadHandler(call.entry);
+  if (!isStreamingHandler(handler)) {
+    console.error(`lambda ${call.entry} is not wrapped by awslambda.streamifyResponse`);
+    throw new GatewayError("DEFAULT_5XX");
+  }
+  const body = invokeStreaming(handler, call.event, call.context);
+  // One timer for the whole response, as on AWS: before the head it is a 504, after it a cut stream.
+  const timedOut = new AbortController();
+  const timer = setTimeout(() => timedOut.abort(), call.limits.streamedIntegrationTimeoutMs);
+  try {
+    const { head, rest } = await readPrelude(body, timedOut.signal);
+    head.headers["x-amzn-requestid"] = call.requestId;
+    const relayed = await relayStream(res, head, rest, body, {
+      idleTimeoutMs: call.limits.streamIdleTimeoutMs,
+      timedOut: timedOut.signal,
+    });
+    return { statusCode: head.statusCode, ...relayed };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Reads the prelude of a streamed proxy response. Fails with INTEGRATION_TIMEOUT when `timedOut`
+ * aborts first, DEFAULT_5XX if the function fails or its prelude is malformed; the stream is drained then.
+ */
+function readPrelude(body: Readable, timedOut: AbortSignal): Promise<{ head: StreamedHead; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const settle = (outcome: () => void) => {
-      clearTimeout(timer);
+      timedOut.removeEventListener("abort", onTimeout);
       body.off("data", onData).off("end", onEnd).off("error", onError);
       outcome();
     };
@@ -66,25 +101,33 @@ export function readPrelude(
     };
     const onEnd = () => fail("DEFAULT_5XX", "the stream ended without a metadata prelude");
     const onError = (err: Error) => fail("DEFAULT_5XX", err);
-    const timer = setTimeout(() => fail("INTEGRATION_TIMEOUT", "timeout"), timeoutMs);
+    const onTimeout = () => fail("INTEGRATION_TIMEOUT", "timeout");
+    if (timedOut.aborted) return onTimeout();
+    timedOut.addEventListener("abort", onTimeout, { once: true });
     body.on("data", onData).on("end", onEnd).on("error", onError);
   });
 }
 
 /**
  * Sends the head, then relays every chunk as it comes (no content-length, so Node frames it chunked).
- * A function error, the idle timeout or the duration limit cuts the connection: the client sees a
- * truncated chunked body. A client that leaves does not stop the function: its output is drained.
+ * A function error, the idle timeout or the integration timeout cuts the connection: the client sees
+ * a truncated chunked body. Neither a cut nor a client that leaves stops the function: its output is
+ * drained, as on AWS.
  */
-export function relayStream(
+function relayStream(
   res: ServerResponse,
   head: StreamedHead,
   rest: Buffer,
   body: Readable,
-  limits: StreamLimits,
-): Promise<StreamOutcome> {
+  limits: { idleTimeoutMs: number; timedOut: AbortSignal },
+): Promise<Omit<Streamed, "statusCode">> {
+  let firstByteAt: number | undefined;
+  const send = (chunk: Buffer) => {
+    if (chunk.length > 0) firstByteAt ??= performance.now();
+    return res.write(chunk);
+  };
   res.writeHead(head.statusCode, head.headers);
-  if (rest.length > 0) res.write(rest);
+  if (rest.length > 0) send(rest);
   else res.flushHeaders();
   return new Promise((resolve) => {
     let outcome: StreamOutcome | undefined;
@@ -94,13 +137,14 @@ export function relayStream(
       drain(body);
       done();
     };
-    let idle = setTimeout(cut, limits.streamIdleTimeoutMs);
-    const longest = setTimeout(cut, limits.streamMaxDurationMs);
+    let idle = setTimeout(cut, limits.idleTimeoutMs);
     const done = () => {
       clearTimeout(idle);
-      clearTimeout(longest);
-      resolve(outcome ?? "completed");
+      limits.timedOut.removeEventListener("abort", cut);
+      resolve({ outcome: outcome ?? "completed", ...(firstByteAt === undefined ? {} : { firstByteAt }) });
     };
+    if (limits.timedOut.aborted) return cut();
+    limits.timedOut.addEventListener("abort", cut, { once: true });
     res.once("close", () => {
       if (res.writableFinished || outcome) return;
       outcome = "client_gone";
@@ -109,9 +153,9 @@ export function relayStream(
     body.on("data", (chunk: Buffer) => {
       if (outcome) return;
       clearTimeout(idle);
-      idle = setTimeout(cut, limits.streamIdleTimeoutMs);
+      idle = setTimeout(cut, limits.idleTimeoutMs);
       // Backpressure: a slow client slows the function's stream instead of filling memory.
-      if (!res.write(chunk)) {
+      if (!send(chunk)) {
         body.pause();
         res.once("drain", () => body.resume());
       }

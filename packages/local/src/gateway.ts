@@ -3,7 +3,7 @@
  * REQUEST authorizer with result caching, calls the real handlers in this process, and answers with
  * the gateway responses the stacks configure. It serves exactly the route table of packages/functions.
  */
-import { randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import {
   type ApiRoute,
@@ -12,37 +12,24 @@ import {
   gatewayResponseBody,
   gatewayResponses,
 } from "@atrium/functions/api";
-import type { APIGatewayProxyResult } from "aws-lambda";
 import {
   type AuthorizerSettings,
   GatewayError,
   type LambdaHandler,
   requestAuthorizer,
-  withTimeout,
 } from "./gateway-authorizer";
+import { ACCOUNT_ID, API_ID, collectHeaders, lambdaContext, matchRoute, proxyEvent } from "./gateway-event";
+import { checkAdmin, FLUSH_PATH, flushStageAuthorizersCache } from "./gateway-iam";
+import { callBufferedIntegration } from "./gateway-integration";
 import {
-  ACCOUNT_ID,
-  API_ID,
-  type CollectedHeaders,
-  collectHeaders,
-  lambdaContext,
-  matchRoute,
-  proxyEvent,
-} from "./gateway-event";
-import {
-  readPrelude,
-  relayStream,
+  callStreamedIntegration,
   type StreamLimits,
   type StreamOutcome,
   streamingLimits,
 } from "./gateway-stream";
 import { listen, readBody, responseFlushed } from "./http-server";
-import {
-  installLocalLambdaStreamingRuntime,
-  invokeStreaming,
-  isStreamingHandler,
-} from "./lambda-streaming-runtime";
-import { checkSignature, type StaticCredentials } from "./sigv4";
+import { installLocalLambdaStreamingRuntime } from "./lambda-streaming-runtime";
+import type { StaticCredentials } from "./sigv4";
 
 export { API_ID, type LambdaHandler };
 
@@ -56,7 +43,12 @@ export interface AccessLogEntry {
   error?: GatewayResponseType;
   /** For a STREAM route that sent its head: how the stream ended. */
   stream?: StreamOutcome;
+  /** For a STREAM route: from the request's arrival to the first body byte after the head, if one came. */
+  ttftMs?: number;
 }
+
+/** The gateway's limits; a STREAM route's integration timeout and idle timeout are in StreamLimits. */
+export type GatewayLimits = { maxBodyBytes: number; integrationTimeoutMs: number } & StreamLimits;
 
 export interface GatewayOptions {
   host?: string;
@@ -78,7 +70,8 @@ export interface GatewayOptions {
    */
   functionCredentials: StaticCredentials;
   binaryMediaTypes: readonly string[];
-  limits?: { maxBodyBytes: number; integrationTimeoutMs: number } & Partial<StreamLimits>;
+  /** API Gateway's own by default; tests shorten them. */
+  limits?: Partial<GatewayLimits>;
   onAccess?: (entry: AccessLogEntry) => void;
 }
 
@@ -98,11 +91,8 @@ export interface ApiGatewayEmulator {
 /** The principal the admin-token fake of IAM reports as the caller (`identity.userArn`). */
 export const LOCAL_ADMIN = "local-admin";
 
-const BEARER = /^Bearer\s+(\S+)$/i;
-const FLUSH_PATH = /^\/restapis\/([^/]+)\/stages\/([^/]+)\/cache\/authorizers$/;
-
 export async function startApiGateway(options: GatewayOptions): Promise<ApiGatewayEmulator> {
-  const limits = { ...gatewayLimits, ...streamingLimits, ...options.limits };
+  const limits: GatewayLimits = { ...gatewayLimits, ...streamingLimits, ...options.limits };
   // STREAM routes run their deployed entry, which needs the Lambda runtime's `awslambda` global.
   installLocalLambdaStreamingRuntime();
   const host = options.host ?? "127.0.0.1";
@@ -150,8 +140,8 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
 
     const flush = method === "DELETE" ? FLUSH_PATH.exec(url.pathname) : null;
     if (flush) {
-      const status = await flushStageAuthorizersCache(req, flush[1], flush[2], res);
-      log(status);
+      const target = { restApiId: flush[1], stage: flush[2] };
+      log(await flushStageAuthorizersCache(req, res, target, { ...options, flush: authorizer.flush }));
       return;
     }
 
@@ -182,7 +172,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     let tenantId: string | undefined;
     try {
       if (route.auth === "admin") {
-        checkAdmin(headers);
+        checkAdmin(headers, options.adminToken);
         event.requestContext.identity.userArn = LOCAL_ADMIN;
       } else {
         const authStarted = performance.now();
@@ -199,98 +189,34 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
       throw err;
     }
 
-    const functionTimeoutMs = Math.min(
-      (route.timeoutSeconds ?? Infinity) * 1000,
-      limits.integrationTimeoutMs,
-    );
-    if (route.stream) {
-      const entry = route.handler;
-      try {
-        const handler = await options.loadHandler(entry);
-        if (!isStreamingHandler(handler)) {
-          console.error(`lambda ${entry} is not wrapped by awslambda.streamifyResponse`);
-          return fail("DEFAULT_5XX", 502, tenantId);
-        }
-        const body = invokeStreaming(handler, event, contextOf(entry, functionTimeoutMs));
-        const { head, rest } = await readPrelude(body, limits.integrationTimeoutMs);
-        head.headers["x-amzn-requestid"] = requestId;
-        const outcome = await relayStream(res, head, rest, body, limits);
-        log(head.statusCode, { ...(tenantId ? { tenantId } : {}), stream: outcome });
-      } catch (err) {
-        if (err instanceof GatewayError && err.type !== "DEFAULT_5XX")
-          return fail(err.type, undefined, tenantId);
-        // As for buffered routes: a Lambda error before the response head is a 502, details in the logs.
-        if (!(err instanceof GatewayError)) console.error(`lambda ${entry} failed:`, err);
-        return fail("DEFAULT_5XX", 502, tenantId);
-      }
-      return;
-    }
-
-    let result: APIGatewayProxyResult;
+    // The function's deadline is its own timeout, capped by the route's integration timeout (ADR 0007).
+    const integrationTimeoutMs = route.stream
+      ? limits.streamedIntegrationTimeoutMs
+      : limits.integrationTimeoutMs;
+    const timeoutMs = Math.min((route.timeoutSeconds ?? Infinity) * 1000, integrationTimeoutMs);
+    const call = {
+      entry: route.handler,
+      loadHandler: options.loadHandler,
+      event,
+      context: contextOf(route.handler, timeoutMs),
+      requestId,
+    };
+    const tenant = tenantId ? { tenantId } : {};
     try {
-      const handler = await options.loadHandler(route.handler);
-      result = await withTimeout(
-        handler(event, contextOf(route.handler, functionTimeoutMs)),
-        limits.integrationTimeoutMs,
-      );
+      if (!route.stream) {
+        log(await callBufferedIntegration(res, { ...call, timeoutMs: integrationTimeoutMs }), tenant);
+        return;
+      }
+      const streamed = await callStreamedIntegration(res, { ...call, limits });
+      const ttftMs =
+        streamed.firstByteAt === undefined ? {} : { ttftMs: Math.round(streamed.firstByteAt - started) };
+      log(streamed.statusCode, { ...tenant, stream: streamed.outcome, ...ttftMs });
     } catch (err) {
-      if (err instanceof GatewayError) return fail(err.type, undefined, tenantId);
       // A Lambda error in a proxy integration: API Gateway answers 502 and the details stay in the logs.
-      console.error(`lambda ${route.handler} failed:`, err);
-      return fail("DEFAULT_5XX", 502, tenantId);
+      if (!(err instanceof GatewayError)) console.error(`lambda ${route.handler} failed:`, err);
+      const type = err instanceof GatewayError ? err.type : "DEFAULT_5XX";
+      return fail(type, type === "DEFAULT_5XX" ? 502 : undefined, tenantId);
     }
-    if (!isProxyResult(result)) {
-      console.error(`lambda ${route.handler} returned a malformed proxy response`);
-      return fail("DEFAULT_5XX", 502, tenantId);
-    }
-    sendProxyResult(res, result, requestId);
-    log(result.statusCode, tenantId ? { tenantId } : {});
-  }
-
-  /** The one admin-token value of the request, compared in constant time. */
-  function isAdminToken(authorization: readonly string[] | undefined): boolean {
-    const token = authorization?.length === 1 ? BEARER.exec(authorization[0] ?? "")?.[1] : undefined;
-    if (!token) return false;
-    const a = Buffer.from(token);
-    const b = Buffer.from(options.adminToken);
-    return a.length === b.length && timingSafeEqual(a, b);
-  }
-
-  function checkAdmin(headers: CollectedHeaders): void {
-    const authorization = headers.byName.get("authorization") ?? [];
-    const [only] = authorization;
-    if (authorization.length === 0 || (only !== undefined && !BEARER.test(only))) {
-      throw new GatewayError("MISSING_AUTHENTICATION_TOKEN");
-    }
-    if (!isAdminToken(authorization)) throw new GatewayError("INVALID_SIGNATURE");
-  }
-
-  /**
-   * The control-plane call FlushStageAuthorizersCache: 202 and an empty body, as API Gateway answers.
-   * Only the platform's functions (SigV4 with their credential) and the admin token may make it.
-   */
-  async function flushStageAuthorizersCache(
-    req: IncomingMessage,
-    restApiId: string | undefined,
-    stage: string | undefined,
-    res: ServerResponse,
-  ): Promise<number> {
-    const body = (await readBody(req, 64 * 1024)) ?? Buffer.alloc(0);
-    const authorization = collectHeaders(req).byName.get("authorization");
-    const refused = isAdminToken(authorization)
-      ? undefined
-      : checkSignature(
-          { method: "DELETE", url: req.url ?? "/", rawHeaders: req.rawHeaders, body },
-          options.functionCredentials,
-          "apigateway",
-        );
-    if (refused) return sendControlPlaneError(res, 403, refused, "The request signature is not valid.");
-    if (restApiId !== API_ID || stage !== options.stage) {
-      return sendControlPlaneError(res, 404, "NotFoundException", "Invalid stage identifier specified");
-    }
-    authorizer.flush();
-    res.writeHead(202).end();
-    return 202;
   }
 
   async function closeServer(): Promise<void> {
@@ -318,19 +244,6 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
   };
 }
 
-/** A control-plane error as the API Gateway service sends it (restJson1: the code in x-amzn-ErrorType). */
-function sendControlPlaneError(res: ServerResponse, status: number, code: string, message: string): number {
-  const body = JSON.stringify({ message });
-  res.writeHead(status, {
-    "content-type": "application/json",
-    "content-length": Buffer.byteLength(body),
-    "x-amzn-errortype": code,
-    "x-amzn-requestid": randomUUID(),
-  });
-  res.end(body);
-  return status;
-}
-
 function sendGatewayResponse(
   res: ServerResponse,
   type: GatewayResponseType,
@@ -349,27 +262,4 @@ function sendGatewayResponse(
   });
   res.end(body);
   return statusCode;
-}
-
-function sendProxyResult(res: ServerResponse, result: APIGatewayProxyResult, requestId: string): void {
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(result.headers ?? {}))
-    headers[name.toLowerCase()] = String(value);
-  for (const [name, values] of Object.entries(result.multiValueHeaders ?? {})) {
-    headers[name.toLowerCase()] = values.map(String);
-  }
-  const body = Buffer.from(result.body ?? "", result.isBase64Encoded ? "base64" : "utf8");
-  headers["content-length"] = String(body.length);
-  headers["x-amzn-requestid"] = requestId;
-  headers["content-type"] ??= "application/json";
-  res.writeHead(result.statusCode, headers);
-  res.end(body);
-}
-
-function isProxyResult(value: unknown): value is APIGatewayProxyResult {
-  const v = value as APIGatewayProxyResult | undefined;
-  return (
-    typeof v?.statusCode === "number" &&
-    (v.body === undefined || v.body === null || typeof v.body === "string")
-  );
 }

@@ -33,7 +33,9 @@ function parseOptions() {
 function accessLine(entry: AccessLogEntry): string {
   const tenant = entry.tenantId ? ` tenant=${entry.tenantId}` : "";
   const error = entry.error ? ` (${entry.error})` : "";
-  return `${entry.method} ${entry.path} ${entry.status} ${entry.latencyMs}ms${tenant}${error}\n`;
+  const ttft = entry.ttftMs !== undefined ? ` ttft=${entry.ttftMs}ms` : "";
+  const stream = entry.stream ? ` stream=${entry.stream}` : "";
+  return `${entry.method} ${entry.path} ${entry.status} ${entry.latencyMs}ms${ttft}${stream}${tenant}${error}\n`;
 }
 
 const args = parseOptions();

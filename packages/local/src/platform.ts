@@ -12,7 +12,7 @@ import { loadStageConfigFile, STAGE_CONFIG_ENV, type StageConfig } from "@atrium
 import { TenantStore } from "@atrium/core/store";
 import { IdempotencyTable, LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
-import { authorizer, binaryMediaTypes, gatewayLimits, routes } from "@atrium/functions/api";
+import { authorizer, binaryMediaTypes, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { engineOptions, ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "./dynamodb";
@@ -49,6 +49,8 @@ export interface PlatformOptions {
   tokenDelayMs?: number;
   /** Overrides API Gateway's 29 s integration timeout (tests). */
   integrationTimeoutMs?: number;
+  /** Overrides a STREAM route's 15-minute integration timeout, which bounds the whole response (tests). */
+  streamedIntegrationTimeoutMs?: number;
   /** Returns the DynamoDB URL the handlers use instead of DynamoDB's own (tests interpose a proxy). */
   interposeDynamodb?: (dynamodbUrl: string) => Promise<string>;
   onAccess?: (entry: AccessLogEntry) => void;
@@ -151,8 +153,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       functionCredentials,
       binaryMediaTypes,
       limits: {
-        ...gatewayLimits,
         ...(options.integrationTimeoutMs ? { integrationTimeoutMs: options.integrationTimeoutMs } : {}),
+        ...(options.streamedIntegrationTimeoutMs
+          ? { streamedIntegrationTimeoutMs: options.streamedIntegrationTimeoutMs }
+          : {}),
       },
       ...(options.onAccess ? { onAccess: options.onAccess } : {}),
     });

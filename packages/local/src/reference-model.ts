@@ -9,6 +9,8 @@ import { isRecord, parseChatRequest, parseTgiRequest } from "./reference-request
 
 const TOKEN_PATTERN = /[\p{L}\p{N}_]+|[^\s\p{L}\p{N}_]/gu;
 const ECHO_TOKENS = 12;
+const JSON_TYPE = "application/json";
+const EVENT_STREAM = "text/event-stream";
 // A fixed timestamp keeps whole responses byte-identical across runs.
 export const CREATED = 1_700_000_000;
 
@@ -83,12 +85,13 @@ export function invokeReferenceModel(input: ReferenceModelInput): ModelReply {
  * whole reply when there is nothing to generate (a bad request, a non-JSON body).
  */
 export function generate(input: ReferenceModelInput, streaming: boolean): Generated {
-  if (!acceptsJson(input.accept)) {
-    return reply(
-      errorReply(406, `This model only produces application/json, not '${input.accept}'`, "accept"),
-    );
+  // A stream's generations are server-sent events; everything else it answers is JSON.
+  const produced = streaming ? [EVENT_STREAM, JSON_TYPE] : [JSON_TYPE];
+  if (!produced.some((mediaType) => accepts(input.accept, mediaType)))
+    return reply(notAcceptable(input, produced));
+  if (!isJsonContentType(input.contentType)) {
+    return reply(accepts(input.accept, JSON_TYPE) ? binaryReply(input) : notAcceptable(input, [JSON_TYPE]));
   }
-  if (!isJsonContentType(input.contentType)) return reply(binaryReply(input));
   let parsed: unknown;
   try {
     parsed = JSON.parse(input.body.toString("utf8"));
@@ -218,12 +221,20 @@ function isJsonContentType(contentType: string | undefined): boolean {
   return mediaType === "application/json" || mediaType.endsWith("+json");
 }
 
-function acceptsJson(accept: string | undefined): boolean {
+/** Whether an Accept header admits `mediaType`; for JSON, any `json` type (`+json`, jsonlines) will do. */
+function accepts(accept: string | undefined, mediaType: string): boolean {
   if (!accept) return true;
+  const [type] = mediaType.split("/");
   return accept.split(",").some((range) => {
-    const mediaType = range.split(";")[0]?.trim().toLowerCase() ?? "";
-    return mediaType === "*/*" || mediaType === "application/*" || mediaType.includes("json");
+    const wanted = range.split(";")[0]?.trim().toLowerCase() ?? "";
+    if (wanted === "*/*" || wanted === `${type}/*` || wanted === mediaType) return true;
+    return mediaType === JSON_TYPE && wanted.includes("json");
   });
+}
+
+function notAcceptable(input: ReferenceModelInput, produced: string[]): ModelReply {
+  const message = `This model only produces ${produced.join(" or ")} here, not '${input.accept}'`;
+  return errorReply(406, message, "accept");
 }
 
 function paramOf(message: string): string | null {

@@ -1,25 +1,33 @@
 /**
  * STREAM routes through the API Gateway emulator: the route's streaming handler runs under
- * LocalLambdaStreamingRuntime and the client gets its bytes as they are written, chunked. The
- * handlers are written for the test and wait on latches the test opens, so ordering is proven
- * without wall-clock assertions.
+ * LocalLambdaStreamingRuntime and the client gets its bytes as they are written, chunked, within one
+ * integration timeout for the whole response. The handlers are written for the test and wait on
+ * latches the test opens, so ordering is proven without wall-clock assertions.
  */
+
+import { once } from "node:events";
 import { type IncomingMessage, request } from "node:http";
 import type { Writable } from "node:stream";
 import { type ApiRoute, binaryMediaTypes } from "@atrium/functions/api";
-import { type AccessLogEntry, type ApiGatewayEmulator, startApiGateway } from "@atrium/local/gateway";
+import {
+  type AccessLogEntry,
+  type ApiGatewayEmulator,
+  type GatewayLimits,
+  startApiGateway,
+} from "@atrium/local/gateway";
 import { LocalLambdaStreamingRuntime } from "@atrium/local/lambda-streaming-runtime";
-import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
+import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent, Context } from "aws-lambda";
 import { afterEach, describe, expect, it } from "vitest";
 
 const { streamifyResponse, HttpResponseStream } = LocalLambdaStreamingRuntime;
 
-const streamRoute = (path: string, entry: string): ApiRoute => ({
+const streamRoute = (path: string, entry: string, timeoutSeconds?: number): ApiRoute => ({
   method: "POST",
   path,
   handler: entry,
   auth: "tenant",
   stream: true,
+  ...(timeoutSeconds ? { timeoutSeconds } : {}),
 });
 
 const routes: ApiRoute[] = [
@@ -27,8 +35,15 @@ const routes: ApiRoute[] = [
   streamRoute("/v1/fails-early", "test/fails-early.handler"),
   streamRoute("/v1/fails-late", "test/fails-late.handler"),
   streamRoute("/v1/slow-head", "test/slow-head.handler"),
+  streamRoute("/v1/held", "test/held.handler"),
+  streamRoute("/v1/head-only", "test/head-only.handler"),
+  streamRoute("/v1/deadline", "test/deadline.handler", 900),
   streamRoute("/v1/not-streamified", "test/buffered.handler"),
 ];
+
+/** More than the stream's buffers hold: the handler only finishes if the gateway keeps reading. */
+const BULK_CHUNKS = 64;
+const BULK_CHUNK = "x".repeat(16 * 1024);
 
 /** A gate a handler waits on until the test opens it. */
 function latch() {
@@ -55,9 +70,11 @@ function gate() {
   return g;
 }
 
-async function start(integrationTimeoutMs = 29_000) {
+async function start(limits: Partial<GatewayLimits> = {}) {
   const written: string[] = [];
-  const gates = { second: gate(), third: gate(), failLate: gate(), slowHead: gate() };
+  const gates = { second: gate(), third: gate(), failLate: gate(), slowHead: gate(), held: gate() };
+  /** Opened by a bulk-writing handler once its last write was taken. */
+  const finished = latch();
   const write = (stream: Writable, text: string) => {
     written.push(text);
     stream.write(text);
@@ -67,6 +84,12 @@ async function start(integrationTimeoutMs = 29_000) {
       statusCode: 200,
       headers: { "content-type": "text/event-stream", "x-custom": "yes", "content-length": "999" },
     });
+  /** Writes BULK_CHUNKS chunks, waiting whenever the stream's buffer is full, then ends. */
+  const bulk = async (out: Writable) => {
+    for (let i = 0; i < BULK_CHUNKS; i++) if (!out.write(BULK_CHUNK)) await once(out, "drain");
+    out.end();
+    finished.open();
+  };
   const functions: Record<string, unknown> = {
     "test/three-chunks.handler": streamifyResponse(async (_event: unknown, responseStream: Writable) => {
       const out = head(responseStream);
@@ -88,8 +111,21 @@ async function start(integrationTimeoutMs = 29_000) {
     "test/slow-head.handler": streamifyResponse(async (_event: unknown, responseStream: Writable) => {
       await gates.slowHead.opened;
       write(head(responseStream), "late\n");
-      responseStream.end();
+      await bulk(responseStream);
     }),
+    "test/held.handler": streamifyResponse(async (_event: unknown, responseStream: Writable) => {
+      write(head(responseStream), "one\n");
+      await gates.held.opened;
+      await bulk(responseStream);
+    }),
+    "test/head-only.handler": streamifyResponse(async (_event: unknown, responseStream: Writable) => {
+      head(responseStream).end();
+    }),
+    "test/deadline.handler": streamifyResponse(
+      async (_event: unknown, responseStream: Writable, context: Context) => {
+        head(responseStream).end(String(context.getRemainingTimeInMillis()));
+      },
+    ),
     "test/buffered.handler": async () => ({ statusCode: 200, body: "buffered" }),
     "test/authorizer.handler": async (event: APIGatewayRequestAuthorizerEvent) => {
       const key = event.headers?.Authorization ?? event.headers?.authorization;
@@ -115,10 +151,10 @@ async function start(integrationTimeoutMs = 29_000) {
     adminToken: "admin-secret",
     functionCredentials: { accessKeyId: "local", secretAccessKey: "functions-secret" },
     binaryMediaTypes,
-    limits: { maxBodyBytes: 1024, integrationTimeoutMs },
+    limits: { maxBodyBytes: 1024, ...limits },
     onAccess: (entry) => access.push(entry),
   });
-  return { url: gateway.url, written, gates, access };
+  return { url: gateway.url, written, gates, finished: finished.opened, access };
 }
 
 /** A POST whose response is read chunk by chunk: `next()` gives the next chunk, or how it ended. */
@@ -177,6 +213,19 @@ describe("a STREAM route", () => {
     expect(access).toEqual([
       expect.objectContaining({ path: "/v1/stream", status: 200, tenantId: "tn-one", stream: "completed" }),
     ]);
+    // Time to first token: from the request's arrival to the first body byte, within the whole call.
+    const [entry] = access;
+    expect(entry?.ttftMs).toBeGreaterThanOrEqual(0);
+    expect(entry?.ttftMs).toBeLessThanOrEqual(entry?.latencyMs ?? -1);
+  });
+
+  it("logs no time to first token for a stream that sent its head and no body", async () => {
+    const { url, access } = await start();
+    const { res, next } = await streamingCall(url, "/v1/head-only");
+    expect(res.statusCode).toBe(200);
+    expect(await next()).toBe("end");
+    expect(access).toEqual([expect.objectContaining({ path: "/v1/head-only", stream: "completed" })]);
+    expect(access[0]).not.toHaveProperty("ttftMs");
   });
 
   it("keeps the gateway's authorizer in front: no key, no call", async () => {
@@ -226,8 +275,8 @@ describe("a STREAM route", () => {
     expect(access).toEqual([expect.objectContaining({ path: "/v1/fails-late", stream: "truncated" })]);
   });
 
-  it("counts the integration timeout to the response head only", async () => {
-    const { url, gates } = await start(100);
+  it("answers the 504 gateway response when the integration timeout passes before the head, and drains the function", async () => {
+    const { url, gates, finished, access } = await start({ streamedIntegrationTimeoutMs: 100 });
     const timedOut = await fetch(`${url}/v1/slow-head`, {
       method: "POST",
       headers: { authorization: "Bearer good" },
@@ -235,13 +284,41 @@ describe("a STREAM route", () => {
     });
     expect(timedOut.status).toBe(504);
     expect(JSON.parse(await timedOut.text()).error.code).toBe("timeout");
+    expect(access).toEqual([
+      expect.objectContaining({ path: "/v1/slow-head", status: 504, error: "INTEGRATION_TIMEOUT" }),
+    ]);
+    // The function is not stopped: it runs on, and all it writes is read and dropped.
     gates.slowHead.open();
+    await finished;
+  });
 
-    // Once the head is out, a pause longer than the integration timeout does not end the stream.
+  it("cuts the stream when the integration timeout passes after the head, and drains the function", async () => {
+    const { url, gates, finished, access } = await start({ streamedIntegrationTimeoutMs: 100 });
+    const { res, next } = await streamingCall(url, "/v1/held");
+    expect(res.statusCode).toBe(200);
+    expect(await next()).toBe("one\n");
+    // The handler is held after its first chunk: only the integration timeout can end this stream.
+    expect(await next()).toBe("error");
+    expect(res.complete).toBe(false);
+    expect(access).toEqual([
+      expect.objectContaining({
+        path: "/v1/held",
+        status: 200,
+        stream: "truncated",
+        ttftMs: expect.any(Number),
+      }),
+    ]);
+    gates.held.open();
+    await finished;
+  });
+
+  it("bounds a streamed route by the streamed integration timeout, not the buffered one", async () => {
+    const { url, gates } = await start({ integrationTimeoutMs: 1 });
     const { res, next } = await streamingCall(url, "/v1/stream");
     expect(res.statusCode).toBe(200);
     expect(await next()).toBe("one\n");
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Well past the buffered route's 1 ms: the stream goes on.
+    await new Promise((resolve) => setTimeout(resolve, 50));
     gates.second.open();
     gates.third.open();
     let rest = "";
@@ -250,5 +327,26 @@ describe("a STREAM route", () => {
       rest += chunk;
     }
     expect(rest).toBe("two\nthree\n");
+  });
+
+  it("gives the function the lesser of its own timeout and the streamed integration timeout", async () => {
+    const remaining = async (limits: Partial<GatewayLimits>) => {
+      const { url } = await start(limits);
+      const response = await fetch(`${url}/v1/deadline`, {
+        method: "POST",
+        headers: { authorization: "Bearer good" },
+        body: "{}",
+      });
+      await gateway?.close();
+      return Number(await response.text());
+    };
+    // The route's 900 s against a 60 s streamed integration timeout; the buffered 1 s plays no part.
+    const capped = await remaining({ streamedIntegrationTimeoutMs: 60_000, integrationTimeoutMs: 1_000 });
+    expect(capped).toBeLessThanOrEqual(60_000);
+    expect(capped).toBeGreaterThan(1_000);
+    // Against the default 15 minutes, the route's own 900 s.
+    const own = await remaining({});
+    expect(own).toBeLessThanOrEqual(900_000);
+    expect(own).toBeGreaterThan(60_000);
   });
 });

@@ -1,6 +1,13 @@
 import { createHash } from "node:crypto";
-import { describe, expect, it } from "vitest";
+import {
+  InvokeEndpointCommand,
+  InvokeEndpointWithResponseStreamCommand,
+  ModelError,
+  SageMakerRuntimeClient,
+} from "@aws-sdk/client-sagemaker-runtime";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { countTokens, invokeReferenceModel, type ModelReply } from "../src/reference-model";
+import { type SageMakerEmulator, startSageMakerEmulator } from "../src/sagemaker-emulator";
 
 interface ChatCompletion {
   id: string;
@@ -218,5 +225,89 @@ describe("binary payloads", () => {
         sha256: createHash("sha256").update(body).digest("hex"),
       });
     }
+  });
+});
+
+describe("the Accept header, through the SageMaker emulator", () => {
+  let emulator: SageMakerEmulator;
+  let client: SageMakerRuntimeClient;
+  const encode = (value: unknown) => new TextEncoder().encode(JSON.stringify(value));
+
+  beforeAll(async () => {
+    emulator = await startSageMakerEmulator({ resolveEndpoint: () => ({ kind: "reference" }) });
+    client = new SageMakerRuntimeClient({
+      endpoint: emulator.url,
+      region: "eu-west-1",
+      credentials: { accessKeyId: "AKIDLOCALTEST", secretAccessKey: "local-secret" },
+      maxAttempts: 1,
+    });
+  });
+
+  afterAll(async () => {
+    client.destroy();
+    await emulator.close();
+  });
+
+  /** The streamed text of InvokeEndpointWithResponseStream, all its payload parts joined. */
+  async function streamed(body: Uint8Array, accept: string, contentType = "application/json") {
+    const out = await client.send(
+      new InvokeEndpointWithResponseStreamCommand({
+        EndpointName: "ref-ep",
+        Body: body,
+        ContentType: contentType,
+        Accept: accept,
+      }),
+    );
+    let text = "";
+    for await (const event of out.Body ?? []) text += Buffer.from(event.PayloadPart?.Bytes ?? []).toString();
+    return { contentType: out.ContentType, text };
+  }
+
+  const refusal = async (call: Promise<unknown>) => {
+    const err = await call.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ModelError);
+    return err as ModelError;
+  };
+
+  it("streams a chat request that accepts server-sent events", async () => {
+    for (const accept of ["text/event-stream", "text/*", "*/*", "application/json"]) {
+      const { contentType, text } = await streamed(encode(ask("hi", { stream: true })), accept);
+      expect(contentType, accept).toBe("text/event-stream");
+      expect(text, accept).toMatch(/^data: \{"id":"chatcmpl-/);
+      expect(text.endsWith("data: [DONE]\n\n"), accept).toBe(true);
+    }
+  });
+
+  it("streams TGI token events to a request that accepts server-sent events", async () => {
+    const { contentType, text } = await streamed(encode({ inputs: "Once upon a time" }), "text/event-stream");
+    expect(contentType).toBe("text/event-stream");
+    expect(text.split("\n\n").filter(Boolean).at(-1)).toMatch(/^data:\{"index":\d+,.*"generated_text":"/);
+  });
+
+  it("refuses, as ModelError with the model's 406, an Accept that nothing it answers can meet", async () => {
+    // A buffered call answers JSON only.
+    const buffered = await refusal(
+      client.send(
+        new InvokeEndpointCommand({
+          EndpointName: "ref-ep",
+          Body: encode(ask("hi")),
+          ContentType: "application/json",
+          Accept: "text/event-stream",
+        }),
+      ),
+    );
+    expect(buffered.OriginalStatusCode).toBe(406);
+    expect(buffered.OriginalMessage).toContain("text/event-stream");
+    // A stream's events are not CSV.
+    const csv = await refusal(streamed(encode(ask("hi", { stream: true })), "text/csv"));
+    expect(csv.OriginalStatusCode).toBe(406);
+    // A binary payload is answered with JSON even on the streaming operation.
+    const binary = await refusal(
+      streamed(new Uint8Array([1, 2, 3]), "text/event-stream", "application/octet-stream"),
+    );
+    expect(binary.OriginalStatusCode).toBe(406);
   });
 });

@@ -10,7 +10,7 @@ import type { Route } from "@atrium/core/route";
 import type { TenantContext } from "./middleware";
 import { openModelStream } from "./model-stream";
 import type { StreamedResult } from "./stream-response";
-import { streamedCall } from "./streamed-call";
+import { splitUsage, streamedCall } from "./streamed-call";
 
 export const EVENT_STREAM_HEADERS = {
   "content-type": "text/event-stream; charset=utf-8",
@@ -42,7 +42,7 @@ export async function streamChat(
       return chunks.finish(reader.finishReason ?? "stop", reader.usage());
     },
     failure: chunks.error.bind(chunks),
-    usage: () => reader.usage(),
+    usage: () => splitUsage(reader.usage()),
   };
   return streamedCall(context, route, model, answer, {
     headers: { ...EVENT_STREAM_HEADERS, "x-atrium-route": route.kind },

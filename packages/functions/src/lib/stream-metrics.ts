@@ -59,7 +59,10 @@ export function reportStream(report: StreamReport): void {
   }
   metrics.addMetric(OUTCOME_METRIC[report.outcome], MetricUnit.Count, 1);
   metrics.publishStoredMetrics();
+  // Named here: the call's log keys were reset when its handler returned, or are another call's by now.
   logger.info("stream ended", {
+    tenantId: report.tenantId,
+    model: report.model,
     outcome: report.outcome,
     ttftMs: Number((report.modelTtftMs + report.atriumTtftMs).toFixed(1)),
     atriumTtftMs: Number(report.atriumTtftMs.toFixed(1)),

@@ -23,8 +23,20 @@ export interface StreamAnswer {
   /** What the client is sent when the stream fails after its head; undefined cuts the connection instead. */
   failure(err: AtriumError): string | undefined;
   /** What the model used so far, or undefined when it cannot be read (the reservation is charged). */
-  usage(): { promptTokens: number; completionTokens: number } | undefined;
+  usage(): StreamUsage | undefined;
 }
+
+/** Tokens to charge, and their split where the protocol gives one. */
+export interface StreamUsage {
+  tokens: number;
+  split?: { promptTokens: number; completionTokens: number };
+}
+
+/** A protocol reader's usage, as a StreamAnswer reports it. */
+export const splitUsage = (usage: { promptTokens: number; completionTokens: number }): StreamUsage => ({
+  tokens: usage.promptTokens + usage.completionTokens,
+  split: usage,
+});
 
 export function streamedCall(
   context: TenantContext,
@@ -58,15 +70,14 @@ export function streamedCall(
       if (client.gone && outcome === "completed") outcome = "client_gone";
 
       const usage = answer.usage();
-      const charged = usage ? usage.promptTokens + usage.completionTokens : context.ticket?.reserved;
-      await settleTicket(context, charged ?? 0);
+      await settleTicket(context, usage?.tokens ?? context.ticket?.reserved ?? 0);
       reportStream({
         tenantId: context.tenant.id,
         model: route.model,
         outcome,
         modelTtftMs: model.firstPartMs,
         atriumTtftMs: Math.max(0, headAt - context.timing.startedAt - model.firstPartMs),
-        usage,
+        usage: usage?.split,
         callMetric: head.callMetric,
         streamingMs: lastPartAt - headAt,
       });

@@ -1,0 +1,85 @@
+/**
+ * What a stream reports when it ends (issue 9, item 6), per tenant and model: its outcome metric and
+ * the "stream ended" log line. Both are written after the handler has returned (the stream outlives
+ * it), so they cannot lean on the log keys the call's middlewares set: another call in the same
+ * process may hold those keys by then.
+ */
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Platform, REPO_ROOT } from "@atrium/local/platform";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type GatedModel, startGatedModel } from "../support/gated-model";
+import { startTestPlatform, stopTestPlatform } from "../support/platform";
+import { captureStreamReports } from "../support/stream-reports";
+import { onboard, postChat, sseData } from "../support/tenant-calls";
+
+// Before the handlers are imported (on the first call): Powertools reads it once, as at a cold start.
+process.env.POWERTOOLS_LOG_LEVEL = "INFO";
+const reports = captureStreamReports();
+
+let platform: Platform;
+let dataDir: string;
+let gated: GatedModel;
+
+const GATED_MODEL = "gated-reference";
+const GATED_ENDPOINT = "atrium-shared-gated-reference";
+
+beforeAll(async () => {
+  gated = await startGatedModel(GATED_ENDPOINT);
+  dataDir = await mkdtemp(join(tmpdir(), "atrium-stream-observability-"));
+  const base = JSON.parse(await readFile(join(REPO_ROOT, "config/local.json"), "utf8"));
+  const config = {
+    ...base,
+    sharedEndpoints: [
+      ...base.sharedEndpoints,
+      { model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url },
+    ],
+  };
+  const configFile = join(dataDir, "config.json");
+  await writeFile(configFile, JSON.stringify(config));
+  ({ platform } = await startTestPlatform({ configFile }, dataDir));
+});
+
+afterAll(async () => {
+  await stopTestPlatform(platform, dataDir);
+  await gated?.close();
+});
+
+const chat = (apiKey: string, content: string) =>
+  postChat(platform, apiKey, {
+    model: GATED_MODEL,
+    messages: [{ role: "user", content }],
+    max_tokens: 12,
+    stream: true,
+  });
+
+describe("a stream's end report", () => {
+  it("names its own tenant and model, even while another tenant's call is in its handler", async () => {
+    const first = await onboard(platform);
+    const second = await onboard(platform);
+
+    // The first stream sends its role event and a token, then waits.
+    const firstHeld = gated.holdAfter(2);
+    const firstResponse = await chat(first.apiKey, "First tenant's question");
+    const firstBody = firstResponse.text();
+    await firstHeld.reached;
+    // The second call waits on its model's first byte, inside its handler, its log keys set.
+    const secondHeld = gated.holdAfter(0);
+    const secondResponse = chat(second.apiKey, "Second tenant's question");
+    await secondHeld.reached;
+
+    firstHeld.release();
+    expect(sseData(await firstBody).at(-1)).toBe("[DONE]");
+    expect(await reports.next(first.id)).toMatchObject({ model: GATED_MODEL, outcome: "completed" });
+    secondHeld.release();
+    expect(sseData(await (await secondResponse).text()).at(-1)).toBe("[DONE]");
+    expect(await reports.next(second.id)).toMatchObject({ model: GATED_MODEL, outcome: "completed" });
+
+    const ended = reports.logs().filter((line) => line.message === "stream ended");
+    expect(ended.map((line) => [line.tenantId, line.model, line.outcome])).toEqual([
+      [first.id, GATED_MODEL, "completed"],
+      [second.id, GATED_MODEL, "completed"],
+    ]);
+  });
+});

@@ -1,0 +1,69 @@
+/** A tenant of its own for each test, its calls through the local gateway, and what it has been charged. */
+import { generateApiKey } from "@atrium/core/api-key";
+import type { LimitOverrides } from "@atrium/core/config";
+import { newTenant } from "@atrium/core/tenant";
+import type { Platform } from "@atrium/local/platform";
+import OpenAI from "openai";
+import { expect } from "vitest";
+import { type Json, json } from "./http";
+
+export interface TestTenant {
+  id: string;
+  apiKey: string;
+}
+
+/** Onboards straight through the tenant store: these tests are about calls, not the admin API. */
+export async function onboard(
+  platform: Platform,
+  tier = "pro",
+  limits?: LimitOverrides,
+): Promise<TestTenant> {
+  const tenant = newTenant({ name: `Streams ${tier}`, tier, ...(limits ? { limits } : {}) }, platform.config);
+  const key = generateApiKey();
+  await platform.tenantStore.create(tenant, key);
+  return { id: tenant.id, apiKey: key.plaintext };
+}
+
+/** The official openai client on the tenant's key, without retries (each test sees every answer). */
+export const openaiFor = (platform: Platform, apiKey: string) =>
+  new OpenAI({ apiKey, baseURL: `${platform.gatewayUrl}/v1`, maxRetries: 0 });
+
+/** GET /v1/usage: tokens used this month (settled, plus reservations in flight) and calls in flight. */
+export async function usageOf(
+  platform: Platform,
+  apiKey: string,
+): Promise<{ tokensUsed: number; inFlight: number }> {
+  const response = await fetch(`${platform.gatewayUrl}/v1/usage`, {
+    headers: { authorization: `Bearer ${apiKey}` },
+  });
+  expect(response.status).toBe(200);
+  const body: Json = await json(response);
+  return { tokensUsed: body.tokens_used, inFlight: body.in_flight };
+}
+
+/** POST /v1/chat/completions with a raw fetch, for what the client hides (headers, exact bytes). */
+export function postChat(
+  platform: Platform,
+  apiKey: string,
+  body: Record<string, unknown>,
+): Promise<Response> {
+  return fetch(`${platform.gatewayUrl}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The `data:` payloads of a server-sent event stream, in order. */
+export function sseData(text: string): string[] {
+  return text
+    .split("\n\n")
+    .filter((event) => event.trim() !== "")
+    .map((event) =>
+      event
+        .split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice("data:".length).trimStart())
+        .join("\n"),
+    );
+}
