@@ -1,0 +1,229 @@
+/**
+ * `npm run bench:stream`: time to first token (TTFT) of streamed chat completions through Atrium (gateway
+ * emulator, authorizer, chat handler, limiter on DynamoDB Local) against the same model called straight
+ * with the AWS SDK's InvokeEndpointWithResponseStream, at 1 and 16 concurrent streams. The reference
+ * model pauses BENCH_TOKEN_DELAY_MS (default 20) before each token and writes BENCH_MAX_TOKENS (32).
+ * Prints a markdown table: TTFT p50/p99 per path, what Atrium adds to the p50 (and its handler's own
+ * share, as x-atrium-overhead-ms reports it), the gaps between content chunks as the client sees them,
+ * and the share of streams whose first content chunk arrived before the model could have produced its
+ * last token (nothing buffered on the way). A benchmark, not a test: run it on a quiet machine.
+ */
+import { mkdtemp, rm } from "node:fs/promises";
+import { Agent, request as httpRequest } from "node:http";
+import { cpus, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  InvokeEndpointWithResponseStreamCommand,
+  SageMakerRuntimeClient,
+} from "@aws-sdk/client-sagemaker-runtime";
+
+process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
+process.env.POWERTOOLS_METRICS_DISABLED = "true";
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+const { startPlatform } = await import("../packages/local/src/platform");
+
+const TOKEN_DELAY_MS = Number(process.env.BENCH_TOKEN_DELAY_MS ?? 20);
+const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 32);
+/** [streams at once, streams measured per path]. */
+const RUNS: [number, number][] = [
+  [1, 40],
+  [16, 160],
+];
+// The paths take turns, a quarter of the streams at a time, so a neighbour's load spike hits both alike.
+const ROUNDS = 4;
+// Long enough that max_tokens cuts the reply: every stream carries MAX_TOKENS content chunks.
+const MESSAGES = [
+  { role: "user", content: "Tell me, in a few words, how fast the first token of this answer arrives." },
+];
+const PATHS = ["direct", "atrium"] as const;
+type Path = (typeof PATHS)[number];
+/** One stream as its client saw it: when each content chunk arrived, in ms after the request was sent. */
+type Arrivals = number[];
+
+/** Reads OpenAI-style server-sent events from bytes cut anywhere; notes when each content delta arrives. */
+function sseReader(started: number) {
+  const decoder = new TextDecoder();
+  const arrivals: Arrivals = [];
+  let pending = "";
+  let done = false;
+  const push = (bytes: Uint8Array) => {
+    const at = performance.now() - started;
+    pending += decoder.decode(bytes, { stream: true }).replace(/\r\n/g, "\n");
+    for (let end = pending.indexOf("\n\n"); end >= 0; end = pending.indexOf("\n\n")) {
+      const data = pending
+        .slice(0, end)
+        .split("\n")
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice("data:".length).trim())
+        .join("\n");
+      pending = pending.slice(end + 2);
+      if (data === "[DONE]") done = true;
+      else if (data && JSON.parse(data).choices?.[0]?.delta?.content) arrivals.push(at);
+    }
+  };
+  /** The arrivals of a whole stream; throws unless it ended with [DONE] after MAX_TOKENS content chunks. */
+  const finish = (path: Path): Arrivals => {
+    if (done && arrivals.length === MAX_TOKENS) return arrivals;
+    throw new Error(`${path}: ${arrivals.length} content chunks (want ${MAX_TOKENS}), [DONE] seen: ${done}`);
+  };
+  return { push, finish };
+}
+
+const dataDir = await mkdtemp(join(tmpdir(), "atrium-bench-stream-"));
+const platform = await startPlatform({ port: 0, dataDir, ephemeral: true, tokenDelayMs: TOKEN_DELAY_MS });
+const shared = platform.config.sharedEndpoints[0];
+const sagemaker = new SageMakerRuntimeClient({
+  endpoint: platform.sagemakerUrl,
+  region: platform.config.region,
+  credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+  maxAttempts: 1,
+});
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+/** Atrium's own account of its handler's time (x-atrium-overhead-ms, the model call excluded), per stream. */
+const handlerMs: number[] = [];
+
+/** Straight to the emulator with the AWS SDK, the call Atrium's handler makes (usage asked, as it does). */
+async function direct(): Promise<Arrivals> {
+  const body = {
+    messages: MESSAGES,
+    max_tokens: MAX_TOKENS,
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  const started = performance.now();
+  const reader = sseReader(started);
+  const out = await sagemaker.send(
+    new InvokeEndpointWithResponseStreamCommand({
+      EndpointName: shared?.endpointName,
+      ContentType: "application/json",
+      Body: new TextEncoder().encode(JSON.stringify(body)),
+    }),
+  );
+  for await (const event of out.Body ?? []) {
+    if (event.PayloadPart?.Bytes) reader.push(event.PayloadPart.Bytes);
+  }
+  return reader.finish("direct");
+}
+
+/** Through the local gateway as a tenant: raw bytes off a keep-alive socket, no client library timed. */
+function atrium(): Promise<Arrivals> {
+  const body = JSON.stringify({
+    model: shared?.model,
+    messages: MESSAGES,
+    max_tokens: MAX_TOKENS,
+    stream: true,
+  });
+  const headers = {
+    authorization: `Bearer ${platform.demoTenant.apiKey}`,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  };
+  const started = performance.now();
+  const reader = sseReader(started);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(new URL("/v1/chat/completions", platform.gatewayUrl), {
+      method: "POST",
+      agent,
+      headers,
+    });
+    req.on("error", reject);
+    req.on("response", (res) => {
+      const refusal: Buffer[] = [];
+      handlerMs.push(Number(res.headers["x-atrium-overhead-ms"]));
+      res.on("data", (bytes: Buffer) => (res.statusCode === 200 ? reader.push(bytes) : refusal.push(bytes)));
+      res.on("error", reject);
+      res.on("end", () => {
+        if (res.statusCode !== 200)
+          return reject(new Error(`atrium: ${res.statusCode} ${Buffer.concat(refusal)}`));
+        try {
+          resolve(reader.finish("atrium"));
+        } catch (err) {
+          reject(err);
+        }
+      });
+    });
+    req.end(body);
+  });
+}
+
+/** `count` streams on one path, `concurrency` at a time. */
+async function run(path: Path, concurrency: number, count: number): Promise<Arrivals[]> {
+  const results: Arrivals[] = [];
+  let started = 0;
+  // The clients start spread over one stream's length, as independent callers would, not all at once.
+  const spacingMs = ((MAX_TOKENS + 3) * TOKEN_DELAY_MS) / concurrency;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, client) => {
+      await sleep(client * spacingMs);
+      while (started < count) {
+        started += 1;
+        results.push(await (path === "direct" ? direct() : atrium()));
+      }
+    }),
+  );
+  return results;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
+}
+
+/** One table row per path: TTFT, what Atrium adds to it, chunk gaps, and streams that were not buffered. */
+function rows(concurrency: number, streams: Record<Path, Arrivals[]>, handler: number[]): string[] {
+  const ttftOf = (path: Path) => streams[path].map((arrivals) => arrivals[0] ?? Number.NaN);
+  const directP50 = percentile(ttftOf("direct"), 0.5);
+  return PATHS.map((path) => {
+    const ttft = ttftOf(path);
+    const gaps = streams[path].flatMap((a) => a.slice(1).map((at, i) => at - (a[i] ?? at)));
+    // The model sleeps before each of its tokens: its last one cannot exist before (tokens x delay) ms.
+    const early = streams[path].filter((a) => (a[0] ?? Number.POSITIVE_INFINITY) < a.length * TOKEN_DELAY_MS);
+    const added = path === "atrium" ? (percentile(ttft, 0.5) - directP50).toFixed(2) : "—";
+    const ownTime = path === "atrium" ? percentile(handler, 0.5).toFixed(2) : "—";
+    const cells = [
+      concurrency,
+      path,
+      ttft.length,
+      percentile(ttft, 0.5).toFixed(2),
+      percentile(ttft, 0.99).toFixed(2),
+    ];
+    cells.push(added, ownTime, percentile(gaps, 0.5).toFixed(2), percentile(gaps, 0.99).toFixed(2));
+    cells.push(`${early.length}/${streams[path].length}`);
+    return `| ${cells.join(" | ")} |`;
+  });
+}
+
+try {
+  const loadBefore = loadavg();
+  process.stdout.write(
+    `streaming benchmark: ${shared?.model}, token delay ${TOKEN_DELAY_MS} ms, max_tokens ${MAX_TOKENS}\n`,
+  );
+  // Warm-up: handler modules load, caches fill, both paths open their keep-alive connections.
+  for (const path of PATHS) await run(path, 16, 32);
+  const table = [
+    "| streams at once | path | streams | TTFT p50 | TTFT p99 | Atrium adds to TTFT p50 | handler's own time p50 " +
+      "| chunk gap p50 | chunk gap p99 | first chunk before the model's last token |",
+    "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
+  ];
+  for (const [concurrency, count] of RUNS) {
+    const streams: Record<Path, Arrivals[]> = { direct: [], atrium: [] };
+    handlerMs.length = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const path of PATHS) streams[path].push(...(await run(path, concurrency, count / ROUNDS)));
+    }
+    table.push(...rows(concurrency, streams, handlerMs));
+  }
+  const load = (averages: number[]) => averages.map((x) => x.toFixed(2)).join(" ");
+  process.stdout.write(
+    `\n${table.join("\n")}\n\n` +
+      "(times in ms)\n" +
+      `command: BENCH_TOKEN_DELAY_MS=${TOKEN_DELAY_MS} BENCH_MAX_TOKENS=${MAX_TOKENS} npm run bench:stream\n` +
+      `machine: ${cpus().length} cores, load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadavg())} after\n`,
+  );
+} finally {
+  sagemaker.destroy();
+  agent.destroy();
+  await platform.close();
+  await rm(dataDir, { recursive: true, force: true });
+}
