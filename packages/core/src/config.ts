@@ -136,6 +136,8 @@ export const StageConfig = z
     tenantCacheTtlSeconds: z.number().int().min(0).max(3600).default(30),
     /** How long one DynamoDB request may take before the SDK gives up on it, once retried (docs/adr/0007). */
     dynamodbRequestTimeoutMs: z.number().int().min(100).max(10_000).default(1_000),
+    /** How long the usage ledger keeps a day (docs/adr/0010): 400 days, so a year compares with the last. */
+    usageRetentionDays: z.number().int().min(1).max(3660).default(400),
     /** Production data: tables keep deletion protection and survive `sst remove`. */
     protect: z.boolean().default(false),
     /** API Gateway stage-wide throttling, before any per-tenant limit. */
