@@ -19,6 +19,7 @@ const stage: StageConfig = loadStageConfigFile("config/local.json");
 process.env.ATRIUM_STAGE_CONFIG = readFileSync("config/local.json", "utf8");
 process.env.ATRIUM_TENANTS_TABLE = "unused-tenants";
 process.env.ATRIUM_LIMITER_TABLE = "unused-limits";
+process.env.ATRIUM_USAGE_TABLE = "unused-usage";
 process.env.AWS_ACCESS_KEY_ID = "test";
 process.env.AWS_SECRET_ACCESS_KEY = "test";
 const { createAdmission } = await import("@atrium/functions/lib/admission");

@@ -40,7 +40,7 @@ export const handler = streamedProxyHandler(
     const route = resolveRoute(context.tenant, request.model, config);
     const { maxTokens, field } = lengthBound(raw as Record<string, unknown>, tierOf(context.tenant, config));
     const promptReserved = promptTokenBound(promptTexts(request));
-    await admitCall(context, promptReserved + maxTokens, field, { streamed: request.stream === true });
+    await admitCall(context, route, promptReserved + maxTokens, field, { streamed: request.stream === true });
     const identity = {
       id: `chatcmpl-${event.requestContext.requestId}`,
       model: request.model,
@@ -52,6 +52,7 @@ export const handler = streamedProxyHandler(
     const reply = parseReply(result.body, route.model);
     const { promptTokens, completionTokens } = reply.usage;
     context.usedTokens = promptTokens + completionTokens;
+    context.usedSplit = reply.usage;
     metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
     metrics.addMetric("PromptTokens", MetricUnit.Count, promptTokens);
     metrics.addMetric("CompletionTokens", MetricUnit.Count, completionTokens);

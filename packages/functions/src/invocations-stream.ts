@@ -24,7 +24,7 @@ export const handler = streamedProxyHandler(
     const route = resolveRoute(context.tenant, model, config);
     const contentType = header(event, "content-type") ?? "application/json";
     const call = boundInvocation(bodyBytes(event), contentType, tierOf(context.tenant, config));
-    await admitCall(context, call.reserved, call.field, { streamed: true });
+    await admitCall(context, route, call.reserved, call.field, { streamed: true });
     const accept = header(event, "accept");
     const stream = await openModelStream(
       route,

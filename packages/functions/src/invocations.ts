@@ -24,7 +24,7 @@ export const handler = tenantApi(async (event, context) => {
   const route = resolveRoute(context.tenant, model, config);
   const contentType = header(event, "content-type") ?? "application/json";
   const call = boundInvocation(bodyBytes(event), contentType, tierOf(context.tenant, config));
-  await admitCall(context, call.reserved, call.field);
+  await admitCall(context, route, call.reserved, call.field);
   const accept = header(event, "accept");
   const result = await invokeModel(
     route,

@@ -88,6 +88,7 @@ describe("the chat handler (chat.ts)", () => {
       ATRIUM_STAGE_CONFIG: readFileSync("config/local.json", "utf8"),
       ATRIUM_TENANTS_TABLE: "tenants",
       ATRIUM_LIMITER_TABLE: "limiter",
+      ATRIUM_USAGE_TABLE: "usage",
     });
     const { handler } = (await import("../src/chat")) as unknown as { handler: StreamHandler };
     const event = {

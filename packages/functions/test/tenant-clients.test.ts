@@ -147,6 +147,7 @@ beforeAll(async () => {
     ATRIUM_STAGE_CONFIG: readFileSync("config/local.json", "utf8"),
     ATRIUM_TENANTS_TABLE: "tenants",
     ATRIUM_LIMITER_TABLE: "limiter",
+    ATRIUM_USAGE_TABLE: "usage",
   });
   delete process.env.AWS_PROFILE;
   delete process.env.AWS_SESSION_TOKEN;

@@ -10,7 +10,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
 import { loadStageConfigFile, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
-import { IdempotencyTable, LimiterTable, TenantTable } from "@atrium/core/tables";
+import { IdempotencyTable, LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
@@ -66,6 +66,7 @@ export interface LocalInfo {
   tenantsTable: string;
   limitsTable: string;
   idempotencyTable: string;
+  usageTable: string;
   sharedEndpoints: string[];
   demoTenant: { id: string; apiKey: string };
 }
@@ -81,7 +82,12 @@ export interface Platform extends LocalInfo {
 
 const STAGE = "local";
 /** Every table the platform uses, by the suffix of its local name. */
-const TABLES = { tenants: TenantTable, limits: LimiterTable, idempotency: IdempotencyTable } as const;
+const TABLES = {
+  tenants: TenantTable,
+  limits: LimiterTable,
+  idempotency: IdempotencyTable,
+  usage: UsageTable,
+} as const;
 type TableNames = Record<keyof typeof TABLES, string>;
 
 // Handlers read their environment once, when first imported: one platform's endpoints per process.
@@ -180,6 +186,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       tenantsTable: tables.tenants,
       limitsTable: tables.limits,
       idempotencyTable: tables.idempotency,
+      usageTable: tables.usage,
       sharedEndpoints: config.sharedEndpoints.map((e) => e.endpointName),
       demoTenant: await demoTenant(tenantStore, config, previous?.demoTenant),
     };
@@ -230,6 +237,7 @@ function bindEnvironment(
     [TenantTable.env]: tables.tenants,
     [LimiterTable.env]: tables.limits,
     [IdempotencyTable.env]: tables.idempotency,
+    [UsageTable.env]: tables.usage,
     [STAGE_CONFIG_ENV]: JSON.stringify(config),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",

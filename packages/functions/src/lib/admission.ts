@@ -127,8 +127,9 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
   /**
    * Replaces the reservation with what was used, never more than was reserved: a reply reporting
    * more is charged the reservation and counted. Never fails the call: an unsettled lease expires.
+   * False when the lease was gone (the tenant erased, or already settled): then nothing is recorded.
    */
-  async function settle(ticket: Ticket, usedTokens: number): Promise<void> {
+  async function settle(ticket: Ticket, usedTokens: number): Promise<boolean> {
     const at = now();
     durations.record(ticket.tenantId, at - ticket.admittedAt);
     if (usedTokens > ticket.reserved) {
@@ -138,15 +139,19 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
         reported: usedTokens,
       });
     }
-    if (!ticket.lease) return;
+    // Admitted without a lease (the limiter failed open): nothing to settle, the call still happened.
+    if (!ticket.lease) return true;
     try {
       const { writes, settled } = await storeFor(ticket.tenantId).settle(ticket.lease, usedTokens, at);
       metrics.addMetric("LimiterWrites", MetricUnit.Count, writes);
       if (!settled)
         logger.info("the lease was no longer held (tenant erased, or already settled); nothing settled");
+      return settled;
     } catch (err) {
       metrics.addMetric("LimiterSettleFailed", MetricUnit.Count, 1);
       logger.error("limiter settle failed; the lease will expire", { error: (err as Error).name });
+      // The reservation stays charged until the lease expires: the call is recorded at what it used.
+      return true;
     }
   }
 

@@ -5,7 +5,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { tracer } from "./observability";
-import { dynamoTimeouts, sagemakerTimeouts } from "./timeouts";
+import { dynamoTimeouts, ledgerTimeouts, sagemakerTimeouts } from "./timeouts";
 
 // Module scope: built once per container, reused by every call. Endpoints come from the SDK's own
 // configuration (AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME), so the same code
@@ -24,5 +24,9 @@ export const documentClient = DynamoDBDocumentClient.from(dynamo, {
   marshallOptions: { removeUndefinedValues: true },
 });
 export const tenantStore = new TenantStore(documentClient, requireEnv(TenantTable.env));
+/** The usage ledger's writes: no SDK retry (docs/adr/0010). */
+export const ledgerClient = DynamoDBDocumentClient.from(
+  tracer.captureAWSv3Client(new DynamoDBClient(ledgerTimeouts(config.dynamodbRequestTimeoutMs))),
+);
 
 export const sagemaker = tracer.captureAWSv3Client(new SageMakerRuntimeClient(sagemakerTimeouts));

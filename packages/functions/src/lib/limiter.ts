@@ -3,11 +3,14 @@
  * DynamoDB client), one admission for the container, and the entry point handlers call.
  */
 import { LimiterStore } from "@atrium/core/limiter-store";
+import type { Route } from "@atrium/core/route";
 import { LimiterTable } from "@atrium/core/tables";
 import { createAdmission, LEASE_MICROS } from "./admission";
 import { config, requireEnv } from "./clients";
 import type { TenantContext } from "./middleware";
+import { RefusalError } from "./rate-limit-refusal";
 import { tenantClients } from "./tenant-clients";
+import { recordRefusal } from "./usage-ledger";
 
 const limiterTable = requireEnv(LimiterTable.env);
 const stores = new Map<string, LimiterStore>();
@@ -35,13 +38,22 @@ export const limiter = createAdmission({ storeFor: limiterStoreFor, config });
  */
 export async function admitCall(
   context: TenantContext,
+  route: Route,
   tokens: number,
   field: string | null = null,
   options: { streamed?: boolean } = {},
 ): Promise<void> {
   const remainingMs = context.getRemainingTimeInMillis?.() ?? 0;
   const leaseMicros = options.streamed ? Math.max(LEASE_MICROS, (remainingMs + 60_000) * 1000) : LEASE_MICROS;
-  const { ticket, headers } = await limiter.admit(context.tenant, tokens, field, leaseMicros);
+  context.call = { model: route.model, route: route.kind };
+  let admitted: Awaited<ReturnType<typeof limiter.admit>>;
+  try {
+    admitted = await limiter.admit(context.tenant, tokens, field, leaseMicros);
+  } catch (err) {
+    if (err instanceof RefusalError) await recordRefusal(context.tenant.id, route.model, err.reason);
+    throw err;
+  }
+  const { ticket, headers } = admitted;
   context.ticket = ticket;
   Object.assign(context.responseHeaders, headers);
 }

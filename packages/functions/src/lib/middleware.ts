@@ -29,8 +29,11 @@ export interface TenantContext extends ApiContext {
   caller: { tenantId: string; tier: string; keyId: string };
   /** The admitted call's reservation, settled by the `settleCalls` middleware. */
   ticket?: Ticket;
-  /** Tokens the model reported for this call, if it did. */
+  /** Tokens the model reported for this call, if it did, and their split where the protocol gives one. */
   usedTokens?: number;
+  usedSplit?: { promptTokens: number; completionTokens: number };
+  /** The admitted call's model and route, which the usage ledger records it under. */
+  call?: { model: string; route: "shared" | "dedicated" };
   /** Aborted when the call must give up waiting for its model's answer (or first token) to refund and answer in time. */
   deadline: AbortSignal;
   /** Aborted when a stream must end (an error event) to settle before the function's timeout. */

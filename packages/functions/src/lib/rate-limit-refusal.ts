@@ -16,13 +16,24 @@ export interface RefusedCall {
   now: number;
 }
 
-export function refusalError(call: RefusedCall): AtriumError {
+/** A 429 from the limiter, naming the limit that refused the call (the ledger counts refusals by it). */
+export class RefusalError extends AtriumError {
+  constructor(
+    readonly reason: Refusal["reason"],
+    ...[status, type, code, message]: ConstructorParameters<typeof AtriumError>
+  ) {
+    super(status, type, code, message);
+  }
+}
+
+export function refusalError(call: RefusedCall): RefusalError {
   const { refusal, whole, shard, snapshot, now } = call;
   const ms = Math.max(1, Math.ceil(refusal.retryAfter / 1000));
   const err =
     refusal.reason === "monthly_budget"
-      ? new AtriumError(429, "insufficient_quota", "insufficient_quota", budgetMessage(call))
-      : new AtriumError(
+      ? new RefusalError(refusal.reason, 429, "insufficient_quota", "insufficient_quota", budgetMessage(call))
+      : new RefusalError(
+          refusal.reason,
           429,
           refusal.reason === "tokens" ? "tokens" : "requests",
           "rate_limit_exceeded",

@@ -4,13 +4,33 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { limiter } from "./limiter";
 import type { TenantContext } from "./middleware";
 import { isStreamed } from "./stream-response";
+import { recordCall } from "./usage-ledger";
 
-/** Settles the call's reservation once: `tokens` are charged (never more than reserved), the rest refunded. */
-export async function settleTicket(context: TenantContext, tokens: number): Promise<void> {
+/** What a settled call used: `tokens` charged (never more than reserved), the rest refunded. */
+export interface CallUsage {
+  tokens: number;
+  split?: { promptTokens: number; completionTokens: number } | undefined;
+  outcome: "ok" | "error";
+}
+
+/** Settles the call's reservation once, then records it in the usage ledger (docs/adr/0010). */
+export async function settleTicket(context: TenantContext, usage: CallUsage): Promise<void> {
   const ticket = context.ticket;
   if (!ticket) return;
   context.ticket = undefined;
-  await limiter.settle(ticket, tokens);
+  const settled = await limiter.settle(ticket, usage.tokens);
+  if (!settled || !context.call) return;
+  const tokens = Math.min(ticket.reserved, Math.max(0, usage.tokens));
+  const split =
+    usage.split && usage.split.promptTokens + usage.split.completionTokens === tokens
+      ? usage.split
+      : undefined;
+  await recordCall(ticket.tenantId, {
+    ...context.call,
+    outcome: usage.outcome,
+    tokens,
+    ...(split ? { split } : {}),
+  });
 }
 
 /**
@@ -27,8 +47,10 @@ export function settleCalls(): MiddlewareObj<
   return {
     after: async ({ context, response }) => {
       if (isStreamed(response)) return;
-      await settleTicket(context, context.usedTokens ?? context.ticket?.reserved ?? 0);
+      const tokens = context.usedTokens ?? context.ticket?.reserved ?? 0;
+      await settleTicket(context, { tokens, split: context.usedSplit, outcome: "ok" });
     },
-    onError: ({ context }) => settleTicket(context, context.usedTokens ?? 0),
+    onError: ({ context }) =>
+      settleTicket(context, { tokens: context.usedTokens ?? 0, split: context.usedSplit, outcome: "error" }),
   };
 }

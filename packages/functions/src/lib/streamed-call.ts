@@ -70,7 +70,11 @@ export function streamedCall(
       if (client.gone && outcome === "completed") outcome = "client_gone";
 
       const usage = answer.usage();
-      await settleTicket(context, usage?.tokens ?? context.ticket?.reserved ?? 0);
+      await settleTicket(context, {
+        tokens: usage?.tokens ?? context.ticket?.reserved ?? 0,
+        split: usage?.split,
+        outcome: outcome === "failed" || outcome === "timed_out" ? "error" : "ok",
+      });
       reportStream({
         tenantId: context.tenant.id,
         model: route.model,

@@ -3,14 +3,16 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { config, documentClient, sagemaker } from "./clients";
+import { config, documentClient, ledgerClient, sagemaker } from "./clients";
 import { tracer } from "./observability";
 import { StackEnv, TENANT_TAG } from "./stack-env";
-import { dynamoTimeouts, sagemakerTimeouts, stsTimeouts } from "./timeouts";
+import { dynamoTimeouts, ledgerTimeouts, sagemakerTimeouts, stsTimeouts } from "./timeouts";
 
 /** The AWS clients one tenant's call may use. */
 export interface TenantClients {
   dynamo: DynamoDBDocumentClient;
+  /** For the usage ledger's writes, which are never retried (docs/adr/0010). */
+  ledger: DynamoDBDocumentClient;
   sagemaker: SageMakerRuntimeClient;
 }
 
@@ -24,7 +26,7 @@ const MAX_TENANTS = 500;
 type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
 type Credentials = Awaited<ReturnType<CredentialProvider>>;
 
-const containerClients: TenantClients = { dynamo: documentClient, sagemaker };
+const containerClients: TenantClients = { dynamo: documentClient, ledger: ledgerClient, sagemaker };
 const cache = new Map<string, { roleArn: string; clients: TenantClients }>();
 
 /**
@@ -66,6 +68,11 @@ export function tenantClients(tenantId: string): TenantClients {
       {
         marshallOptions: { removeUndefinedValues: true },
       },
+    ),
+    ledger: DynamoDBDocumentClient.from(
+      tracer.captureAWSv3Client(
+        new DynamoDBClient({ ...ledgerTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
+      ),
     ),
     sagemaker: tracer.captureAWSv3Client(new SageMakerRuntimeClient({ ...sagemakerTimeouts, credentials })),
   };

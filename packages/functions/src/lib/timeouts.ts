@@ -68,6 +68,12 @@ const timeouts = (
 export const dynamoTimeouts = (requestTimeoutMs: number) => timeouts(500, requestTimeoutMs, 2);
 
 /**
+ * The usage ledger's writes: one attempt only, as an ADD retried after a timeout might apply twice
+ * (docs/adr/0010-usage-ledger.md).
+ */
+export const ledgerTimeouts = (requestTimeoutMs: number) => timeouts(500, requestTimeoutMs, 1);
+
+/**
  * A model call may take the whole route: the call's own deadline (an abort signal) ends it first.
  * One retry, for throttling and not-ready answers, which come back at once.
  */

@@ -1,0 +1,125 @@
+/**
+ * The usage ledger (docs/adr/0010-usage-ledger.md): per tenant, UTC day and model, what the calls
+ * used, as their settles recorded it. One item per day and model in the tenant's partition; a call
+ * adds to it with one UpdateItem, reports read it back with one Query per tenant.
+ */
+import { type DynamoDBDocumentClient, QueryCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import { tenantKey } from "./keys";
+
+/** What refused a call, as the limiter names it. */
+export type RefusalReason = "requests" | "tokens" | "concurrency" | "monthly_budget" | "contention";
+
+/** One admitted call, settled. */
+export interface SettledCall {
+  model: string;
+  route: "shared" | "dedicated";
+  /** `error`: the call failed after admission and was refunded. */
+  outcome: "ok" | "error";
+  /** What was charged. */
+  tokens: number;
+  /** Where the model's protocol splits them. */
+  split?: { promptTokens: number; completionTokens: number };
+}
+
+/** Counters of one ledger item, as they are added to it. */
+export type LedgerCounters = Record<string, number>;
+
+const USAGE_PREFIX = "USAGE#";
+const SEPARATOR = "#";
+
+/** The UTC day of a moment (epoch milliseconds), as ledger keys and reports name it. */
+export function dayOf(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(0, 10);
+}
+
+/** The counters one settled call adds. */
+export function callCounters(call: SettledCall): LedgerCounters {
+  return {
+    requests: 1,
+    tokens: call.tokens,
+    ...(call.split
+      ? { promptTokens: call.split.promptTokens, completionTokens: call.split.completionTokens }
+      : {}),
+    ...(call.outcome === "error" ? { errors: 1 } : {}),
+    [call.route === "shared" ? "sharedCalls" : "dedicatedCalls"]: 1,
+  };
+}
+
+/** The counter a refusal adds to: refusedRequests, refusedTokens, refusedConcurrency, refusedMonthlyBudget... */
+export function refusalCounter(reason: RefusalReason): string {
+  const words = reason.split("_").map((word) => word[0]?.toUpperCase() + word.slice(1));
+  return `refused${words.join("")}`;
+}
+
+/**
+ * The UpdateItem that adds `counters` to a tenant's day and model, and sets its expiry
+ * `retentionDays` after the day. Counter names are Atrium's own; values are non-negative integers.
+ */
+export function ledgerUpdate(
+  tableName: string,
+  entry: { tenantId: string; day: string; model: string; counters: LedgerCounters },
+  retentionDays: number,
+): UpdateCommandInput {
+  const names: Record<string, string> = { "#model": "model", "#day": "day", "#expiresAt": "expiresAt" };
+  const values: Record<string, unknown> = {
+    ":model": entry.model,
+    ":day": entry.day,
+    ":expiresAt": Math.floor(Date.parse(`${entry.day}T00:00:00Z`) / 1000) + (retentionDays + 1) * 86_400,
+  };
+  const adds: string[] = [];
+  Object.entries(entry.counters).forEach(([counter, amount], i) => {
+    if (!Number.isInteger(amount) || amount < 0) throw new Error(`Not a counter value: ${counter}=${amount}`);
+    names[`#c${i}`] = counter;
+    values[`:c${i}`] = amount;
+    adds.push(`#c${i} :c${i}`);
+  });
+  return {
+    TableName: tableName,
+    Key: { pk: tenantKey(entry.tenantId), sk: `${USAGE_PREFIX}${entry.day}${SEPARATOR}${entry.model}` },
+    UpdateExpression: `SET #model = :model, #day = :day, #expiresAt = :expiresAt ADD ${adds.join(", ")}`,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
+}
+
+/** One ledger item, read. */
+export interface LedgerEntry {
+  day: string;
+  model: string;
+  counters: LedgerCounters;
+}
+
+/** A tenant's ledger from day `from` to day `to` (inclusive, YYYY-MM-DD), by one paged Query. */
+export async function readLedger(
+  db: DynamoDBDocumentClient,
+  tableName: string,
+  tenantId: string,
+  from: string,
+  to: string,
+): Promise<LedgerEntry[]> {
+  const entries: LedgerEntry[] = [];
+  let startKey: Record<string, unknown> | undefined;
+  do {
+    const page = await db.send(
+      new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :from AND :to",
+        ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk" },
+        ExpressionAttributeValues: {
+          ":pk": tenantKey(tenantId),
+          ":from": `${USAGE_PREFIX}${from}`,
+          // Every model of the last day: "~" sorts after every character a model name may hold.
+          ":to": `${USAGE_PREFIX}${to}${SEPARATOR}~`,
+        },
+        ConsistentRead: true,
+        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      const { pk: _pk, sk: _sk, model, day, expiresAt: _expiresAt, ...counters } = item;
+      entries.push({ day: String(day), model: String(model), counters: counters as LedgerCounters });
+    }
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return entries;
+}

@@ -1,0 +1,117 @@
+/**
+ * The usage ledger (docs/adr/0010) on the local platform: a known set of calls (buffered, streamed,
+ * raw, a failure, refusals, two tenants) is recorded exactly, per tenant, day and model, by the
+ * calls' settles; each admitted call adds one ledger write.
+ */
+
+import { dayOf, readLedger } from "@atrium/core/usage-ledger";
+import { localDynamoClient } from "@atrium/local/dynamodb";
+import type { Platform } from "@atrium/local/platform";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import OpenAI from "openai";
+import { describe, expect, it } from "vitest";
+import { adminCall, useTestPlatform } from "../support/platform";
+
+let platform: Platform;
+useTestPlatform((started) => {
+  platform = started;
+});
+
+const MODEL = "llama-3.1-8b-instruct";
+const ENDPOINT = "atrium-shared-llama-8b";
+
+async function tenant(name: string, limits: Record<string, number> = {}) {
+  const { status, body } = await adminCall(platform, "POST", "/admin/tenants", { name, tier: "pro", limits });
+  expect(status).toBe(201);
+  const openai = new OpenAI({ apiKey: body.apiKey, baseURL: `${platform.gatewayUrl}/v1`, maxRetries: 0 });
+  return { id: body.tenant.id as string, apiKey: body.apiKey as string, openai };
+}
+
+async function ledgerOf(tenantId: string) {
+  const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+  try {
+    const today = dayOf(Date.now());
+    return await readLedger(db, platform.usageTable, tenantId, today, today);
+  } finally {
+    db.destroy();
+  }
+}
+
+describe("the usage ledger", () => {
+  it("records each tenant's calls by day and model: requests, tokens and their split, routes, errors", async () => {
+    const a = await tenant("ledger-a");
+    const b = await tenant("ledger-b");
+    const messages = [{ role: "user" as const, content: "count me" }];
+    const first = await a.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 10 });
+    const second = await a.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 20 });
+    const stream = await a.openai.chat.completions.create({
+      model: MODEL,
+      messages,
+      max_tokens: 15,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let streamed = 0;
+    for await (const chunk of stream) streamed = chunk.usage?.total_tokens ?? streamed;
+    platform.sagemaker.injectFault(ENDPOINT, { error: "ModelError", times: 1 });
+    await expect(a.openai.chat.completions.create({ model: MODEL, messages })).rejects.toMatchObject({
+      status: 502,
+    });
+    const other = await b.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 5 });
+
+    const calls = [first, second].map((c) => c.usage);
+    const tokens = (calls[0]?.total_tokens ?? 0) + (calls[1]?.total_tokens ?? 0) + streamed;
+    const [entry, ...more] = await ledgerOf(a.id);
+    expect(more).toEqual([]);
+    expect(entry).toEqual({
+      day: dayOf(Date.now()),
+      model: MODEL,
+      counters: {
+        requests: 4,
+        tokens,
+        promptTokens: expect.any(Number),
+        completionTokens: expect.any(Number),
+        errors: 1,
+        sharedCalls: 4,
+      },
+    });
+    // The streamed call's split is the model's own usage chunk, as the buffered calls' is their usage.
+    const promptTokens = (calls[0]?.prompt_tokens ?? 0) + (calls[1]?.prompt_tokens ?? 0);
+    expect(entry?.counters.promptTokens).toBeGreaterThan(promptTokens);
+    expect((entry?.counters.promptTokens ?? 0) + (entry?.counters.completionTokens ?? 0)).toBe(tokens);
+    // The other tenant's call is in its own partition only.
+    expect(await ledgerOf(b.id)).toEqual([
+      {
+        day: dayOf(Date.now()),
+        model: MODEL,
+        counters: {
+          requests: 1,
+          tokens: other.usage?.total_tokens,
+          promptTokens: other.usage?.prompt_tokens,
+          completionTokens: other.usage?.completion_tokens,
+          sharedCalls: 1,
+        },
+      },
+    ]);
+  });
+
+  it("counts refusals by reason with the tenant's next ledger write", async () => {
+    const c = await tenant("ledger-refused", { requestsPerMinute: 2, burst: 2 });
+    const messages = [{ role: "user" as const, content: "again" }];
+    await c.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 5 });
+    await c.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 5 });
+    for (let i = 0; i < 3; i++) {
+      await expect(c.openai.chat.completions.create({ model: MODEL, messages })).rejects.toMatchObject({
+        status: 429,
+      });
+    }
+    // Refusals wait in the container until the tenant's next write: none has come yet.
+    expect((await ledgerOf(c.id))[0]?.counters.refusedRequests).toBeUndefined();
+    await adminCall(platform, "PATCH", `/admin/tenants/${c.id}`, {
+      limits: { requestsPerMinute: 600, burst: 600 },
+    });
+    await c.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 5 });
+    const [entry] = await ledgerOf(c.id);
+    expect(entry?.counters).toMatchObject({ requests: 3, refusedRequests: 3 });
+  });
+});
