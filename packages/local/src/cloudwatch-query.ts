@@ -12,7 +12,7 @@ export function parseQueryParameters(params: URLSearchParams): {
   action?: string;
   input: Record<string, unknown>;
 } {
-  const root: Record<string, unknown> = {};
+  const root = record();
   let action: string | undefined;
   for (const [key, value] of params) {
     if (key === "Action") action = value;
@@ -29,7 +29,7 @@ function assign(root: Record<string, unknown>, path: string[], value: string, ke
       node[segment] = value;
       return;
     }
-    const next = node[segment] ?? {};
+    const next = node[segment] ?? record();
     if (typeof next !== "object") throw malformed(key);
     node[segment] = next;
     node = next as Record<string, unknown>;
@@ -48,6 +48,11 @@ function listsOf(node: unknown): unknown {
       .map((index) => listsOf(members[index]));
   }
   return Object.fromEntries(keys.map((key) => [key, listsOf(record[key])]));
+}
+
+/** Without a prototype, a parameter named `__proto__.x` is just a name. */
+function record(): Record<string, unknown> {
+  return Object.create(null) as Record<string, unknown>;
 }
 
 function malformed(key: string): CloudWatchError {

@@ -7,7 +7,11 @@ import { CloudWatchClient, GetMetricDataCommand, PutMetricDataCommand } from "@a
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CloudWatchEmulator, startCloudWatchEmulator } from "../src/cloudwatch";
 
-/** Clients nobody here wrote: the AWS CLI and boto3 (each skipped where it is not installed). */
+/**
+ * Clients nobody here wrote: the AWS CLI and boto3 (each skipped where it is not installed). Both
+ * pick AWS JSON 1.0 from CloudWatch's model; given a copy of the model that lists one protocol only
+ * (AWS_DATA_PATH), the same botocore speaks awsQuery, as older CLIs do, or RPC v2 CBOR.
+ */
 
 const execFileAsync = promisify(execFile);
 const hasAws = spawnSync("aws", ["--version"], { encoding: "utf8" }).status === 0;
@@ -23,6 +27,23 @@ let emulator: CloudWatchEmulator;
 let sdk: CloudWatchClient;
 let dir: string;
 let env: NodeJS.ProcessEnv;
+/** protocol → a botocore data path whose CloudWatch model lists only that protocol. */
+const modelPaths: Record<string, string> = {};
+const PROTOCOLS = ["json", "query", "smithy-rpc-v2-cbor"] as const;
+/** How each protocol shows in the CLI's --debug request line. */
+const WIRE_MARK = {
+  query: "'Content-Type': b'application/x-www-form-urlencoded",
+  "smithy-rpc-v2-cbor": "'smithy-protocol': b'rpc-v2-cbor'",
+};
+
+const ONE_PROTOCOL_MODEL = `
+import botocore.session, json, os, sys
+model = botocore.session.get_session().get_component("data_loader").load_service_model("cloudwatch", "service-2")
+model["metadata"]["protocol"] = sys.argv[2]
+model["metadata"]["protocols"] = [sys.argv[2]]
+os.makedirs(os.path.join(sys.argv[1], "cloudwatch", "2010-08-01"))
+json.dump(model, open(os.path.join(sys.argv[1], "cloudwatch", "2010-08-01", "service-2.json"), "w"))
+`;
 
 beforeAll(async () => {
   emulator = await startCloudWatchEmulator();
@@ -43,6 +64,13 @@ beforeAll(async () => {
     AWS_CONFIG_FILE: join(dir, "config"),
     AWS_SHARED_CREDENTIALS_FILE: join(dir, "credentials"),
   };
+  if (hasBoto3) {
+    for (const protocol of PROTOCOLS) {
+      const path = join(dir, "models", protocol);
+      await execFileAsync("python3", ["-c", ONE_PROTOCOL_MODEL, path, protocol]);
+      modelPaths[protocol] = path;
+    }
+  }
   // Published through the SDK: the other clients must read back exactly these.
   await sdk.send(
     new PutMetricDataCommand({
@@ -83,6 +111,26 @@ async function aws(...args: string[]): Promise<Record<string, unknown>> {
     { env },
   );
   return stdout.trim() ? JSON.parse(stdout) : {};
+}
+
+/** get-metric-data with the CLI made to speak `protocol`; --debug shows what it sent. */
+async function awsOver(protocol: keyof typeof WIRE_MARK, ...args: string[]) {
+  const { stdout, stderr } = await execFileAsync(
+    "aws",
+    [
+      "--debug",
+      "cloudwatch",
+      ...args,
+      "--endpoint-url",
+      emulator.url,
+      "--region",
+      "eu-west-1",
+      "--output",
+      "json",
+    ],
+    { env: { ...env, AWS_DATA_PATH: modelPaths[protocol] }, maxBuffer: 16 * 1024 * 1024 },
+  );
+  return { out: JSON.parse(stdout) as Record<string, unknown>, sent: stderr };
 }
 
 describe("the AWS CLI", () => {
@@ -144,6 +192,29 @@ describe("the AWS CLI", () => {
     expect(listed.Metrics.map((m) => m.MetricName).sort()).toEqual(["PromptTokens", "Requests"]);
   });
 
+  it.skipIf(!hasAws || !hasBoto3).each(["query", "smithy-rpc-v2-cbor"] as const)(
+    "reads the same numbers when made to speak %s",
+    async (protocol) => {
+      const { out, sent } = await awsOver(
+        protocol,
+        "get-metric-data",
+        "--start-time",
+        iso(0),
+        "--end-time",
+        iso(10),
+        "--scan-by",
+        "TimestampAscending",
+        "--metric-data-queries",
+        JSON.stringify(queries),
+      );
+      expect(sent).toContain(WIRE_MARK[protocol]);
+      const [result] = (out as { MetricDataResults: { Values: number[]; Timestamps: (number | string)[] }[] })
+        .MetricDataResults;
+      expect(result?.Values).toEqual([30, 5]);
+      expect(result?.Timestamps.map(epochMs)).toEqual([at(0).getTime(), at(5).getTime()]);
+    },
+  );
+
   it.skipIf(!hasAws)("shows CloudWatch's error code for bad input", async () => {
     await expect(
       aws("put-metric-data", "--namespace", "AWS/Lambda", "--metric-name", "Invocations", "--value", "1"),
@@ -152,8 +223,10 @@ describe("the AWS CLI", () => {
 });
 
 describe("boto3", () => {
-  it.skipIf(!hasBoto3)("reads with get_metric_data the numbers the SDK published", async () => {
-    const script = `
+  it.skipIf(!hasBoto3).each(PROTOCOLS)(
+    "over %s, reads with get_metric_data the numbers the SDK published and gets CloudWatch's error codes",
+    async (protocol) => {
+      const script = `
 import boto3, datetime, json, sys
 client = boto3.client("cloudwatch", endpoint_url=sys.argv[1])
 out = client.get_metric_data(
@@ -163,15 +236,33 @@ out = client.get_metric_data(
     MetricDataQueries=json.loads(sys.argv[4]),
 )
 result = out["MetricDataResults"][0]
-print(json.dumps({"values": result["Values"], "timestamps": [t.isoformat() for t in result["Timestamps"]]}))
+try:
+    client.put_metric_data(Namespace="AWS/Lambda", MetricData=[{"MetricName": "Invocations", "Value": 1}])
+    error = None
+except client.exceptions.ClientError as err:
+    error = [err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"]]
+print(json.dumps({
+    "protocol": client.meta.service_model.resolved_protocol,
+    "values": result["Values"],
+    "timestamps": [t.isoformat() for t in result["Timestamps"]],
+    "error": error,
+}))
 `;
-    const { stdout } = await execFileAsync(
-      "python3",
-      ["-c", script, emulator.url, iso(0), iso(10), JSON.stringify(queries)],
-      { env },
-    );
-    const out = JSON.parse(stdout) as { values: number[]; timestamps: string[] };
-    expect(out.values).toEqual([30, 5]);
-    expect(out.timestamps.map((t) => Date.parse(t))).toEqual([at(0).getTime(), at(5).getTime()]);
-  });
+      const { stdout } = await execFileAsync(
+        "python3",
+        ["-c", script, emulator.url, iso(0), iso(10), JSON.stringify(queries)],
+        { env: { ...env, AWS_DATA_PATH: modelPaths[protocol] } },
+      );
+      const out = JSON.parse(stdout) as {
+        protocol: string;
+        values: number[];
+        timestamps: string[];
+        error: unknown;
+      };
+      expect(out.protocol).toBe(protocol);
+      expect(out.values).toEqual([30, 5]);
+      expect(out.timestamps.map((t) => Date.parse(t))).toEqual([at(0).getTime(), at(5).getTime()]);
+      expect(out.error).toEqual(["InvalidParameterValue", 400]);
+    },
+  );
 });

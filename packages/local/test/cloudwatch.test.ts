@@ -382,8 +382,28 @@ describe("persistence", () => {
   });
 });
 
-describe("requests in no CloudWatch protocol", () => {
-  it("answers 400 InvalidAction rather than failing", async () => {
+describe("raw requests", () => {
+  it("answers awsQuery in XML, and a parameter named __proto__ is only a name", async () => {
+    const form = (body: string) =>
+      fetch(emulator.url, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body,
+      });
+    const listed = await form(
+      "Action=ListMetrics&Version=2010-08-01&Namespace=Test%2FNone&__proto__.polluted=1",
+    );
+    expect(listed.status).toBe(200);
+    expect(await listed.text()).toMatch(
+      /^<ListMetricsResponse xmlns="http:\/\/monitoring\.amazonaws\.com\/doc\/2010-08-01\/">/,
+    );
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const unknown = await form("Action=DescribeAlarms&Version=2010-08-01");
+    expect(unknown.status).toBe(400);
+    expect(await unknown.text()).toContain("<Error><Type>Sender</Type><Code>InvalidAction</Code>");
+  });
+
+  it("answers a request in no CloudWatch protocol with 400 InvalidAction rather than failing", async () => {
     const response = await fetch(emulator.url, { method: "POST", body: "{}" });
     expect(response.status).toBe(400);
     expect(response.headers.get("x-amzn-query-error")).toBe("InvalidAction;Sender");
