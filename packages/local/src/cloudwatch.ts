@@ -51,7 +51,9 @@ export async function startCloudWatchEmulator(
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const requestId = randomUUID();
     const head = { method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers };
-    const protocol: Protocol = protocolOf(head) ?? "json";
+    const detected = protocolOf(head);
+    // A request in no protocol at all is answered in JSON 1.0, the SDK's.
+    const protocol: Protocol = detected ?? "json";
     const answer = (response: ReturnType<typeof encodeError>) => {
       res.writeHead(response.status, { ...response.headers, "content-length": response.body.length });
       res.end(response.body);
@@ -61,7 +63,7 @@ export async function startCloudWatchEmulator(
       if (!received)
         throw new CloudWatchError("RequestEntityTooLarge", `The request is over ${MAX_BODY_BYTES} bytes.`);
       const body = /gzip/i.test(String(req.headers["content-encoding"] ?? "")) ? inflate(received) : received;
-      if (!protocolOf(head)) {
+      if (!detected) {
         throw new CloudWatchError(
           "InvalidAction",
           `No CloudWatch operation at ${head.method} ${head.url}: send AWS JSON 1.0, RPC v2 CBOR or awsQuery requests.`,
