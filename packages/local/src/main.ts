@@ -5,7 +5,7 @@ import type { AccessLogEntry } from "./gateway";
 
 const USAGE = `Usage: npm start [-- --ephemeral] [--port N] [--data-dir DIR] [--config FILE] [--token-delay-ms N]
 
-  --ephemeral         keep DynamoDB in memory (nothing survives a restart)
+  --ephemeral         keep DynamoDB and CloudWatch in memory (nothing survives a restart)
   --port N            API gateway port (default: $PORT or 3000; 0 picks a free port)
   --data-dir DIR      where data and local.json live (default: .atrium)
   --config FILE       stage config (default: config/local.json)
@@ -53,9 +53,8 @@ if (!Number.isInteger(tokenDelayMs) || tokenDelayMs < 0) {
   process.stderr.write(`Invalid --token-delay-ms '${args["token-delay-ms"]}': use a whole number of ms.\n`);
   process.exit(2);
 }
-// Local defaults: readable logs; EMF metric lines only when asked for. (Lambda runs Node 22, so the
-// SDK's Node 20 deprecation notice says nothing about production.)
-process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
+// EMF metric lines go to the local CloudWatch, not the terminal. (Lambda runs Node 22, so the SDK's
+// Node 20 deprecation notice says nothing about production.)
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
 // The JVM takes seconds to come up: it starts first, while the rest of the platform loads.
@@ -129,6 +128,7 @@ process.stdout.write(`Atrium local platform is up in ${(performance.now() / 1000
 
   API gateway        ${gatewayUrl}          (OpenAI base URL: ${gatewayUrl}/v1)
   SageMaker Runtime  ${platform.sagemakerUrl}
+  CloudWatch         ${platform.cloudwatchUrl}   (metrics: the handlers' EMF and AWS/SageMaker)
   DynamoDB           ${platform.dynamodbUrl}   (${args.ephemeral ? "in memory" : `data in ${platform.dataDir}`})
   Shared endpoints   ${platform.sharedEndpoints.join(", ")}
   Demo tenant        ${demoTenant.id}
@@ -139,6 +139,10 @@ Try it:
   curl -s ${gatewayUrl}/v1/chat/completions \\
     -H "Authorization: Bearer ${demoTenant.apiKey}" -H "Content-Type: application/json" \\
     -d '{"model":"${platform.config.sharedEndpoints[0]?.model ?? "MODEL"}","messages":[{"role":"user","content":"Hello"}]}'
+
+Its metrics, with any AWS CLI or SDK (no AWS account needed):
+  AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws cloudwatch list-metrics \\
+    --endpoint-url ${platform.cloudwatchUrl} --region ${platform.config.region} --namespace Atrium
 
 Ctrl-C stops it; data is kept in ${platform.dataDir} unless --ephemeral.
 `);

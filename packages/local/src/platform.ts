@@ -1,7 +1,8 @@
 /**
- * The whole platform on one machine: AWS's DynamoDB Local, the SageMaker Runtime emulator, and the
- * API Gateway emulator running the real authorizer and handlers. Handlers find the stand-ins through
- * the AWS SDK's own endpoint variables, exactly as they find AWS when deployed.
+ * The whole platform on one machine: AWS's DynamoDB Local, the SageMaker Runtime emulator, a local
+ * CloudWatch fed by the handlers' EMF output, and the API Gateway emulator running the real
+ * authorizer and handlers. Handlers find the stand-ins through the AWS SDK's own endpoint
+ * variables, exactly as they find AWS when deployed.
  */
 import { randomBytes } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
@@ -15,6 +16,9 @@ import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { type CloudWatchEmulator, startCloudWatchEmulator } from "./cloudwatch";
+import { captureEmf } from "./cloudwatch-emf";
+import { SageMakerMetrics } from "./cloudwatch-sagemaker";
 import { engineOptions, ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "./dynamodb";
 import {
   type AccessLogEntry,
@@ -33,7 +37,7 @@ export interface PlatformOptions {
   host?: string;
   /** Where DynamoDB data and local.json live. Default `.atrium` in the working directory. */
   dataDir?: string;
-  /** Keep DynamoDB in memory: nothing survives a restart. */
+  /** Keep DynamoDB and CloudWatch in memory: nothing survives a restart. */
   ephemeral?: boolean;
   /** DynamoDB Local already starting (`startDynamo(engineOptions(...))`): the platform waits for it and owns it. */
   engine?: Promise<LocalDynamo>;
@@ -61,6 +65,7 @@ export interface LocalInfo {
   stage: string;
   gatewayUrl: string;
   sagemakerUrl: string;
+  cloudwatchUrl: string;
   dynamodbUrl: string;
   adminToken: string;
   tenantsTable: string;
@@ -76,6 +81,7 @@ export interface Platform extends LocalInfo {
   dataDir: string;
   gateway: ApiGatewayEmulator;
   sagemaker: SageMakerEmulator;
+  cloudwatch: CloudWatchEmulator;
   tenantStore: TenantStore;
   close(): Promise<void>;
 }
@@ -122,8 +128,21 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       tables.tenants,
     );
 
+    const cloudwatch = await startCloudWatchEmulator(
+      options.ephemeral ? {} : { dataFile: join(dataDir, "cloudwatch.json") },
+    );
+    closers.unshift(cloudwatch.close);
+    // As CloudWatch Logs does with a function's output: EMF lines become metrics (and leave the terminal).
+    const stopCapture = captureEmf(process.stdout, cloudwatch.ingest);
+    const sagemakerMetrics = new SageMakerMetrics(cloudwatch.store);
+    closers.unshift(async () => {
+      stopCapture();
+      sagemakerMetrics.close();
+    });
+
     const sagemaker = await startSageMakerEmulator({
       tokenDelayMs: options.tokenDelayMs ?? 0,
+      observer: sagemakerMetrics,
       resolveEndpoint: async (name) => {
         const shared = config.sharedEndpoints.find((e) => e.endpointName === name);
         if (shared)
@@ -175,12 +194,14 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       sagemaker.url,
       gateway.url,
       functionCredentials.secretAccessKey,
+      cloudwatch.url,
     );
 
     const info: LocalInfo = {
       stage: STAGE,
       gatewayUrl: gateway.url,
       sagemakerUrl: sagemaker.url,
+      cloudwatchUrl: cloudwatch.url,
       dynamodbUrl: dynamo.url,
       adminToken,
       tenantsTable: tables.tenants,
@@ -199,9 +220,10 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       dataDir,
       gateway,
       sagemaker,
+      cloudwatch,
       tenantStore,
       close: () => {
-        // Gateway first (drains in-flight calls), then the model emulator, then DynamoDB.
+        // Gateway first (drains in-flight calls), then the model emulator, CloudWatch, then DynamoDB.
         closing ??= closeAll(closers);
         return closing;
       },
@@ -223,6 +245,7 @@ function bindEnvironment(
   sagemakerUrl: string,
   gatewayUrl: string,
   secretAccessKey: string,
+  cloudwatchUrl: string,
 ): void {
   const env: Record<string, string> = {
     AWS_REGION: config.region,
@@ -230,6 +253,7 @@ function bindEnvironment(
     AWS_SECRET_ACCESS_KEY: secretAccessKey,
     AWS_ENDPOINT_URL_DYNAMODB: dynamodbUrl,
     AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME: sagemakerUrl,
+    AWS_ENDPOINT_URL_CLOUDWATCH: cloudwatchUrl,
     // Admin functions flush the emulator's authorizer cache through the real API Gateway client.
     AWS_ENDPOINT_URL_API_GATEWAY: gatewayUrl,
     [StackEnv.restApiId]: API_ID,

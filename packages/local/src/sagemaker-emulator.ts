@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { InvocationObserver, InvocationSpan } from "./cloudwatch-sagemaker";
 import { listen, readBody, responseFlushed, safeDecode } from "./http-server";
 import { invokeReferenceModel, type ModelReply } from "./reference-model";
 import {
@@ -61,6 +62,8 @@ export interface SageMakerEmulatorOptions {
   ) => Promise<EndpointBackend | undefined> | EndpointBackend | undefined;
   /** The reference model's pause between streamed tokens. Default 0. */
   tokenDelayMs?: number;
+  /** Told of every call to an existing endpoint, to publish SageMaker's CloudWatch metrics. */
+  observer?: InvocationObserver;
 }
 
 export interface SageMakerEmulator {
@@ -87,6 +90,7 @@ interface Admitted {
   backend: EndpointBackend;
   record: InvocationRecord;
   fault?: Fault;
+  span?: InvocationSpan;
 }
 
 interface ActiveFault extends Fault {
@@ -100,45 +104,64 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
   let closing = false;
 
   /** Resolves the endpoint, records the call and applies its fault's latency and error, as SageMaker's front end would. */
-  const admit = async (invocation: Invocation): Promise<WireError | Admitted> => {
+  const admit = async (invocation: Invocation, arrivedAt: number): Promise<WireError | Admitted> => {
     const backend = await options.resolveEndpoint(invocation.endpointName);
     if (!backend) return endpointNotFound(invocation.endpointName);
     const record = recordOf(invocation);
     records.push(record);
+    const span = options.observer?.begin(
+      invocation.endpointName,
+      invocation.targetVariant ?? "AllTraffic",
+      arrivedAt,
+    );
     const fault = takeFault(faults, invocation.endpointName);
     if (fault?.latencyMs) await sleep(fault.latencyMs);
-    if (fault?.error) return injectedError(fault.error, invocation);
-    return { backend, record, ...(fault?.streamError ? { fault } : {}) };
+    if (fault?.error) {
+      const error = injectedError(fault.error, invocation);
+      span?.end(error);
+      return error;
+    }
+    return { backend, record, ...(fault?.streamError ? { fault } : {}), ...(span ? { span } : {}) };
   };
 
-  const handleInvocation = async (invocation: Invocation): Promise<WireError | ModelResponse> => {
-    const admitted = await admit(invocation);
-    if ("code" in admitted) return admitted;
+  const handleInvocation = async (
+    invocation: Invocation,
+    admitted: Admitted,
+  ): Promise<WireError | ModelResponse> => {
     const { backend } = admitted;
     const reply =
       backend.kind === "reference"
         ? invokeReferenceModel(invocation)
         : await invokeContainer(backend.url, invocation);
+    admitted.span?.modelDone();
     if ("code" in reply) return reply;
     if (reply.status < 200 || reply.status >= 300) return modelError(invocation, reply);
     return reply;
   };
 
-  const handleStream = async (invocation: Invocation, res: ServerResponse): Promise<void> => {
-    const admitted = await admit(invocation);
-    if ("code" in admitted) return sendError(res, admitted);
-    const { backend, record, fault } = admitted;
+  const handleStream = async (
+    invocation: Invocation,
+    admitted: Admitted,
+    res: ServerResponse,
+  ): Promise<void> => {
+    const { backend, record, fault, span } = admitted;
     record.streamedParts = 0;
-    await sendStream(res, invocation, {
-      backend,
-      tokenDelayMs: options.tokenDelayMs ?? 0,
-      ...(fault?.streamError
-        ? { fault: { streamError: fault.streamError, afterParts: fault.afterParts ?? 0 } }
-        : {}),
-      onPart: () => {
-        record.streamedParts = (record.streamedParts ?? 0) + 1;
-      },
-    });
+    // Until the stream ends the model is at work; a stream that throws counts as SageMaker's failure.
+    let error: WireError | undefined = internalFailure("the stream broke off");
+    try {
+      error = await sendStream(res, invocation, {
+        backend,
+        tokenDelayMs: options.tokenDelayMs ?? 0,
+        ...(fault?.streamError
+          ? { fault: { streamError: fault.streamError, afterParts: fault.afterParts ?? 0 } }
+          : {}),
+        onPart: () => {
+          record.streamedParts = (record.streamedParts ?? 0) + 1;
+        },
+      });
+    } finally {
+      span?.end(error);
+    }
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -157,10 +180,17 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
     }
     if (!ENDPOINT_NAME.test(endpointName)) return sendError(res, invalidEndpointName(endpointName));
     const invocation = invocationOf(req, endpointName, body, streaming);
-    if (streaming) return handleStream(invocation, res);
-    const result = await handleInvocation(invocation);
-    if ("code" in result) return sendError(res, result);
-    sendModelResponse(res, result, req.headers["x-amzn-sagemaker-target-variant"]);
+    const admitted = await admit(invocation, performance.now());
+    if ("code" in admitted) return sendError(res, admitted);
+    if (streaming) return handleStream(invocation, admitted, res);
+    let result: WireError | ModelResponse = internalFailure("the model call failed");
+    try {
+      result = await handleInvocation(invocation, admitted);
+      if ("code" in result) sendError(res, result);
+      else sendModelResponse(res, result, req.headers["x-amzn-sagemaker-target-variant"]);
+    } finally {
+      admitted.span?.end("code" in result ? result : undefined);
+    }
   };
 
   const server = createServer((req, res) => {

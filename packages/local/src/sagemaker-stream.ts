@@ -48,19 +48,23 @@ interface ByteSource {
 // SageMaker gives a container 60 seconds to start answering.
 const FIRST_BYTE_TIMEOUT_MS = 60_000;
 
+/** Sends the stream; returns the error answered instead, when the model failed before its first byte. */
 export async function sendStream(
   res: ServerResponse,
   invocation: Invocation,
   options: StreamOptions,
-): Promise<void> {
+): Promise<WireError | undefined> {
   const clientGone = new AbortController();
   res.once("close", () => clientGone.abort());
   const source =
     options.backend.kind === "reference"
       ? referenceSource(invocation, options.tokenDelayMs)
       : await containerSource(options.backend.url, invocation, clientGone.signal);
-  if ("code" in source) return sendError(res, source);
-  if ("status" in source) return sendError(res, modelError(invocation, source));
+  if ("code" in source || "status" in source) {
+    const refused = "code" in source ? source : modelError(invocation, source);
+    sendError(res, refused);
+    return refused;
+  }
   const headers: Record<string, string> = {
     "content-type": "application/vnd.amazon.eventstream",
     "x-amzn-requestid": randomUUID(),
@@ -88,6 +92,7 @@ export async function sendStream(
     }
   }
   res.end();
+  return undefined;
 }
 
 /** POST {url}/invocations as SageMaker forwards to a container: body, types and pass-through headers. */
