@@ -1,5 +1,5 @@
 import { dedicatedEndpointPrefix, STAGE_CONFIG_ENV } from "@atrium/core/config";
-import { IdempotencyTable, LimiterTable, TenantTable } from "@atrium/core/tables";
+import { IdempotencyTable, LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import {
   type ApiRoute,
   authorizer,
@@ -46,7 +46,7 @@ export const routeKey = (route: Pick<ApiRoute, "method" | "path">) => `${route.m
 /** The catch-all responses cover many statuses (403 WAF, 415, ...), so they keep the one API Gateway chose. */
 const keepsOwnStatus = new Set<GatewayResponseType>(["DEFAULT_4XX", "DEFAULT_5XX"]);
 
-/** Admin routes that also reach the limiter and idempotency tables: erasing a tenant (GDPR) deletes its items there. */
+/** Admin routes that also reach the limiter, idempotency and usage tables: erasing a tenant (GDPR) deletes its items there. */
 export const erasingRoutes: ReadonlySet<string> = new Set(["DELETE /admin/tenants/{tenantId}"]);
 
 /** IAM policy variable: the tenant id an STS session was tagged with. */
@@ -88,7 +88,7 @@ const leadingKeys = (...prefixes: string[]) => ({
 });
 
 export function Api({ stack, app }: StackContext) {
-  const { tenants, limiter, idempotency } = use(Data);
+  const { tenants, limiter, idempotency, usage } = use(Data);
   const inference = use(Inference);
   // Endpoints first: the API should not take calls for models that are still being created.
   stack.addDependency(getStack(Inference));
@@ -100,6 +100,7 @@ export function Api({ stack, app }: StackContext) {
     [TenantTable.env]: tenants.tableName,
     [LimiterTable.env]: limiter.tableName,
     [IdempotencyTable.env]: idempotency.tableName,
+    [UsageTable.env]: usage.tableName,
     [STAGE_CONFIG_ENV]: JSON.stringify(runtimeConfig(config)),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",
@@ -129,7 +130,7 @@ export function Api({ stack, app }: StackContext) {
 
   const eraseTenantPartitions = new PolicyStatement({
     actions: ["dynamodb:Query", "dynamodb:DeleteItem"],
-    resources: [limiter.tableArn, idempotency.tableArn],
+    resources: [limiter.tableArn, idempotency.tableArn, usage.tableArn],
     conditions: leadingKeys("TENANT#*"),
   });
   // Powertools' persistence layer: one conditional put, an update, a delete, a consistent get.
@@ -288,6 +289,15 @@ export function Api({ stack, app }: StackContext) {
       sid: "OwnIdempotencyRecords",
       actions: idempotencyRecordActions,
       resources: [idempotency.tableArn],
+      conditions: ownItems,
+    }),
+  );
+  // The ledger: ADDs to the day's item after each settle, and queries of a range of days (GET /v1/usage).
+  tenantRole.addToPolicy(
+    new PolicyStatement({
+      sid: "OwnUsageLedger",
+      actions: ["dynamodb:Query", "dynamodb:UpdateItem"],
+      resources: [usage.tableArn],
       conditions: ownItems,
     }),
   );

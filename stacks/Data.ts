@@ -1,4 +1,10 @@
-import { IdempotencyTable, LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
+import {
+  IdempotencyTable,
+  LimiterTable,
+  type TableShape,
+  TenantTable,
+  UsageTable,
+} from "@atrium/core/tables";
 import { RemovalPolicy } from "aws-cdk-lib";
 import { TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import { type StackContext, Table } from "sst/constructs";
@@ -46,5 +52,7 @@ export function Data({ stack, app }: StackContext) {
   const limiter = table("Limiter", LimiterTable);
   // Replies kept for Idempotency-Key replays, sealed; they expire through TTL after 24 h.
   const idempotency = table("Idempotency", IdempotencyTable);
-  return { tenants, limiter, idempotency };
+  // The usage ledger (docs/adr/0010): tenant, day and model counters, expired by TTL after the retention.
+  const usage = table("Usage", UsageTable);
+  return { tenants, limiter, idempotency, usage };
 }

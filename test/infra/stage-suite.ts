@@ -3,7 +3,13 @@ import path from "node:path";
 import { dedicatedEndpointPrefix, StageConfig } from "@atrium/core/config";
 import { TENANT_ID_PATTERN } from "@atrium/core/ids";
 import { tenantKey } from "@atrium/core/keys";
-import { IdempotencyTable, LimiterTable, type TableShape, TenantTable } from "@atrium/core/tables";
+import {
+  IdempotencyTable,
+  LimiterTable,
+  type TableShape,
+  TenantTable,
+  UsageTable,
+} from "@atrium/core/tables";
 import {
   type ApiRoute,
   authorizer,
@@ -135,6 +141,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         ["TenantsTable", TenantTable],
         ["LimiterTable", LimiterTable],
         ["IdempotencyTable", IdempotencyTable],
+        ["UsageTable", UsageTable],
       ];
       it.each(tableCases)("creates %s from its shape (packages/core/src/tables.ts)", (prefix, shape) => {
         const { partitionKey, sortKey, indexes, timeToLiveAttribute } = shape;
@@ -170,7 +177,9 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
 
       it("encrypts every table with KMS, keeps point-in-time recovery, and protects them on protected stages", () => {
         const tables = resourceEntries(s.data, "AWS::DynamoDB::Table");
-        expect(tables).toHaveLength(3);
+        expect(tables.map(([id]) => id.replace(/Table.*$/, "")).sort()).toEqual(
+          tableCases.map(([prefix]) => prefix.replace(/Table$/, "")).sort(),
+        );
         for (const [id, table] of tables) {
           const p = table.Properties;
           // SSEEnabled without a key: KMS with the AWS-managed key aws/dynamodb.
@@ -341,6 +350,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           expect(render(env[TenantTable.env]), handler).toMatch(/^<Import:.*TenantsTable/);
           expect(render(env[LimiterTable.env]), handler).toMatch(/^<Import:.*LimiterTable/);
           expect(render(env[IdempotencyTable.env]), handler).toMatch(/^<Import:.*IdempotencyTable/);
+          expect(render(env[UsageTable.env]), handler).toMatch(/^<Import:.*UsageTable/);
           const config = JSON.parse(env.ATRIUM_STAGE_CONFIG);
           expect(config, handler).toEqual(expected);
           expect(StageConfig.parse(config), handler).toEqual(expected);
@@ -458,7 +468,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         }
       });
 
-      it("lets admin functions manage tenant items (no scans), erase limiter items, flush this stage's authorizer cache", () => {
+      it("lets admin functions manage tenant items (no scans), erase limiter and usage items, flush this stage's authorizer cache", () => {
         expect([...erasingRoutes].every((key) => routes.some((r) => routeKey(r) === key))).toBe(true);
         const [[restApiId]] = resources(s.api, "AWS::ApiGateway::RestApi") as [[string, Props]];
         for (const route of routes.filter((r) => !isTenantRoute(r))) {
@@ -474,20 +484,31 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           for (const st of statements.filter((x) => actionsOf([x]).some((a) => a.startsWith("dynamodb:")))) {
             for (const r of asList(st.Resource).map(render)) expect(r, routeKey(route)).not.toContain("*");
           }
-          // Only erasure reaches the limiter table, and only to query and delete tenants' items.
-          const limiter = statements.filter((st) => render(st.Resource).includes("LimiterTable"));
-          expect(limiter, routeKey(route)).toEqual(
-            erasingRoutes.has(routeKey(route))
-              ? [
-                  expect.objectContaining({
-                    Action: ["dynamodb:Query", "dynamodb:DeleteItem"],
-                    Condition: expect.objectContaining({
-                      "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
+          // Only erasure reaches the limiter and usage tables, and only to query and delete tenants' items.
+          for (const table of ["LimiterTable", "UsageTable"]) {
+            const reaching = statements.filter((st) => render(st.Resource).includes(table));
+            expect(reaching, `${routeKey(route)} ${table}`).toEqual(
+              erasingRoutes.has(routeKey(route))
+                ? [
+                    expect.objectContaining({
+                      Action: ["dynamodb:Query", "dynamodb:DeleteItem"],
+                      Condition: expect.objectContaining({
+                        "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
+                      }),
                     }),
-                  }),
-                ]
-              : [],
-          );
+                  ]
+                : [],
+            );
+          }
+          // The erase's statement covers every other table with tenant partitions, and nothing more.
+          if (erasingRoutes.has(routeKey(route))) {
+            const erase = statements.find((st) => render(st.Resource).includes("LimiterTable")) as Statement;
+            expect(asList(erase.Resource).map(render).sort(), routeKey(route)).toEqual([
+              expect.stringMatching(/^<Import:.*IdempotencyTable.*Arn/),
+              expect.stringMatching(/^<Import:.*LimiterTable.*Arn/),
+              expect.stringMatching(/^<Import:.*UsageTable.*Arn/),
+            ]);
+          }
           // Idempotent creates keep their replies (ADMIN# or the tenant's partition); erasure deletes the tenant's.
           const replies = statements.filter((st) => render(st.Resource).includes("IdempotencyTable"));
           expect(replies, routeKey(route)).toEqual([
@@ -554,6 +575,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           expect.stringMatching(/^<Import:.*IdempotencyTable.*Arn/),
           expect.stringMatching(/^<Import:.*LimiterTable.*Arn/),
           expect.stringMatching(/^<Import:.*TenantsTable.*Arn/),
+          expect.stringMatching(/^<Import:.*UsageTable.*Arn/),
         ]);
         for (const st of dynamo) {
           // Only idempotency records (the tenant's own, kept 24 h) are put and deleted as the tenant.
@@ -582,6 +604,24 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
             return iamLike(allowed, `${tenantKey(b)}${rest}`) === (a === b);
           }),
         );
+      });
+
+      it("lets a tenant only add to and query its own usage ledger items: no get, put, delete or scan", () => {
+        const usage = tenantPolicy().filter((st) => render(st.Resource).includes("UsageTable"));
+        expect(usage).toEqual([
+          {
+            Sid: "OwnUsageLedger",
+            Effect: "Allow",
+            Action: ["dynamodb:Query", "dynamodb:UpdateItem"],
+            Resource: expect.objectContaining({
+              "Fn::ImportValue": expect.stringMatching(/UsageTable.*Arn/),
+            }),
+            Condition: {
+              "ForAllValues:StringLike": { "dynamodb:LeadingKeys": [`TENANT#${SESSION_TENANT}#*`] },
+              Null: { "dynamodb:LeadingKeys": "false" },
+            },
+          },
+        ]);
       });
 
       it("invokes only this stage's endpoints: the configured ones and the dedicated-name prefix, never endpoint/*", () => {

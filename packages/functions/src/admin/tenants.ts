@@ -9,7 +9,7 @@ import { pageLimit } from "@atrium/core/cursor";
 import { eraseTenant } from "@atrium/core/erase";
 import { invalidRequest } from "@atrium/core/errors";
 import { requireProfile } from "@atrium/core/profiles";
-import { IdempotencyTable, LimiterTable } from "@atrium/core/tables";
+import { IdempotencyTable, LimiterTable, UsageTable } from "@atrium/core/tables";
 import { listTenants } from "@atrium/core/tenant-directory";
 import { actorOf, adminTable, noBody, queryParam, tenantIdParam } from "../lib/admin";
 import { config, documentClient } from "../lib/clients";
@@ -87,7 +87,7 @@ export const remove = adminApi(async (event) => {
     throw invalidRequest("invalid_erase", "erase: true or false", "erase");
   }
   if (erase === "true") {
-    const partitions = [LimiterTable.env, IdempotencyTable.env]
+    const partitions = [LimiterTable.env, IdempotencyTable.env, UsageTable.env]
       .map((name) => process.env[name])
       .filter((tableName): tableName is string => Boolean(tableName))
       .map((tableName) => ({ db: documentClient, tableName }));
