@@ -9,8 +9,8 @@ import type { AddressInfo } from "node:net";
 import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { json } from "../support/http";
 import { adminCall, startTestPlatformWith, stopTestPlatform } from "../support/platform";
+import { settledUsageOf } from "../support/tenant-calls";
 
 const MODEL = "streaming-container";
 const WORDS = ["Hé", "llo", " wörld", " 日本", "!"];
@@ -84,9 +84,7 @@ describe("a forwarded container that streams server-sent events", () => {
     expect(chunks).toBe(WORDS.length + 2);
     // The container was asked to stream and to report usage all the same.
     expect(received.at(-1)).toMatchObject({ stream: true, stream_options: { include_usage: true } });
-    const usage = await json(
-      await fetch(`${platform.gatewayUrl}/v1/usage`, { headers: { authorization: `Bearer ${body.apiKey}` } }),
-    );
-    expect(usage.tokens_used).toBe(USAGE.total_tokens);
+    // The stream settles after its last byte: read once nothing is in flight.
+    expect(await settledUsageOf(platform, body.apiKey)).toBe(USAGE.total_tokens);
   });
 });

@@ -109,9 +109,9 @@ describe("delete --erase", () => {
     const tracesOf = async () =>
       (await everyItem()).filter(({ item }) => traces.some((trace) => JSON.stringify(item).includes(trace)));
     const before = await tracesOf();
-    // The scan does see the tenant's data everywhere it lives, the limiter table included.
+    // The scan does see the tenant's data everywhere it lives, the limiter table and ledger included.
     expect(new Set(before.map((t) => t.table))).toEqual(
-      new Set([platform.tenantsTable, platform.limitsTable]),
+      new Set([platform.tenantsTable, platform.limitsTable, platform.usageTable]),
     );
     expect(before.length).toBeGreaterThan(10);
     const bystanderItems = (await everyItem()).filter(({ item }) =>

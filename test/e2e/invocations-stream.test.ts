@@ -10,6 +10,7 @@ import type { Platform } from "@atrium/local/platform";
 import { describe, expect, it } from "vitest";
 import { errorOf, type Json, json } from "../support/http";
 import { adminCall, useTestPlatform } from "../support/platform";
+import { settledUsageOf } from "../support/tenant-calls";
 
 let platform: Platform;
 useTestPlatform((started) => {
@@ -32,12 +33,8 @@ const invoke = (apiKey: string, path: string, body: string) =>
     body,
   });
 
-async function tokensUsed(apiKey: string): Promise<number> {
-  const response = await fetch(`${platform.gatewayUrl}/v1/usage`, {
-    headers: { authorization: `Bearer ${apiKey}` },
-  });
-  return (await json(response)).tokens_used;
-}
+/** This month's tokens, once every call in flight (a stream settles after its last byte) has settled. */
+const tokensUsed = (apiKey: string) => settledUsageOf(platform, apiKey);
 
 /** The data of every server-sent event in a body, parsed. */
 function events(text: string): Json[] {

@@ -15,8 +15,6 @@ import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
 import { captureStreamReports } from "../support/stream-reports";
 import { onboard, openaiFor, postChat, sseData, usageOf } from "../support/tenant-calls";
 
-const reports = captureStreamReports();
-
 let platform: Platform;
 let dataDir: string;
 let gated: GatedModel;
@@ -35,6 +33,9 @@ beforeAll(async () => {
     { streamedIntegrationTimeoutMs: 8_000, tokenDelayMs: TOKEN_DELAY_MS },
   ));
 });
+
+// After the platform starts: its own capture of EMF lines (the local CloudWatch) then sits inside this one.
+const reports = captureStreamReports();
 
 afterAll(async () => {
   await stopTestPlatform(platform, dataDir);

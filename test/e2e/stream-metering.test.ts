@@ -18,8 +18,6 @@ import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
 import { captureStreamReports } from "../support/stream-reports";
 import { onboard, openaiFor, postChat, sseData, usageOf } from "../support/tenant-calls";
 
-const reports = captureStreamReports();
-
 let platform: Platform;
 let dataDir: string;
 let gated: GatedModel;
@@ -38,6 +36,9 @@ beforeAll(async () => {
     { onAccess: (e) => access.push(e) },
   ));
 });
+
+// After the platform starts: its own capture of EMF lines (the local CloudWatch) then sits inside this one.
+const reports = captureStreamReports();
 
 afterAll(async () => {
   await stopTestPlatform(platform, dataDir);

@@ -13,7 +13,6 @@ import { onboard, postChat, sseData } from "../support/tenant-calls";
 
 // Before the handlers are imported (on the first call): Powertools reads it once, as at a cold start.
 process.env.POWERTOOLS_LOG_LEVEL = "INFO";
-const reports = captureStreamReports();
 
 let platform: Platform;
 let dataDir: string;
@@ -29,6 +28,9 @@ beforeAll(async () => {
     {},
   ));
 });
+
+// After the platform starts: its own capture of EMF lines (the local CloudWatch) then sits inside this one.
+const reports = captureStreamReports();
 
 afterAll(async () => {
   await stopTestPlatform(platform, dataDir);

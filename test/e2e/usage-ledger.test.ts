@@ -4,7 +4,7 @@
  * calls' settles; each admitted call adds one ledger write.
  */
 
-import { dayOf, readLedger } from "@atrium/core/usage-ledger";
+import { dayOf, hourOf, readLedger } from "@atrium/core/usage-ledger";
 import { localDynamoClient } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -61,10 +61,12 @@ describe("the usage ledger", () => {
 
     const calls = [first, second].map((c) => c.usage);
     const tokens = (calls[0]?.total_tokens ?? 0) + (calls[1]?.total_tokens ?? 0) + streamed;
+    // A stream settles (and records) after its last byte: wait until all four calls are in.
+    await expect.poll(async () => (await ledgerOf(a.id))[0]?.counters.requests, { interval: 20 }).toBe(4);
     const [entry, ...more] = await ledgerOf(a.id);
     expect(more).toEqual([]);
     expect(entry).toEqual({
-      day: dayOf(Date.now()),
+      hour: hourOf(Date.now()),
       model: MODEL,
       counters: {
         requests: 4,
@@ -82,7 +84,7 @@ describe("the usage ledger", () => {
     // The other tenant's call is in its own partition only.
     expect(await ledgerOf(b.id)).toEqual([
       {
-        day: dayOf(Date.now()),
+        hour: hourOf(Date.now()),
         model: MODEL,
         counters: {
           requests: 1,

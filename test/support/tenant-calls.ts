@@ -41,6 +41,15 @@ export async function usageOf(
   return { tokensUsed: body.tokens_used, inFlight: body.in_flight };
 }
 
+/**
+ * Tokens used once every call in flight has settled: a stream settles after its last byte, so a
+ * read just after it may still count its reservation.
+ */
+export async function settledUsageOf(platform: Platform, apiKey: string): Promise<number> {
+  await expect.poll(async () => (await usageOf(platform, apiKey)).inFlight, { interval: 20 }).toBe(0);
+  return (await usageOf(platform, apiKey)).tokensUsed;
+}
+
 /** POST /v1/chat/completions with a raw fetch, for what the client hides (headers, exact bytes). */
 export function postChat(
   platform: Platform,

@@ -1,7 +1,8 @@
 /**
- * The usage ledger (docs/adr/0010-usage-ledger.md): per tenant, UTC day and model, what the calls
- * used, as their settles recorded it. One item per day and model in the tenant's partition; a call
- * adds to it with one UpdateItem, reports read it back with one Query per tenant.
+ * The usage ledger (docs/adr/0010-usage-ledger.md): per tenant, UTC hour and model, what the calls
+ * used, as their settles recorded it. One item per hour and model in the tenant's partition (days
+ * are their hours added up); a call adds to it with one UpdateItem, reports read it back with one
+ * Query per tenant.
  */
 import { type DynamoDBDocumentClient, QueryCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { tenantKey } from "./keys";
@@ -27,9 +28,14 @@ export type LedgerCounters = Record<string, number>;
 const USAGE_PREFIX = "USAGE#";
 const SEPARATOR = "#";
 
-/** The UTC day of a moment (epoch milliseconds), as ledger keys and reports name it. */
+/** The UTC day of a moment (epoch milliseconds), as reports name it: YYYY-MM-DD. */
 export function dayOf(epochMs: number): string {
   return new Date(epochMs).toISOString().slice(0, 10);
+}
+
+/** The UTC hour of a moment (epoch milliseconds), as ledger keys name it: YYYY-MM-DDTHH. */
+export function hourOf(epochMs: number): string {
+  return new Date(epochMs).toISOString().slice(0, 13);
 }
 
 /** The counters one settled call adds. */
@@ -52,19 +58,20 @@ export function refusalCounter(reason: RefusalReason): string {
 }
 
 /**
- * The UpdateItem that adds `counters` to a tenant's day and model, and sets its expiry
- * `retentionDays` after the day. Counter names are Atrium's own; values are non-negative integers.
+ * The UpdateItem that adds `counters` to a tenant's hour and model, and sets its expiry
+ * `retentionDays` after its day. Counter names are Atrium's own; values are non-negative integers.
  */
 export function ledgerUpdate(
   tableName: string,
-  entry: { tenantId: string; day: string; model: string; counters: LedgerCounters },
+  entry: { tenantId: string; hour: string; model: string; counters: LedgerCounters },
   retentionDays: number,
 ): UpdateCommandInput {
-  const names: Record<string, string> = { "#model": "model", "#day": "day", "#expiresAt": "expiresAt" };
+  const day = entry.hour.slice(0, 10);
+  const names: Record<string, string> = { "#model": "model", "#hour": "hour", "#expiresAt": "expiresAt" };
   const values: Record<string, unknown> = {
     ":model": entry.model,
-    ":day": entry.day,
-    ":expiresAt": Math.floor(Date.parse(`${entry.day}T00:00:00Z`) / 1000) + (retentionDays + 1) * 86_400,
+    ":hour": entry.hour,
+    ":expiresAt": Math.floor(Date.parse(`${day}T00:00:00Z`) / 1000) + (retentionDays + 1) * 86_400,
   };
   const adds: string[] = [];
   Object.entries(entry.counters).forEach(([counter, amount], i) => {
@@ -75,21 +82,21 @@ export function ledgerUpdate(
   });
   return {
     TableName: tableName,
-    Key: { pk: tenantKey(entry.tenantId), sk: `${USAGE_PREFIX}${entry.day}${SEPARATOR}${entry.model}` },
-    UpdateExpression: `SET #model = :model, #day = :day, #expiresAt = :expiresAt ADD ${adds.join(", ")}`,
+    Key: { pk: tenantKey(entry.tenantId), sk: `${USAGE_PREFIX}${entry.hour}${SEPARATOR}${entry.model}` },
+    UpdateExpression: `SET #model = :model, #hour = :hour, #expiresAt = :expiresAt ADD ${adds.join(", ")}`,
     ExpressionAttributeNames: names,
     ExpressionAttributeValues: values,
   };
 }
 
-/** One ledger item, read. */
+/** One ledger item, read: its hour (YYYY-MM-DDTHH), model and counters. */
 export interface LedgerEntry {
-  day: string;
+  hour: string;
   model: string;
   counters: LedgerCounters;
 }
 
-/** A tenant's ledger from day `from` to day `to` (inclusive, YYYY-MM-DD), by one paged Query. */
+/** A tenant's ledger from hour `from` to hour `to` (inclusive; YYYY-MM-DDTHH, or a whole day YYYY-MM-DD), by one paged Query. */
 export async function readLedger(
   db: DynamoDBDocumentClient,
   tableName: string,
@@ -108,16 +115,16 @@ export async function readLedger(
         ExpressionAttributeValues: {
           ":pk": tenantKey(tenantId),
           ":from": `${USAGE_PREFIX}${from}`,
-          // Every model of the last day: "~" sorts after every character a model name may hold.
-          ":to": `${USAGE_PREFIX}${to}${SEPARATOR}~`,
+          // Every hour and model of the last one: "~" sorts after every character a key may hold there.
+          ":to": `${USAGE_PREFIX}${to}${to.length === 10 ? "T~" : `${SEPARATOR}~`}`,
         },
         ConsistentRead: true,
         ...(startKey ? { ExclusiveStartKey: startKey } : {}),
       }),
     );
     for (const item of page.Items ?? []) {
-      const { pk: _pk, sk: _sk, model, day, expiresAt: _expiresAt, ...counters } = item;
-      entries.push({ day: String(day), model: String(model), counters: counters as LedgerCounters });
+      const { pk: _pk, sk: _sk, model, hour, expiresAt: _expiresAt, ...counters } = item;
+      entries.push({ hour: String(hour), model: String(model), counters: counters as LedgerCounters });
     }
     startKey = page.LastEvaluatedKey;
   } while (startKey);

@@ -1,13 +1,13 @@
 /**
  * The usage ledger as a container writes it (docs/adr/0010-usage-ledger.md): each settled call adds
- * to its tenant's day and model with one UpdateItem, never retried; refusals are counted here and
+ * to its tenant's hour and model with one UpdateItem, never retried; refusals are counted here and
  * written with the tenant's next ledger write, or once 10 s have passed since its last one.
  */
 
 import { UsageTable } from "@atrium/core/tables";
 import {
   callCounters,
-  dayOf,
+  hourOf,
   type LedgerCounters,
   ledgerUpdate,
   type RefusalReason,
@@ -24,10 +24,10 @@ const tableName = requireEnv(UsageTable.env);
 /** How long a tenant's refusal counts may wait in the container for a write. */
 export const REFUSALS_FLUSH_MS = 10_000;
 
-/** Per tenant: refusal counts not yet written (by day and model), and when the tenant's last write was. */
+/** Per tenant: refusal counts not yet written (by hour and model), and when the tenant's last write was. */
 const pending = new Map<string, { refusals: Map<string, LedgerCounters>; lastWriteAt: number }>();
 
-const entryKey = (day: string, model: string) => `${day} ${model}`;
+const entryKey = (hour: string, model: string) => `${hour} ${model}`;
 
 function pendingOf(tenantId: string) {
   let state = pending.get(tenantId);
@@ -41,11 +41,11 @@ function pendingOf(tenantId: string) {
 /** Records a settled call, with the tenant's refusal counts waiting in this container. */
 export async function recordCall(tenantId: string, call: SettledCall, now = Date.now()): Promise<void> {
   const state = pendingOf(tenantId);
-  const day = dayOf(now);
-  const key = entryKey(day, call.model);
+  const hour = hourOf(now);
+  const key = entryKey(hour, call.model);
   const counters = add(callCounters(call), state.refusals.get(key) ?? {});
   state.refusals.delete(key);
-  const writes = [{ day, model: call.model, counters }, ...drain(state)];
+  const writes = [{ hour, model: call.model, counters }, ...drain(state)];
   await write(tenantId, writes, state, now);
 }
 
@@ -57,7 +57,7 @@ export async function recordRefusal(
   now = Date.now(),
 ): Promise<void> {
   const state = pendingOf(tenantId);
-  const key = entryKey(dayOf(now), model);
+  const key = entryKey(hourOf(now), model);
   state.refusals.set(key, add(state.refusals.get(key) ?? {}, { [refusalCounter(reason)]: 1 }));
   if (now - state.lastWriteAt < REFUSALS_FLUSH_MS) return;
   await write(tenantId, drain(state), state, now);
@@ -65,8 +65,8 @@ export async function recordRefusal(
 
 function drain(state: { refusals: Map<string, LedgerCounters> }) {
   const entries = [...state.refusals.entries()].map(([key, counters]) => {
-    const [day = "", model = ""] = key.split(" ");
-    return { day, model, counters };
+    const [hour = "", model = ""] = key.split(" ");
+    return { hour, model, counters };
   });
   state.refusals.clear();
   return entries;
@@ -74,7 +74,7 @@ function drain(state: { refusals: Map<string, LedgerCounters> }) {
 
 async function write(
   tenantId: string,
-  entries: { day: string; model: string; counters: LedgerCounters }[],
+  entries: { hour: string; model: string; counters: LedgerCounters }[],
   state: { lastWriteAt: number },
   now: number,
 ): Promise<void> {
@@ -91,7 +91,7 @@ async function write(
         metrics.addMetric("LedgerWriteFailed", MetricUnit.Count, 1);
         logger.error("usage ledger write failed", {
           error: (err as Error).name,
-          day: entry.day,
+          hour: entry.hour,
           model: entry.model,
         });
       }
