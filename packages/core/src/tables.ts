@@ -38,9 +38,9 @@ export const IdempotencyTable = {
 } as const;
 
 /**
- * The usage ledger (docs/adr/0010-usage-ledger.md): one item per tenant, UTC day and model, with
+ * The usage ledger (docs/adr/0010-usage-ledger.md): one item per tenant, UTC hour and model, with
  * counters added by each call's settle: `pk = TENANT#<id>#` (so a tenant's erase and IAM's leading
- * keys cover it), `sk = USAGE#<YYYY-MM-DD>#<model>`. Kept `usageRetentionDays`, then expired by TTL.
+ * keys cover it), `sk = USAGE#<YYYY-MM-DD>T<HH>#<model>`. Kept `usageRetentionDays`, then expired by TTL.
  */
 export const UsageTable = {
   env: "ATRIUM_USAGE_TABLE",
