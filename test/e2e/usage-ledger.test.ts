@@ -10,6 +10,7 @@ import type { Platform } from "@atrium/local/platform";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
+import { json } from "../support/http";
 import { adminCall, useTestPlatform } from "../support/platform";
 
 let platform: Platform;
@@ -115,5 +116,75 @@ describe("the usage ledger", () => {
     await c.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 5 });
     const [entry] = await ledgerOf(c.id);
     expect(entry?.counters).toMatchObject({ requests: 3, refusedRequests: 3 });
+  });
+});
+
+describe("GET /v1/usage with start: the caller's buckets from the ledger", () => {
+  const usageBuckets = (apiKey: string, query: string) =>
+    fetch(`${platform.gatewayUrl}/v1/usage?${query}`, { headers: { authorization: `Bearer ${apiKey}` } });
+
+  it("answers the calling tenant's own day and hour buckets, grouped by model, and nobody else's", async () => {
+    const d = await tenant("buckets-d");
+    const e = await tenant("buckets-e");
+    const messages = [{ role: "user" as const, content: "bucket me" }];
+    const mine = await d.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 8 });
+    await e.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 30 });
+    const today = dayOf(Date.now());
+
+    const response = await usageBuckets(d.apiKey, `start=${today}&bucket=day&group_by=model`);
+    expect(response.status).toBe(200);
+    const page = await json(response);
+    const dayStart = Date.parse(`${today}T00:00:00Z`) / 1000;
+    expect(page).toEqual({
+      object: "page",
+      data: [
+        {
+          object: "bucket",
+          start_time: dayStart,
+          end_time: dayStart + 86_400,
+          results: [
+            {
+              object: "usage.result",
+              model: MODEL,
+              num_model_requests: 1,
+              input_tokens: mine.usage?.prompt_tokens,
+              output_tokens: mine.usage?.completion_tokens,
+              tokens: mine.usage?.total_tokens,
+              errors: 0,
+              refused: {},
+              shared_calls: 1,
+              dedicated_calls: 0,
+            },
+          ],
+        },
+      ],
+      has_more: false,
+      next_page: null,
+    });
+
+    // Hourly over the last three hours: every bucket is there, only this hour's has a result.
+    const now = Math.floor(Date.now() / 1000);
+    const hourly = await json(
+      await usageBuckets(d.apiKey, `start=${now - 2 * 3600}&end=${now + 1}&bucket=hour`),
+    );
+    expect(hourly.data).toHaveLength(3);
+    expect(hourly.data.slice(0, 2).map((b: { results: unknown[] }) => b.results)).toEqual([[], []]);
+    expect(hourly.data[2].results[0]).toMatchObject({ model: null, num_model_requests: 1 });
+  });
+
+  it("is a 400 naming the parameter for a bad range or value", async () => {
+    const f = await tenant("buckets-f");
+    for (const [query, param] of [
+      ["bucket=day", "start"],
+      ["start=yesterday", "start"],
+      ["start=2026-01-01&bucket=week", "bucket"],
+      ["start=2026-01-01&group_by=tenant", "group_by"],
+      ["start=2026-01-01&end=2026-06-01", "end"],
+      ["start=2026-02-01&end=2026-01-01", "end"],
+    ] as const) {
+      const response = await usageBuckets(f.apiKey, query);
+      expect(response.status, query).toBe(400);
+      expect((await json(response)).error.param, query).toBe(param);
+    }
   });
 });

@@ -1,13 +1,30 @@
 import { liveLeases } from "@atrium/core/limiter-item";
 import { monthOf, tenantLimits, untilNextMonth } from "@atrium/core/limits";
-import { config } from "./lib/clients";
+import { UsageTable } from "@atrium/core/tables";
+import { BUCKET_PARAMETERS, ledgerHours, parseBucketQuery, usageBuckets } from "@atrium/core/usage-buckets";
+import { readLedger } from "@atrium/core/usage-ledger";
+import { config, requireEnv } from "./lib/clients";
 import { json } from "./lib/http";
 import { limiterStoreFor } from "./lib/limiter";
 import { tenantApi } from "./lib/middleware";
+import { tenantClients } from "./lib/tenant-clients";
 
-/** GET /v1/usage: the caller's own limits and this month's consumption, never another tenant's. */
-export const handler = tenantApi(async (_event, context) => {
+const usageTable = requireEnv(UsageTable.env);
+
+/**
+ * GET /v1/usage: the caller's own limits and this month's consumption; with `start` (and `end`,
+ * `bucket=day|hour`, `group_by=model`), its usage in time buckets from the ledger. Never another
+ * tenant's: the ledger is read in the caller's partition only, as the caller (docs/adr/0006).
+ */
+export const handler = tenantApi(async (event, context) => {
   const { tenant } = context;
+  const params = event.queryStringParameters ?? {};
+  if (BUCKET_PARAMETERS.some((name) => params[name] !== undefined)) {
+    const query = parseBucketQuery(params, Math.floor(Date.now() / 1000));
+    const { from, to } = ledgerHours(query);
+    const entries = await readLedger(tenantClients(tenant.id).dynamo, usageTable, tenant.id, from, to);
+    return json(200, usageBuckets(entries, query));
+  }
   const nowMicros = Date.now() * 1000;
   const month = monthOf(nowMicros);
   const { shards } = tenantLimits(tenant, config);
