@@ -15,7 +15,7 @@ import { json, parseJsonBody } from "./lib/http";
 import { invokeModel } from "./lib/invoke-model";
 import { admitCall } from "./lib/limiter";
 import { tenantApi } from "./lib/middleware";
-import { metrics } from "./lib/observability";
+import { metrics, tenantMetrics } from "./lib/observability";
 import { streamChat } from "./lib/stream-chat";
 import { streamedProxyHandler } from "./lib/stream-response";
 
@@ -54,8 +54,8 @@ export const handler = streamedProxyHandler(
     context.usedTokens = promptTokens + completionTokens;
     context.usedSplit = reply.usage;
     metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
-    metrics.addMetric("PromptTokens", MetricUnit.Count, promptTokens);
-    metrics.addMetric("CompletionTokens", MetricUnit.Count, completionTokens);
+    tenantMetrics.addMetric("PromptTokens", MetricUnit.Count, promptTokens);
+    tenantMetrics.addMetric("CompletionTokens", MetricUnit.Count, completionTokens);
     return json(200, chatCompletion(reply, identity), { "x-atrium-route": route.kind });
   }),
 );

@@ -88,9 +88,16 @@ describe("the local CloudWatch in the platform", () => {
     const listed = await cloudwatch.send(
       new ListMetricsCommand({ Namespace: "Atrium", Dimensions: [{ Name: "tenantId", Value: tenantId }] }),
     );
-    expect(listed.Metrics?.map((m) => m.MetricName)).toEqual(
-      expect.arrayContaining(["ChatCompletions", "ModelLatency"]),
+    // Only the few per-tenant metrics carry the tenant (docs/metrics.md); the others are per service.
+    expect(listed.Metrics?.map((m) => m.MetricName).sort()).toEqual([
+      "CompletionTokens",
+      "PromptTokens",
+      "Requests",
+    ]);
+    const service = await cloudwatch.send(
+      new ListMetricsCommand({ Namespace: "Atrium", MetricName: "ModelLatency" }),
     );
+    expect(service.Metrics?.map((m) => m.Dimensions)).toEqual([[{ Name: "service", Value: "atrium" }]]);
     // The metrics went to CloudWatch and not to the terminal.
     expect(terminal.join("")).not.toContain('"_aws"');
     cloudwatch.destroy();

@@ -23,7 +23,7 @@ import {
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { whenLimiterUnavailable } from "./limiter-fail-mode";
-import { logger, metrics } from "./observability";
+import { logger, metrics, tenantMetrics } from "./observability";
 import { rateLimitHeaders, refusalError } from "./rate-limit-refusal";
 
 /** What an admitted call holds until it settles. */
@@ -77,6 +77,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     const local = localRefusal(refused.get(key), limits, tokens, at);
     if (local) {
       metrics.addMetric("LimitedLocally", MetricUnit.Count, 1);
+      tenantMetrics.addMetric("RateLimited", MetricUnit.Count, 1);
       throw refusalError({
         refusal: local.refusal,
         tokens,
@@ -110,7 +111,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
       if (refusal.reason === "requests" || refusal.reason === "tokens") {
         refused.set(key, { until: at + refusal.retryAfter, snapshot });
       }
-      metrics.addMetric("RateLimited", MetricUnit.Count, 1);
+      tenantMetrics.addMetric("RateLimited", MetricUnit.Count, 1);
       logger.info("call refused by limits", {
         reason: refusal.reason,
         retryAfterMs: Math.ceil(refusal.retryAfter / 1000),

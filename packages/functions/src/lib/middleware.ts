@@ -11,7 +11,7 @@ import type { Ticket } from "./admission";
 import { isAwsUnavailable, serviceUnavailable } from "./aws-unavailable";
 import { json } from "./http";
 import { idempotency } from "./idempotency";
-import { logger, metrics, tracer } from "./observability";
+import { logger, metrics, tenantMetrics, tracer } from "./observability";
 import { settleCalls } from "./settle-calls";
 import { loadTenant } from "./tenant-cache";
 import { functionTimeoutSeconds, STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
@@ -156,8 +156,9 @@ export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantConte
       request.context.tenant = tenant;
       request.context.caller = { tenantId, tier: typeof tier === "string" ? tier : tenant.tier, keyId };
       logger.appendKeys({ tenantId, tier: tenant.tier, keyId });
-      metrics.addDimension("tenantId", tenantId);
-      metrics.addMetric("Requests", MetricUnit.Count, 1);
+      metrics.addMetadata("tenantId", tenantId);
+      tenantMetrics.addDimension("tenantId", tenantId);
+      tenantMetrics.addMetric("Requests", MetricUnit.Count, 1);
     },
   };
 }
@@ -176,7 +177,7 @@ export function tenantApi(handler: (event: Event, context: TenantContext) => Pro
   })
     .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
-    .use(logMetrics(metrics))
+    .use(logMetrics([metrics, tenantMetrics]))
     .use(callDeadline())
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
     .use(tenantContext())

@@ -1,8 +1,11 @@
 /** The middleware that settles every admitted call: its usage after the handler, a refund on error. */
+
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { limiter } from "./limiter";
 import type { TenantContext } from "./middleware";
+import { tenantMetrics } from "./observability";
 import { isStreamed } from "./stream-response";
 import { recordCall } from "./usage-ledger";
 
@@ -50,7 +53,14 @@ export function settleCalls(): MiddlewareObj<
       const tokens = context.usedTokens ?? context.ticket?.reserved ?? 0;
       await settleTicket(context, { tokens, split: context.usedSplit, outcome: "ok" });
     },
-    onError: ({ context }) =>
-      settleTicket(context, { tokens: context.usedTokens ?? 0, split: context.usedSplit, outcome: "error" }),
+    onError: async ({ context }) => {
+      // An admitted call that failed (and is refunded): an error a tenant's dashboard shows.
+      if (context.ticket) tenantMetrics.addMetric("CallErrors", MetricUnit.Count, 1);
+      await settleTicket(context, {
+        tokens: context.usedTokens ?? 0,
+        split: context.usedSplit,
+        outcome: "error",
+      });
+    },
   };
 }

@@ -39,14 +39,21 @@ const newMetrics = (dimensions: Record<string, string>) => {
 };
 
 export function reportStream(report: StreamReport): void {
-  // The call's usage under the same dimensions as a buffered call's, so reports add them up alike.
-  const usage = newMetrics({ tenantId: report.tenantId });
-  usage.addMetric(report.callMetric, MetricUnit.Count, 1);
-  if (report.usage) {
-    usage.addMetric("PromptTokens", MetricUnit.Count, report.usage.promptTokens);
-    usage.addMetric("CompletionTokens", MetricUnit.Count, report.usage.completionTokens);
+  // The call's count and usage under the same dimensions as a buffered call's, so they add up alike.
+  const service = newMetrics({});
+  service.addMetadata("tenantId", report.tenantId);
+  service.addMetric(report.callMetric, MetricUnit.Count, 1);
+  service.publishStoredMetrics();
+  const failed = report.outcome === "failed" || report.outcome === "timed_out";
+  if (failed || report.usage) {
+    const usage = newMetrics({ tenantId: report.tenantId });
+    if (failed) usage.addMetric("CallErrors", MetricUnit.Count, 1);
+    if (report.usage) {
+      usage.addMetric("PromptTokens", MetricUnit.Count, report.usage.promptTokens);
+      usage.addMetric("CompletionTokens", MetricUnit.Count, report.usage.completionTokens);
+    }
+    usage.publishStoredMetrics();
   }
-  usage.publishStoredMetrics();
 
   const completionTokens = report.usage?.completionTokens ?? 0;
   const metrics = newMetrics({ tenantId: report.tenantId, model: report.model });
