@@ -4,6 +4,7 @@ import { Api } from "./stacks/Api";
 import { loadStageConfig } from "./stacks/config";
 import { Data } from "./stacks/Data";
 import { Inference } from "./stacks/Inference";
+import { Reporting } from "./stacks/Reporting";
 
 /** Applied to every function of the app; exported so the infra test synthesises with the same defaults. */
 export const functionDefaults: FunctionProps = {
@@ -27,6 +28,6 @@ export default {
   // Must stay a method: SST strips the `stacks` method when it loads this file for config() alone.
   stacks(app) {
     app.setDefaultFunctionProps(functionDefaults);
-    app.stack(Data).stack(Inference).stack(Api);
+    app.stack(Data).stack(Inference).stack(Api).stack(Reporting);
   },
 } satisfies SSTConfig;

@@ -13,13 +13,14 @@ import { Api } from "./Api";
 import { knownStages, loadStageConfig, stageConfigFile } from "./config";
 import { Data } from "./Data";
 import { Inference } from "./Inference";
+import { Reporting } from "./Reporting";
 
 export interface StageSynth {
   stage: string;
   config: StageConfig;
   project: { name: string; region?: string };
   app: App;
-  stacks: { data: Stack; inference: Stack; api: Stack };
+  stacks: { data: Stack; inference: Stack; api: Stack; reporting: Stack };
   /** Every stack's template, the function bundles, the manifest, and cdk-nag's findings as messages. */
   assembly: CloudAssembly;
   outdir: string;
@@ -64,7 +65,12 @@ export async function synthStage(
     config: loadStageConfig(stage),
     project: { name, region },
     app,
-    stacks: { data: getStack(Data), inference: getStack(Inference), api: getStack(Api) },
+    stacks: {
+      data: getStack(Data),
+      inference: getStack(Inference),
+      api: getStack(Api),
+      reporting: getStack(Reporting),
+    },
     assembly,
     outdir: options.outdir,
   };

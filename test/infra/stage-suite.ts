@@ -779,5 +779,50 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         }
       });
     });
+
+    describe("Reporting", () => {
+      it("keeps reports in a private, KMS-encrypted, TLS-only bucket that lets them go with the ledger", () => {
+        const [, bucket] = resources(s.reporting, "AWS::S3::Bucket")[0] ?? [];
+        expect(bucket?.PublicAccessBlockConfiguration).toEqual({
+          BlockPublicAcls: true,
+          BlockPublicPolicy: true,
+          IgnorePublicAcls: true,
+          RestrictPublicBuckets: true,
+        });
+        const encryption = bucket?.BucketEncryption.ServerSideEncryptionConfiguration[0];
+        expect(encryption.ServerSideEncryptionByDefault.SSEAlgorithm).toBe("aws:kms");
+        const [rule] = bucket?.LifecycleConfiguration.Rules ?? [];
+        expect(rule.ExpirationInDays).toBe(s.config.usageRetentionDays);
+        s.reporting.hasResourceProperties("AWS::KMS::Key", { EnableKeyRotation: true });
+        const [, policy] = resources(s.reporting, "AWS::S3::BucketPolicy")[0] ?? [];
+        expect(JSON.stringify(policy?.PolicyDocument)).toContain('"aws:SecureTransport":"false"');
+      });
+
+      it("has the budget-alert topic, encrypted, and a top-talkers rule keyed by tenant on the access log", () => {
+        const [, topic] = resources(s.reporting, "AWS::SNS::Topic")[0] ?? [];
+        expect(topic?.KmsMasterKeyId).toBeDefined();
+        const [, rule] = resources(s.reporting, "AWS::CloudWatch::InsightRule")[0] ?? [];
+        expect(rule?.RuleState).toBe("ENABLED");
+        const body = JSON.parse(render(rule?.RuleBody));
+        expect(body.Contribution.Keys).toEqual(["$.tenantId"]);
+        expect(body.LogFormat).toBe("JSON");
+        // The API stage's access log group, exported by the Api stack.
+        const [, apiStage] = resources(s.api, "AWS::ApiGateway::Stage")[0] ?? [];
+        const [logGroupId] = apiStage?.AccessLogSetting.DestinationArn["Fn::GetAtt"] ?? [];
+        expect(body.LogGroupNames).toEqual([expect.stringContaining(`:ExportsOutputRef${logGroupId}`)]);
+      });
+
+      it("has a dashboard of top tenants by the per-tenant metrics and shared endpoints' utilisation", () => {
+        const [, dashboard] = resources(s.reporting, "AWS::CloudWatch::Dashboard")[0] ?? [];
+        const body = JSON.stringify(dashboard?.DashboardBody);
+        for (const metric of ["PromptTokens", "CompletionTokens", "RateLimited", "CallErrors"]) {
+          expect(body).toContain(
+            `SELECT SUM(${metric}) FROM SCHEMA(Atrium, service, tenantId) GROUP BY tenantId`,
+          );
+        }
+        for (const endpoint of s.config.sharedEndpoints) expect(body).toContain(endpoint.endpointName);
+        expect(body).toContain("GPUUtilization");
+      });
+    });
   });
 }

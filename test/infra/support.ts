@@ -21,6 +21,7 @@ export interface TestSynth extends StageSynth {
   data: Template;
   inference: Template;
   api: Template;
+  reporting: Template;
   templates: Template[];
   /** cdk-nag's AwsSolutions errors and warnings, per stack: `<construct path>: <finding>`. */
   nagFindings: Record<string, string[]>;
@@ -34,14 +35,15 @@ export interface TestSynth extends StageSynth {
 export async function synthForTest(stage: string, bundle: boolean): Promise<TestSynth> {
   const dir = mkdtempSync(path.join(os.tmpdir(), `atrium-synth-${stage}-`));
   const synth = await synthStage(stage, { outdir: path.join(dir, "cdk.out"), nag: true, bundle });
-  const { data, inference, api } = synth.stacks;
+  const { data, inference, api, reporting } = synth.stacks;
   const templates = {
     data: Template.fromStack(data),
     inference: Template.fromStack(inference),
     api: Template.fromStack(api),
+    reporting: Template.fromStack(reporting),
   };
   const nagFindings = Object.fromEntries(
-    [data, inference, api].map((stack) => [
+    [data, inference, api, reporting].map((stack) => [
       stack.stackName,
       synth.assembly
         .getStackArtifact(stack.artifactId)
