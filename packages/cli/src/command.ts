@@ -12,6 +12,8 @@ export interface OptionSpec {
 export interface Output {
   json: unknown;
   human: string;
+  /** `human` is a file's exact text (a CSV, a JSON document): printed as it is, no newline added. */
+  exact?: boolean;
 }
 
 export interface Command {
@@ -21,7 +23,13 @@ export interface Command {
   /** Names of the positional arguments, all required (main checks their count before `run`). */
   positionals?: string[];
   /** `env` is the run's environment, where the connection is read from (see resolveConnection). */
-  run(values: Record<string, unknown>, positionals: string[], env: CliEnv): Promise<Output>;
+  run(
+    values: Record<string, unknown>,
+    positionals: string[],
+    env: CliEnv,
+    /** Where a long command says how it is getting on (stdout is its result). */
+    io?: { stderr(text: string): void },
+  ): Promise<Output>;
 }
 
 export const jsonOption: OptionSpec = {

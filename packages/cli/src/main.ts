@@ -7,6 +7,7 @@ import type { CliEnv, Command } from "./command";
 import { auditCommands } from "./commands/audit";
 import { endpointCommands } from "./commands/endpoints";
 import { keyCommands } from "./commands/keys";
+import { reportCommands } from "./commands/report";
 import { tenantCommands } from "./commands/tenants";
 import { CliError } from "./connection";
 
@@ -15,6 +16,7 @@ const commands: Record<string, Command> = {
   ...keyCommands,
   ...endpointCommands,
   ...auditCommands,
+  ...reportCommands,
 };
 
 /** Where one run reads its settings (ATRIUM_*, AWS_REGION) and writes its output. */
@@ -100,8 +102,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     return usageError(`unexpected argument '${parsed.positionals[expected.length]}'`);
   }
   try {
-    const result = await command.run(parsed.values, parsed.positionals, io.env);
-    io.stdout(`${parsed.values.json ? JSON.stringify(result.json, null, 2) : result.human}\n`);
+    const result = await command.run(parsed.values, parsed.positionals, io.env, io);
+    if (result.exact) io.stdout(result.human);
+    else io.stdout(`${parsed.values.json ? JSON.stringify(result.json, null, 2) : result.human}\n`);
     return EXIT.ok;
   } catch (err) {
     if (!(err instanceof CliError)) throw err;

@@ -67,14 +67,16 @@ export const S3ObjectUrl = z
   .string()
   .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^*?]*[^/*?]$/, "an S3 object URL: s3://<bucket>/<key>");
 
+const InstanceType = z
+  .string()
+  .regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, "a SageMaker instance type such as ml.g5.xlarge");
+
 /** How the stack creates an endpoint (model, endpoint config, endpoint, autoscaling); absent: it exists already. */
 export const EndpointCreate = z
   .strictObject({
     image: EcrImage,
     modelDataUrl: S3ObjectUrl.optional(),
-    instanceType: z
-      .string()
-      .regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, "a SageMaker instance type such as ml.g5.xlarge"),
+    instanceType: InstanceType,
     initialInstanceCount: positive,
     minInstances: positive,
     maxInstances: positive,
@@ -93,6 +95,16 @@ export const EndpointCreate = z
   });
 export type EndpointCreate = z.infer<typeof EndpointCreate>;
 
+/**
+ * What an endpoint runs on, for reports' cost (docs/reports.md). Absent, reports read `create`'s
+ * instanceType and minInstances; an endpoint with neither is reported unpriced.
+ */
+const EndpointInstances = {
+  instanceType: InstanceType.optional(),
+  /** Instances always on (reports charge instanceCount x hours). */
+  instanceCount: positive.optional(),
+};
+
 export const SharedEndpoint = z.object({
   model: ModelName,
   endpointName: EndpointName,
@@ -104,6 +116,9 @@ export const SharedEndpoint = z.object({
   /** Local platform only: forward to a container honouring the SageMaker contract instead of the reference model. */
   containerUrl: z.url().optional(),
   create: EndpointCreate.optional(),
+  ...EndpointInstances,
+  /** Weighted tokens one instance serves in an hour at full use; with it, reports show unused capacity as idle. */
+  tokensPerInstanceHour: positive.optional(),
 });
 export type SharedEndpoint = z.infer<typeof SharedEndpoint>;
 
@@ -114,6 +129,7 @@ export const DedicatedEndpointConfig = z.strictObject({
   endpointName: EndpointName,
   region: Region.optional(),
   create: EndpointCreate.optional(),
+  ...EndpointInstances,
 });
 export type DedicatedEndpointConfig = z.infer<typeof DedicatedEndpointConfig>;
 
@@ -125,6 +141,15 @@ export type DedicatedEndpointConfig = z.infer<typeof DedicatedEndpointConfig>;
 export function dedicatedEndpointPrefix(stage: string): string {
   return `atrium-${stage.toLowerCase()}-`;
 }
+
+/** How reports price and split endpoints' instance hours (docs/reports.md). */
+export const ReportingConfig = z.strictObject({
+  /** USD per instance hour, by SageMaker instance type. */
+  instancePrices: z.record(InstanceType, z.number().nonnegative()).default({}),
+  /** An output token counts this many input tokens in a shared endpoint's split (generation costs more). */
+  outputTokenWeight: z.number().int().min(1).max(100).default(3),
+});
+export type ReportingConfig = z.infer<typeof ReportingConfig>;
 
 /** One stage's configuration: the single source for the stacks, the handlers and the local platform. */
 export const StageConfig = z
@@ -148,6 +173,7 @@ export const StageConfig = z
     dedicatedEndpoints: z.array(DedicatedEndpointConfig).default([]),
     /** Further regions whose endpoints this stage may call (dedicated endpoints registered at runtime). */
     modelRegions: z.array(Region).default([]),
+    reporting: ReportingConfig.default({ instancePrices: {}, outputTokenWeight: 3 }),
   })
   .superRefine((config, ctx) => {
     type Path = (string | number)[];

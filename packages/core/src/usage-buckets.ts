@@ -3,7 +3,7 @@
  * OpenAI's usage API: a page of buckets, each with its results, one per model when grouped by model.
  */
 import { invalidRequest } from "./errors";
-import type { LedgerCounters, LedgerEntry } from "./usage-ledger";
+import { addCounters, type LedgerCounters, type LedgerEntry, refusalsOf } from "./usage-ledger";
 
 export type BucketWidth = "day" | "hour";
 
@@ -76,9 +76,7 @@ export function usageBuckets(entries: readonly LedgerEntry[], query: BucketQuery
     const results = buckets.get(at);
     if (!results) continue;
     const key = query.groupByModel ? entry.model : null;
-    const sum = results.get(key) ?? {};
-    for (const [name, value] of Object.entries(entry.counters)) sum[name] = (sum[name] ?? 0) + Number(value);
-    results.set(key, sum);
+    results.set(key, addCounters(results.get(key) ?? {}, entry.counters));
   }
   return {
     object: "page",
@@ -95,11 +93,7 @@ export function usageBuckets(entries: readonly LedgerEntry[], query: BucketQuery
 
 function result(model: string | null, counters: LedgerCounters) {
   const count = (name: string) => counters[name] ?? 0;
-  const refused = Object.fromEntries(
-    Object.entries(counters)
-      .filter(([name]) => name.startsWith("refused"))
-      .map(([name, value]) => [snake(name.slice("refused".length)), value]),
-  );
+  const refused = refusalsOf(counters);
   return {
     object: "usage.result",
     model,
@@ -113,9 +107,4 @@ function result(model: string | null, counters: LedgerCounters) {
     shared_calls: count("sharedCalls"),
     dedicated_calls: count("dedicatedCalls"),
   };
-}
-
-/** MonthlyBudget → monthly_budget. */
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (letter, at) => `${at === 0 ? "" : "_"}${letter.toLowerCase()}`);
 }

@@ -22,8 +22,37 @@ export interface SettledCall {
   split?: { promptTokens: number; completionTokens: number };
 }
 
+/** Every refusal reason, in the order reports list them. */
+export const REFUSAL_REASONS: readonly RefusalReason[] = [
+  "requests",
+  "tokens",
+  "concurrency",
+  "monthly_budget",
+  "contention",
+];
+
 /** Counters of one ledger item, as they are added to it. */
 export type LedgerCounters = Record<string, number>;
+
+/** Adds `counters` into `sum` (a counter never added reads as 0); returns `sum`. */
+export function addCounters(sum: LedgerCounters, counters: LedgerCounters): LedgerCounters {
+  for (const [name, value] of Object.entries(counters)) sum[name] = (sum[name] ?? 0) + Number(value);
+  return sum;
+}
+
+/** The refusal counters of summed counters, by reason as the limiter names it (monthly_budget, ...). */
+export function refusalsOf(counters: LedgerCounters): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(counters)
+      .filter(([name]) => name.startsWith("refused"))
+      .map(([name, value]) => [snake(name.slice("refused".length)), value]),
+  );
+}
+
+/** MonthlyBudget → monthly_budget. */
+function snake(name: string): string {
+  return name.replace(/[A-Z]/g, (letter, at) => `${at === 0 ? "" : "_"}${letter.toLowerCase()}`);
+}
 
 const USAGE_PREFIX = "USAGE#";
 const SEPARATOR = "#";

@@ -127,7 +127,8 @@ const routeTable: readonly ApiRoute[] = [
     path: "/admin/tenants/{tenantId}/audit",
     handler: fn("admin/audit", "list"),
     auth: "admin",
-  },
+  }, // Reads every tenant's ledger and limiter items (docs/reports.md).
+  { method: "GET", path: "/admin/reports", handler: fn("admin/reports"), auth: "admin" },
 ];
 
 /** The route table, each route with its function's timeout: model calls as set above, the rest by kind. */
