@@ -49,6 +49,9 @@ const keepsOwnStatus = new Set<GatewayResponseType>(["DEFAULT_4XX", "DEFAULT_5XX
 /** Admin routes that also reach the limiter, idempotency and usage tables: erasing a tenant (GDPR) deletes its items there. */
 export const erasingRoutes: ReadonlySet<string> = new Set(["DELETE /admin/tenants/{tenantId}"]);
 
+/** Admin routes that read every tenant's usage ledger and limiter items: reports (docs/reports.md). */
+export const reportingRoutes: ReadonlySet<string> = new Set(["GET /admin/reports"]);
+
 /** IAM policy variable: the tenant id an STS session was tagged with. */
 const SESSION_TENANT = `\${aws:PrincipalTag/${TENANT_TAG}}`;
 
@@ -133,6 +136,19 @@ export function Api({ stack, app }: StackContext) {
     resources: [limiter.tableArn, idempotency.tableArn, usage.tableArn],
     conditions: leadingKeys("TENANT#*"),
   });
+  // A report queries each tenant's ledger and reads its limiter items for the month's total.
+  const readTenantUsage = [
+    new PolicyStatement({
+      actions: ["dynamodb:Query"],
+      resources: [usage.tableArn],
+      conditions: leadingKeys("TENANT#*"),
+    }),
+    new PolicyStatement({
+      actions: ["dynamodb:GetItem"],
+      resources: [limiter.tableArn],
+      conditions: leadingKeys("TENANT#*"),
+    }),
+  ];
   // Powertools' persistence layer: one conditional put, an update, a delete, a consistent get.
   const idempotencyRecordActions = [
     "dynamodb:GetItem",
@@ -193,6 +209,7 @@ export function Api({ stack, app }: StackContext) {
             permissions: [
               routeAccess[route.auth],
               ...(erasingRoutes.has(routeKey(route)) ? [eraseTenantPartitions] : []),
+              ...(reportingRoutes.has(routeKey(route)) ? readTenantUsage : []),
               // Tenant routes keep theirs as the tenant (the role below); admin routes as themselves.
               ...(idempotentRoutes.get(routeKey(route)) === "admin" ? [keepAdminReplies] : []),
             ],

@@ -47,7 +47,21 @@ export function endpointNamingProblems(stage: string, config: StageConfig): stri
 
 /** The config the functions receive: no deploy recipes, which they never read (Lambda environments hold 4 KB). */
 export function runtimeConfig(config: StageConfig): StageConfig {
-  const withoutRecipe = <T extends { create?: unknown }>({ create: _recipe, ...endpoint }: T) => endpoint;
+  // The recipe stays with the stack; what reports price an endpoint by (its instances) goes along.
+  const withoutRecipe = <
+    T extends {
+      create?: { instanceType: string; minInstances: number };
+      instanceType?: string;
+      instanceCount?: number;
+    },
+  >({
+    create: recipe,
+    ...endpoint
+  }: T) => ({
+    ...endpoint,
+    ...(recipe && endpoint.instanceType === undefined ? { instanceType: recipe.instanceType } : {}),
+    ...(recipe && endpoint.instanceCount === undefined ? { instanceCount: recipe.minInstances } : {}),
+  });
   return {
     ...config,
     sharedEndpoints: config.sharedEndpoints.map(withoutRecipe),

@@ -151,6 +151,16 @@ describe("stage config schema", () => {
       expect(runtime.sharedEndpoints.map((e) => e.endpointName)).toEqual(
         config.sharedEndpoints.map((e) => e.endpointName),
       );
+      // A created endpoint keeps what reports price it by: its instance type and always-on count.
+      const endpoints = [...config.sharedEndpoints, ...config.dedicatedEndpoints];
+      const shipped = [...runtime.sharedEndpoints, ...runtime.dedicatedEndpoints];
+      endpoints.forEach((endpoint, i) => {
+        if (!endpoint.create) return;
+        expect(shipped[i], endpoint.endpointName).toMatchObject({
+          instanceType: endpoint.instanceType ?? endpoint.create.instanceType,
+          instanceCount: endpoint.instanceCount ?? endpoint.create.minInstances,
+        });
+      });
       expect({ ...runtime, sharedEndpoints: [], dedicatedEndpoints: [] }).toEqual({
         ...config,
         sharedEndpoints: [],

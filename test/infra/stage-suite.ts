@@ -23,7 +23,7 @@ import { idempotentRoutes } from "@atrium/functions/lib/idempotent-routes";
 import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { erasingRoutes, routeKey } from "../../stacks/Api";
+import { erasingRoutes, reportingRoutes, routeKey } from "../../stacks/Api";
 import { runtimeConfig } from "../../stacks/config";
 import { VARIANT } from "../../stacks/Inference";
 import {
@@ -469,7 +469,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
       });
 
       it("lets admin functions manage tenant items (no scans), erase limiter and usage items, flush this stage's authorizer cache", () => {
-        expect([...erasingRoutes].every((key) => routes.some((r) => routeKey(r) === key))).toBe(true);
+        for (const key of [...erasingRoutes, ...reportingRoutes]) expect(routes.map(routeKey)).toContain(key);
         const [[restApiId]] = resources(s.api, "AWS::ApiGateway::RestApi") as [[string, Props]];
         for (const route of routes.filter((r) => !isTenantRoute(r))) {
           const statements = statementsFor(s.api, functionFor(s.api, route.handler)[1]);
@@ -484,21 +484,29 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           for (const st of statements.filter((x) => actionsOf([x]).some((a) => a.startsWith("dynamodb:")))) {
             for (const r of asList(st.Resource).map(render)) expect(r, routeKey(route)).not.toContain("*");
           }
-          // Only erasure reaches the limiter and usage tables, and only to query and delete tenants' items.
-          for (const table of ["LimiterTable", "UsageTable"]) {
+          // Only erasure and reports reach the limiter and usage tables: erasure to query and delete
+          // tenants' items, reports to query the ledger and read limiter items.
+          const tenantItems = expect.objectContaining({
+            "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
+          });
+          const reportReads = { LimiterTable: "dynamodb:GetItem", UsageTable: "dynamodb:Query" };
+          for (const table of ["LimiterTable", "UsageTable"] as const) {
             const reaching = statements.filter((st) => render(st.Resource).includes(table));
-            expect(reaching, `${routeKey(route)} ${table}`).toEqual(
-              erasingRoutes.has(routeKey(route))
+            const erasing = erasingRoutes.has(routeKey(route));
+            const reporting = reportingRoutes.has(routeKey(route));
+            expect(reaching, `${routeKey(route)} ${table}`).toEqual([
+              ...(erasing
                 ? [
                     expect.objectContaining({
                       Action: ["dynamodb:Query", "dynamodb:DeleteItem"],
-                      Condition: expect.objectContaining({
-                        "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
-                      }),
+                      Condition: tenantItems,
                     }),
                   ]
-                : [],
-            );
+                : []),
+              ...(reporting
+                ? [expect.objectContaining({ Action: reportReads[table], Condition: tenantItems })]
+                : []),
+            ]);
           }
           // The erase's statement covers every other table with tenant partitions, and nothing more.
           if (erasingRoutes.has(routeKey(route))) {
