@@ -59,19 +59,24 @@ describe("handler output", () => {
       statusCode: 200,
     });
 
-    const emf = lines.find((line) => "_aws" in line) as Record<string, unknown> & {
+    type Emf = Record<string, unknown> & {
       _aws: {
         CloudWatchMetrics: { Namespace: string; Dimensions: string[][]; Metrics: { Name: string }[] }[];
       };
     };
-    expect(emf).toBeDefined();
-    const directive = emf._aws.CloudWatchMetrics[0];
-    expect(directive?.Namespace).toBe("Atrium");
-    expect(directive?.Dimensions.flat()).toContain("tenantId");
-    expect(emf.tenantId).toBe(platform.demoTenant.id);
-    expect(directive?.Metrics.map((m) => m.Name)).toEqual(
-      expect.arrayContaining(["Requests", "PromptTokens", "CompletionTokens", "ModelLatency"]),
-    );
+    const documents = lines.filter((line) => "_aws" in line) as Emf[];
+    const directive = (emf: Emf) => emf._aws.CloudWatchMetrics[0];
+    const names = (emf: Emf) => directive(emf)?.Metrics.map((m) => m.Name);
+    // Two documents (docs/metrics.md): the few per-tenant metrics with a tenantId dimension, the rest
+    // per service, with the tenant id as metadata.
+    const perTenant = documents.find((emf) => directive(emf)?.Dimensions.flat().includes("tenantId"));
+    const perService = documents.find((emf) => !directive(emf)?.Dimensions.flat().includes("tenantId"));
+    expect(directive(perTenant as Emf)?.Namespace).toBe("Atrium");
+    expect(perTenant?.tenantId).toBe(platform.demoTenant.id);
+    expect(names(perTenant as Emf)?.sort()).toEqual(["CompletionTokens", "PromptTokens", "Requests"]);
+    expect(directive(perService as Emf)?.Dimensions).toEqual([["service"]]);
+    expect(perService?.tenantId).toBe(platform.demoTenant.id);
+    expect(names(perService as Emf)).toEqual(expect.arrayContaining(["ChatCompletions", "ModelLatency"]));
 
     const everything = written.join("");
     expect(everything).not.toContain(platform.demoTenant.apiKey);
