@@ -1,11 +1,12 @@
 import { writeFile } from "node:fs/promises";
 import type { Report } from "@atrium/core/reports/build-report";
 import { reportCsv } from "@atrium/core/reports/report-csv";
+import { reportHtml } from "@atrium/core/reports/report-html";
 import type { Command } from "../command";
 import { CliError, callAdmin, resolveConnection } from "../connection";
 import { table, time } from "../format";
 
-const FORMATS = ["table", "json", "csv"] as const;
+const FORMATS = ["table", "json", "csv", "html"] as const;
 type Format = (typeof FORMATS)[number];
 
 const dollars = (amount: number) => `$${amount.toFixed(2)}`;
@@ -107,14 +108,18 @@ export const reportCommands: Record<string, Command> = {
   report: {
     summary: "usage and cost per tenant, period and model, from the usage ledger",
     usage:
-      "atrium report (--tenant TENANT_ID | --all) --from YYYY-MM-DD --to YYYY-MM-DD [--period day|hour] [--format table|json|csv] [--out FILE]",
+      "atrium report (--tenant TENANT_ID | --all) --from YYYY-MM-DD --to YYYY-MM-DD [--period day|hour] [--format table|json|csv|html] [--out FILE]",
     options: {
       tenant: { type: "string", description: "one tenant's report (shared endpoints still split with all)" },
       all: { type: "boolean", description: "every tenant" },
       from: { type: "string", description: "first UTC day, YYYY-MM-DD" },
       to: { type: "string", description: "last UTC day, YYYY-MM-DD (inclusive)" },
       period: { type: "string", description: "day (default) or hour" },
-      format: { type: "string", description: "table (default), json (for scripts) or csv (for finance)" },
+      format: {
+        type: "string",
+        description:
+          "table (default), json (for scripts), csv (for finance) or html (one self-contained page)",
+      },
       out: { type: "string", description: "write the report to FILE instead of printing it" },
     },
     async run(values, _positionals, env, io) {
@@ -141,9 +146,11 @@ export const reportCommands: Record<string, Command> = {
       const text =
         format === "csv"
           ? reportCsv(report)
-          : format === "json"
-            ? `${JSON.stringify(report, null, 2)}\n`
-            : `${reportTable(report)}\n`;
+          : format === "html"
+            ? reportHtml(report)
+            : format === "json"
+              ? `${JSON.stringify(report, null, 2)}\n`
+              : `${reportTable(report)}\n`;
       if (typeof values.out === "string") {
         await writeFile(values.out, text).catch((err: Error) => {
           throw new CliError(`cannot write ${values.out}: ${err.message}`);
