@@ -84,7 +84,7 @@ export const accessLogFields = {
 };
 
 /** Only items whose partition key begins with one of `prefixes` (IAM wildcards, `*` and `?`). */
-const leadingKeys = (...prefixes: string[]) => ({
+export const leadingKeys = (...prefixes: string[]) => ({
   "ForAllValues:StringLike": { "dynamodb:LeadingKeys": prefixes },
   // ForAllValues holds vacuously for a request without keys; this makes the keys mandatory.
   Null: { "dynamodb:LeadingKeys": "false" },

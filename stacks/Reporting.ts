@@ -3,6 +3,16 @@
  * Metrics Insights, shared endpoints' utilisation), a Contributor Insights rule for the top talkers
  * on the API's access log, the bucket reports are written to, and the topic budget alerts go to.
  */
+import { STAGE_CONFIG_ENV } from "@atrium/core/config";
+import { TENANT_DIRECTORY } from "@atrium/core/profiles";
+import {
+  BUDGET_ALERTS_TOPIC_ENV,
+  REPORTS_BUCKET_ENV,
+  REPORTS_KEY_ENV,
+  SCHEDULED_KINDS,
+  type ScheduledKind,
+} from "@atrium/core/reports/report-schedule";
+import { LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import { Duration, RemovalPolicy } from "aws-cdk-lib";
 import {
   CfnInsightRule,
@@ -12,13 +22,22 @@ import {
   Metric,
   TextWidget,
 } from "aws-cdk-lib/aws-cloudwatch";
+import { EventField, RuleTargetInput } from "aws-cdk-lib/aws-events";
+import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
-import { BlockPublicAccess, Bucket, BucketEncryption, StorageClass } from "aws-cdk-lib/aws-s3";
+import {
+  BlockPublicAccess,
+  Bucket,
+  BucketEncryption,
+  type CfnBucket,
+  StorageClass,
+} from "aws-cdk-lib/aws-s3";
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { NagSuppressions } from "cdk-nag";
-import { type StackContext, use } from "sst/constructs";
-import { Api } from "./Api";
-import { loadStageConfig } from "./config";
+import { Cron, Function as Fn, type StackContext, use } from "sst/constructs";
+import { Api, leadingKeys } from "./Api";
+import { loadStageConfig, runtimeConfig } from "./config";
+import { Data } from "./Data";
 import { Inference } from "./Inference";
 import { suppressPlatformFindings } from "./nag";
 
@@ -31,9 +50,18 @@ const topTenants = (metric: string) =>
     usingMetrics: {},
   });
 
+/** When each run starts (UTC): the day before at 01:00, the month before on the 1st at 02:00. */
+export const reportSchedules: Record<ScheduledKind, `cron(${string})`> = {
+  daily: "cron(0 1 * * ? *)",
+  monthly: "cron(0 2 1 * ? *)",
+};
+
+export const scheduledReportsHandler = "packages/functions/src/scheduled-reports.handler";
+
 export function Reporting({ stack, app }: StackContext) {
   const config = loadStageConfig(app.stage);
   const { api } = use(Api);
+  const { tenants, limiter, usage } = use(Data);
   const { endpoints } = use(Inference);
   suppressPlatformFindings(stack);
   const removalPolicy = config.protect ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
@@ -64,6 +92,78 @@ export function Reporting({ stack, app }: StackContext) {
     },
   ]);
   const budgetAlerts = new Topic(stack, "BudgetAlerts", { masterKey: key, enforceSSL: true });
+
+  // The report's reads, as GET /admin/reports has them (stacks/Api.ts), and nothing else of the tables.
+  const scheduledReports = new Fn(stack, "ScheduledReports", {
+    handler: scheduledReportsHandler,
+    // A report over every tenant: one Query and a few GetItems per tenant (docs/reports.md).
+    timeout: "5 minutes",
+    environment: {
+      [TenantTable.env]: tenants.tableName,
+      [LimiterTable.env]: limiter.tableName,
+      [UsageTable.env]: usage.tableName,
+      [STAGE_CONFIG_ENV]: JSON.stringify(runtimeConfig(config)),
+      [REPORTS_BUCKET_ENV]: reports.bucketName,
+      [REPORTS_KEY_ENV]: key.keyArn,
+      [BUDGET_ALERTS_TOPIC_ENV]: budgetAlerts.topicArn,
+      POWERTOOLS_SERVICE_NAME: "atrium",
+      POWERTOOLS_METRICS_NAMESPACE: "Atrium",
+    },
+    permissions: [
+      new PolicyStatement({
+        actions: ["dynamodb:Query"],
+        resources: [`${tenants.tableArn}/index/byTenant`],
+        conditions: leadingKeys(TENANT_DIRECTORY),
+      }),
+      new PolicyStatement({
+        actions: ["dynamodb:Query"],
+        resources: [usage.tableArn],
+        conditions: leadingKeys("TENANT#*"),
+      }),
+      new PolicyStatement({
+        actions: ["dynamodb:GetItem"],
+        resources: [limiter.tableArn],
+        conditions: leadingKeys("TENANT#*"),
+      }),
+      new PolicyStatement({
+        actions: ["s3:PutObject"],
+        resources: SCHEDULED_KINDS.map((kind) => reports.arnForObjects(`${kind}/*`)),
+      }),
+      new PolicyStatement({ actions: ["sns:Publish"], resources: [budgetAlerts.topicArn] }),
+    ],
+  });
+  // S3 asks the key for a data key per object (SSE-KMS); SNS needs a data key and Decrypt to publish to an encrypted topic.
+  key.grant(scheduledReports, "kms:GenerateDataKey", "kms:Decrypt");
+  NagSuppressions.addResourceSuppressions(
+    scheduledReports,
+    [
+      {
+        id: "AwsSolutions-IAM5",
+        reason:
+          "X-Ray's PutTraceSegments and PutTelemetryRecords (active tracing) have no resource-level permissions.",
+        appliesTo: ["Resource::*"],
+      },
+      {
+        id: "AwsSolutions-IAM5",
+        reason:
+          "Object ARNs under the bucket's two report prefixes (daily/*, monthly/*): the keys name dates not known at deploy time; nothing else in the bucket is writable.",
+        appliesTo: SCHEDULED_KINDS.map(
+          (kind) => `Resource::<${stack.getLogicalId(reports.node.defaultChild as CfnBucket)}.Arn>/${kind}/*`,
+        ),
+      },
+    ],
+    true,
+  );
+  for (const kind of SCHEDULED_KINDS) {
+    new Cron(stack, `${kind === "daily" ? "Daily" : "Monthly"}Report`, {
+      schedule: reportSchedules[kind],
+      job: {
+        function: scheduledReports,
+        // The run is told its kind and the time it was scheduled for, so a retry reports the same period.
+        cdk: { target: { event: RuleTargetInput.fromObject({ kind, time: EventField.time }) } },
+      },
+    });
+  }
 
   // Top talkers from the access log, whose JSON lines carry the authorizer's tenantId (ADR 0002).
   const accessLogGroup = api.cdk.accessLogGroup?.logGroupName;

@@ -26,6 +26,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { erasingRoutes, reportingRoutes, routeKey } from "../../stacks/Api";
 import { runtimeConfig } from "../../stacks/config";
 import { VARIANT } from "../../stacks/Inference";
+import { reportSchedules, scheduledReportsHandler } from "../../stacks/Reporting";
 import {
   actionsOf,
   allStatements,
@@ -106,7 +107,9 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
             bundled.push(fn.Handler);
           }
         }
-        expect(bundled.sort()).toEqual([authorizer.handler, ...routes.map((r) => r.handler)].sort());
+        expect(bundled.sort()).toEqual(
+          [authorizer.handler, scheduledReportsHandler, ...routes.map((r) => r.handler)].sort(),
+        );
       });
     }
 
@@ -818,6 +821,104 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         const [, apiStage] = resources(s.api, "AWS::ApiGateway::Stage")[0] ?? [];
         const [logGroupId] = apiStage?.AccessLogSetting.DestinationArn["Fn::GetAtt"] ?? [];
         expect(body.LogGroupNames).toEqual([expect.stringContaining(`:ExportsOutputRef${logGroupId}`)]);
+      });
+
+      const scheduled = () => functionFor(s.reporting, scheduledReportsHandler);
+      const logicalId = (template: typeof s.reporting, type: string) => {
+        const [[id]] = resources(template, type) as [[string, Props]];
+        return id;
+      };
+
+      it("runs the scheduled reports daily at 01:00 UTC and on the 1st at 02:00, told the kind and scheduled time", () => {
+        const [fnId] = scheduled();
+        const rules = resources(s.reporting, "AWS::Events::Rule");
+        expect(rules.map(([, rule]) => rule.ScheduleExpression).sort()).toEqual([
+          "cron(0 1 * * ? *)",
+          "cron(0 2 1 * ? *)",
+        ]);
+        expect(reportSchedules).toEqual({ daily: "cron(0 1 * * ? *)", monthly: "cron(0 2 1 * ? *)" });
+        for (const [, rule] of rules) {
+          const kind = rule.ScheduleExpression === reportSchedules.daily ? "daily" : "monthly";
+          expect(rule.State).toBe("ENABLED");
+          const [target] = rule.Targets;
+          expect(rule.Targets).toHaveLength(1);
+          expect(render(target.Arn)).toBe(`<GetAtt:${fnId}.Arn>`);
+          expect(target.InputTransformer.InputPathsMap).toEqual({ time: "$.time" });
+          expect(target.InputTransformer.InputTemplate).toBe(`{"kind":"${kind}","time":<time>}`);
+        }
+      });
+
+      it("gives the scheduled function the bucket, its key, the topic, the tables and the stage config", () => {
+        const [, fn] = scheduled();
+        const env = fn.Environment.Variables;
+        expect(render(env.ATRIUM_REPORTS_BUCKET)).toBe(`<Ref:${logicalId(s.reporting, "AWS::S3::Bucket")}>`);
+        expect(render(env.ATRIUM_REPORTS_KEY)).toBe(
+          `<GetAtt:${logicalId(s.reporting, "AWS::KMS::Key")}.Arn>`,
+        );
+        expect(render(env.ATRIUM_BUDGET_ALERTS_TOPIC)).toBe(
+          `<Ref:${logicalId(s.reporting, "AWS::SNS::Topic")}>`,
+        );
+        expect(render(env[TenantTable.env])).toMatch(/^<Import:.*TenantsTable/);
+        expect(render(env[LimiterTable.env])).toMatch(/^<Import:.*LimiterTable/);
+        expect(render(env[UsageTable.env])).toMatch(/^<Import:.*UsageTable/);
+        expect(JSON.parse(env.ATRIUM_STAGE_CONFIG)).toEqual(
+          JSON.parse(JSON.stringify(runtimeConfig(s.config))),
+        );
+        expect(fn.Timeout).toBe(300);
+      });
+
+      it("lets the scheduled function read what a report reads, write report objects, use the key and publish alerts: nothing more", () => {
+        const [, fn] = scheduled();
+        const bucketId = logicalId(s.reporting, "AWS::S3::Bucket");
+        const statements = statementsFor(s.reporting, fn).map((st) => ({
+          actions: asList(st.Action).sort(),
+          resources: asList(st.Resource).map(render),
+          condition: st.Condition,
+        }));
+        const tenantItems = {
+          "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
+          Null: { "dynamodb:LeadingKeys": "false" },
+        };
+        const resourceless = statements.filter((st) => st.actions.every((a) => resourcelessActions.has(a)));
+        expect(statements.filter((st) => !resourceless.includes(st))).toEqual([
+          {
+            actions: ["dynamodb:Query"],
+            resources: [expect.stringMatching(/^<Import:.*TenantsTable.*Arn.*>\/index\/byTenant$/)],
+            condition: {
+              "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANTS"] },
+              Null: { "dynamodb:LeadingKeys": "false" },
+            },
+          },
+          {
+            actions: ["dynamodb:Query"],
+            resources: [expect.stringMatching(/^<Import:.*UsageTable.*Arn/)],
+            condition: tenantItems,
+          },
+          {
+            actions: ["dynamodb:GetItem"],
+            resources: [expect.stringMatching(/^<Import:.*LimiterTable.*Arn/)],
+            condition: tenantItems,
+          },
+          {
+            actions: ["s3:PutObject"],
+            resources: [`<GetAtt:${bucketId}.Arn>/daily/*`, `<GetAtt:${bucketId}.Arn>/monthly/*`],
+            condition: undefined,
+          },
+          {
+            actions: ["sns:Publish"],
+            resources: [`<Ref:${logicalId(s.reporting, "AWS::SNS::Topic")}>`],
+            condition: undefined,
+          },
+          {
+            actions: ["kms:Decrypt", "kms:GenerateDataKey"],
+            resources: [`<GetAtt:${logicalId(s.reporting, "AWS::KMS::Key")}.Arn>`],
+            condition: undefined,
+          },
+        ]);
+        expect(resourceless.flatMap((st) => st.actions).sort()).toEqual([
+          "xray:PutTelemetryRecords",
+          "xray:PutTraceSegments",
+        ]);
       });
 
       it("has a dashboard of top tenants by the per-tenant metrics and shared endpoints' utilisation", () => {

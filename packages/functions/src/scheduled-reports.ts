@@ -1,0 +1,77 @@
+import { budgetAlertMessage } from "@atrium/core/reports/budget-alerts";
+import { publishScheduledReport } from "@atrium/core/reports/publish-reports";
+import {
+  BUDGET_ALERTS_TOPIC_ENV,
+  REPORTS_BUCKET_ENV,
+  REPORTS_KEY_ENV,
+  SCHEDULED_KINDS,
+  type ScheduledKind,
+} from "@atrium/core/reports/report-schedule";
+import { LimiterTable, UsageTable } from "@atrium/core/tables";
+import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { config, documentClient, requireEnv, tenantStore } from "./lib/clients";
+import { logger, tracer } from "./lib/observability";
+
+const bucket = requireEnv(REPORTS_BUCKET_ENV);
+const keyArn = requireEnv(REPORTS_KEY_ENV);
+const topicArn = requireEnv(BUDGET_ALERTS_TOPIC_ENV);
+const sources = {
+  tenants: tenantStore.table,
+  db: documentClient,
+  usageTable: requireEnv(UsageTable.env),
+  limiterTable: requireEnv(LimiterTable.env),
+  config,
+};
+const s3 = tracer.captureAWSv3Client(new S3Client({}));
+const sns = tracer.captureAWSv3Client(new SNSClient({}));
+
+/** What each schedule's target sends (stacks/Reporting.ts): which run, and the time it was scheduled for. */
+export interface ScheduledReportEvent {
+  kind: ScheduledKind;
+  time: string;
+}
+
+/** The daily and monthly report runs (docs/reports.md): the use-case with S3 and SNS as its ports. */
+export async function handler(event: ScheduledReportEvent) {
+  if (!SCHEDULED_KINDS.includes(event.kind)) throw new Error(`Unknown scheduled report kind: ${event.kind}`);
+  // The schedule's time, not the clock: a retried run reports the same period.
+  const at = Date.parse(event.time);
+  if (Number.isNaN(at)) throw new Error("The scheduled event has no time");
+  const result = await publishScheduledReport(
+    {
+      sources,
+      store: {
+        put: async ({ key, body, contentType }) => {
+          await s3.send(
+            new PutObjectCommand({
+              Bucket: bucket,
+              Key: key,
+              Body: body,
+              ContentType: contentType,
+              ServerSideEncryption: "aws:kms",
+              SSEKMSKeyId: keyArn,
+              BucketKeyEnabled: true,
+            }),
+          );
+        },
+      },
+      alerts: {
+        publish: async (alert) => {
+          const { subject, message } = budgetAlertMessage(alert);
+          await sns.send(new PublishCommand({ TopicArn: topicArn, Subject: subject, Message: message }));
+        },
+      },
+    },
+    event.kind,
+    at,
+  );
+  // Ids and counts only: tenant names stay in the bucket and the topic.
+  logger.info("scheduled report written", {
+    kind: result.kind,
+    period: result.label,
+    keys: result.keys,
+    alerts: result.alerts.map((a) => ({ tenantId: a.tenantId, threshold: a.threshold })),
+  });
+  return { keys: result.keys, alerts: result.alerts.length };
+}
