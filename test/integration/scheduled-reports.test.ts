@@ -143,7 +143,12 @@ describe("the daily run", () => {
     const result = await publishScheduledReport(ports, "daily", Date.parse("2026-11-20T01:00:00Z"));
 
     // Assess: the files
-    expect(result.keys).toEqual(["daily/2026-11-19/report.json", "daily/2026-11-19/report.csv"]);
+    expect(result.keys).toEqual([
+      "daily/2026-11-19/report.json",
+      "daily/2026-11-19/report.csv",
+      "daily/2026-11-19/report.html",
+    ]);
+    expect(bucket.objects.get("daily/2026-11-19/report.html")?.body).toMatch(/^<!doctype html>/i);
     expect([...bucket.objects.keys()]).toEqual(result.keys);
     const json = bucket.objects.get("daily/2026-11-19/report.json");
     expect(json?.contentType).toBe("application/json");
@@ -212,7 +217,11 @@ describe("the monthly run", () => {
 
     const result = await publishScheduledReport(ports, "monthly", Date.parse("2026-12-01T02:00:00Z"));
 
-    expect(result.keys).toEqual(["monthly/2026-11/report.json", "monthly/2026-11/report.csv"]);
+    expect(result.keys).toEqual([
+      "monthly/2026-11/report.json",
+      "monthly/2026-11/report.csv",
+      "monthly/2026-11/report.html",
+    ]);
     const report = JSON.parse(bucket.objects.get("monthly/2026-11/report.json")?.body ?? "{}") as Report;
     expect([report.from, report.to]).toEqual(["2026-11-01", "2026-11-30"]);
     expect(report.tenants.map((t) => [t.tenantId, t.totals.tokens])).toEqual([["tn-month", 30]]);

@@ -6,6 +6,7 @@
 import { type BudgetAlert, budgetAlertsOf } from "./budget-alerts";
 import { loadReport, type ReportSources } from "./load-report";
 import { reportCsv } from "./report-csv";
+import { reportHtml } from "./report-html";
 import {
   REPORT_FORMATS,
   type ReportFormat,
@@ -41,7 +42,11 @@ export async function publishScheduledReport(
 ): Promise<ScheduledRunResult> {
   const run = scheduledReportOf(kind, at);
   const report = await loadReport(ports.sources, run.query, at);
-  const bodies: Record<ReportFormat, string> = { json: JSON.stringify(report), csv: reportCsv(report) };
+  const bodies: Record<ReportFormat, string> = {
+    json: JSON.stringify(report),
+    csv: reportCsv(report),
+    html: reportHtml(report),
+  };
   const keys: string[] = [];
   for (const format of Object.keys(REPORT_FORMATS) as ReportFormat[]) {
     const key = reportObjectKey(run, format);

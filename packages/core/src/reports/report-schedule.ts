@@ -14,7 +14,11 @@ export type ScheduledKind = "daily" | "monthly";
 export const SCHEDULED_KINDS: readonly ScheduledKind[] = ["daily", "monthly"];
 
 /** The files a run writes, by extension, with their content types. */
-export const REPORT_FORMATS = { json: "application/json", csv: "text/csv; charset=utf-8" } as const;
+export const REPORT_FORMATS = {
+  json: "application/json",
+  csv: "text/csv; charset=utf-8",
+  html: "text/html; charset=utf-8",
+} as const;
 export type ReportFormat = keyof typeof REPORT_FORMATS;
 
 export interface ScheduledReport {
