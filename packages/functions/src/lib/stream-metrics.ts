@@ -32,21 +32,26 @@ const OUTCOME_METRIC: Record<StreamOutcome, string> = {
   client_gone: "StreamsClientGone",
 };
 
-const newMetrics = (dimensions: Record<string, string>) => {
-  const metrics = new Metrics({ namespace: "Atrium", serviceName: "atrium", logger });
-  metrics.addDimensions(dimensions);
-  return metrics;
+/**
+ * One instance per kind of document, made once per container: each report adds its dimensions and
+ * metrics and publishes them in the same tick (which clears them), so reports never mix.
+ */
+const documents = {
+  service: new Metrics({ namespace: "Atrium", serviceName: "atrium", logger }),
+  usage: new Metrics({ namespace: "Atrium", serviceName: "atrium", logger }),
+  stream: new Metrics({ namespace: "Atrium", serviceName: "atrium", logger }),
 };
 
 export function reportStream(report: StreamReport): void {
   // The call's count and usage under the same dimensions as a buffered call's, so they add up alike.
-  const service = newMetrics({});
+  const service = documents.service;
   service.addMetadata("tenantId", report.tenantId);
   service.addMetric(report.callMetric, MetricUnit.Count, 1);
   service.publishStoredMetrics();
   const failed = report.outcome === "failed" || report.outcome === "timed_out";
   if (failed || report.usage) {
-    const usage = newMetrics({ tenantId: report.tenantId });
+    const usage = documents.usage;
+    usage.addDimension("tenantId", report.tenantId);
     if (failed) usage.addMetric("CallErrors", MetricUnit.Count, 1);
     if (report.usage) {
       usage.addMetric("PromptTokens", MetricUnit.Count, report.usage.promptTokens);
@@ -56,7 +61,8 @@ export function reportStream(report: StreamReport): void {
   }
 
   const completionTokens = report.usage?.completionTokens ?? 0;
-  const metrics = newMetrics({ tenantId: report.tenantId, model: report.model });
+  const metrics = documents.stream;
+  metrics.addDimensions({ tenantId: report.tenantId, model: report.model });
   metrics.addMetric("TimeToFirstToken", MetricUnit.Milliseconds, report.modelTtftMs + report.atriumTtftMs);
   metrics.addMetric("ModelTimeToFirstToken", MetricUnit.Milliseconds, report.modelTtftMs);
   metrics.addMetric("AtriumTimeToFirstToken", MetricUnit.Milliseconds, report.atriumTtftMs);

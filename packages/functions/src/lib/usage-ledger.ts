@@ -75,10 +75,12 @@ function drain(state: { refusals: Map<string, LedgerCounters> }) {
 async function write(
   tenantId: string,
   entries: { hour: string; model: string; counters: LedgerCounters }[],
-  state: { lastWriteAt: number },
+  state: { refusals: Map<string, LedgerCounters>; lastWriteAt: number },
   now: number,
 ): Promise<void> {
   state.lastWriteAt = now;
+  // Only tenants with refusals still to write are kept, so the map stays as small as they are.
+  if (state.refusals.size === 0) pending.delete(tenantId);
   const { ledger } = tenantClients(tenantId);
   await Promise.all(
     entries.map(async (entry) => {
