@@ -84,6 +84,23 @@ export const accessLogFields = {
 };
 
 /** Only items whose partition key begins with one of `prefixes` (IAM wildcards, `*` and `?`). */
+/**
+ * What a report reads of every tenant (reports route, scheduled reports): each tenant's ledger by
+ * query, and its limiter items for the month's total.
+ */
+export const tenantUsageReads = (usageTableArn: string, limiterTableArn: string) => [
+  new PolicyStatement({
+    actions: ["dynamodb:Query"],
+    resources: [usageTableArn],
+    conditions: leadingKeys("TENANT#*"),
+  }),
+  new PolicyStatement({
+    actions: ["dynamodb:GetItem"],
+    resources: [limiterTableArn],
+    conditions: leadingKeys("TENANT#*"),
+  }),
+];
+
 export const leadingKeys = (...prefixes: string[]) => ({
   "ForAllValues:StringLike": { "dynamodb:LeadingKeys": prefixes },
   // ForAllValues holds vacuously for a request without keys; this makes the keys mandatory.
@@ -136,19 +153,7 @@ export function Api({ stack, app }: StackContext) {
     resources: [limiter.tableArn, idempotency.tableArn, usage.tableArn],
     conditions: leadingKeys("TENANT#*"),
   });
-  // A report queries each tenant's ledger and reads its limiter items for the month's total.
-  const readTenantUsage = [
-    new PolicyStatement({
-      actions: ["dynamodb:Query"],
-      resources: [usage.tableArn],
-      conditions: leadingKeys("TENANT#*"),
-    }),
-    new PolicyStatement({
-      actions: ["dynamodb:GetItem"],
-      resources: [limiter.tableArn],
-      conditions: leadingKeys("TENANT#*"),
-    }),
-  ];
+  const readTenantUsage = tenantUsageReads(usage.tableArn, limiter.tableArn);
   // Powertools' persistence layer: one conditional put, an update, a delete, a consistent get.
   const idempotencyRecordActions = [
     "dynamodb:GetItem",

@@ -35,7 +35,7 @@ import {
 import { Topic } from "aws-cdk-lib/aws-sns";
 import { NagSuppressions } from "cdk-nag";
 import { Cron, Function as Fn, type StackContext, use } from "sst/constructs";
-import { Api, leadingKeys } from "./Api";
+import { Api, leadingKeys, tenantUsageReads } from "./Api";
 import { loadStageConfig, runtimeConfig } from "./config";
 import { Data } from "./Data";
 import { Inference } from "./Inference";
@@ -115,16 +115,7 @@ export function Reporting({ stack, app }: StackContext) {
         resources: [`${tenants.tableArn}/index/byTenant`],
         conditions: leadingKeys(TENANT_DIRECTORY),
       }),
-      new PolicyStatement({
-        actions: ["dynamodb:Query"],
-        resources: [usage.tableArn],
-        conditions: leadingKeys("TENANT#*"),
-      }),
-      new PolicyStatement({
-        actions: ["dynamodb:GetItem"],
-        resources: [limiter.tableArn],
-        conditions: leadingKeys("TENANT#*"),
-      }),
+      ...tenantUsageReads(usage.tableArn, limiter.tableArn),
       new PolicyStatement({
         actions: ["s3:PutObject"],
         resources: SCHEDULED_KINDS.map((kind) => reports.arnForObjects(`${kind}/*`)),
