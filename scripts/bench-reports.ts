@@ -1,0 +1,127 @@
+/**
+ * `npm run bench:reports`: how long a report over many tenants and a month takes (issue 10, item 8).
+ * Seeds DynamoDB Local with BENCH_TENANTS tenants (default 1,000), each with a ledger item per day and
+ * BENCH_MODELS models for the last 31 days and a limiter month total, then times `loadReport` (one
+ * ledger Query per tenant, its limiter items, the directory) and the JSON, CSV and HTML renderings.
+ * A benchmark, not a test. The reports do not read CloudWatch yet, so no GetMetricData is timed.
+ */
+
+import { loadavg } from "node:os";
+import { generateApiKey } from "@atrium/core/api-key";
+import { loadStageConfigFile } from "@atrium/core/config";
+import { limiterKey } from "@atrium/core/limiter-item";
+import { loadReport } from "@atrium/core/reports/load-report";
+import { reportCsv } from "@atrium/core/reports/report-csv";
+import { reportHtml } from "@atrium/core/reports/report-html";
+import { TenantStore } from "@atrium/core/store";
+import { LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
+import { ledgerUpdate } from "@atrium/core/usage-ledger";
+import { ensureTable, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
+import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
+const TENANTS = Number(process.env.BENCH_TENANTS ?? 1000);
+const MODELS = Number(process.env.BENCH_MODELS ?? 1);
+const DAYS = 31;
+
+const config = loadStageConfigFile("config/local.json");
+const models = config.sharedEndpoints.map((e) => e.model).slice(0, MODELS);
+const dynamo = await startDynamo();
+try {
+  const client = localDynamoClient(dynamo.url, { maxAttempts: 10 });
+  const db = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const names = { tenants: "bench-tenants", limiter: "bench-limiter", usage: "bench-usage" };
+  await ensureTable(client, names.tenants, TenantTable);
+  await ensureTable(client, names.limiter, LimiterTable);
+  await ensureTable(client, names.usage, UsageTable);
+  const store = new TenantStore(db, names.tenants);
+
+  const now = Date.now();
+  const day = (back: number) => new Date(now - back * 86_400_000).toISOString().slice(0, 10);
+  const month = new Date(now).toISOString().slice(0, 7);
+  const seedStarted = performance.now();
+  const items: Record<string, unknown>[] = [];
+  for (let t = 0; t < TENANTS; t++) {
+    const id = `tn-${String(t).padStart(12, "0")}`;
+    await store.create(
+      {
+        id,
+        name: `Tenant ${t}`,
+        tier: "pro",
+        status: "active",
+        compliance: [],
+        endpoints: {},
+        createdAt: new Date(now - 40 * 86_400_000).toISOString(),
+      },
+      generateApiKey(),
+    );
+    items.push({ ...limiterKey(id, 0), month, monthUsed: 1000 + t });
+    for (let d = 0; d < DAYS; d++) {
+      for (const model of models) {
+        const update = ledgerUpdate(
+          names.usage,
+          { tenantId: id, hour: `${day(d)}T12`, model, counters: {} },
+          400,
+        );
+        items.push({
+          ...(update.Key as object),
+          model,
+          hour: `${day(d)}T12`,
+          requests: 10 + t,
+          tokens: 900,
+          promptTokens: 600,
+          completionTokens: 300,
+          sharedCalls: 10 + t,
+        });
+      }
+    }
+    if ((t + 1) % 100 === 0) process.stderr.write(`seeded ${t + 1}/${TENANTS} tenants\n`);
+  }
+  // Limiter items first, then the ledger, 25 to a batch.
+  const limiterItems = items.filter((item) => String(item.sk).startsWith("LIMITER"));
+  const ledgerItems = items.filter((item) => !String(item.sk).startsWith("LIMITER"));
+  for (const [table, rows] of [
+    [names.limiter, limiterItems],
+    [names.usage, ledgerItems],
+  ] as const) {
+    for (let i = 0; i < rows.length; i += 25) {
+      const batch = rows.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
+      let unprocessed: Record<string, unknown>[] | undefined = batch;
+      while (unprocessed && unprocessed.length > 0) {
+        const out = await db.send(new BatchWriteCommand({ RequestItems: { [table]: unprocessed as never } }));
+        unprocessed = out.UnprocessedItems?.[table] as Record<string, unknown>[] | undefined;
+      }
+    }
+  }
+  const seededS = (performance.now() - seedStarted) / 1000;
+
+  const query = { from: day(DAYS - 1), to: day(0), period: "day" as const };
+  const sources = { tenants: store.table, db, usageTable: names.usage, limiterTable: names.limiter, config };
+  const times: Record<string, number> = {};
+  const time = async <T>(name: string, work: () => Promise<T> | T): Promise<T> => {
+    const started = performance.now();
+    const result = await work();
+    times[name] = performance.now() - started;
+    return result;
+  };
+  const report = await time("load + build (DynamoDB)", () => loadReport(sources, query, now));
+  const json = await time("JSON", () => JSON.stringify(report));
+  const csv = await time("CSV", () => reportCsv(report));
+  const html = await time("HTML", () => reportHtml(report));
+
+  const [load1, load5] = loadavg();
+  console.log(
+    `\n${TENANTS} tenants x ${DAYS} days x ${models.length} model(s): ${ledgerItems.length} ledger items (seeded in ${seededS.toFixed(1)} s)`,
+  );
+  console.log(`load average ${load1?.toFixed(2)} (1 min), ${load5?.toFixed(2)} (5 min)\n`);
+  console.log("| step | ms |\n| --- | --: |");
+  for (const [name, ms] of Object.entries(times)) console.log(`| ${name} | ${ms.toFixed(0)} |`);
+  const total = Object.values(times).reduce((a, b) => a + b, 0);
+  console.log(`| **total** | **${total.toFixed(0)}** |`);
+  console.log(
+    `\nsizes: JSON ${(json.length / 1e6).toFixed(1)} MB, CSV ${(csv.length / 1e6).toFixed(1)} MB, HTML ${(html.length / 1e6).toFixed(1)} MB`,
+  );
+  client.destroy();
+} finally {
+  await dynamo.close();
+}
