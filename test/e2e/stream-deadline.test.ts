@@ -4,46 +4,32 @@
  * at 3 s); the client gets the chunks produced so far, then a model_timeout error event, and the call
  * is charged only the tokens produced, its reservation's rest refunded.
  */
-import { promptTokenBound } from "@atrium/core/limits";
-import { ChatRequest, promptTexts } from "@atrium/core/protocols/messages";
 import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type GatedModel, startGatedModel } from "../support/gated-model";
+import { describe, expect, it } from "vitest";
+import type { GatedModel } from "../support/gated-model";
+import { GATED_MODEL, useGatedPlatform } from "../support/gated-platform";
 import type { Json } from "../support/http";
-import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
 import { captureStreamReports } from "../support/stream-reports";
-import { onboard, openaiFor, postChat, sseData, usageOf } from "../support/tenant-calls";
+import { onboard, openaiFor, postChat, promptReservation, sseData, usageOf } from "../support/tenant-calls";
 
 let platform: Platform;
-let dataDir: string;
 let gated: GatedModel;
 
 const MODEL = "llama-3.1-8b-instruct";
 /** Held after its first tokens until the test lets it go: a model that outlasts any deadline. */
-const GATED_MODEL = "gated-reference";
-const GATED_ENDPOINT = "atrium-shared-gated-reference";
 /** The reference model's pause between tokens: its ~35-token answers take about 9 s, past the 3 s deadline. */
 const TOKEN_DELAY_MS = 250;
 
-beforeAll(async () => {
-  gated = await startGatedModel(GATED_ENDPOINT);
-  ({ platform, dataDir } = await startTestPlatformWith(
-    { sharedEndpoints: [{ model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url }] },
-    { streamedIntegrationTimeoutMs: 8_000, tokenDelayMs: TOKEN_DELAY_MS },
-  ));
-});
+useGatedPlatform(
+  (started) => {
+    ({ platform, gated } = started);
+  },
+  { streamedIntegrationTimeoutMs: 8_000, tokenDelayMs: TOKEN_DELAY_MS },
+);
 
 // After the platform starts: its own capture of EMF lines (the local CloudWatch) then sits inside this one.
 const reports = captureStreamReports();
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
-  await gated?.close();
-});
-
-const promptReservation = (request: Record<string, unknown>) =>
-  promptTokenBound(promptTexts(ChatRequest.parse(request)));
 
 /** The content deltas among a stream's chunks: one per token the model produced. */
 const contentOf = (chunks: Json[]): string[] =>

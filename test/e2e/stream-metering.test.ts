@@ -5,49 +5,33 @@
  * streamed and buffered calls of the same request cost the same. Each test waits on its stream's end
  * report, printed after the settle, so what it reads of the tenant's usage is final.
  */
-import { promptTokenBound } from "@atrium/core/limits";
-import { ChatRequest, promptTexts } from "@atrium/core/protocols/messages";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import type { Platform } from "@atrium/local/platform";
 import fc from "fast-check";
 import type OpenAI from "openai";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type GatedModel, startGatedModel } from "../support/gated-model";
+import { describe, expect, it } from "vitest";
+import type { GatedModel } from "../support/gated-model";
+import { GATED_MODEL, useGatedPlatform } from "../support/gated-platform";
 import { errorOf } from "../support/http";
-import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
 import { captureStreamReports } from "../support/stream-reports";
-import { onboard, openaiFor, postChat, sseData, usageOf } from "../support/tenant-calls";
+import { onboard, openaiFor, postChat, promptReservation, sseData, usageOf } from "../support/tenant-calls";
 
 let platform: Platform;
-let dataDir: string;
 let gated: GatedModel;
 const access: AccessLogEntry[] = [];
 
 const MODEL = "llama-3.1-8b-instruct";
 const ENDPOINT = "atrium-shared-llama-8b";
-/** A shared endpoint served by the gated model container: the reference model's answers, held on demand. */
-const GATED_MODEL = "gated-reference";
-const GATED_ENDPOINT = "atrium-shared-gated-reference";
 
-beforeAll(async () => {
-  gated = await startGatedModel(GATED_ENDPOINT);
-  ({ platform, dataDir } = await startTestPlatformWith(
-    { sharedEndpoints: [{ model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url }] },
-    { onAccess: (e) => access.push(e) },
-  ));
-});
+useGatedPlatform(
+  (started) => {
+    ({ platform, gated } = started);
+  },
+  { onAccess: (e) => access.push(e) },
+);
 
 // After the platform starts: its own capture of EMF lines (the local CloudWatch) then sits inside this one.
 const reports = captureStreamReports();
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
-  await gated?.close();
-});
-
-/** What the reservation held for the prompt: a stream that breaks is charged it, the model's count lost. */
-const promptReservation = (request: Record<string, unknown>) =>
-  promptTokenBound(promptTexts(ChatRequest.parse(request)));
 
 describe("a client that disconnects after the first chunk", () => {
   it("is charged what the model produced, as the buffered call is, and frees its slot once the model is done", async () => {

@@ -5,9 +5,9 @@
  * process may hold those keys by then.
  */
 import type { Platform } from "@atrium/local/platform";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type GatedModel, startGatedModel } from "../support/gated-model";
-import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
+import { describe, expect, it } from "vitest";
+import type { GatedModel } from "../support/gated-model";
+import { GATED_MODEL, useGatedPlatform } from "../support/gated-platform";
 import { captureStreamReports } from "../support/stream-reports";
 import { onboard, postChat, sseData } from "../support/tenant-calls";
 
@@ -15,27 +15,14 @@ import { onboard, postChat, sseData } from "../support/tenant-calls";
 process.env.POWERTOOLS_LOG_LEVEL = "INFO";
 
 let platform: Platform;
-let dataDir: string;
 let gated: GatedModel;
 
-const GATED_MODEL = "gated-reference";
-const GATED_ENDPOINT = "atrium-shared-gated-reference";
-
-beforeAll(async () => {
-  gated = await startGatedModel(GATED_ENDPOINT);
-  ({ platform, dataDir } = await startTestPlatformWith(
-    { sharedEndpoints: [{ model: GATED_MODEL, endpointName: GATED_ENDPOINT, containerUrl: gated.url }] },
-    {},
-  ));
+useGatedPlatform((started) => {
+  ({ platform, gated } = started);
 });
 
 // After the platform starts: its own capture of EMF lines (the local CloudWatch) then sits inside this one.
 const reports = captureStreamReports();
-
-afterAll(async () => {
-  await stopTestPlatform(platform, dataDir);
-  await gated?.close();
-});
 
 const chat = (apiKey: string, content: string) =>
   postChat(platform, apiKey, {

@@ -1,6 +1,8 @@
 /** A tenant of its own for each test, its calls through the local gateway, and what it has been charged. */
 import { generateApiKey } from "@atrium/core/api-key";
 import type { LimitOverrides } from "@atrium/core/config";
+import { promptTokenBound } from "@atrium/core/limits";
+import { ChatRequest, promptTexts } from "@atrium/core/protocols/messages";
 import { newTenant } from "@atrium/core/tenant";
 import type { Platform } from "@atrium/local/platform";
 import OpenAI from "openai";
@@ -49,6 +51,10 @@ export async function settledUsageOf(platform: Platform, apiKey: string): Promis
   await expect.poll(async () => (await usageOf(platform, apiKey)).inFlight, { interval: 20 }).toBe(0);
   return (await usageOf(platform, apiKey)).tokensUsed;
 }
+
+/** What a chat call's reservation holds for its prompt: a stream that breaks is charged it, the model's count lost. */
+export const promptReservation = (request: Record<string, unknown>) =>
+  promptTokenBound(promptTexts(ChatRequest.parse(request)));
 
 /** POST /v1/chat/completions with a raw fetch, for what the client hides (headers, exact bytes). */
 export function postChat(
