@@ -1,6 +1,7 @@
 import { parseStageConfig } from "@atrium/core/config";
 import { AtriumError } from "@atrium/core/errors";
 import type { Tenant } from "@atrium/core/tenant";
+import type { LedgerEntry } from "@atrium/core/usage-ledger";
 
 /** A tier of the given tenancy with small, round limits. */
 export function tierSpec(tenancy: "pool" | "bridge" | "silo") {
@@ -50,3 +51,10 @@ export function refusal(fn: () => unknown): AtriumError {
   }
   throw new Error("expected a refusal");
 }
+
+/** One usage-ledger item as readLedger returns it. */
+export const ledgerEntry = (hour: string, model: string, counters: Record<string, number>): LedgerEntry => ({
+  hour,
+  model,
+  counters,
+});

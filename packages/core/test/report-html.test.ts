@@ -6,9 +6,8 @@ import { parseStageConfig } from "@atrium/core/config";
 import { buildReport, type Report, type TenantData } from "@atrium/core/reports/build-report";
 import { reportHtml } from "@atrium/core/reports/report-html";
 import { escapeHtml } from "@atrium/core/reports/svg-charts";
-import type { LedgerEntry } from "@atrium/core/usage-ledger";
 import { describe, expect, it } from "vitest";
-import { tenant, tierSpec } from "./fixtures";
+import { ledgerEntry, tenant, tierSpec } from "./fixtures";
 
 const config = parseStageConfig({
   region: "eu-west-1",
@@ -23,25 +22,19 @@ const config = parseStageConfig({
   reporting: { instancePrices: { "ml.g5.xlarge": 1.5 } },
 });
 
-const entry = (hour: string, model: string, counters: Record<string, number>): LedgerEntry => ({
-  hour,
-  model,
-  counters,
-});
-
 const HOSTILE = "<script>alert(1)</script>";
 
 /** A and B on the shared llama and mistral over two days, B refused; C on its dedicated llama. */
 function data(): TenantData[] {
   const a = [
-    entry("2026-11-09T03", "llama", {
+    ledgerEntry("2026-11-09T03", "llama", {
       requests: 2,
       tokens: 1200,
       promptTokens: 700,
       completionTokens: 500,
       sharedCalls: 2,
     }),
-    entry("2026-11-10T03", "mistral", {
+    ledgerEntry("2026-11-10T03", "mistral", {
       requests: 1,
       tokens: 90,
       promptTokens: 60,
@@ -50,7 +43,7 @@ function data(): TenantData[] {
     }),
   ];
   const b = [
-    entry("2026-11-10T05", "llama", {
+    ledgerEntry("2026-11-10T05", "llama", {
       requests: 3,
       tokens: 50,
       promptTokens: 40,
@@ -62,7 +55,7 @@ function data(): TenantData[] {
     }),
   ];
   const c = [
-    entry("2026-11-10T05", "llama", {
+    ledgerEntry("2026-11-10T05", "llama", {
       requests: 3,
       tokens: 300,
       promptTokens: 200,

@@ -11,10 +11,9 @@ import { reconcile } from "@atrium/core/reports/reconciliation";
 import { reportCsv } from "@atrium/core/reports/report-csv";
 import { hoursBegun, parseReportQuery, periodsOf } from "@atrium/core/reports/report-query";
 import { sharedWeight } from "@atrium/core/reports/tenant-usage";
-import type { LedgerEntry } from "@atrium/core/usage-ledger";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { tenant, tierSpec } from "./fixtures";
+import { ledgerEntry, tenant, tierSpec } from "./fixtures";
 
 const stage = (llama: Record<string, unknown> = {}) =>
   parseStageConfig({
@@ -36,16 +35,10 @@ const stage = (llama: Record<string, unknown> = {}) =>
     reporting: { instancePrices: { "ml.g5.xlarge": 1.5 } },
   });
 
-const entry = (hour: string, model: string, counters: Record<string, number>): LedgerEntry => ({
-  hour,
-  model,
-  counters,
-});
-
 /** A, B on the shared llama; C on its dedicated llama. The report is made at the start of 2026-11-11. */
 function tenants(): TenantData[] {
   const a = [
-    entry("2026-11-10T03", "llama", {
+    ledgerEntry("2026-11-10T03", "llama", {
       requests: 2,
       tokens: 100,
       promptTokens: 60,
@@ -54,7 +47,7 @@ function tenants(): TenantData[] {
     }),
   ];
   const b = [
-    entry("2026-11-10T05", "llama", {
+    ledgerEntry("2026-11-10T05", "llama", {
       requests: 2,
       tokens: 50,
       promptTokens: 40,
@@ -65,7 +58,7 @@ function tenants(): TenantData[] {
     }),
   ];
   const c = [
-    entry("2026-11-10T05", "llama", {
+    ledgerEntry("2026-11-10T05", "llama", {
       requests: 3,
       tokens: 300,
       completionTokens: 100,
@@ -300,8 +293,8 @@ describe("buildReport", () => {
 
 describe("reconciliation", () => {
   const month = [
-    entry("2026-11-02T10", "llama", { tokens: 70 }),
-    entry("2026-11-09T00", "mistral", { tokens: 30 }),
+    ledgerEntry("2026-11-02T10", "llama", { tokens: 70 }),
+    ledgerEntry("2026-11-09T00", "mistral", { tokens: 30 }),
   ];
 
   it("matches when the ledger's month adds up to the limiter's total, and flags any difference", () => {
