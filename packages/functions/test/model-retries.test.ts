@@ -160,6 +160,7 @@ describe("planRetry", () => {
   it("refuses a retry that would not leave MIN_ATTEMPT_MS before the deadline", () => {
     expect(planRetry(throttle, 0, MIN_ATTEMPT_MS + BACKOFF_BASE_MS, () => 0.999)).toHaveProperty("delayMs");
     expect(planRetry(throttle, 0, MIN_ATTEMPT_MS - 1, () => 0)).toEqual({ refused: "deadline" });
+    expect(planRetry(throttle, 0, Number.NaN, () => 0)).toEqual({ refused: "deadline" });
   });
 
   it("waits the retry-after SageMaker names, and refuses when that is past the deadline", async () => {

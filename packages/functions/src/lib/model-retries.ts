@@ -67,7 +67,8 @@ export function planRetry(
   if (!isSafeToRetry(err)) return { refused: "not_retryable" };
   if (retries >= MAX_RETRIES_PER_CALL) return { refused: "call_budget" };
   const delayMs = retryAfterMsOf(err) || random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** retries);
-  if (delayMs + MIN_ATTEMPT_MS > timeLeftMs) return { refused: "deadline" };
+  // Written so an unknown time left (NaN) refuses too.
+  if (!(delayMs + MIN_ATTEMPT_MS <= timeLeftMs)) return { refused: "deadline" };
   return { delayMs };
 }
 
