@@ -374,7 +374,7 @@ describe("the CSV", () => {
     const lines = csv.split("\r\n");
     expect(lines.at(-1)).toBe("");
     expect(lines[0]).toBe(
-      "line,tenant_id,tenant_name,period,model,endpoint,requests,tokens,input_tokens,output_tokens,errors,shared_calls,dedicated_calls,refused_requests,refused_tokens,refused_concurrency,refused_monthly_budget,refused_contention,shared_cost_usd,dedicated_cost_usd,cost_usd",
+      "line,tenant_id,tenant_name,period,model,endpoint,requests,tokens,input_tokens,output_tokens,errors,shared_calls,dedicated_calls,refused_requests,refused_tokens,refused_concurrency,refused_monthly_budget,refused_endpoint_busy,refused_contention,shared_cost_usd,dedicated_cost_usd,cost_usd",
     );
     expect(lines.slice(1, -1)).toEqual([
       'tenant,tn-a,"Acme, ""Big"" Co",2026-11-10,llama,,2,100,60,40,0,2,0,0,0,0,0,0,27.000000,0.000000,27.000000',
