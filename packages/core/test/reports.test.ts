@@ -385,7 +385,7 @@ describe("the CSV", () => {
     // No tenant at all: the shared endpoint's whole day is idle.
     const empty = reportCsv(buildReport({ query: DAY, asOf: NOV_11, config: stage(), tenants: [] }));
     expect(empty.split("\r\n").slice(1)).toEqual([
-      "idle,,,2026-11-10,llama,shared-llama,0,0,0,0,0,0,0,0,0,0,0,0,72.000000,0.000000,72.000000",
+      "idle,,,2026-11-10,llama,shared-llama,0,0,0,0,0,0,0,0,0,0,0,0,0,72.000000,0.000000,72.000000",
       "",
     ]);
   });
