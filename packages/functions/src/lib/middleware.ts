@@ -34,6 +34,8 @@ export interface TenantContext extends ApiContext {
   usedSplit?: { promptTokens: number; completionTokens: number };
   /** The admitted call's model and route, which the usage ledger records it under. */
   call?: { model: string; route: "shared" | "dedicated" };
+  /** The fair-shared endpoint the call was admitted on (docs/adr/0012-fair-share.md), if any. */
+  fairShared?: string;
   /** Aborted when the call must give up waiting for its model's answer (or first token) to refund and answer in time. */
   deadline: AbortSignal;
   /** When `deadline` fires, on `performance.now()`'s clock (Infinity without one): retries end before it. */
