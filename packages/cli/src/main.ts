@@ -40,7 +40,7 @@ function helpFor(name: string, command: Command): string {
 
 function overview(): string {
   const lines = Object.entries(commands).map(
-    ([name, command]) => `  atrium ${name.padEnd(18)}${command.summary}`,
+    ([name, command]) => `  atrium ${name.padEnd(20)}${command.summary}`,
   );
   return `atrium: administer an Atrium platform
 
