@@ -6,6 +6,7 @@ import { invokeReferenceModel, type ModelReply } from "./reference-model";
 import {
   containerUnreachable,
   endpointNotFound,
+  injectedError,
   internalFailure,
   invalidEndpointName,
   modelError,
@@ -21,7 +22,6 @@ import {
   type EndpointFaultState,
   EndpointFaults,
   type Fault,
-  faultError,
 } from "./sagemaker-faults";
 import { type InvocationRecord, invocationOf, recordOf } from "./sagemaker-invocation";
 import { containerHeaders, type Invocation, sendStream, withSlash } from "./sagemaker-stream";
@@ -116,7 +116,7 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
     if (fault?.latencyMs) await sleep(fault.latencyMs);
     if (fault?.error) {
       release();
-      return refuse(faultError(fault.error, fault.modelStatus, invocation));
+      return refuse(injectedError(fault.error, invocation, fault));
     }
     return {
       backend,

@@ -7,19 +7,17 @@ import { invalidRequest } from "@atrium/core/errors";
 import {
   type ErrorContext,
   type InjectableError,
+  type InjectedErrorDetails,
   injectedError,
-  modelError,
   type WireError,
 } from "./sagemaker-errors";
 import type { StreamFault } from "./sagemaker-stream";
 
-/** What one call suffers. */
-export interface Fault {
+/** What one call suffers; with an `error`, its details (a ModelError's originalStatusCode, a retry-after). */
+export interface Fault extends InjectedErrorDetails {
   latencyMs?: number;
   /** Answered instead of the model's reply, before any byte of a stream. */
   error?: InjectableError;
-  /** With `error: "ModelError"`: the status the failing container answered (default 500). */
-  modelStatus?: number;
   /** Streamed calls only: this exception event ends the stream after `afterParts` payload parts. */
   streamError?: StreamFault["streamError"];
   afterParts?: number;
@@ -36,7 +34,8 @@ export interface EndpointConditions {
   /** The share of calls (0..1) answered with `error` instead of the model's reply. */
   errorRate?: number;
   error?: InjectableError;
-  modelStatus?: number;
+  /** With `error: "ModelError"`: the status the failing container answered (default 500). */
+  originalStatusCode?: number;
   /** Every streamed call ends with this exception event after `afterParts` payload parts. */
   streamError?: StreamFault["streamError"];
   afterParts?: number;
@@ -57,6 +56,7 @@ export const INJECTABLE_ERRORS = Object.keys({
   ServiceUnavailable: true,
   InternalFailure: true,
   ModelNotReadyException: true,
+  InternalDependencyException: true,
 } satisfies Record<InjectableError, true>) as InjectableError[];
 
 export const STREAM_ERRORS = Object.keys({
@@ -73,7 +73,7 @@ const CONDITION_NAMES = [
   "jitterMs",
   "errorRate",
   "error",
-  "modelStatus",
+  "originalStatusCode",
   "streamError",
   "afterParts",
   "capacity",
@@ -169,7 +169,7 @@ export class EndpointFaults {
       jitterMs = 0,
       errorRate = 0,
       error,
-      modelStatus,
+      originalStatusCode,
       streamError,
       afterParts,
     } = conditions;
@@ -177,25 +177,11 @@ export class EndpointFaults {
     if (latencyMs > 0) fault.latencyMs = Math.round(latencyMs + (this.random() * 2 - 1) * jitterMs);
     if (error && this.random() < errorRate) {
       fault.error = error;
-      if (modelStatus !== undefined) fault.modelStatus = modelStatus;
+      if (originalStatusCode !== undefined) fault.originalStatusCode = originalStatusCode;
     }
     if (streamError) Object.assign(fault, { streamError, afterParts: afterParts ?? 0 });
     return fault;
   }
-}
-
-/** The error a faulted call is answered with. */
-export function faultError(
-  error: InjectableError,
-  modelStatus: number | undefined,
-  context: ErrorContext,
-): WireError {
-  if (error !== "ModelError" || modelStatus === undefined) return injectedError(error, context);
-  return modelError(context, {
-    status: modelStatus,
-    contentType: "text/plain",
-    body: Buffer.from(`Injected fault: the model container answered ${modelStatus}`),
-  });
 }
 
 /**
@@ -235,15 +221,19 @@ export function parseConditions(input: unknown): EndpointConditions {
     throw invalidRequest("invalid_fault", "errorRate must be a number from 0 to 1.", "errorRate");
   }
   const error = oneOf(given, "error", INJECTABLE_ERRORS);
-  const modelStatus = wholeNumber(given, "modelStatus", 400, 599);
-  if (modelStatus !== undefined && error !== "ModelError") {
-    throw invalidRequest("invalid_fault", "modelStatus goes with error ModelError only.", "modelStatus");
+  const originalStatusCode = wholeNumber(given, "originalStatusCode", 400, 599);
+  if (originalStatusCode !== undefined && error !== "ModelError") {
+    throw invalidRequest(
+      "invalid_fault",
+      "originalStatusCode goes with error ModelError only.",
+      "originalStatusCode",
+    );
   }
   // A rate alone throttles; an error alone fails every call.
   if (errorRate !== undefined || error !== undefined) {
     conditions.errorRate = errorRate ?? 1;
     conditions.error = error ?? "ThrottlingException";
-    if (modelStatus !== undefined) conditions.modelStatus = modelStatus;
+    if (originalStatusCode !== undefined) conditions.originalStatusCode = originalStatusCode;
   }
 
   const streamError = oneOf(given, "streamError", STREAM_ERRORS);

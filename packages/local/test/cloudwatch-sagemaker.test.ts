@@ -176,7 +176,7 @@ describe("the SageMaker emulator's AWS/SageMaker metrics", () => {
 describe("the AWS/SageMaker metrics of calls under injected conditions", () => {
   it("counts an injected ModelError by its model status, SageMaker's own errors and capacity refusals as theirs", async () => {
     // Act
-    sagemaker.setConditions("box-faulted", { errorRate: 1, error: "ModelError", modelStatus: 429 });
+    sagemaker.setConditions("box-faulted", { errorRate: 1, error: "ModelError", originalStatusCode: 429 });
     expect(await invoke("box-faulted")).toBe("ModelError");
     sagemaker.setConditions("box-faulted", { errorRate: 1, error: "ServiceUnavailable" });
     expect(await invoke("box-faulted")).toBe("ServiceUnavailable");

@@ -160,8 +160,12 @@ describe("endpoint conditions in the SageMaker emulator", () => {
       });
       expect((await control("GET", "")).body).toEqual({ endpoints: [set.body] });
       // PUT replaces: what is not sent again is gone.
-      const replaced = await control("PUT", "/ref-ep", { error: "ModelError", modelStatus: 429 });
-      expect(replaced.body.conditions).toEqual({ errorRate: 1, error: "ModelError", modelStatus: 429 });
+      const replaced = await control("PUT", "/ref-ep", { error: "ModelError", originalStatusCode: 429 });
+      expect(replaced.body.conditions).toEqual({
+        errorRate: 1,
+        error: "ModelError",
+        originalStatusCode: 429,
+      });
       expect((await control("DELETE", "/ref-ep")).body).toEqual({ cleared: ["ref-ep"] });
       expect((await control("GET", "/ref-ep")).body).toEqual({
         endpointName: "ref-ep",
@@ -183,7 +187,7 @@ describe("endpoint conditions in the SageMaker emulator", () => {
         [{ capacity: 0 }, "capacity"],
         [{ capacity: 1.5 }, "capacity"],
         [{ error: "OutOfCheese" }, "error"],
-        [{ error: "ThrottlingException", modelStatus: 429 }, "modelStatus"],
+        [{ error: "ThrottlingException", originalStatusCode: 429 }, "originalStatusCode"],
         [{ afterParts: 2 }, "afterParts"],
         [{ latency: 100 }, "latency"],
       ] as const) {
@@ -231,7 +235,7 @@ describe("endpoint conditions in the SageMaker emulator", () => {
     });
 
     it("answers ModelError with the status the model is said to have answered", async () => {
-      await control("PUT", "/ref-ep", { error: "ModelError", modelStatus: 429 });
+      await control("PUT", "/ref-ep", { error: "ModelError", originalStatusCode: 429 });
       const err = (await failureOf(invoke("ref-ep"))) as ModelError;
       expect(err.$metadata.httpStatusCode).toBe(424);
       expect(err.OriginalStatusCode).toBe(429);

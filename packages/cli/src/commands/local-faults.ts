@@ -21,7 +21,7 @@ const CONDITION_FLAGS = {
   "jitter-ms": "jitterMs",
   "error-rate": "errorRate",
   error: "error",
-  "model-status": "modelStatus",
+  "model-status": "originalStatusCode",
   "stream-error": "streamError",
   "after-parts": "afterParts",
   capacity: "capacity",
@@ -88,7 +88,7 @@ function describeConditions(c: EndpointConditions): {
   stream: string;
   capacity: string;
 } {
-  const status = c.modelStatus === undefined ? "" : ` ${c.modelStatus}`;
+  const status = c.originalStatusCode === undefined ? "" : ` ${c.originalStatusCode}`;
   return {
     latency: c.latencyMs === undefined ? "-" : `${c.latencyMs}${c.jitterMs ? `±${c.jitterMs}` : ""} ms`,
     errors:
