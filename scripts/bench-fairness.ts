@@ -240,7 +240,7 @@ async function round(
   }
   await Promise.all(loops);
   const calls = quiet.calls.length + noisy.calls.length;
-  return {
+  const result: Round = {
     pass,
     round: name,
     quiet: summary(quiet, ROUND_S),
@@ -249,6 +249,8 @@ async function round(
     endpointTableReadsPerCall: ((proxy?.counts.reads ?? 0) - counted.reads) / Math.max(1, calls),
     eventLoopBusy: performance.eventLoopUtilization(loopAtStart).utilization,
   };
+  quietCalls.set(result, quiet.calls);
+  return result;
 }
 
 const pct = (rate: number) => `${(100 * rate).toFixed(2)}%`;
@@ -276,12 +278,14 @@ function row(r: Round): string {
   return `| ${cells.join(" | ")} |`;
 }
 
+/** Each round's quiet calls, kept out of the JSON, so that targets pool the passes' calls. */
+const quietCalls = new Map<Round, Call[]>();
+
 /** The quiet tenant's calls of every pass of one kind of round, pooled. */
 function pooled(rounds: Round[], name: Round["round"]) {
-  const of = rounds.filter((r) => r.round === name).map((r) => r.quiet);
-  const calls = of.reduce((n, q) => n + q.calls, 0);
-  const ok = of.reduce((n, q) => n + q.successRate * q.calls, 0);
-  return { successRate: ok / Math.max(1, calls), p99Ms: Math.max(...of.map((q) => q.p99Ms)) };
+  const calls = rounds.filter((r) => r.round === name).flatMap((r) => quietCalls.get(r) ?? []);
+  const ok = calls.filter((c) => c.outcome === "ok").map((c) => c.ms);
+  return { successRate: ok.length / Math.max(1, calls.length), p99Ms: percentile(ok, 0.99) };
 }
 
 try {
@@ -334,7 +338,7 @@ try {
   const met = (t: { met: boolean }) => (t.met ? "met" : "NOT met");
   const load = (averages: number[]) => averages.map((x) => x.toFixed(2)).join(" ");
   process.stdout.write(
-    `\n${table.join("\n")}\n\n(times in ms; p99 pooled over passes is the worst pass's)\n` +
+    `\n${table.join("\n")}\n\n(times in ms; the targets pool the calls of every pass)\n` +
       `quiet success with fair share ${pct(fair.successRate)} (without: ${pct(unfair.successRate)}), target >= 99%: ${met(targets.quietSuccessAtLeast99)}\n` +
       `quiet p99 with fair share ${fixed(fair.p99Ms)} ms = ${fixed(targets.quietP99Within1_5xAlone.value, 2)}x alone ` +
       `(${fixed(alone.p99Ms)} ms; without fair share ${fixed(unfair.p99Ms)} ms), target <= 1.5x: ${met(targets.quietP99Within1_5xAlone)}\n` +
