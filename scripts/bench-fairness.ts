@@ -343,7 +343,8 @@ try {
       `quiet p99 with fair share ${fixed(fair.p99Ms)} ms = ${fixed(targets.quietP99Within1_5xAlone.value, 2)}x alone ` +
       `(${fixed(alone.p99Ms)} ms; without fair share ${fixed(unfair.p99Ms)} ms), target <= 1.5x: ${met(targets.quietP99Within1_5xAlone)}\n` +
       `endpoint-table writes per call while contended: at most ${fixed(contendedWrites, 3)}, target <= 1: ${met(targets.atMostOneExtraWritePerCall)}\n` +
-      `command: BENCH_CAPACITY=${CAPACITY} BENCH_LATENCY_MS=${LATENCY_MS} BENCH_JITTER_MS=${JITTER_MS} BENCH_ROUND_S=${ROUND_S} ` +
+      `command: BENCH_CAPACITY=${CAPACITY} BENCH_LATENCY_MS=${LATENCY_MS} BENCH_JITTER_MS=${JITTER_MS} ` +
+      `BENCH_WARMUP_S=${WARMUP_S} BENCH_ROUND_S=${ROUND_S} ` +
       `BENCH_PASSES=${PASSES} BENCH_HONOUR_RETRY_AFTER=${Number(HONOUR_RETRY_AFTER)} npm run bench:fairness\n` +
       `machine: ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, load average (1/5/15 min) ` +
       `${load(machine.loadBefore)} before, ${load(machine.loadAfter)} after\n`,
