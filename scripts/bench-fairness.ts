@@ -10,12 +10,11 @@
  * Local); then whether issue 11's targets were met. A figure, not a test: nothing here fails the run.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
-import { Agent, createServer, request as httpRequest } from "node:http";
-import type { AddressInfo } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type CountingProxy, startCountingProxy } from "./dynamodb-counting-proxy";
 
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
@@ -71,50 +70,7 @@ async function benchConfig(dataDir: string): Promise<string> {
   return file;
 }
 
-/**
- * An HTTP proxy in front of DynamoDB Local that counts the handlers' reads and writes naming the
- * endpoint table; the one hop it adds is on every round alike.
- */
-async function countingProxy(target: string) {
-  const counts = { writes: 0, reads: 0 };
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => {
-      const body = Buffer.concat(chunks);
-      const operation = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "";
-      if (body.includes(`"${ENDPOINT_TABLE}"`)) {
-        if (/^(UpdateItem|PutItem|DeleteItem|TransactWriteItems|BatchWriteItem)$/.test(operation))
-          counts.writes += 1;
-        else counts.reads += 1;
-      }
-      const upstream = httpRequest(
-        new URL(req.url ?? "/", target),
-        { method: req.method, headers: req.headers, agent },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      upstream.on("error", () => res.destroy());
-      upstream.end(body);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    counts,
-    close: () => {
-      agent.destroy();
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
-let proxy: Awaited<ReturnType<typeof countingProxy>> | undefined;
+let proxy: CountingProxy | undefined;
 const dataDir = await mkdtemp(join(tmpdir(), "atrium-bench-fairness-"));
 const platform = await startPlatform({
   port: 0,
@@ -123,7 +79,7 @@ const platform = await startPlatform({
   tablePrefix: TABLE_PREFIX,
   configFile: await benchConfig(dataDir),
   interposeDynamodb: async (url) => {
-    proxy = await countingProxy(url);
+    proxy = await startCountingProxy(url, ENDPOINT_TABLE);
     return proxy.url;
   },
 });
