@@ -4,7 +4,7 @@
  * per figure, sent for all tenants at once in GetMetricData calls of at most 500 queries.
  */
 import {
-  type CloudWatchClient,
+  CloudWatchClient,
   GetMetricDataCommand,
   type MetricDataQuery,
   type MetricDataResult,
@@ -69,6 +69,9 @@ const COUNTS: Record<Exclude<keyof MetricCounts, "modelCalls">, string> = {
   rateLimited: "RateLimited",
   callErrors: "CallErrors",
 };
+
+/** CloudWatch where the SDK finds it (AWS_REGION; AWS_ENDPOINT_URL_CLOUDWATCH under `npm start`). */
+export const cloudWatchClient = () => new CloudWatchClient({});
 
 /** Where one query's answer goes: a tenant, and a setter on its figures. */
 interface Target {
