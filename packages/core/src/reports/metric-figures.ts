@@ -83,6 +83,8 @@ export async function readMetricFigures(
   client: Pick<CloudWatchClient, "send">,
   tenantIds: readonly string[],
   query: Pick<ReportQuery, "from" | "to" | "period">,
+  /** Datapoints per page (CloudWatch's default, 100,800, when absent); more follow with NextToken. */
+  maxDatapoints?: number,
 ): Promise<MetricRead> {
   const start = new Date(`${query.from}T00:00:00Z`);
   const end = new Date(Date.parse(`${query.to}T00:00:00Z`) + 86_400_000);
@@ -158,6 +160,7 @@ export async function readMetricFigures(
             StartTime: start,
             EndTime: end,
             ScanBy: "TimestampAscending",
+            ...(maxDatapoints ? { MaxDatapoints: maxDatapoints } : {}),
             ...(token ? { NextToken: token } : {}),
           }),
         );
