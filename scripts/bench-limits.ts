@@ -46,6 +46,7 @@ const stage: StageConfig = {
       maxTokens: { default: 100, cap: 1000 },
       rawCallTokens: 1000,
       limiterFailMode: "closed",
+      shareWeight: 1,
     },
   },
 };

@@ -1,5 +1,5 @@
 import { dedicatedEndpointPrefix, STAGE_CONFIG_ENV } from "@atrium/core/config";
-import { IdempotencyTable, LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
+import { EndpointTable, IdempotencyTable, LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import {
   type ApiRoute,
   authorizer,
@@ -110,7 +110,7 @@ export const leadingKeys = (...prefixes: string[]) => ({
 });
 
 export function Api({ stack, app }: StackContext) {
-  const { tenants, limiter, idempotency, usage } = use(Data);
+  const { tenants, limiter, idempotency, usage, endpoints } = use(Data);
   const inference = use(Inference);
   // Endpoints first: the API should not take calls for models that are still being created.
   stack.addDependency(getStack(Inference));
@@ -123,6 +123,7 @@ export function Api({ stack, app }: StackContext) {
     [LimiterTable.env]: limiter.tableName,
     [IdempotencyTable.env]: idempotency.tableName,
     [UsageTable.env]: usage.tableName,
+    [EndpointTable.env]: endpoints.tableName,
     [STAGE_CONFIG_ENV]: JSON.stringify(runtimeConfig(config)),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",
@@ -155,6 +156,12 @@ export function Api({ stack, app }: StackContext) {
     resources: [limiter.tableArn, idempotency.tableArn, usage.tableArn],
     conditions: leadingKeys("TENANT#*"),
   });
+  // Fair share (docs/adr/0012): tenant calls read an endpoint's state and, while contended, mark it
+  // and register; an erase removes the tenant from each endpoint's active tenants.
+  const endpointState = (actions: string[]) =>
+    new PolicyStatement({ actions, resources: [endpoints.tableArn], conditions: leadingKeys("ENDPOINT#*") });
+  const fairShareAccess = endpointState(["dynamodb:GetItem", "dynamodb:UpdateItem"]);
+  const forgetOnEndpoints = endpointState(["dynamodb:UpdateItem"]);
   const readTenantUsage = tenantUsageReads(usage.tableArn, limiter.tableArn);
   // Powertools' persistence layer: one conditional put, an update, a delete, a consistent get.
   const idempotencyRecordActions = [
@@ -215,7 +222,8 @@ export function Api({ stack, app }: StackContext) {
             timeout: route.timeoutSeconds,
             permissions: [
               routeAccess[route.auth],
-              ...(erasingRoutes.has(routeKey(route)) ? [eraseTenantPartitions] : []),
+              ...(route.auth === "tenant" ? [fairShareAccess] : []),
+              ...(erasingRoutes.has(routeKey(route)) ? [eraseTenantPartitions, forgetOnEndpoints] : []),
               ...(reportingRoutes.has(routeKey(route)) ? readTenantUsage : []),
               // Tenant routes keep theirs as the tenant (the role below); admin routes as themselves.
               ...(idempotentRoutes.get(routeKey(route)) === "admin" ? [keepAdminReplies] : []),

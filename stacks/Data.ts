@@ -1,4 +1,5 @@
 import {
+  EndpointTable,
   IdempotencyTable,
   LimiterTable,
   type TableShape,
@@ -54,5 +55,7 @@ export function Data({ stack, app }: StackContext) {
   const idempotency = table("Idempotency", IdempotencyTable);
   // The usage ledger (docs/adr/0010): tenant, day and model counters, expired by TTL after the retention.
   const usage = table("Usage", UsageTable);
-  return { tenants, limiter, idempotency, usage };
+  // Endpoints' shared state (docs/adr/0012): whether each is contended and which tenants use it.
+  const endpoints = table("Endpoints", EndpointTable);
+  return { tenants, limiter, idempotency, usage, endpoints };
 }

@@ -375,7 +375,7 @@ describe("atrium report", () => {
         "1",
       ]);
       expect(lines.at(-2)).toMatch(
-        /^idle,,,.*,mistral-7b-instruct,atrium-shared-mistral-7b,(0,){12}[\d.]+,0\.000000,[\d.]+$/,
+        /^idle,,,.*,mistral-7b-instruct,atrium-shared-mistral-7b,(0,){13}[\d.]+,0\.000000,[\d.]+$/,
       );
     } finally {
       await rm(dir, { recursive: true, force: true });

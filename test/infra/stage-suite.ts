@@ -4,6 +4,7 @@ import { dedicatedEndpointPrefix, StageConfig } from "@atrium/core/config";
 import { TENANT_ID_PATTERN } from "@atrium/core/ids";
 import { tenantKey } from "@atrium/core/keys";
 import {
+  EndpointTable,
   IdempotencyTable,
   LimiterTable,
   type TableShape,
@@ -146,6 +147,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         ["LimiterTable", LimiterTable],
         ["IdempotencyTable", IdempotencyTable],
         ["UsageTable", UsageTable],
+        ["EndpointsTable", EndpointTable],
       ];
       it.each(tableCases)("creates %s from its shape (packages/core/src/tables.ts)", (prefix, shape) => {
         const { partitionKey, sortKey, indexes, timeToLiveAttribute } = shape;
@@ -154,7 +156,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         ) as [[string, Props]];
         expect(table.KeySchema).toEqual([
           { AttributeName: partitionKey, KeyType: "HASH" },
-          { AttributeName: sortKey, KeyType: "RANGE" },
+          ...(sortKey ? [{ AttributeName: sortKey, KeyType: "RANGE" }] : []),
         ]);
         const gsis = Object.entries(indexes).map(([name, index]) => ({
           IndexName: name,
@@ -167,7 +169,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         expect(table.GlobalSecondaryIndexes ?? []).toEqual(gsis);
         const keys = [
           partitionKey,
-          sortKey,
+          ...(sortKey ? [sortKey] : []),
           ...Object.values(indexes).flatMap((i) => [i.partitionKey, i.sortKey]),
         ];
         expect(table.AttributeDefinitions).toEqual(
@@ -440,7 +442,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         ]);
       });
 
-      it("lets /v1 functions read tenant profiles and assume the tenant role, and nothing else", () => {
+      it("lets /v1 functions read tenant profiles, keep endpoints' fair-share state and assume the tenant role, and nothing else", () => {
         for (const route of routes.filter(isTenantRoute)) {
           const statements = statementsFor(s.api, functionFor(s.api, route.handler)[1]);
           const actions = actionsOf(statements);
@@ -448,19 +450,28 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
             actions.filter((a) => a.startsWith("sagemaker:")),
             routeKey(route),
           ).toEqual([]);
-          expect(
-            actions.filter((a) => writeActions.includes(a)),
-            routeKey(route),
-          ).toEqual([]);
           const dynamo = statements.filter((st) => actionsOf([st]).some((a) => a.startsWith("dynamodb:")));
           expect(dynamo, routeKey(route)).toEqual([
             expect.objectContaining({
               Action: "dynamodb:GetItem",
+              Resource: { "Fn::ImportValue": expect.stringMatching(/GetAttTenantsTable/) },
               Condition: expect.objectContaining({
                 "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["TENANT#*"] },
               }),
             }),
+            // Their only write: an endpoint's contention mark and active tenants (docs/adr/0012).
+            expect.objectContaining({
+              Action: ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+              Resource: { "Fn::ImportValue": expect.stringMatching(/GetAttEndpointsTable/) },
+              Condition: expect.objectContaining({
+                "ForAllValues:StringLike": { "dynamodb:LeadingKeys": ["ENDPOINT#*"] },
+              }),
+            }),
           ]);
+          expect(
+            dynamo.filter((st) => actionsOf([st]).some((a) => writeActions.includes(a))),
+            routeKey(route),
+          ).toHaveLength(1);
           const sts = statements.filter((st) => actionsOf([st]).some((a) => a.startsWith("sts:")));
           expect(sts, routeKey(route)).toEqual([
             {

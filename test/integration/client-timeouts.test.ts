@@ -91,6 +91,7 @@ describe("a model call", () => {
       tenant,
       timing: { startedAt: performance.now(), modelMs: 0 },
       deadline: AbortSignal.timeout(300),
+      deadlineAt: performance.now() + 300,
     } as unknown as TenantContext;
     const err = await invokeModel(
       route as Parameters<typeof invokeModel>[0],

@@ -42,6 +42,7 @@ const tier: TierSpec = {
   maxTokens: { default: 20, cap: 200 },
   rawCallTokens: 150,
   limiterFailMode: "closed",
+  shareWeight: 1,
 };
 const stage = parseStageConfig({ region: "eu-west-1", tiers: { metered: tier }, sharedEndpoints: [] });
 const T0 = Date.UTC(2026, 10, 28, 12) * 1000;

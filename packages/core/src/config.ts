@@ -47,6 +47,8 @@ export const TierSpec = z.strictObject({
   rawCallTokens: positive.default(1024),
   /** When the limiter's table cannot be reached: admit (open) or refuse with 503 (closed). */
   limiterFailMode: z.enum(["open", "closed"]),
+  /** The tier's weight in a contended shared endpoint's fair share (docs/adr/0012-fair-share.md). */
+  shareWeight: positive.default(1),
 });
 export type TierSpec = z.infer<typeof TierSpec>;
 
@@ -105,6 +107,22 @@ const EndpointInstances = {
   instanceCount: positive.optional(),
 };
 
+/**
+ * What a shared endpoint serves at once, for fair share (docs/adr/0012-fair-share.md): calls in
+ * flight, or calls per instance times its instances; and the model latency above which it counts
+ * as contended.
+ */
+export const EndpointCapacity = z
+  .strictObject({
+    callsInFlight: positive.optional(),
+    perInstance: positive.optional(),
+    latencyTargetMs: positive,
+  })
+  .refine((c) => (c.callsInFlight === undefined) !== (c.perInstance === undefined), {
+    message: "give callsInFlight or perInstance, not both",
+  });
+export type EndpointCapacity = z.infer<typeof EndpointCapacity>;
+
 export const SharedEndpoint = z.object({
   model: ModelName,
   endpointName: EndpointName,
@@ -119,8 +137,19 @@ export const SharedEndpoint = z.object({
   ...EndpointInstances,
   /** Weighted tokens one instance serves in an hour at full use; with it, reports show unused capacity as idle. */
   tokensPerInstanceHour: positive.optional(),
+  /** Absent: the endpoint is never fair-shared. */
+  capacity: EndpointCapacity.optional(),
 });
 export type SharedEndpoint = z.infer<typeof SharedEndpoint>;
+
+/** The calls a shared endpoint serves at once, if configured. */
+export function callsInFlightOf(endpoint: SharedEndpoint): number | undefined {
+  const { capacity } = endpoint;
+  if (!capacity) return undefined;
+  if (capacity.callsInFlight !== undefined) return capacity.callsInFlight;
+  const instances = endpoint.instanceCount ?? endpoint.create?.minInstances ?? 1;
+  return (capacity.perInstance ?? 1) * instances;
+}
 
 /** An endpoint the stack provisions (or imports) for one tenant; `atrium endpoints add` then routes to it. */
 export const DedicatedEndpointConfig = z.strictObject({

@@ -7,7 +7,14 @@ import { DELIMITER } from "./ids";
 import { tenantKey } from "./keys";
 import { gcra, gcraAdmit, monthAllowance, type ShardLimits, untilNextMonth } from "./limits";
 
-export type RefusalReason = "requests" | "tokens" | "concurrency" | "monthly_budget" | "contention";
+/** What refused a call: a limit of the tenant, its fair share of a contended endpoint, or a busy item. */
+export type RefusalReason =
+  | "requests"
+  | "tokens"
+  | "concurrency"
+  | "monthly_budget"
+  | "endpoint_busy"
+  | "contention";
 
 /** What the limiter item held, as far as this container knows. */
 export interface LimiterSnapshot {
@@ -19,6 +26,11 @@ export interface LimiterSnapshot {
   /** Tokens charged to this shard in `month`: its calls' reservations and usage, plus lent, minus borrowed. */
   monthUsed: number;
   leases: string[];
+  /**
+   * Per shared endpoint with a capacity: the same leases, of the calls in flight on that endpoint
+   * (attribute `leases@<endpointName>`; docs/adr/0012-fair-share.md).
+   */
+  endpointLeases?: Record<string, string[]>;
   /** Markers `<expiry µs>:<id>` of the loans credited to this shard lately (see creditUpdate). */
   loans?: string[];
 }
@@ -36,6 +48,11 @@ export interface AdmitRequest {
   leaseMicros: number;
   /** How long this tenant's calls typically take, when known: the wait a concurrency refusal reports. */
   typicalCallMicros?: number;
+  /**
+   * A call to a shared endpoint with a capacity: its lease is also kept per endpoint, and while the
+   * endpoint is contended `share` caps this shard's calls in flight on it (ADR 0012).
+   */
+  endpoint?: { name: string; share?: number };
 }
 
 export interface Refusal {
@@ -44,6 +61,8 @@ export interface Refusal {
   retryAfter: number;
   /** For a monthly_budget refusal: the tokens left in the month, as seen. */
   monthRemaining?: number;
+  /** For an endpoint_busy refusal: the calls in flight this shard may hold on the endpoint. */
+  share?: number;
 }
 
 /** The least wait a concurrency refusal reports: a slot rarely frees sooner, and clients should not spin. */
@@ -87,19 +106,31 @@ export function exactRefusal(
   const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, now, tokens);
   if (!tokenDecision.allowed) return { reason: "tokens", retryAfter: tokenDecision.retryAfter };
   if (liveLeases(snapshot, now) >= limits.concurrency) {
-    return { reason: "concurrency", retryAfter: expectedSlotWait(snapshot, request) };
+    return { reason: "concurrency", retryAfter: expectedSlotWait(snapshot.leases, request) };
+  }
+  const endpoint = request.endpoint;
+  if (endpoint?.share !== undefined) {
+    const onEndpoint = snapshot.endpointLeases?.[endpoint.name] ?? [];
+    if (live(onEndpoint, now) >= endpoint.share) {
+      const retryAfter = expectedSlotWait(onEndpoint, request);
+      return { reason: "endpoint_busy", retryAfter, share: endpoint.share };
+    }
   }
   return undefined;
 }
+
+/** The attribute holding a tenant's leases on one endpoint. */
+export const endpointLeasesAttribute = (endpointName: string) => `${ENDPOINT_LEASES_PREFIX}${endpointName}`;
+const ENDPOINT_LEASES_PREFIX = "leases@";
 
 /**
  * When a slot is expected to free: the tenant's typical call duration minus how long the oldest call
  * in flight has run, at least a second and at most until the earliest lease expires (a crashed
  * holder's slot frees then). Without a typical duration, the least wait.
  */
-export function expectedSlotWait(snapshot: LimiterSnapshot, request: AdmitRequest): number {
+export function expectedSlotWait(leases: readonly string[], request: AdmitRequest): number {
   const { now, leaseMicros, typicalCallMicros } = request;
-  const earliestExpiry = Math.min(...snapshot.leases.map(leaseExpiry).filter((expiry) => expiry > now));
+  const earliestExpiry = Math.min(...leases.map(leaseExpiry).filter((expiry) => expiry > now));
   const latest = Math.max(1000, earliestExpiry - now);
   const oldestStarted = earliestExpiry - leaseMicros;
   const expected = typicalCallMicros === undefined ? 0 : typicalCallMicros - (now - oldestStarted);
@@ -108,7 +139,11 @@ export function expectedSlotWait(snapshot: LimiterSnapshot, request: AdmitReques
 
 /** Leases still in force at `now`: the calls in flight. */
 export function liveLeases(snapshot: LimiterSnapshot, now: number): number {
-  return snapshot.leases.filter((element) => leaseExpiry(element) > now).length;
+  return live(snapshot.leases, now);
+}
+
+function live(leases: readonly string[], now: number): number {
+  return leases.filter((element) => leaseExpiry(element) > now).length;
 }
 
 /** The expiry of a lease, or of a loan marker (both are `<expiry µs>:<id>`). */
@@ -126,5 +161,10 @@ export function toSnapshot(item: Record<string, unknown>): Partial<LimiterSnapsh
   if (typeof item.monthUsed === "number") snapshot.monthUsed = item.monthUsed;
   if (item.leases instanceof Set) snapshot.leases = [...item.leases].map(String);
   if (item.loans instanceof Set) snapshot.loans = [...item.loans].map(String);
+  for (const [name, value] of Object.entries(item)) {
+    if (!name.startsWith(ENDPOINT_LEASES_PREFIX) || !(value instanceof Set)) continue;
+    snapshot.endpointLeases ??= {};
+    snapshot.endpointLeases[name.slice(ENDPOINT_LEASES_PREFIX.length)] = [...value].map(String);
+  }
   return snapshot;
 }

@@ -91,7 +91,7 @@ export class LimiterStore {
         admissionUpdate(this.tableName, request, snapshot, month, element, slack),
       );
       if (outcome.ok) {
-        const after = { ...(snapshot ?? emptySnapshot()), ...outcome.updated };
+        const after = merged(snapshot ?? emptySnapshot(), outcome.updated);
         this.known.set(cacheKey, after);
         const lease: Lease = {
           tenantId: request.tenantId,
@@ -101,6 +101,7 @@ export class LimiterStore {
           tokenInterval: gcra(request.limits.tokensPerMinute).interval,
           tokenResets: after.tokenResets,
           month,
+          ...(request.endpoint ? { endpoint: request.endpoint.name } : {}),
         };
         return { admitted: true, lease, snapshot: after, writes };
       }
@@ -119,7 +120,8 @@ export class LimiterStore {
         return { admitted: false, ...refusal, monthRemaining: loan.seen, snapshot, writes };
       }
       if (refusal) return { admitted: false, ...refusal, snapshot, writes };
-      const expired = snapshot.leases.filter((lease) => leaseExpiry(lease) <= request.now);
+      const isExpired = (lease: string) => leaseExpiry(lease) <= request.now;
+      const expired = snapshot.leases.filter(isExpired);
       if (expired.length > 0) {
         // Leases of holders that never settled: drop them, then try again.
         writes += 1;
@@ -127,6 +129,15 @@ export class LimiterStore {
           dropElementsUpdate(this.tableName, request.tenantId, request.shard, "leases", expired),
         );
         snapshot = { ...snapshot, leases: snapshot.leases.filter((lease) => !expired.includes(lease)) };
+      }
+      const endpoint = request.endpoint?.name;
+      const expiredThere = endpoint ? (snapshot.endpointLeases?.[endpoint] ?? []).filter(isExpired) : [];
+      if (endpoint && expiredThere.length > 0) {
+        writes += 1;
+        await this.write(
+          dropElementsUpdate(this.tableName, request.tenantId, request.shard, { endpoint }, expiredThere),
+        );
+        snapshot = withoutEndpointLeases(snapshot, endpoint, expiredThere);
       }
     }
     return {
@@ -152,7 +163,7 @@ export class LimiterStore {
     this.forget(lease);
     const guarded = await this.write(settleUpdate(this.tableName, lease, refund, parts, true));
     if (guarded.ok) {
-      if (known) Object.assign(known, guarded.updated);
+      if (known) this.known.set(itemKey(lease.tenantId, lease.shard), merged(known, guarded.updated));
       return { writes: 1, settled: true };
     }
     if (!guarded.item?.leases.includes(lease.element)) return { writes: 1, settled: false };
@@ -263,9 +274,28 @@ export class LimiterStore {
 
   /** Our own settle moved the item: the next admission should not count its lease. */
   private forget(lease: Lease): void {
-    const known = this.known.get(itemKey(lease.tenantId, lease.shard));
-    if (known) known.leases = known.leases.filter((element) => element !== lease.element);
+    const key = itemKey(lease.tenantId, lease.shard);
+    const known = this.known.get(key);
+    if (!known) return;
+    known.leases = known.leases.filter((element) => element !== lease.element);
+    if (lease.endpoint) this.known.set(key, withoutEndpointLeases(known, lease.endpoint, [lease.element]));
   }
+}
+
+/** The item after a write, from what was known and the attributes the write returned. */
+function merged(known: LimiterSnapshot, updated: Partial<LimiterSnapshot>): LimiterSnapshot {
+  const after = { ...known, ...updated };
+  if (known.endpointLeases || updated.endpointLeases) {
+    after.endpointLeases = { ...known.endpointLeases, ...updated.endpointLeases };
+  }
+  return after;
+}
+
+function withoutEndpointLeases(snapshot: LimiterSnapshot, endpoint: string, gone: string[]): LimiterSnapshot {
+  const leases = snapshot.endpointLeases?.[endpoint];
+  if (!leases) return snapshot;
+  const kept = leases.filter((element) => !gone.includes(element));
+  return { ...snapshot, endpointLeases: { ...snapshot.endpointLeases, [endpoint]: kept } };
 }
 
 const itemKey = (tenantId: string, shard: number) => `${tenantId}${DELIMITER}${shard}`;

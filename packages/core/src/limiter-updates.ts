@@ -5,7 +5,7 @@
  * docs/adr/0004-exact-limits.md has the argument.
  */
 import type { UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
-import { type AdmitRequest, type LimiterSnapshot, limiterKey } from "./limiter-item";
+import { type AdmitRequest, endpointLeasesAttribute, type LimiterSnapshot, limiterKey } from "./limiter-item";
 import { type Gcra, gcra, monthAllowance } from "./limits";
 
 /** A held reservation: released and corrected by settle. */
@@ -17,6 +17,8 @@ export interface Lease {
   tokenInterval: number;
   tokenResets: number;
   month: string;
+  /** The shared endpoint whose lease set also holds it (ADR 0012), if any. */
+  endpoint?: string;
 }
 
 export interface Slack {
@@ -50,9 +52,14 @@ interface Parts {
   remove?: string[];
   conditions: string[];
   values: Record<string, unknown>;
+  /** The endpoint whose lease set `#epLeases` names. */
+  endpoint?: string;
 }
 
 function update(tableName: string, tenantId: string, shard: number, parts: Parts): UpdateCommandInput {
+  const aliases: Record<string, string> = parts.endpoint
+    ? { ...names, "#epLeases": endpointLeasesAttribute(parts.endpoint) }
+    : names;
   const expression = [
     parts.set?.length ? `SET ${parts.set.join(", ")}` : "",
     parts.add?.length ? `ADD ${parts.add.join(", ")}` : "",
@@ -69,7 +76,7 @@ function update(tableName: string, tenantId: string, shard: number, parts: Parts
     ConditionExpression: condition,
     // DynamoDB refuses names and values an expression does not use.
     ExpressionAttributeNames: Object.fromEntries(
-      Object.entries(names).filter(([alias]) => new RegExp(`${alias}\\b`).test(used)),
+      Object.entries(aliases).filter(([alias]) => new RegExp(`${alias}\\b`).test(used)),
     ),
     ExpressionAttributeValues: Object.fromEntries(
       Object.entries(parts.values).filter(([key]) => new RegExp(`${key}\\b`).test(used)),
@@ -122,6 +129,15 @@ export function admissionUpdate(
     values[":one"] = 1;
   }
 
+  const endpoint = request.endpoint;
+  if (endpoint) {
+    add.push("#epLeases :lease");
+    if (endpoint.share !== undefined) {
+      conditions.push("(attribute_not_exists(#epLeases) OR size(#epLeases) < :share)");
+      values[":share"] = endpoint.share;
+    }
+  }
+
   const allowance = monthAllowance(limits.monthlyTokens, request.shard);
   // The new-month form cannot check the allowance, so a call above it always takes the checked form.
   if (snapshot?.month === month || tokens > allowance) {
@@ -132,7 +148,13 @@ export function admissionUpdate(
     conditions.push(NEW_MONTH);
     set.push("#month = :month", "#used = :cost");
   }
-  return update(tableName, request.tenantId, request.shard, { set, add, conditions, values });
+  return update(tableName, request.tenantId, request.shard, {
+    set,
+    add,
+    conditions,
+    values,
+    ...(endpoint ? { endpoint: endpoint.name } : {}),
+  });
 
   /**
    * Adds one GCRA's condition and update in the predicted form; returns whether it predicted idle.
@@ -205,24 +227,30 @@ export function settleUpdate(
   return update(tableName, lease.tenantId, lease.shard, {
     set,
     add,
-    remove: ["#leases :lease"],
+    remove: lease.endpoint ? ["#leases :lease", "#epLeases :lease"] : ["#leases :lease"],
     conditions,
     values,
+    ...(lease.endpoint ? { endpoint: lease.endpoint } : {}),
   });
 }
 
-/** Removes elements of a string set (expired leases, or loan markers past any retry) from an existing item. */
+/**
+ * Removes elements of a string set (expired leases, here and on an endpoint, or loan markers past
+ * any retry) from an existing item.
+ */
 export function dropElementsUpdate(
   tableName: string,
   tenantId: string,
   shard: number,
-  set: "leases" | "loans",
+  set: "leases" | "loans" | { endpoint: string },
   elements: string[],
 ): UpdateCommandInput {
+  const endpoint = typeof set === "object" ? set.endpoint : undefined;
   return update(tableName, tenantId, shard, {
-    remove: [`#${set} :expired`],
+    remove: [`${endpoint ? "#epLeases" : `#${set}`} :expired`],
     conditions: [EXISTS],
     values: { ":expired": new Set(elements) },
+    ...(endpoint ? { endpoint } : {}),
   });
 }
 

@@ -95,7 +95,8 @@ export function shardLimits(whole: TenantLimits, shard: number): ShardLimits {
   };
 }
 
-function shareOf(limit: number, shards: number, shard: number): number {
+/** Shard `shard`'s part of a limit split over `shards`: the parts add up to the limit. */
+export function shareOf(limit: number, shards: number, shard: number): number {
   return Math.floor(limit / shards) + (shard < limit % shards ? 1 : 0);
 }
 

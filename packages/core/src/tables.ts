@@ -50,6 +50,17 @@ export const UsageTable = {
   timeToLiveAttribute: "expiresAt",
 } as const;
 
+/**
+ * Shared state of each endpoint, for every Lambda instance (docs/adr/0012-fair-share.md): one item
+ * per endpoint, `pk = ENDPOINT#<endpointName>`, whether it is contended and which tenants use it.
+ * Not tenant data: it only names tenants active on an endpoint lately (an erase removes them).
+ */
+export const EndpointTable = {
+  env: "ATRIUM_ENDPOINTS_TABLE",
+  partitionKey: "pk",
+  indexes: {},
+} as const;
+
 export interface TableShape {
   partitionKey: string;
   sortKey?: string;

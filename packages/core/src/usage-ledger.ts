@@ -7,8 +7,9 @@
 import { type DynamoDBDocumentClient, QueryCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { tenantKey } from "./keys";
 
-/** What refused a call, as the limiter names it. */
-export type RefusalReason = "requests" | "tokens" | "concurrency" | "monthly_budget" | "contention";
+import type { RefusalReason } from "./limiter-item";
+
+export type { RefusalReason };
 
 /** One admitted call, settled. */
 export interface SettledCall {
@@ -28,6 +29,7 @@ export const REFUSAL_REASONS: readonly RefusalReason[] = [
   "tokens",
   "concurrency",
   "monthly_budget",
+  "endpoint_busy",
   "contention",
 ];
 

@@ -374,18 +374,18 @@ describe("the CSV", () => {
     const lines = csv.split("\r\n");
     expect(lines.at(-1)).toBe("");
     expect(lines[0]).toBe(
-      "line,tenant_id,tenant_name,period,model,endpoint,requests,tokens,input_tokens,output_tokens,errors,shared_calls,dedicated_calls,refused_requests,refused_tokens,refused_concurrency,refused_monthly_budget,refused_contention,shared_cost_usd,dedicated_cost_usd,cost_usd",
+      "line,tenant_id,tenant_name,period,model,endpoint,requests,tokens,input_tokens,output_tokens,errors,shared_calls,dedicated_calls,refused_requests,refused_tokens,refused_concurrency,refused_monthly_budget,refused_endpoint_busy,refused_contention,shared_cost_usd,dedicated_cost_usd,cost_usd",
     );
     expect(lines.slice(1, -1)).toEqual([
-      'tenant,tn-a,"Acme, ""Big"" Co",2026-11-10,llama,,2,100,60,40,0,2,0,0,0,0,0,0,27.000000,0.000000,27.000000',
-      "tenant,tn-b,'=HYPERLINK(1),2026-11-10,llama,,2,50,40,10,1,2,0,4,0,0,0,0,10.500000,0.000000,10.500000",
-      "tenant,tn-c,C,2026-11-10,llama,,3,300,200,100,0,0,3,0,0,0,0,0,0.000000,36.000000,36.000000",
-      "idle,,,2026-11-10,llama,shared-llama,0,0,0,0,0,0,0,0,0,0,0,0,34.500000,0.000000,34.500000",
+      'tenant,tn-a,"Acme, ""Big"" Co",2026-11-10,llama,,2,100,60,40,0,2,0,0,0,0,0,0,0,27.000000,0.000000,27.000000',
+      "tenant,tn-b,'=HYPERLINK(1),2026-11-10,llama,,2,50,40,10,1,2,0,4,0,0,0,0,0,10.500000,0.000000,10.500000",
+      "tenant,tn-c,C,2026-11-10,llama,,3,300,200,100,0,0,3,0,0,0,0,0,0,0.000000,36.000000,36.000000",
+      "idle,,,2026-11-10,llama,shared-llama,0,0,0,0,0,0,0,0,0,0,0,0,0,34.500000,0.000000,34.500000",
     ]);
     // No tenant at all: the shared endpoint's whole day is idle.
     const empty = reportCsv(buildReport({ query: DAY, asOf: NOV_11, config: stage(), tenants: [] }));
     expect(empty.split("\r\n").slice(1)).toEqual([
-      "idle,,,2026-11-10,llama,shared-llama,0,0,0,0,0,0,0,0,0,0,0,0,72.000000,0.000000,72.000000",
+      "idle,,,2026-11-10,llama,shared-llama,0,0,0,0,0,0,0,0,0,0,0,0,0,72.000000,0.000000,72.000000",
       "",
     ]);
   });

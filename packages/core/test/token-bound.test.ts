@@ -19,6 +19,7 @@ const tier: TierSpec = {
   maxTokens: { default: 5, cap: 20 },
   rawCallTokens: 700,
   limiterFailMode: "closed",
+  shareWeight: 1,
 };
 
 const bytes = (value: unknown) => Buffer.from(JSON.stringify(value));

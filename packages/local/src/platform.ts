@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
 import { loadStageConfigFile, STAGE_CONFIG_ENV, type StageConfig } from "@atrium/core/config";
 import { TenantStore } from "@atrium/core/store";
-import { IdempotencyTable, LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
+import { EndpointTable, IdempotencyTable, LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
@@ -72,6 +72,7 @@ export interface LocalInfo {
   limitsTable: string;
   idempotencyTable: string;
   usageTable: string;
+  endpointsTable: string;
   sharedEndpoints: string[];
   demoTenant: { id: string; apiKey: string };
 }
@@ -93,6 +94,7 @@ const TABLES = {
   limits: LimiterTable,
   idempotency: IdempotencyTable,
   usage: UsageTable,
+  endpoints: EndpointTable,
 } as const;
 type TableNames = Record<keyof typeof TABLES, string>;
 
@@ -208,6 +210,7 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       limitsTable: tables.limits,
       idempotencyTable: tables.idempotency,
       usageTable: tables.usage,
+      endpointsTable: tables.endpoints,
       sharedEndpoints: config.sharedEndpoints.map((e) => e.endpointName),
       demoTenant: await demoTenant(tenantStore, config, previous?.demoTenant),
     };
@@ -262,6 +265,7 @@ function bindEnvironment(
     [LimiterTable.env]: tables.limits,
     [IdempotencyTable.env]: tables.idempotency,
     [UsageTable.env]: tables.usage,
+    [EndpointTable.env]: tables.endpoints,
     [STAGE_CONFIG_ENV]: JSON.stringify(config),
     POWERTOOLS_SERVICE_NAME: "atrium",
     POWERTOOLS_METRICS_NAMESPACE: "Atrium",

@@ -7,6 +7,7 @@ import {
   containerUnreachable,
   endpointNotFound,
   type InjectableError,
+  type InjectedErrorDetails,
   injectedError,
   internalFailure,
   invalidEndpointName,
@@ -32,7 +33,7 @@ import {
 
 export type EndpointBackend = { kind: "reference" } | { kind: "container"; url: string };
 
-export interface Fault {
+export interface Fault extends InjectedErrorDetails {
   latencyMs?: number;
   /** Answered instead of the model's reply, before any byte of a stream. */
   error?: InjectableError;
@@ -117,7 +118,7 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
     const fault = takeFault(faults, invocation.endpointName);
     if (fault?.latencyMs) await sleep(fault.latencyMs);
     if (fault?.error) {
-      const error = injectedError(fault.error, invocation);
+      const error = injectedError(fault.error, invocation, fault);
       span?.end(error);
       return error;
     }

@@ -18,7 +18,16 @@ export type InjectableError =
   | "ThrottlingException"
   | "ServiceUnavailable"
   | "InternalFailure"
-  | "ModelNotReadyException";
+  | "ModelNotReadyException"
+  | "InternalDependencyException";
+
+/** What an injected error may carry besides its name. */
+export interface InjectedErrorDetails {
+  /** ModelError only: the container's status SageMaker reports (default 500), e.g. 429 for an overloaded model. */
+  originalStatusCode?: number;
+  /** Sent as the answer's `Retry-After` header, in seconds, for a client that honours one. */
+  retryAfterSeconds?: number;
+}
 
 export type ErrorCode = InjectableError | "ValidationError" | "UnknownOperationException";
 
@@ -27,6 +36,7 @@ export interface WireError {
   code: ErrorCode;
   message: string;
   extra?: Record<string, string | number>;
+  headers?: Record<string, string>;
 }
 
 /** restJson1 errors: the code goes in `x-amzn-ErrorType`, the modeled members (Message...) in the body. */
@@ -37,6 +47,7 @@ export function sendError(res: ServerResponse, error: WireError): void {
     "content-length": body.length,
     "x-amzn-requestid": randomUUID(),
     "x-amzn-errortype": error.code,
+    ...error.headers,
   });
   res.end(body);
 }
@@ -111,14 +122,24 @@ export function containerUnreachable(invocation: ErrorContext, err: unknown): Wi
   };
 }
 
-export function injectedError(error: InjectableError, invocation: ErrorContext): WireError {
+export function injectedError(
+  error: InjectableError,
+  invocation: ErrorContext,
+  details: InjectedErrorDetails = {},
+): WireError {
+  const wire = injectedWireError(error, invocation, details.originalStatusCode ?? 500);
+  if (details.retryAfterSeconds === undefined) return wire;
+  return { ...wire, headers: { ...wire.headers, "retry-after": String(details.retryAfterSeconds) } };
+}
+
+function injectedWireError(error: InjectableError, invocation: ErrorContext, modelStatus: number): WireError {
   const name = invocation.endpointName;
   switch (error) {
     case "ModelError":
       return modelError(invocation, {
-        status: 500,
+        status: modelStatus,
         contentType: "text/plain",
-        body: Buffer.from("Injected fault: the model container failed"),
+        body: Buffer.from(`Injected fault: the model container answered ${modelStatus}`),
       });
     case "ThrottlingException":
       // AWS's common ThrottlingException is a 400; the SDK retries it by name, not by status.
@@ -137,5 +158,12 @@ export function injectedError(error: InjectableError, invocation: ErrorContext):
       };
     case "InternalFailure":
       return { status: 500, code: error, message: "An internal failure occurred (injected fault)." };
+    case "InternalDependencyException":
+      // SageMaker Runtime models it with HTTP 530 and a Message member; the standard SDK retry does not retry it.
+      return {
+        status: 530,
+        code: error,
+        message: "An internal dependency of the endpoint failed (injected fault).",
+      };
   }
 }

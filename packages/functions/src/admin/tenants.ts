@@ -6,10 +6,11 @@ import {
   updateTenant,
 } from "@atrium/core/admin/tenants";
 import { pageLimit } from "@atrium/core/cursor";
+import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { eraseTenant } from "@atrium/core/erase";
 import { invalidRequest } from "@atrium/core/errors";
 import { requireProfile } from "@atrium/core/profiles";
-import { IdempotencyTable, LimiterTable, UsageTable } from "@atrium/core/tables";
+import { EndpointTable, IdempotencyTable, LimiterTable, UsageTable } from "@atrium/core/tables";
 import { listTenants } from "@atrium/core/tenant-directory";
 import { actorOf, adminTable, noBody, queryParam, tenantIdParam } from "../lib/admin";
 import { config, documentClient } from "../lib/clients";
@@ -92,6 +93,7 @@ export const remove = adminApi(async (event) => {
       .filter((tableName): tableName is string => Boolean(tableName))
       .map((tableName) => ({ db: documentClient, tableName }));
     const { erased, record } = await eraseTenant(adminTable, actor, tenantId, partitions);
+    await forgetOnSharedEndpoints(tenantId);
     const propagation = await propagateAccessChange(tenantId);
     logger.info("tenant erased", { tenantId, items: erased });
     return json(200, { tenantId, erased: true, itemsDeleted: erased, audit: record, propagation });
@@ -101,3 +103,11 @@ export const remove = adminApi(async (event) => {
   logger.info("tenant deleted", { tenantId });
   return json(200, { tenant, changes, propagation });
 });
+
+/** The endpoints' lists of their active tenants (docs/adr/0012) name the tenant: an erase removes it. */
+async function forgetOnSharedEndpoints(tenantId: string): Promise<void> {
+  const tableName = process.env[EndpointTable.env];
+  if (!tableName) return;
+  const store = new EndpointStateStore(documentClient, tableName);
+  for (const endpoint of config.sharedEndpoints) await store.forget(endpoint.endpointName, tenantId);
+}

@@ -17,6 +17,7 @@ import {
   largestCall,
   type ShardLimits,
   shardLimits,
+  shareOf,
   tenantLimits,
   tierOf,
 } from "@atrium/core/limits";
@@ -55,12 +56,17 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
   const refused = new Map<string, { until: number; snapshot: LimiterSnapshot }>();
   const durations = new CallDurations();
 
-  /** Reserves `tokens` (the bound set by length field `field`, if one did) or throws the refusal. */
+  /**
+   * Reserves `tokens` (the bound set by length field `field`, if one did) or throws the refusal.
+   * `endpoint`: a shared endpoint with a capacity, and the tenant's fair share of it while it is
+   * contended (docs/adr/0012-fair-share.md); a sharded tenant's shards split the share.
+   */
   async function admit(
     tenant: Tenant,
     tokens: number,
     field: string | null = null,
     leaseMicros = LEASE_MICROS,
+    endpoint?: { name: string; share?: number },
   ): Promise<{ ticket: Ticket; headers: Record<string, string> }> {
     const whole = tenantLimits(tenant, stage);
     if (tokens > largestCall(whole)) {
@@ -100,6 +106,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
         leaseId: randomUUID(),
         leaseMicros,
         typicalCallMicros: durations.typical(tenant.id),
+        ...(endpoint ? { endpoint: shardEndpoint(endpoint, limits.shards, shard) } : {}),
       });
     } catch (err) {
       whenLimiterUnavailable(tierOf(tenant, stage), err);
@@ -157,6 +164,15 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
   }
 
   return { admit, settle };
+}
+
+/**
+ * A shard's part of the tenant's fair share, at least 1: a share smaller than the shard count would
+ * otherwise refuse every call landing on the shards without a part (ADR 0012 bounds the excess).
+ */
+function shardEndpoint(endpoint: { name: string; share?: number }, shards: number, shard: number) {
+  if (endpoint.share === undefined || shards === 1) return endpoint;
+  return { name: endpoint.name, share: Math.max(1, shareOf(endpoint.share, shards, shard)) };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Route } from "@atrium/core/route";
 import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
 import { type TenantContext, timed } from "./middleware";
-import { fromSageMakerError, modelTimedOut } from "./model-errors";
+import { callModel } from "./model-retries";
 import { logger } from "./observability";
 import { tenantClients } from "./tenant-clients";
 
@@ -17,27 +17,28 @@ export interface ModelResult {
 }
 
 /**
- * One InvokeEndpoint on the route's endpoint, abandoned at the call's deadline so the call is still
- * refunded and answered in time; SageMaker's errors become Atrium's typed errors.
+ * InvokeEndpoint on the route's endpoint, retried only where safe (model-retries.ts) and abandoned at
+ * the call's deadline so the call is still refunded and answered in time; SageMaker's errors become
+ * Atrium's typed errors.
  */
 export async function invokeModel(
   route: Route,
   call: ModelCall,
   context: TenantContext,
 ): Promise<ModelResult> {
-  const command = new InvokeEndpointCommand(endpointInput(route, call));
-  try {
-    // As the calling tenant: IAM then holds the call to the stage's endpoints and this tenant's adapters.
-    const { sagemaker } = tenantClients(context.tenant.id);
-    const output = await timed(context, () => sagemaker.send(command, { abortSignal: context.deadline }));
-    return {
-      body: output.Body ?? new Uint8Array(),
-      contentType: output.ContentType ?? "application/octet-stream",
-    };
-  } catch (err) {
-    if (context.deadline.aborted) throw modelTimedOut(route.model);
-    throw fromSageMakerError(err, route.model, context.tenant);
-  }
+  // As the calling tenant: IAM then holds the call to the stage's endpoints and this tenant's adapters.
+  const { sagemaker } = tenantClients(context.tenant.id);
+  const output = await timed(context, () =>
+    callModel(context, route, (target) =>
+      sagemaker.send(new InvokeEndpointCommand(endpointInput(target, call)), {
+        abortSignal: context.deadline,
+      }),
+    ),
+  );
+  return {
+    body: output.Body ?? new Uint8Array(),
+    contentType: output.ContentType ?? "application/octet-stream",
+  };
 }
 
 /** The fields every invocation of a route's endpoint sends, streamed or not; logs name the model's route. */

@@ -2,11 +2,13 @@
  * The limiter as this Lambda wires it: one limiter store per tenant (on the tenant's scoped
  * DynamoDB client), one admission for the container, and the entry point handlers call.
  */
+import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import type { Route } from "@atrium/core/route";
-import { LimiterTable } from "@atrium/core/tables";
+import { EndpointTable, LimiterTable } from "@atrium/core/tables";
 import { createAdmission, LEASE_MICROS } from "./admission";
-import { config, requireEnv } from "./clients";
+import { config, documentClient, requireEnv } from "./clients";
+import { createFairShare } from "./fair-share";
 import type { TenantContext } from "./middleware";
 import { RefusalError } from "./rate-limit-refusal";
 import { tenantClients } from "./tenant-clients";
@@ -31,6 +33,12 @@ export function limiterStoreFor(tenantId: string): LimiterStore {
 
 export const limiter = createAdmission({ storeFor: limiterStoreFor, config });
 
+/** Endpoints' shared state is the platform's, not a tenant's: the function's own client reads and writes it. */
+export const fairShare = createFairShare({
+  store: new EndpointStateStore(documentClient, requireEnv(EndpointTable.env)),
+  config,
+});
+
 /**
  * Reserves `tokens` for the caller's call (`field`: the length field that set its bound, named in a
  * refusal); the `settleCalls` middleware settles or refunds it, or a stream once it has ended. A
@@ -46,13 +54,19 @@ export async function admitCall(
   const remainingMs = context.getRemainingTimeInMillis?.() ?? 0;
   const leaseMicros = options.streamed ? Math.max(LEASE_MICROS, (remainingMs + 60_000) * 1000) : LEASE_MICROS;
   context.call = { model: route.model, route: route.kind };
+  const claim = await fairShare.claimFor(route, context.tenant);
   let admitted: Awaited<ReturnType<typeof limiter.admit>>;
   try {
-    admitted = await limiter.admit(context.tenant, tokens, field, leaseMicros);
+    admitted = await limiter.admit(context.tenant, tokens, field, leaseMicros, claim);
   } catch (err) {
-    if (err instanceof RefusalError) await recordRefusal(context.tenant.id, route.model, err.reason);
+    if (err instanceof RefusalError) {
+      // A tenant wanting more than its share: the endpoint's contention persists.
+      if (err.reason === "endpoint_busy") await fairShare.contended(route.endpointName);
+      await recordRefusal(context.tenant.id, route.model, err.reason);
+    }
     throw err;
   }
+  if (claim) context.fairShared = claim.name;
   const { ticket, headers } = admitted;
   context.ticket = ticket;
   Object.assign(context.responseHeaders, headers);

@@ -35,8 +35,12 @@ export interface TenantContext extends ApiContext {
   usedSplit?: { promptTokens: number; completionTokens: number };
   /** The admitted call's model and route, which the usage ledger records it under. */
   call?: { model: string; route: "shared" | "dedicated" };
+  /** The fair-shared endpoint the call was admitted on (docs/adr/0012-fair-share.md), if any. */
+  fairShared?: string;
   /** Aborted when the call must give up waiting for its model's answer (or first token) to refund and answer in time. */
   deadline: AbortSignal;
+  /** When `deadline` fires, on `performance.now()`'s clock (Infinity without one): retries end before it. */
+  deadlineAt: number;
   /** Aborted when a stream must end (an error event) to settle before the function's timeout. */
   streamDeadline: AbortSignal;
 }
@@ -66,10 +70,13 @@ export function callDeadline(): MiddlewareObj<Event, Result, Error, TenantContex
       const within = (ms: number) => AbortSignal.timeout(Math.max(0, ms - WIND_UP_MS));
       if (remaining === undefined) {
         request.context.deadline = new AbortController().signal;
+        request.context.deadlineAt = Number.POSITIVE_INFINITY;
         request.context.streamDeadline = request.context.deadline;
         return;
       }
-      request.context.deadline = within(Math.min(remaining, functionTimeoutSeconds.modelCall * 1000));
+      const modelMs = Math.min(remaining, functionTimeoutSeconds.modelCall * 1000);
+      request.context.deadline = within(modelMs);
+      request.context.deadlineAt = performance.now() + Math.max(0, modelMs - WIND_UP_MS);
       request.context.streamDeadline = within(remaining);
     },
   };

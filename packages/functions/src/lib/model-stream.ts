@@ -1,7 +1,8 @@
 /**
- * One InvokeEndpointWithResponseStream on the route's endpoint: the model's bytes as SageMaker's
+ * InvokeEndpointWithResponseStream on the route's endpoint: the model's bytes as SageMaker's
  * PayloadParts deliver them, split anywhere. The call waits for the first part until the call's
- * `deadline` (then 504, refunded), and the whole stream runs until its `streamDeadline`.
+ * `deadline` (then 504, refunded), retried only where safe until then (model-retries.ts), and the
+ * whole stream runs until its `streamDeadline`.
  */
 import { AtriumError } from "@atrium/core/errors";
 import type { Route } from "@atrium/core/route";
@@ -9,6 +10,7 @@ import { InvokeEndpointWithResponseStreamCommand } from "@aws-sdk/client-sagemak
 import { endpointInput, type ModelCall } from "./invoke-model";
 import { type TenantContext, timed } from "./middleware";
 import { fromSageMakerError, modelTimedOut } from "./model-errors";
+import { callModel } from "./model-retries";
 import { tenantClients } from "./tenant-clients";
 
 export interface ModelStream {
@@ -18,7 +20,7 @@ export interface ModelStream {
   first: Uint8Array;
   /** The parts after the first; a failure is an AtriumError. */
   rest: AsyncIterable<Uint8Array>;
-  /** Milliseconds from the request to SageMaker until the first part. */
+  /** Milliseconds from the first request to SageMaker until the first part (retries included). */
   firstPartMs: number;
   /** Stops reading the model (its connection is closed). */
   abort(): void;
@@ -29,7 +31,6 @@ export async function openModelStream(
   call: ModelCall,
   context: TenantContext,
 ): Promise<ModelStream> {
-  const command = new InvokeEndpointWithResponseStreamCommand(endpointInput(route, call));
   const stop = new AbortController();
   const signal = AbortSignal.any([context.streamDeadline, stop.signal]);
   const mapped = (err: unknown): AtriumError => {
@@ -39,12 +40,16 @@ export async function openModelStream(
   };
   const started = performance.now();
   const { sagemaker } = tenantClients(context.tenant.id);
-  const opened = timed(context, async () => {
-    const output = await sagemaker.send(command, { abortSignal: signal });
-    const parts = payloads(output.Body)[Symbol.asyncIterator]();
-    const first = await parts.next();
-    return { output, parts, first };
-  });
+  // An attempt lasts until the first part: after it, nothing is retried (the client has bytes).
+  const opened = timed(context, () =>
+    callModel(context, route, async (target) => {
+      const command = new InvokeEndpointWithResponseStreamCommand(endpointInput(target, call));
+      const output = await sagemaker.send(command, { abortSignal: signal });
+      const parts = payloads(output.Body)[Symbol.asyncIterator]();
+      const first = await parts.next();
+      return { output, parts, first };
+    }),
+  );
   // Until the first part, the call's deadline holds: then the model is left and the call refunded.
   const { output, parts, first } = await untilDeadline(opened, context.deadline, () => stop.abort()).catch(
     (err: unknown) => {

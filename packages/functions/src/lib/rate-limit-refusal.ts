@@ -36,7 +36,7 @@ export function refusalError(call: RefusedCall): RefusalError {
           refusal.reason,
           429,
           refusal.reason === "tokens" ? "tokens" : "requests",
-          "rate_limit_exceeded",
+          refusal.reason === "endpoint_busy" ? "endpoint_busy" : "rate_limit_exceeded",
           `${rateMessage(call)}${shardNote(call)}. Please try again in ${formatDuration(refusal.retryAfter)}.`,
         );
   err.headers = {
@@ -66,6 +66,8 @@ function rateMessage({ refusal, tokens, whole }: RefusedCall): string {
       return `Too many calls in flight at once: limit ${whole.concurrency}`;
     case "contention":
       return "The rate limiter is busy for this tenant";
+    case "endpoint_busy":
+      return `This model's shared endpoint is at capacity, and this tenant already has its fair share of ${refusal.share ?? 1} calls in flight on it`;
     default:
       return `Rate limit reached for requests per minute (RPM): limit ${whole.requestsPerMinute}, burst ${whole.burst}`;
   }

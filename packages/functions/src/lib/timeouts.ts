@@ -75,9 +75,9 @@ export const ledgerTimeouts = (requestTimeoutMs: number) => timeouts(500, reques
 
 /**
  * A model call may take the whole route: the call's own deadline (an abort signal) ends it first.
- * One retry, for throttling and not-ready answers, which come back at once.
+ * One attempt: Atrium retries model calls itself, knowing the deadline and the endpoint (model-retries.ts).
  */
-export const sagemakerTimeouts = timeouts(1_000, functionTimeoutSeconds.modelCall * 1000 - WIND_UP_MS, 2);
+export const sagemakerTimeouts = timeouts(1_000, functionTimeoutSeconds.modelCall * 1000 - WIND_UP_MS, 1);
 
 /** AssumeRole for a tenant's session, once an hour per tenant and container. */
 export const stsTimeouts = timeouts(300, 1_000, 2);

@@ -1,0 +1,126 @@
+/**
+ * Atrium's one retry policy for model calls (docs/adr/0011-retries-and-model-errors.md). The SDK makes
+ * one attempt (`sagemakerTimeouts.maxAttempts` is 1); every attempt goes through `callModel`, which
+ * knows the call's deadline, its endpoint and that no byte has been streamed yet. It retries only what
+ * cannot have run the model: throttling, not-ready, SageMaker's own transient failures, and connections
+ * that never reached it. Admission and settle sit outside, so the call is charged once however many
+ * attempts it took.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { AtriumError } from "@atrium/core/errors";
+import type { Route } from "@atrium/core/route";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { TenantContext } from "./middleware";
+import { fromSageMakerError, modelTimedOut, retryAfterMsOf, withNote } from "./model-errors";
+import { logger, metrics } from "./observability";
+import { retryBudgetFor } from "./retry-budget";
+
+/** Two retries ride out a brief throttle or blip; more would only queue behind the same overload. */
+export const MAX_RETRIES_PER_CALL = 2;
+
+/** The first retry waits up to this (full jitter), doubling per retry: throttles clear in a few hundred ms. */
+export const BACKOFF_BASE_MS = 250;
+
+/** No jittered wait is longer than this: a call has at most 22 s in all (ADR 0007). */
+export const BACKOFF_CAP_MS = 2_000;
+
+/** A retry must leave at least this before the call's deadline, or it could only end in a 504. */
+export const MIN_ATTEMPT_MS = 1_000;
+
+/** Failures SageMaker answers before the model runs, or from its own front end: another attempt is safe. */
+const RETRYABLE_ERRORS = new Set([
+  "ThrottlingException",
+  "ModelNotReadyException",
+  "InternalDependencyException",
+  "ServiceUnavailable",
+  "InternalFailure",
+]);
+
+/** Connection errors raised before the request was written: the endpoint never saw the call. */
+const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"]);
+
+/** Whether another attempt cannot make the model do the same work twice. */
+export function isSafeToRetry(err: unknown): boolean {
+  const e = (err ?? {}) as { name?: string; code?: string; message?: string; OriginalStatusCode?: number };
+  if (e.name && RETRYABLE_ERRORS.has(e.name)) return true;
+  // The model's own 429: its container refused the call before working on it.
+  if (e.name === "ModelError") return e.OriginalStatusCode === 429;
+  if (e.code && NOT_SENT_CODES.has(e.code)) return true;
+  // The connect timeout (not the request timeout, which fires after the request was sent).
+  return e.name === "TimeoutError" && /did not establish a connection/.test(e.message ?? "");
+}
+
+/** Why a failed attempt is not tried again. */
+export type NoRetry = "not_retryable" | "call_budget" | "deadline" | "endpoint_budget";
+
+/**
+ * Whether, and after how long, to try a failed attempt again: `retries` already made, `timeLeftMs`
+ * until the call's deadline. The wait is the error's own `retry-after`, or a full-jitter exponential
+ * backoff; the endpoint budget is checked by the caller, last, so it is only spent on a retry that runs.
+ */
+export function planRetry(
+  err: unknown,
+  retries: number,
+  timeLeftMs: number,
+  random: () => number = Math.random,
+): { delayMs: number } | { refused: NoRetry } {
+  if (!isSafeToRetry(err)) return { refused: "not_retryable" };
+  if (retries >= MAX_RETRIES_PER_CALL) return { refused: "call_budget" };
+  const delayMs = retryAfterMsOf(err) || random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** retries);
+  // Written so an unknown time left (NaN) refuses too.
+  if (!(delayMs + MIN_ATTEMPT_MS <= timeLeftMs)) return { refused: "deadline" };
+  return { delayMs };
+}
+
+/**
+ * Runs `attempt` on `route` until it succeeds or may not be retried, and maps the last failure to
+ * Atrium's error, saying what was tried. Every model call attempt goes through here, before the
+ * first streamed byte: the seam for endpoint health and fair share.
+ */
+export async function callModel<T>(
+  context: TenantContext,
+  route: Route,
+  attempt: (route: Route) => Promise<T>,
+): Promise<T> {
+  const budget = retryBudgetFor(route.endpointName);
+  budget.recordCall();
+  for (let retries = 0; ; retries += 1) {
+    try {
+      return await attempt(route);
+    } catch (err) {
+      if (context.deadline.aborted) throw modelTimedOut(route.model);
+      if (err instanceof AtriumError) throw err;
+      let plan = planRetry(err, retries, context.deadlineAt - performance.now());
+      if ("delayMs" in plan && !budget.trySpend()) {
+        plan = { refused: "endpoint_budget" };
+        metrics.addMetric("RetryBudgetExhausted", MetricUnit.Count, 1);
+      }
+      const errorName = (err as Error | undefined)?.name;
+      if ("refused" in plan) {
+        const mapped = fromSageMakerError(err, route.model, context.tenant);
+        const note = retryNote(retries, plan.refused);
+        throw note ? withNote(mapped, note) : mapped;
+      }
+      metrics.addMetric("ModelRetries", MetricUnit.Count, 1);
+      logger.info("model call retried", { errorName, retry: retries + 1, delayMs: Math.round(plan.delayMs) });
+      await sleep(plan.delayMs, undefined, { signal: context.deadline }).catch(() => {
+        throw modelTimedOut(route.model);
+      });
+    }
+  }
+}
+
+/** What the client is told Atrium already tried, so it can judge its own retry. */
+function retryNote(retries: number, refused: NoRetry): string | undefined {
+  const tried = retries === 0 ? "" : `Atrium retried the call ${retries} time${retries === 1 ? "" : "s"}`;
+  switch (refused) {
+    case "not_retryable":
+      return tried ? `${tried} before this failure.` : undefined;
+    case "call_budget":
+      return `${tried}, the most it retries one call.`;
+    case "deadline":
+      return `${tried || "Atrium did not retry it"}: another attempt would not end before the call's deadline.`;
+    case "endpoint_budget":
+      return `${tried || "Atrium did not retry it"}: this endpoint has failed too often lately for more retries.`;
+  }
+}
