@@ -19,5 +19,6 @@ export function setHandlerEnvironment(options: {
     ATRIUM_TENANTS_TABLE: options.tenantsTable,
     ATRIUM_LIMITER_TABLE: "unused-limits",
     ATRIUM_USAGE_TABLE: "unused-usage",
+    ATRIUM_ENDPOINTS_TABLE: "unused-endpoints",
   });
 }

@@ -22,6 +22,8 @@ export interface Command {
   options: Record<string, OptionSpec>;
   /** Names of the positional arguments, all required (main checks their count before `run`). */
   positionals?: string[];
+  /** Names of positional arguments that may follow the required ones. */
+  optionalPositionals?: string[];
   /** `env` is the run's environment, where the connection is read from (see resolveConnection). */
   run(
     values: Record<string, unknown>,

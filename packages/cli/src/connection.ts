@@ -36,17 +36,31 @@ export async function resolveConnection(env: NodeJS.ProcessEnv = process.env): P
     }
     return { url, auth: sigV4Auth(region), source: "ATRIUM_URL" };
   }
+  const { file, info } = await readLocalPlatform(env);
+  if (!info.gatewayUrl || !info.adminToken) throw new CliError(`${file} has no gatewayUrl or adminToken.`);
+  return { url: info.gatewayUrl, auth: { kind: "token", token: info.adminToken }, source: file };
+}
+
+/** What `.atrium/local.json` tells the CLI (a subset of the platform's LocalInfo). */
+export interface LocalPlatformFile {
+  gatewayUrl?: string;
+  sagemakerUrl?: string;
+  adminToken?: string;
+  sharedEndpoints?: string[];
+}
+
+/** The running local platform's `local.json` (ATRIUM_DATA_DIR, default .atrium). */
+export async function readLocalPlatform(
+  env: NodeJS.ProcessEnv,
+): Promise<{ file: string; info: LocalPlatformFile }> {
   const file = join(resolve(env.ATRIUM_DATA_DIR ?? ".atrium"), "local.json");
-  let info: { gatewayUrl?: string; adminToken?: string };
   try {
-    info = JSON.parse(await readFile(file, "utf8"));
+    return { file, info: JSON.parse(await readFile(file, "utf8")) as LocalPlatformFile };
   } catch {
     throw new CliError(
       `No local platform found (${file} is missing). Start one with 'npm start', or set ATRIUM_URL.`,
     );
   }
-  if (!info.gatewayUrl || !info.adminToken) throw new CliError(`${file} has no gatewayUrl or adminToken.`);
-  return { url: info.gatewayUrl, auth: { kind: "token", token: info.adminToken }, source: file };
 }
 
 /** An error the CLI prints as one line and exits non-zero for (1 refused, 2 usage), with no stack trace. */

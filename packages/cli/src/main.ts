@@ -7,6 +7,7 @@ import type { CliEnv, Command } from "./command";
 import { auditCommands } from "./commands/audit";
 import { endpointCommands } from "./commands/endpoints";
 import { keyCommands } from "./commands/keys";
+import { localFaultCommands } from "./commands/local-faults";
 import { reportCommands } from "./commands/report";
 import { tenantCommands } from "./commands/tenants";
 import { CliError } from "./connection";
@@ -17,6 +18,7 @@ const commands: Record<string, Command> = {
   ...endpointCommands,
   ...auditCommands,
   ...reportCommands,
+  ...localFaultCommands,
 };
 
 /** Where one run reads its settings (ATRIUM_*, AWS_REGION) and writes its output. */
@@ -38,7 +40,7 @@ function helpFor(name: string, command: Command): string {
 
 function overview(): string {
   const lines = Object.entries(commands).map(
-    ([name, command]) => `  atrium ${name.padEnd(18)}${command.summary}`,
+    ([name, command]) => `  atrium ${name.padEnd(20)}${command.summary}`,
   );
   return `atrium: administer an Atrium platform
 
@@ -52,13 +54,13 @@ Exit status: 0 done, 1 refused by the platform or unreachable, 2 usage error.
 `;
 }
 
-/** `tenants create ...` or `audit TENANT_ID ...`: the longest command name the arguments start with. */
+/** `local fault set ...`, `tenants create ...` or `audit TENANT_ID ...`: the longest command name the arguments start with. */
 function findCommand(argv: string[]): { name: string; rest: string[] } | undefined {
-  const [first, second, ...rest] = argv;
-  const two = `${first} ${second ?? ""}`.trim();
-  // Own names only: `atrium constructor` is an unknown command, not Object.prototype's.
-  if (second !== undefined && Object.hasOwn(commands, two)) return { name: two, rest };
-  if (first !== undefined && Object.hasOwn(commands, first)) return { name: first, rest: argv.slice(1) };
+  for (let words = Math.min(3, argv.length); words >= 1; words--) {
+    const name = argv.slice(0, words).join(" ");
+    // Own names only: `atrium constructor` is an unknown command, not Object.prototype's.
+    if (Object.hasOwn(commands, name)) return { name, rest: argv.slice(words) };
+  }
   return undefined;
 }
 
@@ -98,8 +100,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
   if (parsed.positionals.length < expected.length) {
     return usageError(`missing ${expected.slice(parsed.positionals.length).join(" ")}`);
   }
-  if (parsed.positionals.length > expected.length) {
-    return usageError(`unexpected argument '${parsed.positionals[expected.length]}'`);
+  const allowed = expected.length + (command.optionalPositionals?.length ?? 0);
+  if (parsed.positionals.length > allowed) {
+    return usageError(`unexpected argument '${parsed.positionals[allowed]}'`);
   }
   try {
     const result = await command.run(parsed.values, parsed.positionals, io.env, io);

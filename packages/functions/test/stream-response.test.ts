@@ -89,6 +89,7 @@ describe("the chat handler (chat.ts)", () => {
       ATRIUM_TENANTS_TABLE: "tenants",
       ATRIUM_LIMITER_TABLE: "limiter",
       ATRIUM_USAGE_TABLE: "usage",
+      ATRIUM_ENDPOINTS_TABLE: "endpoints",
     });
     const { handler } = (await import("../src/chat")) as unknown as { handler: StreamHandler };
     const event = {

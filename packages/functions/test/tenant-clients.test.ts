@@ -148,6 +148,7 @@ beforeAll(async () => {
     ATRIUM_TENANTS_TABLE: "tenants",
     ATRIUM_LIMITER_TABLE: "limiter",
     ATRIUM_USAGE_TABLE: "usage",
+    ATRIUM_ENDPOINTS_TABLE: "endpoints",
   });
   delete process.env.AWS_PROFILE;
   delete process.env.AWS_SESSION_TOKEN;

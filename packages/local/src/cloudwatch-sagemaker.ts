@@ -5,7 +5,7 @@ import type { WireError } from "./sagemaker-errors";
 /**
  * The metrics SageMaker publishes for a real-time endpoint, from what the local SageMaker emulator
  * sees: per call in `AWS/SageMaker` (Invocations, InvocationsPerInstance, Invocation4XXErrors,
- * Invocation5XXErrors, ModelLatency and OverheadLatency in microseconds), and once a minute in
+ * Invocation5XXErrors, InvocationModelErrors, ModelLatency and OverheadLatency in microseconds), and once a minute in
  * `/aws/sagemaker/Endpoints` a stand-in for CPUUtilization and GPUUtilization: the share of the
  * minute in which the endpoint had a call in flight (the emulator has no processor to measure).
  * Dimensions: EndpointName and VariantName.
@@ -115,6 +115,12 @@ export class SageMakerMetrics implements InvocationObserver {
       at,
       unit: "None",
       value: failure === 5 ? 1 : 0,
+    });
+    // The model's own failures (a non-2xx answer, no answer at all), injected or real.
+    this.put(INVOCATION_NAMESPACE, "InvocationModelErrors", busy, {
+      at,
+      unit: "None",
+      value: error?.code === "ModelError" ? 1 : 0,
     });
     // Latencies only when the model took the call (SageMaker's own refusals never reach it).
     if (!error || error.code === "ModelError") {

@@ -15,7 +15,7 @@ const BEARER = /^Bearer\s+(\S+)$/i;
 export const FLUSH_PATH = /^\/restapis\/([^/]+)\/stages\/([^/]+)\/cache\/authorizers$/;
 
 /** The one admin-token value of the request, compared in constant time. */
-function isAdminToken(authorization: readonly string[] | undefined, adminToken: string): boolean {
+export function isAdminToken(authorization: readonly string[] | undefined, adminToken: string): boolean {
   const token = authorization?.length === 1 ? BEARER.exec(authorization[0] ?? "")?.[1] : undefined;
   if (!token) return false;
   const a = Buffer.from(token);

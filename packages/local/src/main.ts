@@ -140,6 +140,10 @@ Try it:
     -H "Authorization: Bearer ${demoTenant.apiKey}" -H "Content-Type: application/json" \\
     -d '{"model":"${platform.config.sharedEndpoints[0]?.model ?? "MODEL"}","messages":[{"role":"user","content":"Hello"}]}'
 
+Slow, failing or saturated endpoints (docs/local-faults.md):
+  npx atrium local fault set ${platform.sharedEndpoints[0] ?? "ENDPOINT"} --latency-ms 200 --error-rate 0.3 --capacity 2
+  npx atrium local fault list     npx atrium local fault clear
+
 Its metrics, with any AWS CLI or SDK (no AWS account needed):
   AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local aws cloudwatch list-metrics \\
     --endpoint-url ${platform.cloudwatchUrl} --region ${platform.config.region} --namespace Atrium

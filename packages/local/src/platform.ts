@@ -142,9 +142,12 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
       sagemakerMetrics.close();
     });
 
+    const adminToken = previous?.adminToken ?? `atr_admin_${randomBytes(24).toString("base64url")}`;
     const sagemaker = await startSageMakerEmulator({
       tokenDelayMs: options.tokenDelayMs ?? 0,
       observer: sagemakerMetrics,
+      // `atrium local fault` sets endpoints' conditions with the admin token (docs/local-faults.md).
+      adminToken,
       resolveEndpoint: async (name) => {
         const shared = config.sharedEndpoints.find((e) => e.endpointName === name);
         if (shared)
@@ -157,7 +160,6 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     });
     closers.unshift(sagemaker.close);
 
-    const adminToken = previous?.adminToken ?? `atr_admin_${randomBytes(24).toString("base64url")}`;
     // FAKE of IAM: only the functions hold this secret; the gateway verifies their SigV4 control-plane calls.
     const functionCredentials = {
       accessKeyId: "local",

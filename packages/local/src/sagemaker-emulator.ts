@@ -6,8 +6,6 @@ import { invokeReferenceModel, type ModelReply } from "./reference-model";
 import {
   containerUnreachable,
   endpointNotFound,
-  type InjectableError,
-  type InjectedErrorDetails,
   injectedError,
   internalFailure,
   invalidEndpointName,
@@ -17,13 +15,18 @@ import {
   validationError,
   type WireError,
 } from "./sagemaker-errors";
+import { FAULTS_PATH, handleFaultControl } from "./sagemaker-fault-control";
 import {
-  containerHeaders,
-  type Invocation,
-  type StreamFault,
-  sendStream,
-  withSlash,
-} from "./sagemaker-stream";
+  atCapacity,
+  type EndpointConditions,
+  type EndpointFaultState,
+  EndpointFaults,
+  type Fault,
+} from "./sagemaker-faults";
+import { type InvocationRecord, invocationOf, recordOf } from "./sagemaker-invocation";
+import { containerHeaders, type Invocation, sendStream, withSlash } from "./sagemaker-stream";
+
+export type { EndpointConditions, EndpointFaultState, Fault, InvocationRecord };
 
 /**
  * A local SageMaker Runtime: speaks InvokeEndpoint's restJson1 wire protocol and
@@ -32,27 +35,6 @@ import {
  */
 
 export type EndpointBackend = { kind: "reference" } | { kind: "container"; url: string };
-
-export interface Fault extends InjectedErrorDetails {
-  latencyMs?: number;
-  /** Answered instead of the model's reply, before any byte of a stream. */
-  error?: InjectableError;
-  /** Streamed calls only: this exception event ends the stream after `afterParts` payload parts. */
-  streamError?: StreamFault["streamError"];
-  afterParts?: number;
-  times?: number;
-}
-
-export interface InvocationRecord {
-  endpointName: string;
-  targetModel?: string;
-  inferenceComponentName?: string;
-  contentType?: string;
-  bytes: number;
-  at: number;
-  /** InvokeEndpointWithResponseStream calls: the payload parts sent so far (it grows while streaming). */
-  streamedParts?: number;
-}
 
 export interface SageMakerEmulatorOptions {
   host?: string;
@@ -65,19 +47,27 @@ export interface SageMakerEmulatorOptions {
   tokenDelayMs?: number;
   /** Told of every call to an existing endpoint, to publish SageMaker's CloudWatch metrics. */
   observer?: InvocationObserver;
+  /** Serves the fault controls (/_atrium/faults) to callers with this token; without it they do not exist. */
+  adminToken?: string;
+  /** Draws the error rate's and the jitter's chance. Default Math.random. */
+  random?: () => number;
 }
 
 export interface SageMakerEmulator {
   url: string;
   invocations(endpointName?: string): InvocationRecord[];
+  /** Tests: queues a fault for the endpoint's next calls (`times`), ahead of its conditions. */
   injectFault(endpointName: string, fault: Fault): void;
+  /** Replaces an endpoint's standing conditions (what the control route's PUT does). */
+  setConditions(endpointName: string, conditions: EndpointConditions): void;
+  faultState(endpointName: string): EndpointFaultState;
+  /** Clears the conditions and queued faults of one endpoint, or of all. */
   clearFaults(endpointName?: string): void;
   close(): Promise<void>;
 }
 
 /** SageMaker's real-time InvokeEndpoint payload limit. */
 export const MAX_PAYLOAD_BYTES = 25 * 1024 * 1024;
-const DEFAULT_REGION = "eu-west-1";
 // SageMaker gives a container 60 seconds to answer an invocation.
 const CONTAINER_TIMEOUT_MS = 60_000;
 const ENDPOINT_NAME = /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/;
@@ -90,21 +80,22 @@ interface ModelResponse extends ModelReply {
 interface Admitted {
   backend: EndpointBackend;
   record: InvocationRecord;
+  /** Gives back the call's place at the endpoint, once it is answered. */
+  release: () => void;
   fault?: Fault;
   span?: InvocationSpan;
 }
 
-interface ActiveFault extends Fault {
-  remaining: number;
-}
-
 export async function startSageMakerEmulator(options: SageMakerEmulatorOptions): Promise<SageMakerEmulator> {
   const records: InvocationRecord[] = [];
-  const faults = new Map<string, ActiveFault[]>();
+  const faults = new EndpointFaults(options.random);
   const inFlight = new Set<Promise<void>>();
   let closing = false;
 
-  /** Resolves the endpoint, records the call and applies its fault's latency and error, as SageMaker's front end would. */
+  /**
+   * Resolves the endpoint, records the call, takes a place within its capacity and applies its
+   * fault's latency and error, as SageMaker's front end would.
+   */
   const admit = async (invocation: Invocation, arrivedAt: number): Promise<WireError | Admitted> => {
     const backend = await options.resolveEndpoint(invocation.endpointName);
     if (!backend) return endpointNotFound(invocation.endpointName);
@@ -115,14 +106,25 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
       invocation.targetVariant ?? "AllTraffic",
       arrivedAt,
     );
-    const fault = takeFault(faults, invocation.endpointName);
-    if (fault?.latencyMs) await sleep(fault.latencyMs);
-    if (fault?.error) {
-      const error = injectedError(fault.error, invocation, fault);
+    const refuse = (error: WireError) => {
       span?.end(error);
       return error;
+    };
+    const release = faults.enter(invocation.endpointName);
+    if (!release) return refuse(atCapacity(invocation));
+    const fault = faults.draw(invocation.endpointName);
+    if (fault?.latencyMs) await sleep(fault.latencyMs);
+    if (fault?.error) {
+      release();
+      return refuse(injectedError(fault.error, invocation, fault));
     }
-    return { backend, record, ...(fault?.streamError ? { fault } : {}), ...(span ? { span } : {}) };
+    return {
+      backend,
+      record,
+      release,
+      ...(fault?.streamError ? { fault } : {}),
+      ...(span ? { span } : {}),
+    };
   };
 
   const handleInvocation = async (
@@ -168,6 +170,14 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     // A call arriving on a kept-alive socket during close() is still served, then its socket is let go.
     if (closing) res.setHeader("connection", "close");
+    const control = options.adminToken ? FAULTS_PATH.exec(pathOf(req.url)) : null;
+    if (control && options.adminToken) {
+      return handleFaultControl(req, res, control[1], {
+        adminToken: options.adminToken,
+        faults,
+        endpointExists: async (name) => (await options.resolveEndpoint(name)) !== undefined,
+      });
+    }
     const match = req.method === "POST" ? INVOCATIONS_PATH.exec(pathOf(req.url)) : null;
     if (!match?.[1]) {
       await readBody(req, 0);
@@ -183,12 +193,20 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
     const invocation = invocationOf(req, endpointName, body, streaming);
     const admitted = await admit(invocation, performance.now());
     if ("code" in admitted) return sendError(res, admitted);
-    if (streaming) return handleStream(invocation, admitted, res);
+    try {
+      if (streaming) return await handleStream(invocation, admitted, res);
+      await answerInvocation(invocation, admitted, res);
+    } finally {
+      admitted.release();
+    }
+  };
+
+  const answerInvocation = async (invocation: Invocation, admitted: Admitted, res: ServerResponse) => {
     let result: WireError | ModelResponse = internalFailure("the model call failed");
     try {
       result = await handleInvocation(invocation, admitted);
       if ("code" in result) sendError(res, result);
-      else sendModelResponse(res, result, req.headers["x-amzn-sagemaker-target-variant"]);
+      else sendModelResponse(res, result, invocation.targetVariant);
     } finally {
       admitted.span?.end("code" in result ? result : undefined);
     }
@@ -212,15 +230,11 @@ export async function startSageMakerEmulator(options: SageMakerEmulatorOptions):
       records
         .filter((r) => endpointName === undefined || r.endpointName === endpointName)
         .map((r) => ({ ...r })),
-    injectFault: (endpointName, fault) => {
-      if (fault.times !== undefined && fault.times <= 0) return;
-      const queue = faults.get(endpointName) ?? [];
-      queue.push({ ...fault, remaining: fault.times ?? Number.POSITIVE_INFINITY });
-      faults.set(endpointName, queue);
-    },
+    injectFault: (endpointName, fault) => faults.inject(endpointName, fault),
+    setConditions: (endpointName, conditions) => faults.set(endpointName, conditions),
+    faultState: (endpointName) => faults.state(endpointName),
     clearFaults: (endpointName) => {
-      if (endpointName === undefined) faults.clear();
-      else faults.delete(endpointName);
+      faults.clear(endpointName);
     },
     close: async () => {
       closing = true;
@@ -243,17 +257,6 @@ export async function pingContainer(url: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** FIFO: the oldest fault still in force applies; `times` counts down per call and then drops it. */
-function takeFault(faults: Map<string, ActiveFault[]>, endpointName: string): Fault | undefined {
-  const queue = faults.get(endpointName);
-  const head = queue?.[0];
-  if (!queue || !head) return undefined;
-  head.remaining -= 1;
-  if (head.remaining <= 0) queue.shift();
-  if (queue.length === 0) faults.delete(endpointName);
-  return head;
 }
 
 /** POST {url}/invocations as SageMaker forwards to a container: body, types and pass-through headers. */
@@ -279,60 +282,12 @@ async function invokeContainer(url: string, invocation: Invocation): Promise<Mod
   }
 }
 
-function invocationOf(
-  req: IncomingMessage,
-  endpointName: string,
-  body: Buffer,
-  streaming: boolean,
-): Invocation {
-  const header = (name: string) => {
-    const value = req.headers[name];
-    return Array.isArray(value) ? value.join(",") : value;
-  };
-  const invocation: Invocation = { endpointName, region: regionOf(header("authorization")), body };
-  const optional = {
-    contentType: header("content-type"),
-    // The streaming operation's Accept travels as X-Amzn-SageMaker-Accept (its HTTP Accept is the event stream).
-    accept: header(streaming ? "x-amzn-sagemaker-accept" : "accept"),
-    customAttributes: header("x-amzn-sagemaker-custom-attributes"),
-    targetModel: header("x-amzn-sagemaker-target-model"),
-    targetVariant: header("x-amzn-sagemaker-target-variant"),
-    inferenceComponentName: header("x-amzn-sagemaker-inference-component"),
-  };
-  for (const [key, value] of Object.entries(optional)) {
-    if (value) Object.assign(invocation, { [key]: value });
-  }
-  return invocation;
-}
-
-function recordOf(invocation: Invocation): InvocationRecord {
-  const record: InvocationRecord = {
-    endpointName: invocation.endpointName,
-    bytes: invocation.body.length,
-    at: Date.now(),
-  };
-  if (invocation.targetModel) record.targetModel = invocation.targetModel;
-  if (invocation.inferenceComponentName) record.inferenceComponentName = invocation.inferenceComponentName;
-  if (invocation.contentType) record.contentType = invocation.contentType;
-  return record;
-}
-
-/** The region in the SigV4 credential scope (AKID/date/region/service/aws4_request), for ARNs. */
-function regionOf(authorization: string | undefined): string {
-  const scope = /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(authorization ?? "");
-  return scope?.[1] ?? DEFAULT_REGION;
-}
-
-function sendModelResponse(
-  res: ServerResponse,
-  reply: ModelResponse,
-  targetVariant: string | string[] | undefined,
-) {
+function sendModelResponse(res: ServerResponse, reply: ModelResponse, targetVariant: string | undefined) {
   const headers: Record<string, string | number> = {
     "content-type": reply.contentType,
     "content-length": reply.body.length,
     "x-amzn-requestid": randomUUID(),
-    "x-amzn-invoked-production-variant": typeof targetVariant === "string" ? targetVariant : "AllTraffic",
+    "x-amzn-invoked-production-variant": targetVariant ?? "AllTraffic",
   };
   if (reply.customAttributes) headers["x-amzn-sagemaker-custom-attributes"] = reply.customAttributes;
   res.writeHead(200, headers);

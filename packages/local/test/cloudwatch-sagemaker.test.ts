@@ -162,11 +162,45 @@ describe("the SageMaker emulator's AWS/SageMaker metrics", () => {
     expect((await statistic(ns, "Invocation4XXErrors", "box-errors", "Sum")).value).toBe(1);
     expect((await statistic(ns, "Invocation5XXErrors", "box-errors", "Sum")).value).toBe(1);
     expect((await statistic(ns, "ModelLatency", "box-errors", "SampleCount")).value).toBe(3);
+    // The model's own failures: both container errors, never SageMaker's throttle.
+    expect((await statistic(ns, "InvocationModelErrors", "box-errors", "Sum")).value).toBe(2);
+    expect((await statistic(ns, "InvocationModelErrors", "ref-ep", "Sum")).value).toBe(0);
     expect((await statistic(ns, "Invocations", "ref-ep", "Sum", "Blue")).value).toBe(1);
 
     const listed = await cw.send(new ListMetricsCommand({ Namespace: ns, MetricName: "Invocations" }));
     const endpoints = listed.Metrics?.map((m) => m.Dimensions?.find((d) => d.Name === "EndpointName")?.Value);
     expect(endpoints?.sort()).toEqual(["box-errors", "ref-ep", "ref-ep"]);
+  });
+});
+
+describe("the AWS/SageMaker metrics of calls under injected conditions", () => {
+  it("counts an injected ModelError by its model status, SageMaker's own errors and capacity refusals as theirs", async () => {
+    // Act
+    sagemaker.setConditions("box-faulted", { errorRate: 1, error: "ModelError", originalStatusCode: 429 });
+    expect(await invoke("box-faulted")).toBe("ModelError");
+    sagemaker.setConditions("box-faulted", { errorRate: 1, error: "ServiceUnavailable" });
+    expect(await invoke("box-faulted")).toBe("ServiceUnavailable");
+    sagemaker.setConditions("box-faulted", { capacity: 1 });
+    holdRequests = true;
+    const arrived = new Promise<void>((resolve) => {
+      received = resolve;
+    });
+    const held = invoke("box-faulted", "slow");
+    await arrived;
+    expect(await invoke("box-faulted")).toBe("ThrottlingException");
+    release();
+    expect(await held).toBe("ok");
+    holdRequests = false;
+    sagemaker.clearFaults("box-faulted");
+
+    // Assess
+    const ns = "AWS/SageMaker";
+    expect((await statistic(ns, "Invocations", "box-faulted", "Sum")).value).toBe(4);
+    expect((await statistic(ns, "Invocation4XXErrors", "box-faulted", "Sum")).value).toBe(2);
+    expect((await statistic(ns, "Invocation5XXErrors", "box-faulted", "Sum")).value).toBe(1);
+    expect((await statistic(ns, "InvocationModelErrors", "box-faulted", "Sum")).value).toBe(1);
+    // The model took two of the four: the injected ModelError and the held call.
+    expect((await statistic(ns, "ModelLatency", "box-faulted", "SampleCount")).value).toBe(2);
   });
 });
 

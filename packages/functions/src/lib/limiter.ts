@@ -10,6 +10,7 @@ import { createAdmission, LEASE_MICROS } from "./admission";
 import { config, documentClient, requireEnv } from "./clients";
 import { createFairShare } from "./fair-share";
 import type { TenantContext } from "./middleware";
+import { onCapacityRefusal } from "./model-retries";
 import { RefusalError } from "./rate-limit-refusal";
 import { tenantClients } from "./tenant-clients";
 import { recordRefusal } from "./usage-ledger";
@@ -38,6 +39,8 @@ export const fairShare = createFairShare({
   store: new EndpointStateStore(documentClient, requireEnv(EndpointTable.env)),
   config,
 });
+// An endpoint that refused a call for capacity is contended.
+onCapacityRefusal((endpointName) => fairShare.contended(endpointName));
 
 /**
  * Reserves `tokens` for the caller's call (`field`: the length field that set its bound, named in a

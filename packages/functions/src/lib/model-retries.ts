@@ -39,6 +39,20 @@ const RETRYABLE_ERRORS = new Set([
 /** Connection errors raised before the request was written: the endpoint never saw the call. */
 const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"]);
 
+/** Told when an endpoint refuses a call for capacity: fair share listens (docs/adr/0012-fair-share.md). */
+let capacityRefused: ((endpointName: string) => Promise<void>) | undefined;
+
+export function onCapacityRefusal(listener: (endpointName: string) => Promise<void>): void {
+  capacityRefused = listener;
+}
+
+/** The endpoint had no room for the call: a sign of contention for fair share. */
+export function refusedForCapacity(err: unknown): boolean {
+  const e = (err ?? {}) as { name?: string; OriginalStatusCode?: number };
+  if (e.name === "ThrottlingException" || e.name === "ModelNotReadyException") return true;
+  return e.name === "ModelError" && e.OriginalStatusCode === 429;
+}
+
 /** Whether another attempt cannot make the model do the same work twice. */
 export function isSafeToRetry(err: unknown): boolean {
   const e = (err ?? {}) as { name?: string; code?: string; message?: string; OriginalStatusCode?: number };
@@ -90,6 +104,7 @@ export async function callModel<T>(
     } catch (err) {
       if (context.deadline.aborted) throw modelTimedOut(route.model);
       if (err instanceof AtriumError) throw err;
+      if (refusedForCapacity(err)) await capacityRefused?.(route.endpointName);
       let plan = planRetry(err, retries, context.deadlineAt - performance.now());
       if ("delayMs" in plan && !budget.trySpend()) {
         plan = { refused: "endpoint_budget" };

@@ -1,6 +1,5 @@
 /** The middleware that settles every admitted call: its usage after the handler, a refund on error. */
 
-import { AtriumError } from "@atrium/core/errors";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
@@ -15,8 +14,6 @@ export interface CallUsage {
   tokens: number;
   split?: { promptTokens: number; completionTokens: number } | undefined;
   outcome: "ok" | "error";
-  /** The endpoint refused the call for capacity (a sign of contention, docs/adr/0012). */
-  overloaded?: boolean;
 }
 
 /** Settles the call's reservation once, then records it in the usage ledger (docs/adr/0010). */
@@ -25,7 +22,7 @@ export async function settleTicket(context: TenantContext, usage: CallUsage): Pr
   if (!ticket) return;
   context.ticket = undefined;
   const settled = await limiter.settle(ticket, usage.tokens);
-  await signalContention(context, usage);
+  await signalSlowCall(context);
   if (!settled || !context.call) return;
   const tokens = Math.min(ticket.reserved, Math.max(0, usage.tokens));
   const split =
@@ -40,20 +37,15 @@ export async function settleTicket(context: TenantContext, usage: CallUsage): Pr
   });
 }
 
-/** Marks a fair-shared endpoint contended when the call shows demand beyond its capacity (ADR 0012). */
-async function signalContention(context: TenantContext, usage: CallUsage): Promise<void> {
+/**
+ * A fair-shared endpoint whose model took longer than its latency target is contended (ADR 0012);
+ * its refusals for capacity are signalled where they happen, in `callModel`.
+ */
+async function signalSlowCall(context: TenantContext): Promise<void> {
   const endpoint = context.fairShared;
-  if (!endpoint) return;
-  const target = fairShare.latencyTargetMs(endpoint);
-  const slow = target !== undefined && context.timing.modelMs > target;
-  if (usage.overloaded || slow) await fairShare.contended(endpoint);
-}
-
-/** The model errors that mean the endpoint had no room for the call. */
-const OVERLOADED_CODES = new Set(["model_overloaded"]);
-
-export function isOverloaded(err: unknown): boolean {
-  return err instanceof AtriumError && OVERLOADED_CODES.has(err.code);
+  const target = endpoint ? fairShare.latencyTargetMs(endpoint) : undefined;
+  if (endpoint && target !== undefined && context.timing.modelMs > target)
+    await fairShare.contended(endpoint);
 }
 
 /**
@@ -73,14 +65,13 @@ export function settleCalls(): MiddlewareObj<
       const tokens = context.usedTokens ?? context.ticket?.reserved ?? 0;
       await settleTicket(context, { tokens, split: context.usedSplit, outcome: "ok" });
     },
-    onError: async ({ context, error }) => {
+    onError: async ({ context }) => {
       // An admitted call that failed (and is refunded): an error a tenant's dashboard shows.
       if (context.ticket) tenantMetrics.addMetric("CallErrors", MetricUnit.Count, 1);
       await settleTicket(context, {
         tokens: context.usedTokens ?? 0,
         split: context.usedSplit,
         outcome: "error",
-        overloaded: isOverloaded(error),
       });
     },
   };
