@@ -3,6 +3,8 @@
  * a view of each endpoint's state, read at most once a second; the share a call's admission carries
  * while the endpoint is contended; and the signals that mark it contended.
  */
+
+import { setTimeout as sleep } from "node:timers/promises";
 import { callsInFlightOf, type SharedEndpoint, type StageConfig } from "@atrium/core/config";
 import {
   type EndpointState,
@@ -18,8 +20,10 @@ import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logger, metrics } from "./observability";
 
-/** How long a view of an endpoint's state is reused: the bound on how late a contention mark is seen. */
+/** How long a view of an endpoint's state is reused before it is read again. */
 export const VIEW_MICROS = 1_000_000;
+/** A call on an instance with no view yet waits this long for the first read, then goes uncapped. */
+export const FIRST_VIEW_WAIT_MS = 250;
 
 /** What a call's admission carries for its endpoint (absent: the endpoint is not fair-shared). */
 export interface EndpointClaim {
@@ -37,21 +41,48 @@ export interface FairShareDeps {
 
 export function createFairShare({ store, config, now = () => Date.now() * 1000 }: FairShareDeps) {
   const views = new Map<string, { at: number; state: EndpointState }>();
+  const refreshing = new Map<string, Promise<EndpointState | undefined>>();
 
-  /** The endpoint's state as this instance last read it, refreshed when older than a second. */
+  /** Reads the endpoint's state into the view; one read per endpoint at a time. */
+  function refresh(endpointName: string, at: number): Promise<EndpointState | undefined> {
+    let pending = refreshing.get(endpointName);
+    if (!pending) {
+      pending = store
+        .read(endpointName)
+        .then((state) => {
+          views.set(endpointName, { at, state });
+          return state;
+        })
+        .catch((err) => {
+          // Fair share protects tenants from each other; it is not a limit a tenant bought. Unreadable: uncapped.
+          metrics.addMetric("FairShareUnavailable", MetricUnit.Count, 1);
+          logger.warn("endpoint state unreadable; admitting without fair share", {
+            error: (err as Error).name,
+          });
+          return undefined;
+        })
+        .finally(() => refreshing.delete(endpointName));
+      refreshing.set(endpointName, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * The endpoint's state as this instance knows it. A view older than a second is returned as it is
+   * while a fresh read runs beside the call, so no call waits on it; with no view yet, the call
+   * waits for the first read at most FIRST_VIEW_WAIT_MS, then goes uncapped.
+   */
   async function view(endpointName: string, at: number): Promise<EndpointState | undefined> {
     const cached = views.get(endpointName);
-    if (cached && at - cached.at < VIEW_MICROS) return cached.state;
-    try {
-      const state = await store.read(endpointName);
-      views.set(endpointName, { at, state });
-      return state;
-    } catch (err) {
-      // Fair share protects tenants from each other; it is not a limit a tenant bought. Unreadable: uncapped.
-      metrics.addMetric("FairShareUnavailable", MetricUnit.Count, 1);
-      logger.warn("endpoint state unreadable; admitting without fair share", { error: (err as Error).name });
-      return undefined;
+    if (cached) {
+      if (at - cached.at >= VIEW_MICROS) void refresh(endpointName, at);
+      return cached.state;
     }
+    const waited = await Promise.race([
+      refresh(endpointName, at),
+      sleep(FIRST_VIEW_WAIT_MS, undefined, { ref: false }),
+    ]);
+    return waited ?? undefined;
   }
 
   function capacityOf(endpointName: string): { endpoint: SharedEndpoint; capacity: number } | undefined {
