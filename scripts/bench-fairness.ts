@@ -22,6 +22,7 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const { REPO_ROOT, startPlatform } = await import("../packages/local/src/platform");
 const { newTenant } = await import("../packages/core/src/tenant");
 const { generateApiKey } = await import("../packages/core/src/api-key");
+const { fairShares } = await import("../packages/core/src/endpoint-state");
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const CAPACITY = env("BENCH_CAPACITY", 8);
@@ -125,12 +126,16 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? Number.NaN;
 }
 
-const shareOf = (tier: string, others: string) => {
-  const weight = (name: string) => platform.config.tiers[name]?.shareWeight ?? 1;
-  return Math.max(1, Math.floor((CAPACITY * weight(tier)) / (weight(tier) + weight(others))));
-};
-const QUIET_CLIENTS = shareOf(QUIET_TIER, NOISY_TIER);
-const NOISY_CLIENTS = 10 * shareOf(NOISY_TIER, QUIET_TIER);
+// The shares fair share gives the two tenants when both are active (ADR 0012).
+const shares = fairShares(
+  new Map([
+    ["quiet", platform.config.tiers[QUIET_TIER]?.shareWeight ?? 1],
+    ["noisy", platform.config.tiers[NOISY_TIER]?.shareWeight ?? 1],
+  ]),
+  CAPACITY,
+);
+const QUIET_CLIENTS = shares.get("quiet") ?? 1;
+const NOISY_CLIENTS = 10 * (shares.get("noisy") ?? 1);
 
 interface Round {
   pass: number;
