@@ -12,6 +12,7 @@ import {
   fairShares,
   isContended,
   markIsDue,
+  mergeViews,
   registrationIsDue,
 } from "@atrium/core/endpoint-state";
 import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
@@ -242,6 +243,26 @@ describe("shares", () => {
       "tn-pro": 3,
       "tn-free": 1,
     });
+  });
+
+  it("keep what an instance wrote while a read of the item was on its way", () => {
+    const known: EndpointState = {
+      contendedUntil: T0 + CONTENTION_WINDOW_MICROS,
+      active: { "tn-a": { weight: 1, seen: T0 }, "tn-b": { weight: 2, seen: T0 - SECOND } },
+    };
+    // The read began before the mark and tn-a's registration; it knows tn-b later and tn-c.
+    const read: EndpointState = {
+      active: { "tn-b": { weight: 2, seen: T0 }, "tn-c": { weight: 4, seen: T0 } },
+    };
+    expect(mergeViews(known, read)).toEqual({
+      contendedUntil: T0 + CONTENTION_WINDOW_MICROS,
+      active: {
+        "tn-a": { weight: 1, seen: T0 },
+        "tn-b": { weight: 2, seen: T0 },
+        "tn-c": { weight: 4, seen: T0 },
+      },
+    });
+    expect(mergeViews(read, { active: {} })).toEqual(read);
   });
 
   it("count only tenants seen within the active window, and always the caller", () => {

@@ -107,6 +107,21 @@ export function fairShares(weights: ReadonlyMap<string, number>, capacity: numbe
   return shares;
 }
 
+/**
+ * A view read from the table, with what this instance learnt meanwhile: a read that started before
+ * this instance wrote a mark or a registration must not undo it in the view. Marks only grow and a
+ * tenant's `seen` only moves on, so the later of each is the truth.
+ */
+export function mergeViews(known: EndpointState, read: EndpointState): EndpointState {
+  const contendedUntil = Math.max(known.contendedUntil ?? 0, read.contendedUntil ?? 0);
+  const active = { ...read.active };
+  for (const [id, entry] of Object.entries(known.active)) {
+    const other = Object.hasOwn(active, id) ? active[id] : undefined;
+    if (!other || other.seen < entry.seen) active[id] = entry;
+  }
+  return { ...(contendedUntil > 0 ? { contendedUntil } : {}), active };
+}
+
 /** The item's attributes as stored, read back. */
 export function toEndpointState(item: Record<string, unknown> | undefined): EndpointState {
   const state = emptyEndpointState();

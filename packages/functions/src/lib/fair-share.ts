@@ -11,6 +11,7 @@ import {
   fairShare,
   isContended,
   markIsDue,
+  mergeViews,
   registrationIsDue,
 } from "@atrium/core/endpoint-state";
 import type { EndpointStateStore } from "@atrium/core/endpoint-state-store";
@@ -49,7 +50,10 @@ export function createFairShare({ store, config, now = () => Date.now() * 1000 }
     if (!pending) {
       pending = store
         .read(endpointName)
-        .then((state) => {
+        .then((read) => {
+          // What this instance wrote while the read was on its way stays in the view.
+          const known = views.get(endpointName)?.state;
+          const state = known ? mergeViews(known, read) : read;
           views.set(endpointName, { at, state });
           return state;
         })
@@ -123,7 +127,11 @@ export function createFairShare({ store, config, now = () => Date.now() * 1000 }
     if (state && !markIsDue(state, at)) return;
     try {
       const until = await store.markContended(endpointName, at);
-      if (state && until !== undefined) state.contendedUntil = until;
+      if (until !== undefined) {
+        // Without a view yet, the mark starts one (stale, so the next call reads the rest of the item).
+        if (state) state.contendedUntil = until;
+        else views.set(endpointName, { at: 0, state: { contendedUntil: until, active: {} } });
+      }
       metrics.addMetric("EndpointContended", MetricUnit.Count, 1);
     } catch (err) {
       logger.warn("could not mark an endpoint contended", { error: (err as Error).name });
