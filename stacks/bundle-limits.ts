@@ -29,6 +29,16 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
     in: (file) => file === AUTHORIZER_FILE,
   },
   {
+    pattern: /^runtime-sdk:@aws-sdk\/(client-sts|client-sagemaker-runtime|credential-providers)$/,
+    why: "the authorizer neither calls models nor assumes tenant roles",
+    in: (file) => file === AUTHORIZER_FILE,
+  },
+  {
+    pattern: /^runtime-sdk:@aws-sdk\/client-sagemaker-runtime$/,
+    why: "admin functions never call a model",
+    in: (file) => file.includes("/admin/"),
+  },
+  {
     pattern: /packages\/(core|functions)\/src\/(reports\/|admin\/reports)/,
     why: "only the report functions build reports",
     in: (file) => !file.includes("reports"),
