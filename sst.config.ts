@@ -5,6 +5,7 @@ import { loadStageConfig } from "./stacks/config";
 import { Data } from "./stacks/Data";
 import { Inference } from "./stacks/Inference";
 import { Reporting } from "./stacks/Reporting";
+import { runtimeSdk } from "./stacks/runtime-sdk";
 
 /** Applied to every function of the app; exported so the infra test synthesises with the same defaults. */
 export const functionDefaults: FunctionProps = {
@@ -14,7 +15,8 @@ export const functionDefaults: FunctionProps = {
   // For functions without their own; the API's come from the route table (docs/adr/0007-timeouts.md).
   timeout: "30 seconds",
   tracing: "active",
-  nodejs: { format: "esm", minify: true },
+  // The AWS SDK comes from the runtime, not the bundle (docs/adr/0014-lambda-bundles.md).
+  nodejs: { format: "esm", minify: true, esbuild: { plugins: [runtimeSdk()] } },
 };
 
 export default {

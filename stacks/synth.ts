@@ -1,10 +1,11 @@
 import { existsSync } from "node:fs";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import type { StageConfig } from "@atrium/core/config";
 import { Aspects, Aws, type Stack } from "aws-cdk-lib";
 import { type CloudAssembly, PATH_METADATA_ENABLE_CONTEXT } from "aws-cdk-lib/cx-api";
 import { AwsSolutionsChecks } from "cdk-nag";
+import type { Metafile, Plugin } from "esbuild";
 import { App, getStack } from "sst/constructs";
 import { initProject, useProject } from "sst/project.js";
 import { useRuntimeHandlers } from "sst/runtime/handlers.js";
@@ -24,6 +25,11 @@ export interface StageSynth {
   /** Every stack's template, the function bundles, the manifest, and cdk-nag's findings as messages. */
   assembly: CloudAssembly;
   outdir: string;
+  /**
+   * esbuild's metafile of each bundled handler file (`packages/functions/src/authorizer`): what is in
+   * the bundle and why. Also written to <outdir>/metafiles/ for esbuild's analyser. Empty without bundling.
+   */
+  metafiles: Record<string, Metafile>;
 }
 
 /**
@@ -57,8 +63,9 @@ export async function synthStage(
   );
   if (options.nag) Aspects.of(app).add(new AwsSolutionsChecks());
   await sstConfig.stacks(app);
+  const metafiles: Record<string, Metafile> = {};
   if (options.bundle === false) await withPlaceholderCode(() => app.finish());
-  else await app.finish();
+  else await withMetafiles(metafiles, path.join(options.outdir, "metafiles"), () => app.finish());
   const assembly = app.synth();
   return {
     stage,
@@ -73,6 +80,7 @@ export async function synthStage(
     },
     assembly,
     outdir: options.outdir,
+    metafiles,
   };
 }
 
@@ -86,6 +94,39 @@ async function withPlaceholderCode(finish: () => Promise<void>): Promise<void> {
     await writeFile(`${file}.map`, "{}");
     // As SST's build reports them: a handler inside the repo keeps its path, and there is a source map.
     return { type: "success", handler: props.handler as string, sourcemap: `${file}.map` };
+  };
+  try {
+    await finish();
+  } finally {
+    node.build = bundle;
+  }
+}
+
+/** Runs `finish` with SST's Node build keeping each bundle's esbuild metafile, keyed by handler file. */
+async function withMetafiles(metafiles: Record<string, Metafile>, dir: string, finish: () => Promise<void>) {
+  const node = useRuntimeHandlers().for(functionDefaults.runtime as string);
+  const bundle = node.build;
+  await mkdir(dir, { recursive: true });
+  node.build = (input) => {
+    const file = (input.props.handler as string).replace(/\.[^./]+$/, "");
+    const keep: Plugin = {
+      name: "atrium-keep-metafile",
+      setup: (build) =>
+        build.onEnd(async (result) => {
+          if (!result.metafile) return;
+          metafiles[file] = result.metafile;
+          await writeFile(
+            path.join(dir, `${file.replaceAll("/", "_")}.json`),
+            JSON.stringify(result.metafile),
+          );
+        }),
+    };
+    const esbuild = input.props.nodejs?.esbuild ?? {};
+    const nodejs = {
+      ...input.props.nodejs,
+      esbuild: { ...esbuild, plugins: [...(esbuild.plugins ?? []), keep] },
+    };
+    return bundle({ ...input, props: { ...input.props, nodejs } });
   };
   try {
     await finish();

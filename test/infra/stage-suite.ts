@@ -25,6 +25,7 @@ import { StackEnv, TENANT_TAG } from "@atrium/functions/lib/stack-env";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { erasingRoutes, reportingRoutes, routeKey } from "../../stacks/Api";
+import { AUTHORIZER_FILE, forbiddenModules } from "../../stacks/bundle-limits";
 import { runtimeConfig } from "../../stacks/config";
 import { VARIANT } from "../../stacks/Inference";
 import { reportSchedules, scheduledReportsHandler } from "../../stacks/Reporting";
@@ -112,6 +113,23 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         expect(bundled.sort()).toEqual(
           [authorizer.handler, scheduledReportsHandler, ...routes.map((r) => r.handler)].sort(),
         );
+      });
+
+      it("keeps out of each bundle what its function does not run (docs/adr/0014-lambda-bundles.md)", () => {
+        const files = [authorizer.handler, scheduledReportsHandler, ...routes.map((r) => r.handler)].map(
+          (h) => h.replace(/\.[^./]+$/, ""),
+        );
+        for (const file of new Set(files)) {
+          const metafile = s.metafiles[file];
+          // The entry point is in its own metafile, so an empty or mismatched one cannot pass.
+          expect(Object.keys(metafile?.inputs ?? {}), file).toContain(`${file}.ts`);
+          expect(forbiddenModules(file, metafile as NonNullable<typeof metafile>), file).toEqual([]);
+        }
+        const authorizerInputs = Object.keys(s.metafiles[AUTHORIZER_FILE]?.inputs ?? {});
+        expect(authorizerInputs).toContain("runtime-sdk:@aws-sdk/client-dynamodb");
+        expect(
+          authorizerInputs.filter((i) => /limiter|admission|sagemaker|client-sts|reports/.test(i)),
+        ).toEqual([]);
       });
     }
 

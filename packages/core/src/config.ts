@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { z } from "zod";
+import * as z from "zod";
 import { TENANT_ID_PATTERN } from "./ids";
 import { Region } from "./region";
 

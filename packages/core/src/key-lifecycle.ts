@@ -2,7 +2,7 @@
  * The rules of an API key's life after creation: rotation with a grace period, revocation, the
  * last-used stamp the authorizer keeps, and how a key is shown to operators (never its plaintext).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { conflict, fromValidationIssues } from "./errors";
 
 export type KeyStatus = "active" | "revoked";

@@ -12,7 +12,7 @@ import { LimiterTable, UsageTable } from "@atrium/core/tables";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { config, documentClient, requireEnv, tenantStore } from "./lib/clients";
-import { logger, tracer } from "./lib/observability";
+import { logger } from "./lib/observability";
 
 const bucket = requireEnv(REPORTS_BUCKET_ENV);
 const keyArn = requireEnv(REPORTS_KEY_ENV);
@@ -23,10 +23,10 @@ const sources = {
   usageTable: requireEnv(UsageTable.env),
   limiterTable: requireEnv(LimiterTable.env),
   config,
-  metrics: tracer.captureAWSv3Client(cloudWatchClient()),
+  metrics: cloudWatchClient(),
 };
-const s3 = tracer.captureAWSv3Client(new S3Client({}));
-const sns = tracer.captureAWSv3Client(new SNSClient({}));
+const s3 = new S3Client({});
+const sns = new SNSClient({});
 
 /** What each schedule's target sends (stacks/Reporting.ts): which run, and the time it was scheduled for. */
 export interface ScheduledReportEvent {

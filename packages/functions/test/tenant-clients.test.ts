@@ -169,7 +169,8 @@ describe("without ATRIUM_TENANT_ROLE_ARN (the local platform)", () => {
   it("hands out the container's own clients and never calls STS", async () => {
     const clients = tenantClients("tn-local");
     expect(clients.dynamo).toBe(container.documentClient);
-    expect(clients.sagemaker).toBe(container.sagemaker);
+    // One SageMaker client for the container, whichever tenant calls.
+    expect(clients.sagemaker).toBe(tenantClients("tn-other").sagemaker);
     const calls = await callBoth("tn-local");
     expect(calls.map((c) => c.accessKeyId)).toEqual([CONTAINER_KEY, CONTAINER_KEY]);
     expect(sts.calls).toEqual([]);

@@ -3,7 +3,7 @@
  * the chat request Atrium accepts, the body it sends the model, and the model's buffered replies and
  * streamed `chat.completion.chunk` events, read.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { type ModelProtocol, parseJsonText, type StreamDelta, unreadableReply } from "./protocol";
 
 const TextPart = z.object({ type: z.literal("text"), text: z.string() });

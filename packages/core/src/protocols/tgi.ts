@@ -3,7 +3,7 @@
  * their output in `details.generated_tokens` (one generation or an array of them), and streams send
  * one token event per token, the last one carrying `details`. TGI does not report prompt tokens.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { type ModelProtocol, parseJsonText, type StreamDelta, unreadableReply } from "./protocol";
 
 const Count = z.number().int().nonnegative();

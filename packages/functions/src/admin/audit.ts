@@ -2,8 +2,8 @@ import { listAuditEntries } from "@atrium/core/audit";
 import { pageLimit } from "@atrium/core/cursor";
 import { getProfile, tenantNotFound } from "@atrium/core/profiles";
 import { adminTable, queryParam, tenantIdParam } from "../lib/admin";
+import { adminApi } from "../lib/admin-api";
 import { json } from "../lib/http";
-import { adminApi } from "../lib/middleware";
 
 /**
  * GET /admin/tenants/{tenantId}/audit?limit=&cursor=: the tenant's admin actions, oldest first.

@@ -3,8 +3,8 @@ import { keyView } from "@atrium/core/key-lifecycle";
 import { listKeys } from "@atrium/core/key-store";
 import { requireProfile } from "@atrium/core/profiles";
 import { actorOf, adminTable, keyIdParam, noBody, tenantIdParam } from "../lib/admin";
+import { adminApi } from "../lib/admin-api";
 import { json, parseJsonBody } from "../lib/http";
-import { adminApi } from "../lib/middleware";
 import { logger } from "../lib/observability";
 import { propagateAccessChange } from "../lib/propagation";
 

@@ -3,14 +3,13 @@ import { cloudWatchClient } from "@atrium/core/reports/metric-figures";
 import { parseReportQuery } from "@atrium/core/reports/report-query";
 import { LimiterTable, UsageTable } from "@atrium/core/tables";
 import { adminTable } from "../lib/admin";
+import { adminApi } from "../lib/admin-api";
 import { config, documentClient, requireEnv } from "../lib/clients";
 import { json } from "../lib/http";
-import { adminApi } from "../lib/middleware";
-import { tracer } from "../lib/observability";
 
 const usageTable = requireEnv(UsageTable.env);
 const limiterTable = requireEnv(LimiterTable.env);
-const metrics = tracer.captureAWSv3Client(cloudWatchClient());
+const metrics = cloudWatchClient();
 
 /**
  * GET /admin/reports?from=&to=[&period=day|hour][&tenant=]: the JSON report (docs/reports.md) from the

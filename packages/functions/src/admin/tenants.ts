@@ -13,9 +13,9 @@ import { requireProfile } from "@atrium/core/profiles";
 import { EndpointTable, IdempotencyTable, LimiterTable, UsageTable } from "@atrium/core/tables";
 import { listTenants } from "@atrium/core/tenant-directory";
 import { actorOf, adminTable, noBody, queryParam, tenantIdParam } from "../lib/admin";
+import { adminApi } from "../lib/admin-api";
 import { config, documentClient } from "../lib/clients";
 import { json, parseJsonBody } from "../lib/http";
-import { adminApi } from "../lib/middleware";
 import { logger } from "../lib/observability";
 import { propagateAccessChange, propagateProfileChange } from "../lib/propagation";
 

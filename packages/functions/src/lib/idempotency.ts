@@ -23,14 +23,13 @@ import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { MiddlewareObj, Request } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import type { ApiContext } from "./api-responses";
 import { documentClient, requireEnv } from "./clients";
 import { fingerprint, IDEMPOTENCY_HEADER, idempotencyKeyOf } from "./idempotency-request";
 import { idempotentRoutes } from "./idempotent-routes";
-import type { ApiContext } from "./middleware";
 import { logger, metrics } from "./observability";
 import { openReply, sealReply } from "./sealed-reply";
 import { isStreamed } from "./stream-response";
-import { tenantClients } from "./tenant-clients";
 
 type Event = APIGatewayProxyEvent;
 type Result = APIGatewayProxyResult;
@@ -59,10 +58,13 @@ interface Claim {
 
 const CLAIM = "atrium.idempotency";
 
-export function idempotency<C extends ApiContext>(): MiddlewareObj<Event, Result, Error, C> {
+/** `tenantDynamo`: the tenant's own client (its IAM session) for tenant-scoped keys; admin chains have none. */
+export function idempotency<C extends ApiContext>(
+  options: { tenantDynamo?: (tenantId: string) => DynamoDBDocumentClient } = {},
+): MiddlewareObj<Event, Result, Error, C> {
   return {
     before: async (request) => {
-      const claim = claimFor(request.event);
+      const claim = claimFor(request.event, options.tenantDynamo);
       if (!claim) return;
       const sealed = await takeOrFind(claim, request.context);
       if (sealed === undefined) {
@@ -104,12 +106,15 @@ export function idempotency<C extends ApiContext>(): MiddlewareObj<Event, Result
 }
 
 /** The call's claim on its key, or undefined when the route or the call does not use one. */
-function claimFor(event: Event): Claim | undefined {
+function claimFor(
+  event: Event,
+  tenantDynamo: ((tenantId: string) => DynamoDBDocumentClient) | undefined,
+): Claim | undefined {
   const scope = idempotentRoutes.get(`${event.httpMethod} ${event.resource}`);
   if (!scope) return undefined;
   const secret = idempotencyKeyOf(event);
   if (secret === undefined) return undefined;
-  const caller = scope === "tenant" ? tenantCaller(event) : adminCaller(event);
+  const caller = scope === "tenant" ? tenantCaller(event, tenantDynamo) : adminCaller(event);
   // Unscoped calls are refused by the steps that follow (no tenant, no admin identity, a bad id).
   if (!caller) return undefined;
   const who = `${caller.partition}\n${caller.who}`;
@@ -128,11 +133,14 @@ interface Caller {
   client: DynamoDBDocumentClient;
 }
 
-function tenantCaller(event: Event): Caller | undefined {
+function tenantCaller(
+  event: Event,
+  tenantDynamo: ((tenantId: string) => DynamoDBDocumentClient) | undefined,
+): Caller | undefined {
   const tenantId = event.requestContext?.authorizer?.tenantId;
-  if (typeof tenantId !== "string" || !isTenantId(tenantId)) return undefined;
+  if (!tenantDynamo || typeof tenantId !== "string" || !isTenantId(tenantId)) return undefined;
   // The tenant's own session: IAM lets it reach only its partition of the table (docs/adr/0006).
-  return { partition: tenantKey(tenantId), who: "tenant", client: tenantClients(tenantId).dynamo };
+  return { partition: tenantKey(tenantId), who: "tenant", client: tenantDynamo(tenantId) };
 }
 
 function adminCaller(event: Event): Caller | undefined {

@@ -1,28 +1,19 @@
-import { AtriumError, errorBody } from "@atrium/core/errors";
+import { AtriumError } from "@atrium/core/errors";
 import { isTenantId } from "@atrium/core/ids";
 import type { Tenant } from "@atrium/core/tenant";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
-import { captureLambdaHandler } from "@aws-lambda-powertools/tracer/middleware";
 import middy, { type MiddlewareObj } from "@middy/core";
-import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import type { Ticket } from "./admission";
-import { isAwsUnavailable, serviceUnavailable } from "./aws-unavailable";
-import { json } from "./http";
+import { type ApiContext, apiResponses, stoppedEarly } from "./api-responses";
 import { idempotency } from "./idempotency";
-import { addCallLatency, logger, metrics, tenantMetrics, tracer } from "./observability";
+import { logger, metrics, tenantMetrics } from "./observability";
 import { settleCalls } from "./settle-calls";
-import { isStreamed } from "./stream-response";
 import { loadTenant } from "./tenant-cache";
+import { tenantClients } from "./tenant-clients";
 import { functionTimeoutSeconds, STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
-
-/** What every API handler's context carries: when Atrium started working on the call, and model time. */
-export interface ApiContext extends Context {
-  timing: { startedAt: number; modelMs: number };
-  /** Headers any step adds to the response, success or error (e.g. x-ratelimit-*). */
-  responseHeaders: Record<string, string>;
-}
 
 /** The authenticated caller, as the authorizer resolved it and the tenant store confirmed it. */
 export interface TenantContext extends ApiContext {
@@ -82,65 +73,6 @@ export function callDeadline(): MiddlewareObj<Event, Result, Error, TenantContex
   };
 }
 
-/**
- * Errors become OpenAI-style bodies; every response gets `x-request-id` and `x-atrium-overhead-ms`
- * (time spent in Atrium itself, the model call excluded).
- */
-export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> {
-  const decorate = (request: middy.Request<Event, Result, Error, ApiContext>) => {
-    const response = request.response;
-    if (!response) return;
-    const { startedAt, modelMs } = request.context.timing;
-    const totalMs = performance.now() - startedAt;
-    const overheadMs = Math.max(0, totalMs - modelMs);
-    // A buffered call that reached the model; a stream reports its latency after its last byte.
-    if (modelMs > 0 && !isStreamed(response)) addCallLatency(tenantMetrics, totalMs, modelMs);
-    logger.info("request served", {
-      statusCode: response.statusCode,
-      overheadMs: Number(overheadMs.toFixed(1)),
-      modelMs: Number(modelMs.toFixed(1)),
-    });
-    response.headers = {
-      ...response.headers,
-      ...request.context.responseHeaders,
-      "x-request-id": request.event.requestContext?.requestId ?? request.context.awsRequestId,
-      "x-atrium-overhead-ms": overheadMs.toFixed(1),
-    };
-  };
-  return {
-    before: (request) => {
-      request.context.timing = { startedAt: performance.now(), modelMs: 0 };
-      request.context.responseHeaders = {};
-    },
-    after: decorate,
-    onError: (request) => {
-      // An AWS service that is down or hung is a 503 to retry, never a 500.
-      const err = isAwsUnavailable(request.error) ? serviceUnavailable() : request.error;
-      if (err instanceof AtriumError) {
-        if (err.status >= 500) {
-          logger.warn("request failed", { code: err.code, status: err.status, cause: request.error?.name });
-        }
-        request.response = json(err.status, errorBody(err), err.headers);
-      } else {
-        // The message and stack stay in the log; the caller gets a request id to quote.
-        logger.error("unhandled error", err as Error);
-        const requestId = request.event.requestContext?.requestId ?? request.context.awsRequestId;
-        request.response = json(500, {
-          error: {
-            message: `The server had an error while processing your request (request id ${requestId}).`,
-            type: "api_error",
-            param: null,
-            code: "internal_error",
-          },
-        });
-      }
-      request.context.timing ??= { startedAt: performance.now(), modelMs: 0 };
-      request.context.responseHeaders ??= {};
-      decorate(request);
-    },
-  };
-}
-
 /** Resolves the caller's tenant from the authorizer context and re-checks it: ids are checked at every layer. */
 export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantContext> {
   return {
@@ -174,40 +106,20 @@ export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantConte
   };
 }
 
-/** Middy answers this when the handler has not finished STOP_EARLY_MS before the function's timeout. */
-const stopped = (message: string) => () => {
-  throw new AtriumError(504, "api_error", "timeout", message);
-};
-
 /** The middleware chain of every tenant-facing handler, outermost first. */
 export function tenantApi(handler: (event: Event, context: TenantContext) => Promise<Result>) {
-  // Prompts and completions stay out of traces and logs (HIPAA), whatever POWERTOOLS_LOGGER_LOG_EVENT says.
+  // Prompts and completions stay out of logs (HIPAA), whatever POWERTOOLS_LOGGER_LOG_EVENT says.
   return middy<Event, Result, Error, TenantContext>(handler, {
     timeoutEarlyInMillis: STOP_EARLY_MS,
-    timeoutEarlyResponse: stopped("The call did not complete in time and was stopped. Retry shortly."),
+    timeoutEarlyResponse: stoppedEarly("The call did not complete in time and was stopped. Retry shortly."),
   })
-    .use(captureLambdaHandler(tracer, { captureResponse: false }))
     .use(injectLambdaContext(logger, { resetKeys: true, logEvent: false }))
     .use(logMetrics([metrics, tenantMetrics]))
     .use(callDeadline())
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
     .use(tenantContext())
-    .use(idempotency())
+    .use(idempotency({ tenantDynamo: (tenantId) => tenantClients(tenantId).dynamo }))
     .use(settleCalls());
-}
-
-/** The middleware chain of admin handlers (authorised by IAM at the gateway). */
-export function adminApi(handler: (event: Event, context: ApiContext) => Promise<Result>) {
-  return middy<Event, Result, Error, ApiContext>(handler, {
-    timeoutEarlyInMillis: STOP_EARLY_MS,
-    timeoutEarlyResponse: stopped(
-      "The request did not complete in time; it may still have been applied. Check before retrying.",
-    ),
-  })
-    .use(captureLambdaHandler(tracer))
-    .use(injectLambdaContext(logger, { resetKeys: true }))
-    .use(apiResponses())
-    .use(idempotency());
 }
 
 /** Times the model call so it can be excluded from Atrium's reported overhead. */

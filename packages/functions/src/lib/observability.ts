@@ -1,6 +1,5 @@
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
-import { Tracer } from "@aws-lambda-powertools/tracer";
 
 // Created once per container; POWERTOOLS_* environment variables override these defaults.
 export const logger = new Logger({ serviceName: "atrium" });
@@ -12,7 +11,6 @@ export const logger = new Logger({ serviceName: "atrium" });
 export const metrics = new Metrics({ namespace: "Atrium", serviceName: "atrium", logger });
 /** The few metrics with a `tenantId` dimension, those dashboards and alarms need per tenant (docs/metrics.md). */
 export const tenantMetrics = new Metrics({ namespace: "Atrium", serviceName: "atrium", logger });
-export const tracer = new Tracer({ serviceName: "atrium" });
 
 /**
  * A call that reached the model, split as SageMaker splits its own: `ModelLatency` (the model's part)

@@ -5,13 +5,13 @@
  */
 import { APIGatewayClient, FlushStageAuthorizersCacheCommand } from "@aws-sdk/client-api-gateway";
 import { config } from "./clients";
-import { logger, tracer } from "./observability";
+import { logger } from "./observability";
 import { StackEnv } from "./stack-env";
 import { forgetTenant } from "./tenant-cache";
 import { apiGatewayTimeouts } from "./timeouts";
 
 // The endpoint comes from the SDK's configuration: AWS_ENDPOINT_URL_API_GATEWAY under `npm start`.
-const apiGateway = tracer.captureAWSv3Client(new APIGatewayClient(apiGatewayTimeouts));
+const apiGateway = new APIGatewayClient(apiGatewayTimeouts);
 
 export interface Propagation {
   /** Whether API Gateway was told to forget every cached authorizer decision of the stage. */

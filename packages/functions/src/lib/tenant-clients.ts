@@ -3,8 +3,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { config, documentClient, ledgerClient, sagemaker } from "./clients";
-import { tracer } from "./observability";
+import { config, documentClient, ledgerClient } from "./clients";
 import { StackEnv, TENANT_TAG } from "./stack-env";
 import { dynamoTimeouts, ledgerTimeouts, sagemakerTimeouts, stsTimeouts } from "./timeouts";
 
@@ -26,7 +25,13 @@ const MAX_TENANTS = 500;
 type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
 type Credentials = Awaited<ReturnType<CredentialProvider>>;
 
-const containerClients: TenantClients = { dynamo: documentClient, ledger: ledgerClient, sagemaker };
+// Only the /v1 functions call models, so the container's SageMaker client lives here, not in ./clients.
+// Its endpoint comes from the SDK's configuration: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME under `npm start`.
+const containerClients: TenantClients = {
+  dynamo: documentClient,
+  ledger: ledgerClient,
+  sagemaker: new SageMakerRuntimeClient(sagemakerTimeouts),
+};
 const cache = new Map<string, { roleArn: string; clients: TenantClients }>();
 
 /**
@@ -62,19 +67,13 @@ export function tenantClients(tenantId: string): TenantClients {
   );
   const clients: TenantClients = {
     dynamo: DynamoDBDocumentClient.from(
-      tracer.captureAWSv3Client(
-        new DynamoDBClient({ ...dynamoTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
-      ),
-      {
-        marshallOptions: { removeUndefinedValues: true },
-      },
+      new DynamoDBClient({ ...dynamoTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
+      { marshallOptions: { removeUndefinedValues: true } },
     ),
     ledger: DynamoDBDocumentClient.from(
-      tracer.captureAWSv3Client(
-        new DynamoDBClient({ ...ledgerTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
-      ),
+      new DynamoDBClient({ ...ledgerTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
     ),
-    sagemaker: tracer.captureAWSv3Client(new SageMakerRuntimeClient({ ...sagemakerTimeouts, credentials })),
+    sagemaker: new SageMakerRuntimeClient({ ...sagemakerTimeouts, credentials }),
   };
   cache.set(tenantId, { roleArn, clients });
   if (cache.size > MAX_TENANTS) {

@@ -1,0 +1,19 @@
+/**
+ * Run by `npm run synth` in a fresh `node` per run: imports one built Lambda bundle, as the runtime
+ * does at a cold start, and prints the import's wall and CPU milliseconds ("<wall> <cpu>").
+ * Usage: node scripts/import-probe.mjs <bundle.mjs>
+ */
+import { pathToFileURL } from "node:url";
+
+// The runtime's global, which streamed handlers call at import; a stand-in, never invoked here.
+globalThis.awslambda ??= {
+  streamifyResponse: (handler) => handler,
+  HttpResponseStream: { from: (stream) => stream },
+};
+
+const cpu = process.cpuUsage();
+const started = performance.now();
+await import(pathToFileURL(process.argv[2]).href);
+const wallMs = performance.now() - started;
+const used = process.cpuUsage(cpu);
+process.stdout.write(`${wallMs.toFixed(2)} ${((used.user + used.system) / 1000).toFixed(2)}\n`);

@@ -1,0 +1,72 @@
+/**
+ * The limits every Lambda bundle must hold (docs/adr/0014-lambda-bundles.md), checked by
+ * `npm run synth` and, for what a bundle may contain, by the infra test of the bundled stage.
+ */
+import type { Metafile } from "esbuild";
+
+const KiB = 1024;
+/** Bytes of any app function's code asset. */
+export const MAX_BUNDLE_BYTES = 250 * KiB;
+/** Bytes of the authorizer's: it runs whenever API Gateway's cache of a key's decision is cold. */
+export const MAX_AUTHORIZER_BYTES = 100 * KiB;
+/** Milliseconds of CPU an import of the bundle in a fresh `node` takes, the median of IMPORT_RUNS. */
+export const MAX_IMPORT_MS = 100;
+export const IMPORT_RUNS = 10;
+
+export const AUTHORIZER_FILE = "packages/functions/src/authorizer";
+
+/** Modules a bundle must not contain: the runtime provides the SDK; the rest is not on that function's path. */
+export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: string) => boolean }[] = [
+  { pattern: /node_modules\/@aws-sdk\//, why: "the AWS SDK comes from the runtime", in: () => true },
+  {
+    pattern: /node_modules\/aws-xray-sdk-core\//,
+    why: "tracing is Lambda's own (no X-Ray SDK)",
+    in: () => true,
+  },
+  {
+    pattern: /packages\/(core|functions)\/src\/(lib\/)?(limiter|admission|limits|tenant-clients|fair-share)/,
+    why: "the authorizer neither admits calls nor assumes tenant roles",
+    in: (file) => file === AUTHORIZER_FILE,
+  },
+  {
+    pattern: /^runtime-sdk:@aws-sdk\/(client-sts|client-sagemaker-runtime|credential-providers)$/,
+    why: "the authorizer neither calls models nor assumes tenant roles",
+    in: (file) => file === AUTHORIZER_FILE,
+  },
+  {
+    pattern: /^runtime-sdk:@aws-sdk\/client-sagemaker-runtime$/,
+    why: "admin functions never call a model",
+    in: (file) => file.includes("/admin/"),
+  },
+  {
+    pattern: /packages\/(core|functions)\/src\/(reports\/|admin\/reports)/,
+    why: "only the report functions build reports",
+    in: (file) => !file.includes("reports"),
+  },
+];
+
+/** Why a bundle breaks its limits, one line each (none: it holds them). */
+export function bundleViolations(file: string, bytes: number, importMs?: number): string[] {
+  const maxBytes = file === AUTHORIZER_FILE ? MAX_AUTHORIZER_BYTES : MAX_BUNDLE_BYTES;
+  const violations: string[] = [];
+  if (bytes > maxBytes) violations.push(`${file}: ${kib(bytes)}, above the ${kib(maxBytes)} limit`);
+  if (importMs !== undefined && importMs > MAX_IMPORT_MS) {
+    violations.push(
+      `${file}: imports in ${importMs.toFixed(0)} ms of CPU (p50), above the ${MAX_IMPORT_MS} ms limit`,
+    );
+  }
+  return violations;
+}
+
+/** The modules of a bundle that FORBIDDEN_MODULES keeps out of it, each with the reason. */
+export function forbiddenModules(file: string, metafile: Metafile): string[] {
+  return Object.keys(metafile.inputs).flatMap((input) =>
+    FORBIDDEN_MODULES.filter((rule) => rule.in(file) && rule.pattern.test(input)).map(
+      (rule) => `${input} (${rule.why})`,
+    ),
+  );
+}
+
+export function kib(bytes: number): string {
+  return `${(bytes / KiB).toFixed(1)} KiB`;
+}
