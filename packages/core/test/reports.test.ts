@@ -161,6 +161,8 @@ describe("the shared endpoint's split", () => {
           expect(sum).toBe(cost);
           const used = list.reduce((s, w) => s + w, 0);
           const whole = Math.max(used, capacity ?? 0);
+          // Nothing used and no capacity: the whole cost is idle.
+          if (whole === 0) return expect(idle).toBe(cost);
           // Each part is within one micro-dollar of its exact share.
           for (const [id, share] of shares) {
             const exact = (cost * (weights.get(id) ?? 0)) / whole;
