@@ -162,9 +162,9 @@ describe("the shared endpoint's split", () => {
           const used = list.reduce((s, w) => s + w, 0);
           const whole = Math.max(used, capacity ?? 0);
           // Nothing used and no capacity: the whole cost is idle.
-          if (whole === 0) return expect(idle).toBe(cost);
+          if (whole === 0) expect(idle).toBe(cost);
           // Each part is within one micro-dollar of its exact share.
-          for (const [id, share] of shares) {
+          for (const [id, share] of whole === 0 ? [] : shares) {
             const exact = (cost * (weights.get(id) ?? 0)) / whole;
             expect(Math.abs(share - exact)).toBeLessThan(1 + 1e-6 * exact);
           }
