@@ -4,10 +4,12 @@
  * endpoint table's mark and registrations; plus the share arithmetic as properties.
  */
 import { randomUUID } from "node:crypto";
+import { emptyBreakerState } from "@atrium/core/circuit-breaker";
 import {
   ACTIVE_WINDOW_MICROS,
   CONTENTION_WINDOW_MICROS,
   type EndpointState,
+  emptyEndpointState,
   fairShare,
   isContended,
   markIsDue,
@@ -177,7 +179,7 @@ describe("the endpoint table", () => {
     // Forgetting on an endpoint never used creates nothing.
     const unused = `ep-${randomUUID().slice(0, 8)}`;
     await store.forget(unused, "tn-quiet");
-    expect(await store.read(unused)).toEqual({ active: {} });
+    expect(await store.read(unused)).toEqual(emptyEndpointState());
   });
 });
 
@@ -194,6 +196,7 @@ describe("shares", () => {
         const state: EndpointState = {
           contendedUntil: T0 + SECOND,
           active: Object.fromEntries(tenants.map((t) => [t.id, { weight: t.weight, seen: T0 }])),
+          breaker: emptyBreakerState(),
         };
         const shares = tenants.map((t) => fairShare(state, t, capacity, T0 + 1));
         expect(shares.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(capacity);
@@ -212,6 +215,7 @@ describe("shares", () => {
         "tn-old": { weight: 5, seen: T0 - ACTIVE_WINDOW_MICROS - 1 },
         "tn-recent": { weight: 1, seen: T0 - SECOND },
       },
+      breaker: emptyBreakerState(),
     };
     expect(fairShare(state, { id: "tn-new", weight: 1 }, 10, T0)).toBe(5);
     expect(registrationIsDue(state, "tn-new", 1, T0)).toBe(true);

@@ -3,6 +3,7 @@
  * is contended, which tenants have used it while contended, and what share of its capacity each
  * gets. Pure: the store reads and writes the item, the caller supplies the clock (microseconds).
  */
+import { type BreakerState, emptyBreakerState, toBreakerState } from "./circuit-breaker";
 import { DELIMITER } from "./ids";
 
 /** How long one signal of contention (a throttle, a slow call, a fair-share refusal) marks the endpoint. */
@@ -20,9 +21,11 @@ export interface EndpointState {
   /** Contended until then (µs since the epoch); absent: never marked. */
   contendedUntil?: number;
   active: Record<string, ActiveTenant>;
+  /** The endpoint's circuit breaker (docs/adr/0013-circuit-breaker-and-fallback.md), in the same item. */
+  breaker: BreakerState;
 }
 
-export const emptyEndpointState = (): EndpointState => ({ active: {} });
+export const emptyEndpointState = (): EndpointState => ({ active: {}, breaker: emptyBreakerState() });
 
 export const endpointKey = (endpointName: string) => ({ pk: `ENDPOINT${DELIMITER}${endpointName}` });
 
@@ -72,6 +75,7 @@ export function fairShare(
 export function toEndpointState(item: Record<string, unknown> | undefined): EndpointState {
   const state = emptyEndpointState();
   if (!item) return state;
+  state.breaker = toBreakerState(item);
   if (typeof item.contendedUntil === "number") state.contendedUntil = item.contendedUntil;
   for (const [name, value] of Object.entries(item)) {
     if (!name.startsWith(ACTIVE_PREFIX) || typeof value !== "object" || value === null) continue;

@@ -1,6 +1,6 @@
 /**
  * Fair share of contended shared endpoints as one Lambda instance runs it (docs/adr/0012-fair-share.md):
- * a view of each endpoint's state, read at most once a second; the share a call's admission carries
+ * on this instance's view of each endpoint's state (endpoint-view.ts); the share a call's admission carries
  * while the endpoint is contended; and the signals that mark it contended.
  */
 import { callsInFlightOf, type SharedEndpoint, type StageConfig } from "@atrium/core/config";
@@ -16,10 +16,8 @@ import { tierOf } from "@atrium/core/limits";
 import type { Route } from "@atrium/core/route";
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { EndpointView } from "./endpoint-view";
 import { logger, metrics } from "./observability";
-
-/** How long a view of an endpoint's state is reused: the bound on how late a contention mark is seen. */
-export const VIEW_MICROS = 1_000_000;
 
 /** What a call's admission carries for its endpoint (absent: the endpoint is not fair-shared). */
 export interface EndpointClaim {
@@ -30,28 +28,20 @@ export interface EndpointClaim {
 
 export interface FairShareDeps {
   store: EndpointStateStore;
+  /** This instance's view of endpoints' items, shared with the circuit breaker. */
+  endpoints: EndpointView;
   config: StageConfig;
   /** Microseconds since the epoch; injectable for tests. */
   now?: () => number;
 }
 
-export function createFairShare({ store, config, now = () => Date.now() * 1000 }: FairShareDeps) {
-  const views = new Map<string, { at: number; state: EndpointState }>();
-
-  /** The endpoint's state as this instance last read it, refreshed when older than a second. */
+export function createFairShare({ store, endpoints, config, now = () => Date.now() * 1000 }: FairShareDeps) {
+  /** The endpoint's state as this instance last read it (at most once a second). */
   async function view(endpointName: string, at: number): Promise<EndpointState | undefined> {
-    const cached = views.get(endpointName);
-    if (cached && at - cached.at < VIEW_MICROS) return cached.state;
-    try {
-      const state = await store.read(endpointName);
-      views.set(endpointName, { at, state });
-      return state;
-    } catch (err) {
-      // Fair share protects tenants from each other; it is not a limit a tenant bought. Unreadable: uncapped.
-      metrics.addMetric("FairShareUnavailable", MetricUnit.Count, 1);
-      logger.warn("endpoint state unreadable; admitting without fair share", { error: (err as Error).name });
-      return undefined;
-    }
+    const state = await endpoints.read(endpointName, at);
+    // Fair share protects tenants from each other; it is not a limit a tenant bought. Unreadable: uncapped.
+    if (!state) metrics.addMetric("FairShareUnavailable", MetricUnit.Count, 1);
+    return state;
   }
 
   function capacityOf(endpointName: string): { endpoint: SharedEndpoint; capacity: number } | undefined {
