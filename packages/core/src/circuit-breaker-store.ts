@@ -62,18 +62,24 @@ export class CircuitBreakerStore {
     });
   }
 
-  /** The probe succeeded: closed, failures before `now` forgotten. False when the claim was no longer held. */
-  async close(endpointName: string, claim: number, now: number): Promise<boolean> {
+  /**
+   * The probe succeeded: closed, its failure `buckets` removed and older ones forgotten (`closedAt`).
+   * False when the claim was no longer held.
+   */
+  async close(endpointName: string, claim: number, now: number, buckets: number[]): Promise<boolean> {
+    const names: Record<string, string> = {
+      "#openUntil": "openUntil",
+      "#probeUntil": "probeUntil",
+      "#closedAt": "closedAt",
+    };
+    for (const [i, b] of buckets.entries()) names[`#bucket${i}`] = `${FAILURE_PREFIX}${b}`;
+    const remove = ["#openUntil", "#probeUntil", ...buckets.map((_, i) => `#bucket${i}`)].join(", ");
     return this.conditional({
       TableName: this.tableName,
       Key: endpointKey(endpointName),
-      UpdateExpression: "SET #closedAt = :now REMOVE #openUntil, #probeUntil",
+      UpdateExpression: `SET #closedAt = :now REMOVE ${remove}`,
       ConditionExpression: "#probeUntil = :claim",
-      ExpressionAttributeNames: {
-        "#openUntil": "openUntil",
-        "#probeUntil": "probeUntil",
-        "#closedAt": "closedAt",
-      },
+      ExpressionAttributeNames: names,
       ExpressionAttributeValues: { ":claim": claim, ":now": now },
     });
   }

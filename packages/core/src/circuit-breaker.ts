@@ -23,7 +23,7 @@ export interface BreakerState {
   openUntil?: number;
   /** Set while one instance probes it half-open: its claim, held until then. */
   probeUntil?: number;
-  /** When a probe last closed it: failures counted before then are forgotten. */
+  /** When a probe last closed it: buckets before then are forgotten (the close removes the ones it knows). */
   closedAt?: number;
 }
 
@@ -48,8 +48,8 @@ export function phaseOf(state: BreakerState, now: number): BreakerPhase {
 export function failuresInWindow(state: BreakerState, settings: CircuitBreakerConfig, now: number): number {
   const current = bucketOf(now);
   const oldest = current - settings.windowSeconds / (BUCKET_MICROS / 1_000_000) + 1;
-  // A bucket that began before the close holds failures from before it: all of it is forgotten.
-  const firstAfterClose = state.closedAt === undefined ? oldest : Math.ceil(state.closedAt / BUCKET_MICROS);
+  // The close removed the buckets its view knew; any older one still there is from before it.
+  const firstAfterClose = state.closedAt === undefined ? oldest : bucketOf(state.closedAt);
   let count = 0;
   for (const [bucket, failures] of Object.entries(state.failures)) {
     const b = Number(bucket);
@@ -68,6 +68,11 @@ export function shouldOpen(state: BreakerState, settings: CircuitBreakerConfig, 
  * that fell out of the window (removed in the same write, so the item stays small). Nothing while
  * the breaker is open or half-open: its counters only decide when it opens from closed.
  */
+/** The failure buckets a close removes: every one this view knows (at most 20, as a write names them). */
+export function bucketsToForget(state: BreakerState): number[] {
+  return Object.keys(state.failures).map(Number).slice(0, 20);
+}
+
 export function failureWrite(
   state: BreakerState,
   settings: CircuitBreakerConfig,

@@ -3,6 +3,7 @@ import {
   type BreakerState,
   BUCKET_MICROS,
   bucketOf,
+  bucketsToForget,
   emptyBreakerState,
   FAILURE_PREFIX,
   failuresInWindow,
@@ -66,13 +67,16 @@ describe("failures in the window", () => {
     expect(shouldOpen(three, settings, T0)).toBe(false);
   });
 
-  it("forgets failures from before the last close, the close's whole bucket included", () => {
-    const before = failuresAt(T0, T0 + SECOND, T0 + 2 * SECOND);
-    const closed = { ...before, closedAt: T0 + 3 * SECOND };
-    expect(failuresInWindow(closed, settings, T0 + 4 * SECOND)).toBe(0);
-    const later = T0 + 3 * SECOND + BUCKET_MICROS;
-    closed.failures[bucketOf(later)] = 3;
-    expect(failuresInWindow(closed, settings, later)).toBe(3);
+  it("forgets buckets from before the last close; the close removes the ones its view knows", () => {
+    const before = failuresAt(T0 - BUCKET_MICROS, T0 - 2 * BUCKET_MICROS, T0);
+    expect(bucketsToForget(before).sort()).toEqual(
+      [bucketOf(T0 - 2 * BUCKET_MICROS), bucketOf(T0 - BUCKET_MICROS), bucketOf(T0)].sort(),
+    );
+    const closed = { ...before, closedAt: T0 };
+    // Older buckets no longer count; the close's own bucket does (its known failures were removed).
+    expect(failuresInWindow(closed, settings, T0 + SECOND)).toBe(1);
+    const { [bucketOf(T0)]: _removed, ...left } = closed.failures;
+    expect(failuresInWindow({ ...closed, failures: left }, settings, T0 + SECOND)).toBe(0);
   });
 
   it("ignores buckets from the future (another instance's clock ahead of this one)", () => {

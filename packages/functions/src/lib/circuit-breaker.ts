@@ -6,6 +6,7 @@
  */
 
 import {
+  bucketsToForget,
   emptyBreakerState,
   failureWrite,
   PROBE_LEASE_MICROS,
@@ -79,7 +80,8 @@ export function createCircuitBreaker({
           if (await store.reopen(endpointName, probe, at + openMicros)) opened(endpointName, "probe failed");
           if (state) state.breaker = { ...state.breaker, openUntil: at + openMicros, probeUntil: undefined };
         } else {
-          if (await store.close(endpointName, probe, at))
+          const known = bucketsToForget(state?.breaker ?? emptyBreakerState());
+          if (await store.close(endpointName, probe, at, known))
             logger.info("circuit breaker closed", { endpointName });
           if (state) state.breaker = { ...emptyBreakerState(), closedAt: at };
         }
