@@ -74,7 +74,7 @@ async function openPeriodPassed(endpointName: string): Promise<void> {
 }
 
 async function ledgerOf(tenantId: string) {
-  const today = dayOf(new Date());
+  const today = dayOf(Date.now());
   return readLedger(documents(), platform.usageTable, tenantId, today, today);
 }
 
