@@ -72,6 +72,7 @@ export function createCircuitBreaker({
    * counted failure is one write, two for the failure that opens it; anything else none.
    */
   async function outcome(endpointName: string, failed: boolean, probe?: number): Promise<void> {
+    if (!failed && probe === undefined) return;
     const at = now();
     try {
       const state = await endpoints.read(endpointName, at);
@@ -87,7 +88,6 @@ export function createCircuitBreaker({
         }
         return;
       }
-      if (!failed) return;
       const write = failureWrite(state?.breaker ?? emptyBreakerState(), settings, at);
       if (!write) return;
       const after = await store.recordFailure(endpointName, write.bucket, write.stale);

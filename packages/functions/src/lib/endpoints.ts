@@ -6,20 +6,27 @@
 import { CircuitBreakerStore } from "@atrium/core/circuit-breaker-store";
 import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { EndpointTable } from "@atrium/core/tables";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { createCircuitBreaker } from "./circuit-breaker";
-import { config, documentClient, requireEnv } from "./clients";
+import { config, requireEnv } from "./clients";
 import { createEndpointView } from "./endpoint-view";
 import { createFairShare } from "./fair-share";
 import { onCapacityRefusal, onEndpointHealth } from "./model-retries";
+import { tracer } from "./observability";
+import { endpointStateTimeouts } from "./timeouts";
 
 const table = requireEnv(EndpointTable.env);
-const store = new EndpointStateStore(documentClient, table);
+const client = DynamoDBDocumentClient.from(
+  tracer.captureAWSv3Client(new DynamoDBClient(endpointStateTimeouts(config.dynamodbRequestTimeoutMs))),
+);
+const store = new EndpointStateStore(client, table);
 const endpoints = createEndpointView(store);
 
 export const fairShare = createFairShare({ store, endpoints, config });
 export const breaker = createCircuitBreaker({
   endpoints,
-  store: new CircuitBreakerStore(documentClient, table),
+  store: new CircuitBreakerStore(client, table),
   settings: config.circuitBreaker,
 });
 
