@@ -1,9 +1,11 @@
 /**
  * `npm run bench:reports`: how long a report over many tenants and a month takes (issue 10, item 8).
  * Seeds DynamoDB Local with BENCH_TENANTS tenants (default 1,000), each with a ledger item per day and
- * BENCH_MODELS models for the last 31 days and a limiter month total, then times `loadReport` (one
- * ledger Query per tenant, its limiter items, the directory) and the JSON, CSV and HTML renderings.
- * A benchmark, not a test. The reports do not read CloudWatch yet, so no GetMetricData is timed.
+ * BENCH_MODELS models for the last 31 days and a limiter month total, and the local CloudWatch with
+ * the same calls' per-tenant metrics (PutMetricData with Values/Counts, 1,000 datums a call, its
+ * clock walked through the month as the data arrives, since PutMetricData takes two weeks back at
+ * most). Then times `loadReport` (one ledger Query per tenant, its limiter items, the directory, and
+ * GetMetricData in batches of 500 queries) and the JSON, CSV and HTML renderings. A benchmark, not a test.
  */
 
 import { loadavg } from "node:os";
@@ -11,12 +13,15 @@ import { generateApiKey } from "@atrium/core/api-key";
 import { loadStageConfigFile } from "@atrium/core/config";
 import { limiterKey } from "@atrium/core/limiter-item";
 import { loadReport } from "@atrium/core/reports/load-report";
+import { readMetricFigures } from "@atrium/core/reports/metric-figures";
 import { reportCsv } from "@atrium/core/reports/report-csv";
 import { reportHtml } from "@atrium/core/reports/report-html";
 import { TenantStore } from "@atrium/core/store";
 import { LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import { ledgerUpdate } from "@atrium/core/usage-ledger";
+import { startCloudWatchEmulator } from "@atrium/local/cloudwatch";
 import { ensureTable, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
+import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -27,6 +32,14 @@ const DAYS = 31;
 const config = loadStageConfigFile("config/local.json");
 const models = config.sharedEndpoints.map((e) => e.model).slice(0, MODELS);
 const dynamo = await startDynamo();
+/** The local CloudWatch's clock: walked through the month while seeding, then the real one. */
+let clock: number | undefined;
+const cloudwatch = await startCloudWatchEmulator({ now: () => clock ?? Date.now() });
+const metricsClient = new CloudWatchClient({
+  endpoint: cloudwatch.url,
+  region: config.region,
+  credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+});
 try {
   const client = localDynamoClient(dynamo.url, { maxAttempts: 10 });
   const db = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
@@ -95,8 +108,53 @@ try {
   }
   const seededS = (performance.now() - seedStarted) / 1000;
 
+  // The same calls' per-tenant metrics, day by day from the oldest (today's stamped no later than now).
+  const metricsStarted = performance.now();
+  let puts = 0;
+  for (let d = DAYS - 1; d >= 0; d--) {
+    const at = Math.min(Date.parse(`${day(d)}T12:00:00Z`), now);
+    clock = at + 60_000;
+    const data: MetricDatum[] = [];
+    for (let t = 0; t < TENANTS; t++) {
+      const calls = (10 + t) * models.length;
+      const datum = (name: string, values: number[], counts: number[]): MetricDatum => ({
+        MetricName: name,
+        Dimensions: [
+          { Name: "service", Value: "atrium" },
+          { Name: "tenantId", Value: `tn-${String(t).padStart(12, "0")}` },
+        ],
+        Timestamp: new Date(at),
+        Values: values,
+        Counts: counts,
+        Unit: name.endsWith("Latency") ? "Milliseconds" : "Count",
+      });
+      data.push(
+        datum("ModelLatency", [120 + (t % 50), 180, 900], [calls - 2, 1, 1]),
+        datum("OverheadLatency", [15, 40], [calls - 1, 1]),
+        datum("Requests", [calls], [1]),
+        datum("PromptTokens", [600 * models.length], [1]),
+        datum("CompletionTokens", [300 * models.length], [1]),
+      );
+    }
+    for (let i = 0; i < data.length; i += 1000) {
+      await metricsClient.send(
+        new PutMetricDataCommand({ Namespace: "Atrium", MetricData: data.slice(i, i + 1000) }),
+      );
+      puts += 1;
+    }
+  }
+  clock = undefined;
+  const metricsSeededS = (performance.now() - metricsStarted) / 1000;
+
   const query = { from: day(DAYS - 1), to: day(0), period: "day" as const };
-  const sources = { tenants: store.table, db, usageTable: names.usage, limiterTable: names.limiter, config };
+  const sources = {
+    tenants: store.table,
+    db,
+    usageTable: names.usage,
+    limiterTable: names.limiter,
+    config,
+    metrics: metricsClient,
+  };
   const times: Record<string, number> = {};
   const time = async <T>(name: string, work: () => Promise<T> | T): Promise<T> => {
     const started = performance.now();
@@ -104,7 +162,14 @@ try {
     times[name] = performance.now() - started;
     return result;
   };
-  const report = await time("load + build (DynamoDB)", () => loadReport(sources, query, now));
+  const { metrics: _, ...ledgerOnly } = sources;
+  await time("load + build, ledger only (DynamoDB)", () => loadReport(ledgerOnly, query, now));
+  const report = await time("load + build (DynamoDB, CloudWatch)", () => loadReport(sources, query, now));
+  // For the split: the CloudWatch part on its own (in the report it runs alongside DynamoDB's reads).
+  const tenantIds = report.tenants.map((t) => t.tenantId);
+  const cloudwatchAlone = performance.now();
+  await readMetricFigures(metricsClient, tenantIds, query);
+  const cloudwatchAloneMs = performance.now() - cloudwatchAlone;
   const json = await time("JSON", () => JSON.stringify(report));
   const csv = await time("CSV", () => reportCsv(report));
   const html = await time("HTML", () => reportHtml(report));
@@ -113,15 +178,26 @@ try {
   console.log(
     `\n${TENANTS} tenants x ${DAYS} days x ${models.length} model(s): ${ledgerItems.length} ledger items (seeded in ${seededS.toFixed(1)} s)`,
   );
+  console.log(
+    `CloudWatch: ${puts} PutMetricData calls (seeded in ${metricsSeededS.toFixed(1)} s); the report sent ${report.cloudwatch.queries} queries in ${report.cloudwatch.calls} GetMetricData calls`,
+  );
+  const differing = report.tenants.flatMap((t) =>
+    (t.cloudwatch?.reconciliation ?? []).filter((p) => p.status !== "match"),
+  );
+  console.log(`the same GetMetricData alone, after the report: ${cloudwatchAloneMs.toFixed(0)} ms`);
+  console.log(`ledger vs CloudWatch: ${differing.length} differing pairs (the seed makes them agree)`);
   console.log(`load average ${load1?.toFixed(2)} (1 min), ${load5?.toFixed(2)} (5 min)\n`);
   console.log("| step | ms |\n| --- | --: |");
   for (const [name, ms] of Object.entries(times)) console.log(`| ${name} | ${ms.toFixed(0)} |`);
-  const total = Object.values(times).reduce((a, b) => a + b, 0);
-  console.log(`| **total** | **${total.toFixed(0)}** |`);
+  const { "load + build, ledger only (DynamoDB)": _ledgerOnly, ...reportSteps } = times;
+  const total = Object.values(reportSteps).reduce((a, b) => a + b, 0);
+  console.log(`| **total (the report with CloudWatch, rendered)** | **${total.toFixed(0)}** |`);
   console.log(
     `\nsizes: JSON ${(json.length / 1e6).toFixed(1)} MB, CSV ${(csv.length / 1e6).toFixed(1)} MB, HTML ${(html.length / 1e6).toFixed(1)} MB`,
   );
   client.destroy();
 } finally {
+  metricsClient.destroy();
+  await cloudwatch.close();
   await dynamo.close();
 }

@@ -86,7 +86,8 @@ export const accessLogFields = {
 /** Only items whose partition key begins with one of `prefixes` (IAM wildcards, `*` and `?`). */
 /**
  * What a report reads of every tenant (reports route, scheduled reports): each tenant's ledger by
- * query, and its limiter items for the month's total.
+ * query, its limiter items for the month's total, and its metrics (GetMetricData has no resource
+ * types or condition keys, so `*`).
  */
 export const tenantUsageReads = (usageTableArn: string, limiterTableArn: string) => [
   new PolicyStatement({
@@ -99,6 +100,7 @@ export const tenantUsageReads = (usageTableArn: string, limiterTableArn: string)
     resources: [limiterTableArn],
     conditions: leadingKeys("TENANT#*"),
   }),
+  new PolicyStatement({ actions: ["cloudwatch:GetMetricData"], resources: ["*"] }),
 ];
 
 export const leadingKeys = (...prefixes: string[]) => ({
@@ -434,7 +436,8 @@ function suppressApiFindings(stack: StackContext["stack"], restApi: RestApi, ten
       [
         {
           id: "AwsSolutions-IAM5",
-          reason: "X-Ray's PutTraceSegments and PutTelemetryRecords have no resource-level permissions.",
+          reason:
+            "X-Ray's PutTraceSegments and PutTelemetryRecords, and CloudWatch's GetMetricData (reports), have no resource-level permissions.",
           appliesTo: ["Resource::*"],
         },
       ],

@@ -131,7 +131,7 @@ export function Reporting({ stack, app }: StackContext) {
       {
         id: "AwsSolutions-IAM5",
         reason:
-          "X-Ray's PutTraceSegments and PutTelemetryRecords (active tracing) have no resource-level permissions.",
+          "X-Ray's PutTraceSegments and PutTelemetryRecords (active tracing), and CloudWatch's GetMetricData (the report's latency and reconciliation), have no resource-level permissions or condition keys.",
         appliesTo: ["Resource::*"],
       },
       {

@@ -3,7 +3,7 @@
  * the local gateway to an endpoint with a capacity of 4, served by a container that holds every call
  * until the test lets them go, so the calls in flight are known exactly. Below contention nobody is
  * refused for it; the endpoint's own refusal marks it contended; then each tenant is held to its
- * weighted share (pro weighs 2, free 1: 2 and 1 of 4) and the one above it gets 429 endpoint_busy.
+ * weighted share (pro weighs 2, free 1: 3 and 1 of 4) and the one above it gets 429 endpoint_busy.
  */
 import { endpointKey } from "@atrium/core/endpoint-state";
 import { readLedger } from "@atrium/core/usage-ledger";
@@ -97,16 +97,16 @@ describe("fair share of a shared endpoint", () => {
     const marked = await endpointItem();
     expect(Number(marked?.contendedUntil)).toBeGreaterThan(Date.now() * 1000);
 
-    // Contended: the quiet tenant's call registers it and is admitted; the noisy tenant gets its share of 2.
+    // Contended: the quiet tenant's call registers it and is admitted; the noisy tenant gets its share of 3.
     latched.hold();
     const quietCall = await inFlight(quiet.apiKey, 1);
-    const noisyCalls = await inFlight(noisy.apiKey, 2);
+    const noisyCalls = await inFlight(noisy.apiKey, 3);
     const refused = await chat(noisy.apiKey);
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     const body = await json(refused);
     expect(body.error).toMatchObject({ code: "endpoint_busy", type: "requests" });
-    expect(body.error.message).toContain("fair share of 2 calls");
+    expect(body.error.message).toContain("fair share of 3 calls");
     // The quiet tenant is within its share (1 of 4) only while it holds nothing more: a second call is refused.
     expect((await chat(quiet.apiKey)).status).toBe(429);
     expect(

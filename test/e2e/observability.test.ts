@@ -73,7 +73,13 @@ describe("handler output", () => {
     const perService = documents.find((emf) => !directive(emf)?.Dimensions.flat().includes("tenantId"));
     expect(directive(perTenant as Emf)?.Namespace).toBe("Atrium");
     expect(perTenant?.tenantId).toBe(platform.demoTenant.id);
-    expect(names(perTenant as Emf)?.sort()).toEqual(["CompletionTokens", "PromptTokens", "Requests"]);
+    expect(names(perTenant as Emf)?.sort()).toEqual([
+      "CompletionTokens",
+      "ModelLatency",
+      "OverheadLatency",
+      "PromptTokens",
+      "Requests",
+    ]);
     expect(directive(perService as Emf)?.Dimensions).toEqual([["service"]]);
     expect(perService?.tenantId).toBe(platform.demoTenant.id);
     expect(names(perService as Emf)).toEqual(expect.arrayContaining(["ChatCompletions", "ModelLatency"]));

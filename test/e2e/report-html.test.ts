@@ -25,6 +25,9 @@ const messages = [{ role: "user" as const, content: "chart me" }];
 /** A name that would fetch `x` and run script if it were not escaped. */
 const HOSTILE = '<img src=x onerror="alert(1)"> B';
 
+// Before the handlers are imported: their EMF metrics go to the local CloudWatch, which the report reads.
+process.env.POWERTOOLS_METRICS_DISABLED = "false";
+
 let platform: Platform;
 useTestPlatform((started) => {
   platform = started;
@@ -87,6 +90,7 @@ describe.skipIf(!existsSync(CHROMIUM))(
           env,
         );
         const report: Report = JSON.parse(json.stdout);
+        expect(report.cloudwatch).toMatchObject({ available: true, note: null });
 
         const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
         const problems: string[] = [];
@@ -108,20 +112,26 @@ describe.skipIf(!existsSync(CHROMIUM))(
         expect(problems).toEqual([]);
         expect(requests).toEqual([url]);
 
-        // Every chart drew marks of non-zero size.
+        // Every chart drew marks of non-zero size: bars, or a latency chart's points.
         const charts = await page.locator("svg[data-chart]").evaluateAll((svgs) =>
           svgs.map((svg) => ({
             name: svg.getAttribute("data-chart"),
-            marks: [...svg.querySelectorAll("rect")].filter((r) => {
+            marks: [...svg.querySelectorAll("rect, circle")].filter((r) => {
               // An SVG shape's box in its own units (the project's TypeScript has no DOM types).
               const box = (r as unknown as { getBBox(): { width: number; height: number } }).getBBox();
               return box.width > 0 && box.height > 0;
             }).length,
           })),
         );
-        expect(charts.map((c) => c.name)).toEqual(["tokens", "refusals", "cost"]);
+        // Latency per tenant (both made two calls: in id order), each with its model's and Atrium's p50 and p99.
+        const latency = [a.id, b.id].sort().map((id) => `latency-${id}`);
+        expect(charts.map((c) => c.name)).toEqual(["tokens", "refusals", "cost", ...latency]);
         for (const chart of charts) expect(chart.marks, chart.name ?? "").toBeGreaterThan(0);
-        for (const name of ["tokens", "refusals", "cost"]) {
+        for (const name of latency) {
+          const lines = page.locator(`svg[data-chart="${name}"] path`);
+          expect(await lines.count(), name).toBe(4);
+        }
+        for (const name of ["tokens", "refusals", "cost", ...latency]) {
           const box = await page.locator(`svg[data-chart="${name}"]`).boundingBox();
           expect(box?.width, name).toBeGreaterThan(0);
           expect(box?.height, name).toBeGreaterThan(0);
@@ -149,6 +159,17 @@ describe.skipIf(!existsSync(CHROMIUM))(
             ].map(count),
           );
           expect(cells[8]).toBe(`$${figures.totals.costUsd.toFixed(2)}`);
+          // Latency from CloudWatch: present, p50 at most p99, the model's part above zero.
+          const { model, atrium } = figures.latency ?? {};
+          expect(model?.p50, t.id).toBeGreaterThan(0);
+          expect(model?.p50 ?? Number.NaN).toBeLessThanOrEqual(model?.p99 ?? Number.NaN);
+          expect(atrium?.p50 ?? Number.NaN).toBeLessThanOrEqual(atrium?.p99 ?? Number.NaN);
+          expect(cells[9]).toMatch(/^[\d.]+ ms \/ [\d.]+ ms$/);
+          expect(cells[10]).toMatch(/^[\d.]+ ms \/ [\d.]+ ms$/);
+          // The ledger and CloudWatch agree on every pair, in the page as in the JSON.
+          const reconciled = await page.locator(`tr[data-reconciled="${t.id}"] td`).allInnerTexts();
+          expect(reconciled.at(-1), t.id).toBe("match");
+          expect(figures.cloudwatch?.reconciliation.map((p) => p.status)).toEqual(Array(5).fill("match"));
         }
         expect(report.tenants.find((r) => r.tenantId === b.id)?.totals).toMatchObject({
           requests: 2,

@@ -1,11 +1,14 @@
 /**
  * Reports on the local platform (docs/reports.md): a known set of calls (two pool tenants on the
  * shared endpoint, with successes, a stream, a failure and a refusal; a silo tenant on its dedicated
- * endpoint) is what GET /admin/reports answers, what its CSV lists, and what `atrium report` prints.
+ * endpoint) is what GET /admin/reports answers, what its CSV lists, and what `atrium report` prints;
+ * its latency comes from the local CloudWatch, which agrees with the ledger and the AWS CLI.
  */
+import { execFile, spawnSync } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { Report } from "@atrium/core/reports/build-report";
 import { dayOf, hourOf } from "@atrium/core/usage-ledger";
 import type { Platform } from "@atrium/local/platform";
@@ -14,6 +17,10 @@ import { describe, expect, it } from "vitest";
 import { runCli } from "../support/cli";
 import { adminCall, useTestPlatform } from "../support/platform";
 import { settledUsageOf } from "../support/tenant-calls";
+
+// Before the handlers are imported: their EMF metrics go to the local CloudWatch, which reports read.
+process.env.POWERTOOLS_METRICS_DISABLED = "false";
+const hasAws = spawnSync("aws", ["--version"], { encoding: "utf8" }).status === 0;
 
 let platform: Platform;
 useTestPlatform((started) => {
@@ -223,6 +230,101 @@ describe("GET /admin/reports", () => {
   });
 });
 
+describe("latency and the check against CloudWatch", () => {
+  it("gives each calling tenant its model's and Atrium's p50 and p99, and CloudWatch agrees with the ledger", async () => {
+    await madeCalls();
+    // A stream's metrics are sent just after its settle: the report is read until they are in.
+    const differences = async () =>
+      (await report(`from=${today}&to=${today}`)).tenants.flatMap((t) =>
+        (t.cloudwatch?.reconciliation ?? [null]).filter((p) => p?.status !== "match"),
+      );
+    await expect.poll(differences, { interval: 50 }).toEqual([]);
+    const body = await report(`from=${today}&to=${today}`);
+    expect(body.cloudwatch).toMatchObject({ available: true, note: null, queries: 4 * 14 });
+    const of = (id: string) => body.tenants.find((t) => t.tenantId === id) as Report["tenants"][number];
+    for (const id of [known.a.id, known.b.id, known.c.id]) {
+      const { latency } = of(id);
+      for (const part of [latency?.model, latency?.atrium]) {
+        expect(part?.p50 ?? Number.NaN, id).toBeLessThanOrEqual(part?.p99 ?? Number.NaN);
+        expect(part?.p50, id).toBeGreaterThanOrEqual(0);
+      }
+      expect(latency?.model.p50, id).toBeGreaterThan(0);
+      expect(latency?.periods.map((p) => p.period)).toEqual([today]);
+    }
+    // Like with like: A's calls that reached the model (two, a stream, a failure), tokens, B's refusal.
+    const pairs = (id: string) =>
+      Object.fromEntries((of(id).cloudwatch?.reconciliation ?? []).map((p) => [p.name, p.cloudwatch]));
+    expect(pairs(known.a.id)).toEqual({
+      requests: 4,
+      promptTokens: known.a.prompt,
+      completionTokens: known.a.completion,
+      refusals: 0,
+      errors: 1,
+    });
+    expect(pairs(known.b.id)).toMatchObject({ requests: 2, refusals: 1, errors: 0 });
+    // The demo tenant made no call: no latency to show, and nothing to disagree on.
+    expect(of(platform.demoTenant.id).latency?.model).toEqual({ p50: null, p99: null });
+    expect(body.flags.filter((f) => f.includes("CloudWatch"))).toEqual([]);
+  });
+
+  it.skipIf(!hasAws)("reports the percentiles that the AWS CLI reads from the local CloudWatch", async () => {
+    await madeCalls();
+    const body = await report(`from=${today}&to=${today}&tenant=${known.a.id}`);
+    const query = (id: string, metric: string, stat: string) => ({
+      Id: id,
+      MetricStat: {
+        Metric: {
+          Namespace: "Atrium",
+          MetricName: metric,
+          Dimensions: [
+            { Name: "service", Value: "atrium" },
+            { Name: "tenantId", Value: known.a.id },
+          ],
+        },
+        Period: 86_400,
+        Stat: stat,
+      },
+    });
+    const { stdout } = await promisify(execFile)(
+      "aws",
+      [
+        "cloudwatch",
+        "get-metric-data",
+        "--endpoint-url",
+        platform.cloudwatchUrl,
+        "--region",
+        platform.config.region,
+        "--output",
+        "json",
+        "--start-time",
+        `${today}T00:00:00Z`,
+        "--end-time",
+        new Date(Date.parse(`${today}T00:00:00Z`) + 86_400_000).toISOString(),
+        "--metric-data-queries",
+        JSON.stringify([
+          query("modelp50", "ModelLatency", "p50"),
+          query("modelp99", "ModelLatency", "p99"),
+          query("atriump50", "OverheadLatency", "p50"),
+          query("atriump99", "OverheadLatency", "p99"),
+        ]),
+      ],
+      { env: { ...process.env, AWS_ACCESS_KEY_ID: "cli", AWS_SECRET_ACCESS_KEY: "cli" } },
+    );
+    const read = Object.fromEntries(
+      (JSON.parse(stdout) as { MetricDataResults: { Id: string; Values: number[] }[] }).MetricDataResults.map(
+        (r) => [r.Id, r.Values[0]],
+      ),
+    );
+    const { model, atrium } = body.tenants[0]?.latency ?? {};
+    expect(read).toEqual({
+      modelp50: model?.p50,
+      modelp99: model?.p99,
+      atriump50: atrium?.p50,
+      atriump99: atrium?.p99,
+    });
+  });
+});
+
 describe("atrium report", () => {
   const env = () => ({ ATRIUM_URL: platform.gatewayUrl, ATRIUM_ADMIN_TOKEN: platform.adminToken });
 
@@ -236,7 +338,7 @@ describe("atrium report", () => {
         env(),
       );
       expect(run).toMatchObject({ code: 0, stdout: expect.stringContaining(`to ${out}`) });
-      expect(run.stderr).toContain("atrium report: reading the ledger and limits of all tenants");
+      expect(run.stderr).toContain("atrium report: reading the ledger, limits and metrics of all tenants");
       const lines = (await readFile(out, "utf8")).split("\r\n");
       const rows = lines.slice(1, -1).map((line) => line.split(",").slice(0, 13));
       const [first, second, third] = [known.a, known.b, known.c].map((t) => t.id);

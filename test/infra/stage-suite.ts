@@ -52,6 +52,7 @@ const resourcelessActions = new Set([
   "xray:PutTraceSegments",
   "xray:PutTelemetryRecords",
   "cloudwatch:PutMetricData",
+  "cloudwatch:GetMetricData",
   "ecr:GetAuthorizationToken",
 ]);
 const writeActions = [
@@ -495,6 +496,10 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
             actions.filter((a) => /^(sagemaker|sts):|dynamodb:Scan/.test(a)),
             routeKey(route),
           ).toEqual([]);
+          // Reports read CloudWatch (latency, reconciliation); no other admin route does.
+          expect(actions.includes("cloudwatch:GetMetricData"), routeKey(route)).toBe(
+            reportingRoutes.has(routeKey(route)),
+          );
           for (const st of statements.filter((x) => actionsOf([x]).some((a) => a.startsWith("dynamodb:")))) {
             for (const r of asList(st.Resource).map(render)) expect(r, routeKey(route)).not.toContain("*");
           }
@@ -927,6 +932,7 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           },
         ]);
         expect(resourceless.flatMap((st) => st.actions).sort()).toEqual([
+          "cloudwatch:GetMetricData",
           "xray:PutTelemetryRecords",
           "xray:PutTraceSegments",
         ]);

@@ -11,8 +11,10 @@ import {
   type EndpointState,
   emptyEndpointState,
   fairShare,
+  fairShares,
   isContended,
   markIsDue,
+  mergeViews,
   registrationIsDue,
 } from "@atrium/core/endpoint-state";
 import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
@@ -189,24 +191,90 @@ describe("shares", () => {
     { minLength: 1, maxLength: 12, selector: (t) => t.id },
   );
 
-  it("add up to at most the capacity when no more tenants are active than slots", () => {
+  it("give every tenant at least one, add up to the capacity, and follow the weights", () => {
     fc.assert(
-      fc.property(activeTenants, fc.integer({ min: 1, max: 500 }), (tenants, extra) => {
+      fc.property(activeTenants, fc.integer({ min: 0, max: 500 }), (tenants, extra) => {
         const capacity = tenants.length + extra;
+        const weights = new Map(tenants.map((t) => [t.id, t.weight]));
+        const shares = fairShares(weights, capacity);
+        const of = (id: string) => shares.get(id) ?? 0;
+        expect(tenants.every((t) => of(t.id) >= 1)).toBe(true);
+        expect(tenants.reduce((sum, t) => sum + of(t.id), 0)).toBe(
+          tenants.length >= capacity ? tenants.length : capacity,
+        );
+        // A heavier tenant never gets fewer slots than a lighter one.
+        for (const a of tenants) {
+          for (const b of tenants) if (a.weight > b.weight) expect(of(a.id)).toBeGreaterThanOrEqual(of(b.id));
+        }
+        // A tenant whose weighted part of the whole is at least one is within one slot of it... or more.
+        const total = tenants.reduce((sum, t) => sum + t.weight, 0);
+        const light = tenants.filter((t) => (capacity * t.weight) / total < 1).length;
+        for (const t of tenants) {
+          const part = ((capacity - light) * t.weight) / total;
+          if (tenants.length < capacity) expect(of(t.id)).toBeGreaterThanOrEqual(Math.floor(part));
+        }
+        // Every instance computes the same: the caller's view equals the split.
         const state: EndpointState = {
           contendedUntil: T0 + SECOND,
           active: Object.fromEntries(tenants.map((t) => [t.id, { weight: t.weight, seen: T0 }])),
           breaker: emptyBreakerState(),
         };
-        const shares = tenants.map((t) => fairShare(state, t, capacity, T0 + 1));
-        expect(shares.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(capacity);
-        for (const [i, t] of tenants.entries()) {
-          // At least the weighted share, rounded down, and never nothing.
-          const weights = tenants.reduce((sum, o) => sum + o.weight, 0);
-          expect(shares[i]).toBe(Math.max(1, Math.floor((capacity * t.weight) / weights)));
-        }
+        for (const t of tenants) expect(fairShare(state, t, capacity, T0 + 1)).toBe(of(t.id));
       }),
     );
+  });
+
+  it("give light tenants one slot and the heavy the rest", () => {
+    const weights = new Map([
+      ["tn-a", 1],
+      ["tn-b", 1],
+      ["tn-heavy", 16],
+    ]);
+    expect(Object.fromEntries(fairShares(weights, 4))).toEqual({ "tn-a": 1, "tn-b": 1, "tn-heavy": 2 });
+    expect(Object.fromEntries(fairShares(weights, 2))).toEqual({ "tn-a": 1, "tn-b": 1, "tn-heavy": 1 });
+    expect(
+      Object.fromEntries(
+        fairShares(
+          new Map([
+            ["tn-pro", 2],
+            ["tn-free", 1],
+          ]),
+          4,
+        ),
+      ),
+    ).toEqual({
+      "tn-pro": 3,
+      "tn-free": 1,
+    });
+  });
+
+  it("keep what an instance wrote while a read of the item was on its way", () => {
+    const known: EndpointState = {
+      contendedUntil: T0 + CONTENTION_WINDOW_MICROS,
+      active: { "tn-a": { weight: 1, seen: T0 }, "tn-b": { weight: 2, seen: T0 - SECOND } },
+      // This instance opened the breaker meanwhile, too.
+      breaker: { failures: { 7: 3 }, openUntil: T0 + 20 * SECOND },
+    };
+    // The read began before the mark and tn-a's registration; it knows tn-b later and tn-c.
+    const read: EndpointState = {
+      active: { "tn-b": { weight: 2, seen: T0 }, "tn-c": { weight: 4, seen: T0 } },
+      breaker: { failures: { 7: 2, 8: 1 } },
+    };
+    expect(mergeViews(known, read)).toEqual({
+      contendedUntil: T0 + CONTENTION_WINDOW_MICROS,
+      active: {
+        "tn-a": { weight: 1, seen: T0 },
+        "tn-b": { weight: 2, seen: T0 },
+        "tn-c": { weight: 4, seen: T0 },
+      },
+      breaker: { failures: { 7: 2, 8: 1 } },
+    });
+    // The breaker's state is the read's, unless this instance wrote it since the read began.
+    expect(mergeViews(known, read, true).breaker).toEqual(known.breaker);
+    expect(mergeViews(read, emptyEndpointState())).toEqual({
+      ...read,
+      breaker: emptyEndpointState().breaker,
+    });
   });
 
   it("count only tenants seen within the active window, and always the caller", () => {

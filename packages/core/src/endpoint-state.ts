@@ -53,10 +53,8 @@ export function registrationIsDue(
 }
 
 /**
- * The calls in flight the tenant may hold on the endpoint while it is contended:
- * `floor(capacity * weight / W)`, at least 1, where W sums the weights of the tenants active on it,
- * the caller included. The shares of the active tenants add up to at most the capacity whenever
- * there are no more active tenants than slots.
+ * The calls in flight the tenant may hold on the endpoint while it is contended: its part of
+ * `fairShares` over the tenants active on it, the caller counted in.
  */
 export function fairShare(
   state: EndpointState,
@@ -64,11 +62,77 @@ export function fairShare(
   capacity: number,
   now: number,
 ): number {
-  let total = tenant.weight;
+  const weights = new Map<string, number>();
   for (const [id, entry] of Object.entries(state.active)) {
-    if (id !== tenant.id && entry.seen > now - ACTIVE_WINDOW_MICROS) total += entry.weight;
+    if (entry.seen > now - ACTIVE_WINDOW_MICROS) weights.set(id, entry.weight);
   }
-  return Math.max(1, Math.floor((capacity * tenant.weight) / total));
+  weights.set(tenant.id, tenant.weight);
+  return fairShares(weights, capacity).get(tenant.id) ?? 1;
+}
+
+/**
+ * Splits `capacity` calls in flight between tenants by weight, the same on every instance that sees
+ * the same tenants: every tenant gets at least one; those whose weighted part of what is left is
+ * under one get exactly one, and the others split the rest in proportion to their weights, rounded
+ * down, the remainder going one each to the largest fractions (ties by tenant id). The shares add up
+ * to the capacity, or to the number of tenants when there are more tenants than slots.
+ */
+export function fairShares(weights: ReadonlyMap<string, number>, capacity: number): Map<string, number> {
+  const ids = [...weights.keys()].sort();
+  const shares = new Map<string, number>();
+  if (ids.length >= capacity) {
+    for (const id of ids) shares.set(id, 1);
+    return shares;
+  }
+  // Tenants whose part rounds below one get one; the rest is split again among the others, until stable.
+  let sharing = ids;
+  let left = capacity;
+  for (;;) {
+    const total = sharing.reduce((sum, id) => sum + (weights.get(id) ?? 0), 0);
+    const under = sharing.filter((id) => Math.floor((left * (weights.get(id) ?? 0)) / total) < 1);
+    if (under.length === 0 || under.length === sharing.length) break;
+    for (const id of under) shares.set(id, 1);
+    left -= under.length;
+    sharing = sharing.filter((id) => !under.includes(id));
+  }
+  const total = sharing.reduce((sum, id) => sum + (weights.get(id) ?? 0), 0);
+  const exact = sharing.map((id) => ({ id, part: (left * (weights.get(id) ?? 0)) / total }));
+  for (const { id, part } of exact) shares.set(id, Math.max(1, Math.floor(part)));
+  let remainder = left - exact.reduce((sum, { id }) => sum + (shares.get(id) ?? 0), 0);
+  const byFraction = [...exact].sort(
+    (a, b) => b.part - Math.floor(b.part) - (a.part - Math.floor(a.part)) || a.id.localeCompare(b.id),
+  );
+  for (const { id } of byFraction) {
+    if (remainder <= 0) break;
+    shares.set(id, (shares.get(id) ?? 0) + 1);
+    remainder -= 1;
+  }
+  return shares;
+}
+
+/**
+ * A view read from the table, with what this instance learnt meanwhile: a read that started before
+ * this instance wrote a mark or a registration must not undo it in the view. Marks only grow and a
+ * tenant's `seen` only moves on, so the later of each is the truth. The breaker's state moves both
+ * ways (a close removes an opening), so it is the read's unless this instance wrote it since the
+ * read began (`breakerWrittenSince`).
+ */
+export function mergeViews(
+  known: EndpointState,
+  read: EndpointState,
+  breakerWrittenSince = false,
+): EndpointState {
+  const contendedUntil = Math.max(known.contendedUntil ?? 0, read.contendedUntil ?? 0);
+  const active = { ...read.active };
+  for (const [id, entry] of Object.entries(known.active)) {
+    const other = Object.hasOwn(active, id) ? active[id] : undefined;
+    if (!other || other.seen < entry.seen) active[id] = entry;
+  }
+  return {
+    ...(contendedUntil > 0 ? { contendedUntil } : {}),
+    active,
+    breaker: breakerWrittenSince ? known.breaker : read.breaker,
+  };
 }
 
 /** The item's attributes as stored, read back. */

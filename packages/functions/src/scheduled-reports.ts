@@ -1,4 +1,5 @@
 import { budgetAlertMessage } from "@atrium/core/reports/budget-alerts";
+import { cloudWatchClient } from "@atrium/core/reports/metric-figures";
 import { publishScheduledReport } from "@atrium/core/reports/publish-reports";
 import {
   BUDGET_ALERTS_TOPIC_ENV,
@@ -22,6 +23,7 @@ const sources = {
   usageTable: requireEnv(UsageTable.env),
   limiterTable: requireEnv(LimiterTable.env),
   config,
+  metrics: tracer.captureAWSv3Client(cloudWatchClient()),
 };
 const s3 = tracer.captureAWSv3Client(new S3Client({}));
 const sns = tracer.captureAWSv3Client(new SNSClient({}));

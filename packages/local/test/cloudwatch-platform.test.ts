@@ -91,13 +91,19 @@ describe("the local CloudWatch in the platform", () => {
     // Only the few per-tenant metrics carry the tenant (docs/metrics.md); the others are per service.
     expect(listed.Metrics?.map((m) => m.MetricName).sort()).toEqual([
       "CompletionTokens",
+      "ModelLatency",
+      "OverheadLatency",
       "PromptTokens",
       "Requests",
     ]);
-    const service = await cloudwatch.send(
+    // ModelLatency twice: per service (every model call) and per tenant (a call's model part, for reports).
+    const latency = await cloudwatch.send(
       new ListMetricsCommand({ Namespace: "Atrium", MetricName: "ModelLatency" }),
     );
-    expect(service.Metrics?.map((m) => m.Dimensions)).toEqual([[{ Name: "service", Value: "atrium" }]]);
+    expect(latency.Metrics?.map((m) => m.Dimensions?.map((d) => d.Name)).sort()).toEqual([
+      ["service"],
+      ["service", "tenantId"],
+    ]);
     // The metrics went to CloudWatch and not to the terminal.
     expect(terminal.join("")).not.toContain('"_aws"');
     cloudwatch.destroy();

@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import type { Report } from "@atrium/core/reports/build-report";
+import type { Percentiles } from "@atrium/core/reports/metric-figures";
 import { reportCsv } from "@atrium/core/reports/report-csv";
 import { reportHtml } from "@atrium/core/reports/report-html";
 import type { Command } from "../command";
@@ -10,6 +11,15 @@ const FORMATS = ["table", "json", "csv", "html"] as const;
 type Format = (typeof FORMATS)[number];
 
 const dollars = (amount: number) => `$${amount.toFixed(2)}`;
+/** p50/p99 in whole ms, or a dash without CloudWatch's figure. */
+const latency = (p: Percentiles | undefined) =>
+  p?.p50 == null || p.p99 == null ? "-" : `${Math.round(p.p50)}/${Math.round(p.p99)}`;
+/** The ledger against CloudWatch in one word per tenant: every difference is also a flag. */
+const againstMetrics = (t: Report["tenants"][number]) => {
+  if (!t.cloudwatch) return "-";
+  const differing = t.cloudwatch.reconciliation.filter((p) => p.status !== "match");
+  return differing.length === 0 ? "match" : differing.map((p) => `${p.name}:${p.status}`).join(",");
+};
 const refusals = (refused: Record<string, number>) =>
   Object.entries(refused)
     .map(([reason, n]) => `${reason}=${n}`)
@@ -44,6 +54,9 @@ function reportTable(report: Report): string {
     t.reconciliation.status === "match"
       ? "match"
       : `${t.reconciliation.status} (${t.reconciliation.difference})`,
+    latency(t.latency?.model),
+    latency(t.latency?.atrium),
+    againstMetrics(t),
   ]);
   const endpoints = report.endpoints.map((e) => [
     e.endpointName,
@@ -88,6 +101,9 @@ function reportTable(report: Report): string {
         "MONTH USED/BUDGET",
         "PROJECTED",
         "LEDGER VS LIMITER",
+        "MODEL P50/P99 MS",
+        "ATRIUM P50/P99 MS",
+        "LEDGER VS CLOUDWATCH",
       ],
       tenants,
       "No tenants.",
@@ -100,13 +116,15 @@ function reportTable(report: Report): string {
     ),
     "",
     `Total ${dollars(totals.costUsd)}: tenants ${dollars(totals.tenantsUsd)}, idle ${dollars(totals.idleUsd)}`,
+    ...(report.cloudwatch.note ? [`Note: ${report.cloudwatch.note}`] : []),
     ...report.flags.map((flag) => `! ${flag}`),
   ].join("\n");
 }
 
 export const reportCommands: Record<string, Command> = {
   report: {
-    summary: "usage and cost per tenant, period and model, from the usage ledger",
+    summary:
+      "usage and cost per tenant, period and model, from the usage ledger; latency and a check from CloudWatch",
     usage:
       "atrium report (--tenant TENANT_ID | --all) --from YYYY-MM-DD --to YYYY-MM-DD [--period day|hour] [--format table|json|csv|html] [--out FILE]",
     options: {
@@ -140,7 +158,7 @@ export const reportCommands: Record<string, Command> = {
       const connection = await resolveConnection(env);
       const who = values.tenant ? `tenant ${values.tenant}` : "all tenants";
       io?.stderr(
-        `atrium report: reading the ledger and limits of ${who}, ${values.from} to ${values.to}...\n`,
+        `atrium report: reading the ledger, limits and metrics of ${who}, ${values.from} to ${values.to}...\n`,
       );
       const report = await callAdmin<Report>(connection, "GET", `/admin/reports?${query}`);
       const text =

@@ -6,9 +6,19 @@
 import type { StageConfig } from "../config";
 import type { Tenant } from "../tenant";
 import type { LedgerEntry } from "../usage-ledger";
-import { addCounters } from "../usage-ledger";
+import { addCounters, dayOf } from "../usage-ledger";
 import { type BudgetFigures, budgetOf, type LimiterMonth } from "./budget";
-import { capacityMicros, type EndpointSpec, endpointsOf, splitSharedCost } from "./endpoint-cost";
+import {
+  type CostLedger,
+  capacityMicros,
+  charge,
+  type EndpointSpec,
+  endpointsOf,
+  type RowCost,
+  splitSharedCost,
+} from "./endpoint-cost";
+import type { MetricRead } from "./metric-figures";
+import { metricFlags, type TenantMetrics, tenantMetrics } from "./metric-reconciliation";
 import { type Reconciliation, reconcile } from "./reconciliation";
 import { hoursBegun, monthProgress, periodsOf, type ReportQuery } from "./report-query";
 import { figuresOf, sharedWeight, type UsageFigures, type UsageRow, usageRows } from "./tenant-usage";
@@ -29,7 +39,11 @@ export interface ReportInput {
   config: Pick<StageConfig, "tiers" | "sharedEndpoints" | "dedicatedEndpoints" | "reporting">;
   /** Every tenant, even for a one-tenant report: a shared endpoint is split between all of its users. */
   tenants: TenantData[];
+  /** What CloudWatch said of the shown tenants, or why it said nothing; absent: it was not read. */
+  metrics?: MetricSource;
 }
+
+export type MetricSource = { available: true; read: MetricRead } | { available: false; note: string };
 
 export interface Costs {
   sharedCostUsd: number;
@@ -42,7 +56,7 @@ export interface ReportRow extends UsageFigures, Costs {
   model: string;
 }
 
-export interface TenantReport {
+export interface TenantReport extends TenantMetrics {
   tenantId: string;
   name: string;
   tier: string;
@@ -88,6 +102,8 @@ export interface Report {
   endpoints: EndpointReport[];
   idle: IdleLine[];
   totals: { tenantsUsd: number; idleUsd: number; costUsd: number };
+  /** Whether CloudWatch was read (latency, reconciliation with the ledger), with how many queries and calls. */
+  cloudwatch: { available: boolean; queries: number; calls: number; note: string | null };
   /** Every difference or gap a reader must not miss: reconciliation differences, unpriced endpoints. */
   flags: string[];
 }
@@ -97,33 +113,14 @@ const usd = (micros: number) => micros / 1_000_000;
 /** A row's key: its period (of one fixed length in a report), then its model. */
 const rowKey = (row: { period: string; model: string }) => `${row.period} ${row.model}`;
 
-interface RowCost {
-  period: string;
-  model: string;
-  shared: number;
-  dedicated: number;
-}
-
-/** Micro-dollars per tenant, then per row key: what its shared and dedicated endpoints cost it. */
-type CostLedger = Map<string, Map<string, RowCost>>;
-
-function charge(
-  costs: CostLedger,
-  tenantId: string,
-  key: string,
-  part: "shared" | "dedicated",
-  micros: number,
-) {
-  const rows = costs.get(tenantId) ?? new Map<string, RowCost>();
-  const [period, model] = [key.slice(0, key.indexOf(" ")), key.slice(key.indexOf(" ") + 1)];
-  const row = rows.get(key) ?? { period, model, shared: 0, dedicated: 0 };
-  row[part] += micros;
-  rows.set(key, row);
-  costs.set(tenantId, rows);
-}
+const NOT_READ: MetricSource = {
+  available: false,
+  note: "CloudWatch was not read: latency and the reconciliation with it are unavailable.",
+};
 
 export function buildReport(input: ReportInput): Report {
   const { query, asOf, config } = input;
+  const metrics = input.metrics ?? NOT_READ;
   const weight = config.reporting.outputTokenWeight;
   const periods = periodsOf(query).map((period) => ({ period, hours: hoursBegun(period, asOf) }));
   const inRange = (entry: LedgerEntry) => {
@@ -228,7 +225,9 @@ export function buildReport(input: ReportInput): Report {
         (t) =>
           `tenant ${t.tenantId}: ${month} ledger ${t.reconciliation.ledgerTokens} tokens, limiter ${t.reconciliation.limiterTokens} (difference ${t.reconciliation.difference}${t.reconciliation.status === "calls_in_flight" ? `, ${t.reconciliation.callsInFlight} calls in flight` : ""})`,
       ),
+    ...tenants.flatMap((t) => metricFlags(t.tenantId, t.cloudwatch?.reconciliation ?? [])),
   ];
+  const read = metrics.available ? metrics.read : undefined;
   return {
     object: "report",
     from: query.from,
@@ -245,6 +244,12 @@ export function buildReport(input: ReportInput): Report {
       tenantsUsd: usd(tenantsMicros),
       idleUsd: usd(idleMicros),
       costUsd: usd(tenantsMicros + idleMicros),
+    },
+    cloudwatch: {
+      available: read !== undefined,
+      queries: read?.queries ?? 0,
+      calls: read?.calls ?? 0,
+      note: metrics.available ? null : metrics.note,
     },
     flags,
   };
@@ -272,6 +277,9 @@ function tenantReport(
   const shared = [...costs.values()].reduce((sum, c) => sum + c.shared, 0);
   const dedicated = [...costs.values()].reduce((sum, c) => sum + c.dedicated, 0);
   const { tenant } = data;
+  const totals = figuresOf(all);
+  const today = dayOf(input.asOf);
+  const figures = input.metrics?.available ? input.metrics.read.figures.get(tenant.id) : undefined;
   const tier = Object.hasOwn(input.config.tiers, tenant.tier) ? input.config.tiers[tenant.tier] : undefined;
   const monthlyTokens = tier ? (tenant.limits?.monthlyTokens ?? tier.limits.monthlyTokens) : null;
   return {
@@ -279,10 +287,16 @@ function tenantReport(
     name: tenant.name,
     tier: tenant.tier,
     status: tenant.status,
-    totals: { ...figuresOf(all), ...costsOf(shared, dedicated) },
+    totals: { ...totals, ...costsOf(shared, dedicated) },
     rows,
     budget: budgetOf(data.limiter, monthlyTokens, elapsed),
     reconciliation: reconcile(data.monthUsage, data.limiter),
+    ...tenantMetrics(figures, totals, {
+      usage: data.usage,
+      callsInFlight: data.limiter.callsInFlight,
+      asOf: input.asOf,
+      includesToday: input.query.from <= today && today <= input.query.to,
+    }),
   };
 }
 

@@ -127,3 +127,30 @@ export function splitSharedCost(
 
 /** Not a tenant id (those never start with a space), so idle cannot collide with one. */
 const IDLE = " idle";
+
+/** What a row of a tenant has been charged, in micro-dollars, by its shared and dedicated endpoints. */
+export interface RowCost {
+  period: string;
+  model: string;
+  shared: number;
+  dedicated: number;
+}
+
+/** Micro-dollars per tenant, then per row key: what its shared and dedicated endpoints cost it. */
+export type CostLedger = Map<string, Map<string, RowCost>>;
+
+/** Adds `micros` to the tenant's row `key` ("period model"). */
+export function charge(
+  costs: CostLedger,
+  tenantId: string,
+  key: string,
+  part: "shared" | "dedicated",
+  micros: number,
+) {
+  const rows = costs.get(tenantId) ?? new Map<string, RowCost>();
+  const [period, model] = [key.slice(0, key.indexOf(" ")), key.slice(key.indexOf(" ") + 1)];
+  const row = rows.get(key) ?? { period, model, shared: 0, dedicated: 0 };
+  row[part] += micros;
+  rows.set(key, row);
+  costs.set(tenantId, rows);
+}

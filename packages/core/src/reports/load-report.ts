@@ -1,7 +1,9 @@
 /**
  * Gathers a report's data and builds it: every tenant from the directory, each tenant's ledger by
- * one Query per range (never a scan), and its limiter items by consistent GetItem.
+ * one Query per range (never a scan), its limiter items by consistent GetItem, and the shown
+ * tenants' CloudWatch figures by batched GetMetricData, read alongside.
  */
+import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { StageConfig } from "../config";
 import { liveLeases } from "../limiter-item";
@@ -12,7 +14,8 @@ import { listTenants } from "../tenant-directory";
 import type { Table } from "../transaction";
 import { dayOf, readLedger } from "../usage-ledger";
 import type { LimiterMonth } from "./budget";
-import { buildReport, type Report, type TenantData } from "./build-report";
+import { buildReport, type MetricSource, type Report, type TenantData } from "./build-report";
+import { readMetricFigures } from "./metric-figures";
 import { monthProgress, type ReportQuery } from "./report-query";
 
 export interface ReportSources {
@@ -23,6 +26,8 @@ export interface ReportSources {
   usageTable: string;
   limiterTable: string;
   config: StageConfig;
+  /** CloudWatch, for latency and the reconciliation with it; without it the report says they are unavailable. */
+  metrics?: Pick<CloudWatchClient, "send">;
 }
 
 /** Tenants read at once: enough to hide DynamoDB's latency, few enough not to throttle it. */
@@ -42,6 +47,8 @@ export async function loadReport(
     if (!profile) throw tenantNotFound(query.tenantId);
     tenants.push(profile.tenant);
   }
+  const shown = query.tenantId === undefined ? tenants.map((t) => t.id) : [query.tenantId];
+  const metrics = readMetrics(sources, shown, query);
   const { month, firstDay } = monthProgress(asOf);
   const today = dayOf(asOf);
   const limiter = new LimiterStore(sources.db, sources.limiterTable);
@@ -61,7 +68,25 @@ export async function loadReport(
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL_TENANTS, tenants.length) }, worker));
-  return buildReport({ query, asOf, config: sources.config, tenants: data });
+  return buildReport({ query, asOf, config: sources.config, tenants: data, metrics: await metrics });
+}
+
+/** CloudWatch's figures, or why there are none (none without a client: the report says so). */
+async function readMetrics(
+  sources: ReportSources,
+  tenantIds: string[],
+  query: ReportQuery,
+): Promise<MetricSource | undefined> {
+  if (!sources.metrics) return undefined;
+  try {
+    return { available: true, read: await readMetricFigures(sources.metrics, tenantIds, query) };
+  } catch (err) {
+    const { name, message } = err as Error;
+    return {
+      available: false,
+      note: `CloudWatch could not be read (${name}: ${message}): latency and the reconciliation with it are unavailable.`,
+    };
+  }
 }
 
 async function allTenants(table: Table): Promise<Tenant[]> {

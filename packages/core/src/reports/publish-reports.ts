@@ -1,6 +1,6 @@
 /**
  * The scheduled run (docs/reports.md): the report of the period just finished, written to the
- * reports bucket as JSON and CSV; after a daily run, the budget alerts. The bucket and the topic
+ * reports bucket as JSON, CSV and HTML; after a daily run, the budget alerts. The bucket and the topic
  * are ports, so the run is the same code against S3 and SNS or against a test's recorders.
  */
 import { type BudgetAlert, budgetAlertsOf } from "./budget-alerts";

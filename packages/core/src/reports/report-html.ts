@@ -5,6 +5,7 @@
  */
 import { REFUSAL_REASONS } from "../usage-ledger";
 import type { Report, TenantReport } from "./build-report";
+import { latencySection, percentiles, reconciliationSection } from "./report-html-metrics";
 import { periodsOf } from "./report-query";
 import {
   escapeHtml,
@@ -140,6 +141,8 @@ function tenantRow(t: TenantReport): string {
       usd(totals.costUsd),
       `shared ${exactUsd(totals.sharedCostUsd)}, dedicated ${exactUsd(totals.dedicatedCostUsd)}`,
     ),
+    cell(percentiles(t.latency?.model)),
+    cell(percentiles(t.latency?.atrium)),
     `<td class="${rec.status === "match" ? "ok" : "warn"}">${escapeHtml(rec.status === "match" ? "match" : `${rec.status.replace(/_/g, " ")} (${rec.difference})`)}</td>`,
     "</tr>",
   ].join("");
@@ -148,7 +151,7 @@ function tenantRow(t: TenantReport): string {
 const CSS = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#111827;background:#f3f4f6;margin:0;padding:24px}
 main{max-width:1180px;margin:0 auto}
-h1{font-size:22px;margin:0 0 4px}h2{font-size:15px;margin:0 0 12px;color:#374151}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:15px;margin:0 0 12px;color:#374151}h3{font-size:13px;margin:12px 0 4px}h3 small{color:#6b7280;font-weight:400}
 .sub{color:#6b7280;margin:0 0 20px}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(150px,1fr));gap:12px;margin-bottom:16px}
 .card,section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;padding:14px 16px}
@@ -185,6 +188,8 @@ export function reportHtml(report: Report): string {
     "Budget used (month)",
     "Projected month end",
     "Cost",
+    "Model p50 / p99",
+    "Atrium p50 / p99",
     "Ledger vs limiter",
   ];
   return `<!doctype html>
@@ -203,10 +208,12 @@ ${card(count(t.length), "tenants")}${card(count(sum((x) => x.totals.requests)), 
 <section><h2>Refused calls by reason</h2>${refusalsChart(report)}</section>
 <section><h2>Endpoint cost: who pays, and idle</h2>${costChart(report)}</section>
 </div>
+<section><h2>Latency per ${escapeHtml(report.period)}: the model's and Atrium's (CloudWatch)</h2>${latencySection(report)}</section>
 <section><h2>Tenants</h2><table><thead><tr>${heads.map((h) => `<th>${h}</th>`).join("")}</tr></thead>
 <tbody>${t.map(tenantRow).join("\n") || `<tr><td colspan="${heads.length}" class="empty">No tenants.</td></tr>`}</tbody></table></section>
-<section><h2>Flags</h2>${report.flags.length === 0 ? empty("None: every tenant's ledger matches its limiter, and every endpoint is priced.") : `<ul class="flags">${report.flags.map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul>`}
-<p class="note">Latency (p50/p99) is not in this report yet: it needs CloudWatch data. Definitions: docs/reports.md.</p></section>
+<section><h2>Ledger vs CloudWatch</h2>${reconciliationSection(report)}</section>
+<section><h2>Flags</h2>${report.flags.length === 0 ? empty("None: every tenant's ledger matches its limiter (and CloudWatch, where read), and every endpoint is priced.") : `<ul class="flags">${report.flags.map((f) => `<li>${escapeHtml(f)}</li>`).join("")}</ul>`}
+<p class="note">Definitions: docs/reports.md.</p></section>
 </main></body></html>
 `;
 }

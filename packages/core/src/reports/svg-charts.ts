@@ -1,6 +1,6 @@
 /**
  * The HTML report's charts as inline SVG strings, drawn from numbers alone (no script, no fonts, no
- * network): stacked columns over time, and horizontal stacked bars. Every label is HTML-escaped here.
+ * network): stacked columns and lines over time, and horizontal stacked bars. Every label is HTML-escaped here.
  */
 
 /** Text for HTML or SVG content and attribute values: every character that could end either is escaped. */
@@ -119,5 +119,65 @@ export function stackedBars(
     marks.push(`<text x="${x + 6}" y="${top + 15}" ${FONT}>${escapeHtml(format(totals[i] ?? 0))}</text>`);
   });
   const height = bars.length * row + 4;
+  return `<svg data-chart="${escapeHtml(name)}" viewBox="0 0 ${width} ${height}" width="100%" role="img">${marks.join("")}</svg>`;
+}
+
+export interface Line {
+  label: string;
+  color: string;
+  /** One value per category; null leaves a gap. */
+  values: readonly (number | null)[];
+  /** Drawn dashed (a p99 beside its p50). */
+  dashed?: boolean;
+}
+
+/** Lines over categories (periods), each point a dot with its value as a tooltip, on a y axis of round steps. */
+export function lineChart(
+  name: string,
+  categories: readonly string[],
+  lines: readonly Line[],
+  format: (n: number) => string,
+  label: (category: string) => string,
+): string {
+  const [width, height, left, bottom, top] = [760, 200, 56, 28, 8];
+  const values = lines.flatMap((l) => l.values.filter((v): v is number => v !== null));
+  const step = niceStep(Math.max(...values, 1), 4);
+  const max = Math.ceil(Math.max(...values, 1) / step) * step;
+  const plotHeight = height - bottom - top;
+  const y = (value: number) => top + plotHeight - (value / max) * plotHeight;
+  const slot = (width - left) / Math.max(categories.length, 1);
+  const x = (i: number) => left + i * slot + slot / 2;
+  const marks: string[] = [];
+  for (let v = 0; v <= max; v += step) {
+    marks.push(
+      `<line x1="${left}" x2="${width}" y1="${round(y(v))}" y2="${round(y(v))}" stroke="#e5e7eb"/>`,
+      `<text x="${left - 6}" y="${round(y(v)) + 4}" text-anchor="end" ${FONT}>${escapeHtml(format(v))}</text>`,
+    );
+  }
+  for (const line of lines) {
+    const color = escapeHtml(line.color);
+    // A path segment per run of periods with data: a period without any is a gap, not a zero.
+    let path = "";
+    line.values.forEach((v, i) => {
+      if (v === null) return;
+      path += `${line.values[i - 1] === null || i === 0 ? "M" : "L"}${round(x(i))} ${round(y(v))}`;
+      marks.push(
+        `<circle cx="${round(x(i))}" cy="${round(y(v))}" r="2.5" fill="${color}"><title>${escapeHtml(`${label(categories[i] ?? "")} ${line.label}: ${format(v)}`)}</title></circle>`,
+      );
+    });
+    if (path) {
+      marks.push(
+        `<path d="${path}" fill="none" stroke="${color}" stroke-width="1.5"${line.dashed ? ' stroke-dasharray="4 3"' : ""}/>`,
+      );
+    }
+  }
+  const every = Math.ceil(categories.length / 12);
+  categories.forEach((category, i) => {
+    if (i % every === 0) {
+      marks.push(
+        `<text x="${round(x(i))}" y="${height - 8}" text-anchor="middle" ${FONT}>${escapeHtml(label(category))}</text>`,
+      );
+    }
+  });
   return `<svg data-chart="${escapeHtml(name)}" viewBox="0 0 ${width} ${height}" width="100%" role="img">${marks.join("")}</svg>`;
 }

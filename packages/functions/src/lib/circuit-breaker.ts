@@ -56,13 +56,13 @@ export function createCircuitBreaker({
           return false;
         });
       if (claimed) {
-        state.breaker.probeUntil = claim;
+        endpoints.setBreaker(endpointName, { ...state.breaker, probeUntil: claim }, at);
         metrics.addMetric("BreakerProbe", MetricUnit.Count, 1);
         logger.info("circuit breaker probe", { endpointName });
         return { allowed: true, probe: claim };
       }
       // Another instance probes: open for this one until its view refreshes, with no second try.
-      state.breaker.probeUntil = at + VIEW_MICROS;
+      endpoints.setBreaker(endpointName, { ...state.breaker, probeUntil: at + VIEW_MICROS }, at, false);
     }
     return { allowed: false, retryAfterSeconds: retryAfterSeconds(phase) };
   }
@@ -79,22 +79,23 @@ export function createCircuitBreaker({
       if (probe !== undefined) {
         if (failed) {
           if (await store.reopen(endpointName, probe, at + openMicros)) opened(endpointName, "probe failed");
-          if (state) state.breaker = { ...state.breaker, openUntil: at + openMicros, probeUntil: undefined };
+          const { probeUntil: _claim, ...rest } = state?.breaker ?? emptyBreakerState();
+          endpoints.setBreaker(endpointName, { ...rest, openUntil: at + openMicros }, at);
         } else {
           const known = bucketsToForget(state?.breaker ?? emptyBreakerState());
           if (await store.close(endpointName, probe, at, known))
             logger.info("circuit breaker closed", { endpointName });
-          if (state) state.breaker = { ...emptyBreakerState(), closedAt: at };
+          endpoints.setBreaker(endpointName, { ...emptyBreakerState(), closedAt: at }, at);
         }
         return;
       }
       const write = failureWrite(state?.breaker ?? emptyBreakerState(), settings, at);
       if (!write) return;
       const after = await store.recordFailure(endpointName, write.bucket, write.stale);
-      if (state) state.breaker = after;
+      endpoints.setBreaker(endpointName, after, at);
       if (shouldOpen(after, settings, at) && (await store.open(endpointName, at + openMicros))) {
         opened(endpointName, "failures");
-        if (state) state.breaker.openUntil = at + openMicros;
+        endpoints.setBreaker(endpointName, { ...after, openUntil: at + openMicros }, at);
       }
     } catch (err) {
       // The breaker protects the endpoint; it never fails the call that informs it.

@@ -1,14 +1,17 @@
 /**
  * Fair share of contended shared endpoints as one Lambda instance runs it (docs/adr/0012-fair-share.md):
- * on this instance's view of each endpoint's state (endpoint-view.ts); the share a call's admission carries
+ * on this instance's view of each endpoint's state (endpoint-view.ts, shared with the circuit breaker); the share a call's admission carries
  * while the endpoint is contended; and the signals that mark it contended.
  */
+
 import { callsInFlightOf, type SharedEndpoint, type StageConfig } from "@atrium/core/config";
 import {
   type EndpointState,
+  emptyEndpointState,
   fairShare,
   isContended,
   markIsDue,
+  mergeViews,
   registrationIsDue,
 } from "@atrium/core/endpoint-state";
 import type { EndpointStateStore } from "@atrium/core/endpoint-state-store";
@@ -36,10 +39,10 @@ export interface FairShareDeps {
 }
 
 export function createFairShare({ store, endpoints, config, now = () => Date.now() * 1000 }: FairShareDeps) {
-  /** The endpoint's state as this instance last read it (at most once a second). */
+  /** The endpoint's state as this instance knows it (endpoint-view.ts). */
   async function view(endpointName: string, at: number): Promise<EndpointState | undefined> {
     const state = await endpoints.read(endpointName, at);
-    // Fair share protects tenants from each other; it is not a limit a tenant bought. Unreadable: uncapped.
+    // Fair share protects tenants from each other; it is not a limit a tenant bought. No view: uncapped.
     if (!state) metrics.addMetric("FairShareUnavailable", MetricUnit.Count, 1);
     return state;
   }
@@ -82,7 +85,11 @@ export function createFairShare({ store, endpoints, config, now = () => Date.now
     if (state && !markIsDue(state, at)) return;
     try {
       const until = await store.markContended(endpointName, at);
-      if (state && until !== undefined) state.contendedUntil = until;
+      if (until !== undefined) {
+        // Without a view yet, the mark starts one (stale, so the next call reads the rest of the item).
+        if (state) state.contendedUntil = until;
+        else endpoints.seed(endpointName, { ...emptyEndpointState(), contendedUntil: until });
+      }
       metrics.addMetric("EndpointContended", MetricUnit.Count, 1);
     } catch (err) {
       logger.warn("could not mark an endpoint contended", { error: (err as Error).name });

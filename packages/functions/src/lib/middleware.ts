@@ -12,8 +12,9 @@ import { isAwsUnavailable, serviceUnavailable } from "./aws-unavailable";
 import type { CallRouting } from "./endpoint-routing";
 import { json } from "./http";
 import { idempotency } from "./idempotency";
-import { logger, metrics, tenantMetrics, tracer } from "./observability";
+import { addCallLatency, logger, metrics, tenantMetrics, tracer } from "./observability";
 import { settleCalls } from "./settle-calls";
+import { isStreamed } from "./stream-response";
 import { loadTenant } from "./tenant-cache";
 import { functionTimeoutSeconds, STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
 
@@ -93,7 +94,10 @@ export function apiResponses(): MiddlewareObj<Event, Result, Error, ApiContext> 
     const response = request.response;
     if (!response) return;
     const { startedAt, modelMs } = request.context.timing;
-    const overheadMs = Math.max(0, performance.now() - startedAt - modelMs);
+    const totalMs = performance.now() - startedAt;
+    const overheadMs = Math.max(0, totalMs - modelMs);
+    // A buffered call that reached the model; a stream reports its latency after its last byte.
+    if (modelMs > 0 && !isStreamed(response)) addCallLatency(tenantMetrics, totalMs, modelMs);
     logger.info("request served", {
       statusCode: response.statusCode,
       overheadMs: Number(overheadMs.toFixed(1)),

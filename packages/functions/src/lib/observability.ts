@@ -1,5 +1,5 @@
 import { Logger } from "@aws-lambda-powertools/logger";
-import { Metrics } from "@aws-lambda-powertools/metrics";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
 import { Tracer } from "@aws-lambda-powertools/tracer";
 
 // Created once per container; POWERTOOLS_* environment variables override these defaults.
@@ -13,3 +13,14 @@ export const metrics = new Metrics({ namespace: "Atrium", serviceName: "atrium",
 /** The few metrics with a `tenantId` dimension, those dashboards and alarms need per tenant (docs/metrics.md). */
 export const tenantMetrics = new Metrics({ namespace: "Atrium", serviceName: "atrium", logger });
 export const tracer = new Tracer({ serviceName: "atrium" });
+
+/**
+ * A call that reached the model, split as SageMaker splits its own: `ModelLatency` (the model's part)
+ * and `OverheadLatency` (the rest, Atrium's), in milliseconds, into a document with the tenant's
+ * dimension. Reports read their percentiles per tenant (docs/reports.md).
+ */
+export function addCallLatency(document: Metrics, totalMs: number, modelMs: number): void {
+  const tenths = (ms: number) => Math.round(Math.max(0, ms) * 10) / 10;
+  document.addMetric("ModelLatency", MetricUnit.Milliseconds, tenths(modelMs));
+  document.addMetric("OverheadLatency", MetricUnit.Milliseconds, tenths(totalMs - modelMs));
+}

@@ -1,10 +1,11 @@
 /**
  * What each stream reports when it ends, per tenant and model: time to first token (the model's and
- * Atrium's own part), output tokens per second, and how it ended. One EMF document per stream, apart
- * from the call's other metrics, which were published when the response head left.
+ * Atrium's own part), output tokens per second, and how it ended; its latency per tenant. One EMF
+ * document per stream, apart from the call's other metrics, which were published when the response
+ * head left.
  */
 import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
-import { logger } from "./observability";
+import { addCallLatency, logger } from "./observability";
 
 /** completed: every byte sent; failed: the model or its stream broke; timed_out: stopped at the function's deadline; client_gone: the response stream closed early. */
 export type StreamOutcome = "completed" | "failed" | "timed_out" | "client_gone";
@@ -23,6 +24,8 @@ export interface StreamReport {
   callMetric: string;
   /** From the model's first bytes to its last. */
   streamingMs: number;
+  /** From the call's start to the last byte sent, and the model's part of it (its first bytes, then its stream). */
+  latency: { totalMs: number; modelMs: number };
 }
 
 const OUTCOME_METRIC: Record<StreamOutcome, string> = {
@@ -49,16 +52,15 @@ export function reportStream(report: StreamReport): void {
   service.addMetric(report.callMetric, MetricUnit.Count, 1);
   service.publishStoredMetrics();
   const failed = report.outcome === "failed" || report.outcome === "timed_out";
-  if (failed || report.usage) {
-    const usage = documents.usage;
-    usage.addDimension("tenantId", report.tenantId);
-    if (failed) usage.addMetric("CallErrors", MetricUnit.Count, 1);
-    if (report.usage) {
-      usage.addMetric("PromptTokens", MetricUnit.Count, report.usage.promptTokens);
-      usage.addMetric("CompletionTokens", MetricUnit.Count, report.usage.completionTokens);
-    }
-    usage.publishStoredMetrics();
+  const usage = documents.usage;
+  usage.addDimension("tenantId", report.tenantId);
+  if (failed) usage.addMetric("CallErrors", MetricUnit.Count, 1);
+  if (report.usage) {
+    usage.addMetric("PromptTokens", MetricUnit.Count, report.usage.promptTokens);
+    usage.addMetric("CompletionTokens", MetricUnit.Count, report.usage.completionTokens);
   }
+  addCallLatency(usage, report.latency.totalMs, report.latency.modelMs);
+  usage.publishStoredMetrics();
 
   const completionTokens = report.usage?.completionTokens ?? 0;
   const metrics = documents.stream;

@@ -84,6 +84,10 @@ export function streamedCall(
         usage: usage?.split,
         callMetric: head.callMetric,
         streamingMs: lastPartAt - headAt,
+        latency: {
+          totalMs: lastPartAt - context.timing.startedAt,
+          modelMs: model.firstPartMs + (lastPartAt - headAt),
+        },
       });
     },
   };
