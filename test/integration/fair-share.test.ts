@@ -4,10 +4,12 @@
  * endpoint table's mark and registrations; plus the share arithmetic as properties.
  */
 import { randomUUID } from "node:crypto";
+import { emptyBreakerState } from "@atrium/core/circuit-breaker";
 import {
   ACTIVE_WINDOW_MICROS,
   CONTENTION_WINDOW_MICROS,
   type EndpointState,
+  emptyEndpointState,
   fairShare,
   fairShares,
   isContended,
@@ -131,13 +133,13 @@ describe("a tenant's calls in flight on an endpoint", () => {
     const busy = { name: "shared-a", share: 3 };
     const outcomes = await Promise.all(
       Array.from({ length: 24 }, (_, i) =>
-        containers[i % containers.length]!.admit(request(tenant, T0 + i, busy)),
+        (containers[i % containers.length] as LimiterStore).admit(request(tenant, T0 + i, busy)),
       ),
     );
     const admitted = outcomes.filter((o) => o.admitted).length;
     expect(admitted).toBeLessThanOrEqual(3);
     expect(admitted).toBeGreaterThan(0);
-    const stored = await containers[0]!.read(tenant, 0);
+    const stored = await (containers[0] as LimiterStore).read(tenant, 0);
     expect(stored.endpointLeases?.["shared-a"]).toHaveLength(admitted);
   });
 });
@@ -179,7 +181,7 @@ describe("the endpoint table", () => {
     // Forgetting on an endpoint never used creates nothing.
     const unused = `ep-${randomUUID().slice(0, 8)}`;
     await store.forget(unused, "tn-quiet");
-    expect(await store.read(unused)).toEqual({ active: {} });
+    expect(await store.read(unused)).toEqual(emptyEndpointState());
   });
 });
 
@@ -197,9 +199,7 @@ describe("shares", () => {
         const shares = fairShares(weights, capacity);
         const of = (id: string) => shares.get(id) ?? 0;
         expect(tenants.every((t) => of(t.id) >= 1)).toBe(true);
-        expect(tenants.reduce((sum, t) => sum + of(t.id), 0)).toBe(
-          tenants.length >= capacity ? tenants.length : capacity,
-        );
+        expect(tenants.reduce((sum, t) => sum + of(t.id), 0)).toBe(Math.max(tenants.length, capacity));
         // A heavier tenant never gets fewer slots than a lighter one.
         for (const a of tenants) {
           for (const b of tenants) if (a.weight > b.weight) expect(of(a.id)).toBeGreaterThanOrEqual(of(b.id));
@@ -215,6 +215,7 @@ describe("shares", () => {
         const state: EndpointState = {
           contendedUntil: T0 + SECOND,
           active: Object.fromEntries(tenants.map((t) => [t.id, { weight: t.weight, seen: T0 }])),
+          breaker: emptyBreakerState(),
         };
         for (const t of tenants) expect(fairShare(state, t, capacity, T0 + 1)).toBe(of(t.id));
       }),
@@ -249,10 +250,13 @@ describe("shares", () => {
     const known: EndpointState = {
       contendedUntil: T0 + CONTENTION_WINDOW_MICROS,
       active: { "tn-a": { weight: 1, seen: T0 }, "tn-b": { weight: 2, seen: T0 - SECOND } },
+      // This instance opened the breaker meanwhile, too.
+      breaker: { failures: { 7: 3 }, openUntil: T0 + 20 * SECOND },
     };
     // The read began before the mark and tn-a's registration; it knows tn-b later and tn-c.
     const read: EndpointState = {
       active: { "tn-b": { weight: 2, seen: T0 }, "tn-c": { weight: 4, seen: T0 } },
+      breaker: { failures: { 7: 2, 8: 1 } },
     };
     expect(mergeViews(known, read)).toEqual({
       contendedUntil: T0 + CONTENTION_WINDOW_MICROS,
@@ -261,8 +265,14 @@ describe("shares", () => {
         "tn-b": { weight: 2, seen: T0 },
         "tn-c": { weight: 4, seen: T0 },
       },
+      breaker: { failures: { 7: 2, 8: 1 } },
     });
-    expect(mergeViews(read, { active: {} })).toEqual(read);
+    // The breaker's state is the read's, unless this instance wrote it since the read began.
+    expect(mergeViews(known, read, true).breaker).toEqual(known.breaker);
+    expect(mergeViews(read, emptyEndpointState())).toEqual({
+      ...read,
+      breaker: emptyEndpointState().breaker,
+    });
   });
 
   it("count only tenants seen within the active window, and always the caller", () => {
@@ -271,6 +281,7 @@ describe("shares", () => {
         "tn-old": { weight: 5, seen: T0 - ACTIVE_WINDOW_MICROS - 1 },
         "tn-recent": { weight: 1, seen: T0 - SECOND },
       },
+      breaker: emptyBreakerState(),
     };
     expect(fairShare(state, { id: "tn-new", weight: 1 }, 10, T0)).toBe(5);
     expect(registrationIsDue(state, "tn-new", 1, T0)).toBe(true);

@@ -27,10 +27,10 @@ export async function startTestPlatform(
 
 /**
  * A test platform whose stage config is config/local.json with more shared endpoints (a test's own
- * model containers) and tiers, written into the platform's temporary data directory.
+ * model containers), tiers and circuit breaker settings, written into the platform's temporary data directory.
  */
 export async function startTestPlatformWith(
-  extra: { sharedEndpoints?: unknown[]; tiers?: Record<string, unknown> },
+  extra: { sharedEndpoints?: unknown[]; tiers?: Record<string, unknown>; circuitBreaker?: unknown },
   options: Omit<PlatformOptions, "dataDir" | "configFile"> = {},
 ): Promise<{ platform: Platform; dataDir: string }> {
   const dir = await mkdtemp(join(tmpdir(), "atrium-test-"));
@@ -39,6 +39,7 @@ export async function startTestPlatformWith(
     ...base,
     sharedEndpoints: [...base.sharedEndpoints, ...(extra.sharedEndpoints ?? [])],
     tiers: { ...base.tiers, ...extra.tiers },
+    ...(extra.circuitBreaker ? { circuitBreaker: extra.circuitBreaker } : {}),
   };
   const configFile = join(dir, "config.json");
   await writeFile(configFile, JSON.stringify(config));

@@ -180,11 +180,30 @@ export const ReportingConfig = z.strictObject({
 });
 export type ReportingConfig = z.infer<typeof ReportingConfig>;
 
+/**
+ * When an endpoint's circuit breaker opens, and for how long (docs/adr/0013-circuit-breaker-and-fallback.md):
+ * `failures` counted failures within `windowSeconds` (counted in 5 s buckets) open it for `openSeconds`,
+ * after which one call probes it.
+ */
+export const CircuitBreakerConfig = z.strictObject({
+  failures: positive.max(1000).default(5),
+  windowSeconds: z
+    .number()
+    .int()
+    .min(5)
+    .max(600)
+    .refine((s) => s % 5 === 0, "a multiple of 5 (failures are counted in 5 s buckets)")
+    .default(30),
+  openSeconds: z.number().int().min(1).max(3600).default(30),
+});
+export type CircuitBreakerConfig = z.infer<typeof CircuitBreakerConfig>;
+
 /** One stage's configuration: the single source for the stacks, the handlers and the local platform. */
 export const StageConfig = z
   .object({
     region: Region,
     tiers: z.record(name, TierSpec).refine((t) => Object.keys(t).length > 0, "at least one tier"),
+    /** A model listed more than once: the first its tenant may use is its primary, the next its fallbacks. */
     sharedEndpoints: z.array(SharedEndpoint),
     authorizerCacheTtlSeconds: z.number().int().min(0).max(3600).default(60),
     tenantCacheTtlSeconds: z.number().int().min(0).max(3600).default(30),
@@ -203,6 +222,7 @@ export const StageConfig = z
     /** Further regions whose endpoints this stage may call (dedicated endpoints registered at runtime). */
     modelRegions: z.array(Region).default([]),
     reporting: ReportingConfig.default({ instancePrices: {}, outputTokenWeight: 3 }),
+    circuitBreaker: CircuitBreakerConfig.default({ failures: 5, windowSeconds: 30, openSeconds: 30 }),
   })
   .superRefine((config, ctx) => {
     type Path = (string | number)[];
@@ -232,17 +252,6 @@ export const StageConfig = z
           message: "tenant's model listed twice",
         });
       dedicated.add(`${tenantId} ${model}`);
-    }
-    const seen = new Set<string>();
-    for (const [i, endpoint] of config.sharedEndpoints.entries()) {
-      if (seen.has(endpoint.model)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["sharedEndpoints", i, "model"],
-          message: "model listed twice",
-        });
-      }
-      seen.add(endpoint.model);
     }
   });
 export type StageConfig = z.infer<typeof StageConfig>;

@@ -3,6 +3,7 @@
  * is contended, which tenants have used it while contended, and what share of its capacity each
  * gets. Pure: the store reads and writes the item, the caller supplies the clock (microseconds).
  */
+import { type BreakerState, emptyBreakerState, toBreakerState } from "./circuit-breaker";
 import { DELIMITER } from "./ids";
 
 /** How long one signal of contention (a throttle, a slow call, a fair-share refusal) marks the endpoint. */
@@ -20,9 +21,11 @@ export interface EndpointState {
   /** Contended until then (µs since the epoch); absent: never marked. */
   contendedUntil?: number;
   active: Record<string, ActiveTenant>;
+  /** The endpoint's circuit breaker (docs/adr/0013-circuit-breaker-and-fallback.md), in the same item. */
+  breaker: BreakerState;
 }
 
-export const emptyEndpointState = (): EndpointState => ({ active: {} });
+export const emptyEndpointState = (): EndpointState => ({ active: {}, breaker: emptyBreakerState() });
 
 export const endpointKey = (endpointName: string) => ({ pk: `ENDPOINT${DELIMITER}${endpointName}` });
 
@@ -110,22 +113,33 @@ export function fairShares(weights: ReadonlyMap<string, number>, capacity: numbe
 /**
  * A view read from the table, with what this instance learnt meanwhile: a read that started before
  * this instance wrote a mark or a registration must not undo it in the view. Marks only grow and a
- * tenant's `seen` only moves on, so the later of each is the truth.
+ * tenant's `seen` only moves on, so the later of each is the truth. The breaker's state moves both
+ * ways (a close removes an opening), so it is the read's unless this instance wrote it since the
+ * read began (`breakerWrittenSince`).
  */
-export function mergeViews(known: EndpointState, read: EndpointState): EndpointState {
+export function mergeViews(
+  known: EndpointState,
+  read: EndpointState,
+  breakerWrittenSince = false,
+): EndpointState {
   const contendedUntil = Math.max(known.contendedUntil ?? 0, read.contendedUntil ?? 0);
   const active = { ...read.active };
   for (const [id, entry] of Object.entries(known.active)) {
     const other = Object.hasOwn(active, id) ? active[id] : undefined;
     if (!other || other.seen < entry.seen) active[id] = entry;
   }
-  return { ...(contendedUntil > 0 ? { contendedUntil } : {}), active };
+  return {
+    ...(contendedUntil > 0 ? { contendedUntil } : {}),
+    active,
+    breaker: breakerWrittenSince ? known.breaker : read.breaker,
+  };
 }
 
 /** The item's attributes as stored, read back. */
 export function toEndpointState(item: Record<string, unknown> | undefined): EndpointState {
   const state = emptyEndpointState();
   if (!item) return state;
+  state.breaker = toBreakerState(item);
   if (typeof item.contendedUntil === "number") state.contendedUntil = item.contendedUntil;
   for (const [name, value] of Object.entries(item)) {
     if (!name.startsWith(ACTIVE_PREFIX) || typeof value !== "object" || value === null) continue;

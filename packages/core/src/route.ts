@@ -14,11 +14,13 @@ export interface Route {
 }
 
 /**
- * Where one call of `tenant` for `model` goes. Pool tiers use shared endpoints only, silo tiers
- * dedicated only, bridge tiers dedicated where the tenant has one and shared otherwise; HIPAA
- * tenants never touch a shared endpoint and region-restricted tenants only their regions.
+ * Where one call of `tenant` for `model` may go, in order of preference: the primary first, then
+ * its fallbacks (docs/adr/0013-circuit-breaker-and-fallback.md). Pool tiers use shared endpoints
+ * only, silo tiers dedicated only, bridge tiers their dedicated endpoint where they have one and the
+ * shared ones after it; shared endpoints of a model in the stage config's order. HIPAA tenants never
+ * touch a shared endpoint and region-restricted tenants only their regions, primary or fallback.
  */
-export function resolveRoute(tenant: Tenant, model: string, config: StageConfig): Route {
+export function resolveRoutes(tenant: Tenant, model: string, config: StageConfig): Route[] {
   const tenancy = tenancyOf(tenant.tier, config);
   if (!tenancy) {
     throw new AtriumError(
@@ -31,18 +33,18 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
   if (tenant.models && !tenant.models.includes(model)) throw modelNotFound(model);
   const sharedAllowed = tenancy !== "silo" && !tenant.compliance.includes("hipaa");
   const dedicated = tenancy === "pool" ? undefined : dedicatedEndpointOf(tenant, model);
-  const shared = config.sharedEndpoints.find((e) => e.model === model);
+  const shared = config.sharedEndpoints.filter((e) => e.model === model);
 
-  let route: Route | undefined;
+  const candidates: Route[] = [];
   if (dedicated) {
-    route = { model, kind: "dedicated", ...dedicated, region: dedicated.region ?? config.region };
-  } else if (shared && sharedAllowed) {
-    const { containerUrl: _local, ...endpoint } = shared;
-    route = { ...endpoint, kind: "shared", region: shared.region ?? config.region };
+    candidates.push({ model, kind: "dedicated", ...dedicated, region: dedicated.region ?? config.region });
+  }
+  if (sharedAllowed) {
+    for (const endpoint of shared) candidates.push(sharedRoute(endpoint, config.region));
   }
 
-  if (!route) {
-    if (shared && !sharedAllowed) {
+  if (candidates.length === 0) {
+    if (shared.length > 0) {
       throw notFound(
         "model_not_provisioned",
         `The model '${model}' has no dedicated endpoint for this tenant yet, and this tenant's calls never go to shared endpoints. Ask the operator to provision one.`,
@@ -51,16 +53,38 @@ export function resolveRoute(tenant: Tenant, model: string, config: StageConfig)
     }
     throw modelNotFound(model);
   }
-  if (tenant.regions && !tenant.regions.includes(route.region)) {
+  const regions = tenant.regions;
+  const routes = regions ? candidates.filter((r) => regions.includes(r.region)) : candidates;
+  if (routes.length === 0 && regions) {
     throw new AtriumError(
       403,
       "permission_error",
       "region_not_allowed",
-      `The model '${model}' is served from ${route.region}, outside this tenant's allowed regions (${tenant.regions.join(", ")}).`,
+      `The model '${model}' is served from ${candidates[0]?.region}, outside this tenant's allowed regions (${regions.join(", ")}).`,
       "model",
     );
   }
-  return route;
+  return routes;
+}
+
+/** The primary route of one call of `tenant` for `model` (resolveRoutes' first). */
+export function resolveRoute(tenant: Tenant, model: string, config: StageConfig): Route {
+  const [primary] = resolveRoutes(tenant, model, config);
+  if (!primary) throw modelNotFound(model);
+  return primary;
+}
+
+/** A shared endpoint as a route: only the fields a call sends, in the stage's region when it names none. */
+function sharedRoute(endpoint: StageConfig["sharedEndpoints"][number], stageRegion: string): Route {
+  const { model, endpointName, region, targetModel, inferenceComponentName } = endpoint;
+  return {
+    model,
+    kind: "shared",
+    endpointName,
+    region: region ?? stageRegion,
+    ...(targetModel ? { targetModel } : {}),
+    ...(inferenceComponentName ? { inferenceComponentName } : {}),
+  };
 }
 
 /** The same answer whether a model does not exist or this tenant may not use it, so nothing leaks. */

@@ -74,17 +74,26 @@ describe("stage config", () => {
     ).toThrow(/Invalid config\/test.json:[\s\S]*region[\s\S]*tiers\.free\.tenancy/);
   });
 
-  it("refuses a model listed twice in the shared catalogue", () => {
+  it("takes a model listed twice in the shared catalogue, in order, but not one endpoint twice", () => {
+    const twice = parseStageConfig({
+      region: "eu-west-1",
+      tiers: { free: tierSpec("pool") },
+      sharedEndpoints: [
+        { model: "a", endpointName: "x" },
+        { model: "a", endpointName: "y" },
+      ],
+    });
+    expect(twice.sharedEndpoints.map((e) => e.endpointName)).toEqual(["x", "y"]);
     expect(() =>
       parseStageConfig({
         region: "eu-west-1",
         tiers: { free: tierSpec("pool") },
         sharedEndpoints: [
           { model: "a", endpointName: "x" },
-          { model: "a", endpointName: "y" },
+          { model: "b", endpointName: "x" },
         ],
       }),
-    ).toThrow(/sharedEndpoints\.1\.model: model listed twice/);
+    ).toThrow(/sharedEndpoints\.1\.endpointName: endpoint name also used by sharedEndpoints\.0/);
   });
 
   it("defaults the cache TTLs to at most 60 s", () => {

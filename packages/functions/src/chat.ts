@@ -7,10 +7,10 @@ import {
   parseReply,
   promptTexts,
 } from "@atrium/core/protocols/messages";
-import { resolveRoute } from "@atrium/core/route";
 import { lengthBound } from "@atrium/core/token-bound";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { config } from "./lib/clients";
+import { routeCall } from "./lib/endpoint-routing";
 import { json, parseJsonBody } from "./lib/http";
 import { invokeModel } from "./lib/invoke-model";
 import { admitCall } from "./lib/limiter";
@@ -37,7 +37,7 @@ export const handler = streamedProxyHandler(
         "stream_options",
       );
     }
-    const route = resolveRoute(context.tenant, request.model, config);
+    const route = await routeCall(context, request.model);
     const { maxTokens, field } = lengthBound(raw as Record<string, unknown>, tierOf(context.tenant, config));
     const promptReserved = promptTokenBound(promptTexts(request));
     await admitCall(context, route, promptReserved + maxTokens, field, { streamed: request.stream === true });
@@ -49,13 +49,13 @@ export const handler = streamedProxyHandler(
     if (request.stream) return streamChat(context, route, request, { maxTokens, promptReserved }, identity);
 
     const result = await invokeModel(route, modelRequest(request, maxTokens), context);
-    const reply = parseReply(result.body, route.model);
+    const reply = parseReply(result.body, result.route.model);
     const { promptTokens, completionTokens } = reply.usage;
     context.usedTokens = promptTokens + completionTokens;
     context.usedSplit = reply.usage;
     metrics.addMetric("ChatCompletions", MetricUnit.Count, 1);
     tenantMetrics.addMetric("PromptTokens", MetricUnit.Count, promptTokens);
     tenantMetrics.addMetric("CompletionTokens", MetricUnit.Count, completionTokens);
-    return json(200, chatCompletion(reply, identity), { "x-atrium-route": route.kind });
+    return json(200, chatCompletion(reply, identity), { "x-atrium-route": result.route.kind });
   }),
 );

@@ -1,8 +1,9 @@
 import { ModelName } from "@atrium/core/config";
 import { tierOf } from "@atrium/core/limits";
-import { modelNotFound, resolveRoute } from "@atrium/core/route";
+import { modelNotFound } from "@atrium/core/route";
 import { boundInvocation } from "@atrium/core/token-bound";
 import { config } from "./lib/clients";
+import { routeCall } from "./lib/endpoint-routing";
 import { bodyBytes, header } from "./lib/http";
 import { admitCall } from "./lib/limiter";
 import { tenantApi } from "./lib/middleware";
@@ -21,7 +22,7 @@ export const handler = streamedProxyHandler(
     const model = event.pathParameters?.model ?? "";
     // A name no model can have (`__proto__`, `a b`) names no model: the same 404 as any unknown one.
     if (!ModelName.safeParse(model).success) throw modelNotFound(model);
-    const route = resolveRoute(context.tenant, model, config);
+    const route = await routeCall(context, model);
     const contentType = header(event, "content-type") ?? "application/json";
     const call = boundInvocation(bodyBytes(event), contentType, tierOf(context.tenant, config));
     await admitCall(context, route, call.reserved, call.field, { streamed: true });
@@ -31,8 +32,8 @@ export const handler = streamedProxyHandler(
       { body: call.body, contentType, ...(accept ? { accept } : {}) },
       context,
     );
-    return streamedCall(context, route, stream, rawStreamAnswer(call, stream.contentType), {
-      headers: { "content-type": stream.contentType, "x-atrium-route": route.kind },
+    return streamedCall(context, stream.route, stream, rawStreamAnswer(call, stream.contentType), {
+      headers: { "content-type": stream.contentType, "x-atrium-route": stream.route.kind },
       callMetric: "Invocations",
     });
   }),

@@ -1,9 +1,10 @@
 import { ModelName } from "@atrium/core/config";
 import { tierOf } from "@atrium/core/limits";
-import { modelNotFound, resolveRoute } from "@atrium/core/route";
+import { modelNotFound } from "@atrium/core/route";
 import { boundInvocation, reportedUsage } from "@atrium/core/token-bound";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { config } from "./lib/clients";
+import { routeCall } from "./lib/endpoint-routing";
 import { bodyBytes, header } from "./lib/http";
 import { invokeModel } from "./lib/invoke-model";
 import { admitCall } from "./lib/limiter";
@@ -21,7 +22,7 @@ export const handler = tenantApi(async (event, context) => {
   const model = event.pathParameters?.model ?? "";
   // A name no model can have (`__proto__`, `a b`) names no model: the same 404 as any unknown one.
   if (!ModelName.safeParse(model).success) throw modelNotFound(model);
-  const route = resolveRoute(context.tenant, model, config);
+  const route = await routeCall(context, model);
   const contentType = header(event, "content-type") ?? "application/json";
   const call = boundInvocation(bodyBytes(event), contentType, tierOf(context.tenant, config));
   await admitCall(context, route, call.reserved, call.field);
@@ -39,7 +40,7 @@ export const handler = tenantApi(async (event, context) => {
   const isText = TEXT_TYPES.test(result.contentType);
   return {
     statusCode: 200,
-    headers: { "content-type": result.contentType, "x-atrium-route": route.kind },
+    headers: { "content-type": result.contentType, "x-atrium-route": result.route.kind },
     body: Buffer.from(result.body).toString(isText ? "utf8" : "base64"),
     isBase64Encoded: !isText,
   };

@@ -1,17 +1,16 @@
 /**
  * Fair share of contended shared endpoints as one Lambda instance runs it (docs/adr/0012-fair-share.md):
- * a view of each endpoint's state, read at most once a second; the share a call's admission carries
+ * on this instance's view of each endpoint's state (endpoint-view.ts, shared with the circuit breaker); the share a call's admission carries
  * while the endpoint is contended; and the signals that mark it contended.
  */
 
-import { setTimeout as sleep } from "node:timers/promises";
 import { callsInFlightOf, type SharedEndpoint, type StageConfig } from "@atrium/core/config";
 import {
   type EndpointState,
+  emptyEndpointState,
   fairShare,
   isContended,
   markIsDue,
-  mergeViews,
   registrationIsDue,
 } from "@atrium/core/endpoint-state";
 import type { EndpointStateStore } from "@atrium/core/endpoint-state-store";
@@ -19,12 +18,8 @@ import { tierOf } from "@atrium/core/limits";
 import type { Route } from "@atrium/core/route";
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import type { EndpointView } from "./endpoint-view";
 import { logger, metrics } from "./observability";
-
-/** How long a view of an endpoint's state is reused before it is read again. */
-export const VIEW_MICROS = 1_000_000;
-/** A call on an instance with no view yet waits this long for the first read, then goes uncapped. */
-export const FIRST_VIEW_WAIT_MS = 250;
 
 /** What a call's admission carries for its endpoint (absent: the endpoint is not fair-shared). */
 export interface EndpointClaim {
@@ -35,58 +30,20 @@ export interface EndpointClaim {
 
 export interface FairShareDeps {
   store: EndpointStateStore;
+  /** This instance's view of endpoints' items, shared with the circuit breaker. */
+  endpoints: EndpointView;
   config: StageConfig;
   /** Microseconds since the epoch; injectable for tests. */
   now?: () => number;
 }
 
-export function createFairShare({ store, config, now = () => Date.now() * 1000 }: FairShareDeps) {
-  const views = new Map<string, { at: number; state: EndpointState }>();
-  const refreshing = new Map<string, Promise<EndpointState | undefined>>();
-
-  /** Reads the endpoint's state into the view; one read per endpoint at a time. */
-  function refresh(endpointName: string, at: number): Promise<EndpointState | undefined> {
-    let pending = refreshing.get(endpointName);
-    if (!pending) {
-      pending = store
-        .read(endpointName)
-        .then((read) => {
-          // What this instance wrote while the read was on its way stays in the view.
-          const known = views.get(endpointName)?.state;
-          const state = known ? mergeViews(known, read) : read;
-          views.set(endpointName, { at, state });
-          return state;
-        })
-        .catch((err) => {
-          // Fair share protects tenants from each other; it is not a limit a tenant bought. Unreadable: uncapped.
-          metrics.addMetric("FairShareUnavailable", MetricUnit.Count, 1);
-          logger.warn("endpoint state unreadable; admitting without fair share", {
-            error: (err as Error).name,
-          });
-          return undefined;
-        })
-        .finally(() => refreshing.delete(endpointName));
-      refreshing.set(endpointName, pending);
-    }
-    return pending;
-  }
-
-  /**
-   * The endpoint's state as this instance knows it. A view older than a second is returned as it is
-   * while a fresh read runs beside the call, so no call waits on it; with no view yet, the call
-   * waits for the first read at most FIRST_VIEW_WAIT_MS, then goes uncapped.
-   */
+export function createFairShare({ store, endpoints, config, now = () => Date.now() * 1000 }: FairShareDeps) {
+  /** The endpoint's state as this instance knows it (endpoint-view.ts). */
   async function view(endpointName: string, at: number): Promise<EndpointState | undefined> {
-    const cached = views.get(endpointName);
-    if (cached) {
-      if (at - cached.at >= VIEW_MICROS) void refresh(endpointName, at);
-      return cached.state;
-    }
-    const waited = await Promise.race([
-      refresh(endpointName, at),
-      sleep(FIRST_VIEW_WAIT_MS, undefined, { ref: false }),
-    ]);
-    return waited ?? undefined;
+    const state = await endpoints.read(endpointName, at);
+    // Fair share protects tenants from each other; it is not a limit a tenant bought. No view: uncapped.
+    if (!state) metrics.addMetric("FairShareUnavailable", MetricUnit.Count, 1);
+    return state;
   }
 
   function capacityOf(endpointName: string): { endpoint: SharedEndpoint; capacity: number } | undefined {
@@ -130,7 +87,7 @@ export function createFairShare({ store, config, now = () => Date.now() * 1000 }
       if (until !== undefined) {
         // Without a view yet, the mark starts one (stale, so the next call reads the rest of the item).
         if (state) state.contendedUntil = until;
-        else views.set(endpointName, { at: 0, state: { contendedUntil: until, active: {} } });
+        else endpoints.seed(endpointName, { ...emptyEndpointState(), contendedUntil: until });
       }
       metrics.addMetric("EndpointContended", MetricUnit.Count, 1);
     } catch (err) {

@@ -14,10 +14,12 @@ export interface ModelCall {
 export interface ModelResult {
   body: Uint8Array;
   contentType: string;
+  /** The route that answered: `route`, or a fallback of it. */
+  route: Route;
 }
 
 /**
- * InvokeEndpoint on the route's endpoint, retried only where safe (model-retries.ts) and abandoned at
+ * InvokeEndpoint on the route's endpoint (or a fallback of it), retried only where safe (model-retries.ts) and abandoned at
  * the call's deadline so the call is still refunded and answered in time; SageMaker's errors become
  * Atrium's typed errors.
  */
@@ -28,16 +30,19 @@ export async function invokeModel(
 ): Promise<ModelResult> {
   // As the calling tenant: IAM then holds the call to the stage's endpoints and this tenant's adapters.
   const { sagemaker } = tenantClients(context.tenant.id);
+  let answered = route;
   const output = await timed(context, () =>
-    callModel(context, route, (target) =>
-      sagemaker.send(new InvokeEndpointCommand(endpointInput(target, call)), {
+    callModel(context, route, (target) => {
+      answered = target;
+      return sagemaker.send(new InvokeEndpointCommand(endpointInput(target, call)), {
         abortSignal: context.deadline,
-      }),
-    ),
+      });
+    }),
   );
   return {
     body: output.Body ?? new Uint8Array(),
     contentType: output.ContentType ?? "application/octet-stream",
+    route: answered,
   };
 }
 

@@ -2,15 +2,13 @@
  * The limiter as this Lambda wires it: one limiter store per tenant (on the tenant's scoped
  * DynamoDB client), one admission for the container, and the entry point handlers call.
  */
-import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import type { Route } from "@atrium/core/route";
-import { EndpointTable, LimiterTable } from "@atrium/core/tables";
+import { LimiterTable } from "@atrium/core/tables";
 import { createAdmission, LEASE_MICROS } from "./admission";
-import { config, documentClient, requireEnv } from "./clients";
-import { createFairShare } from "./fair-share";
+import { config, requireEnv } from "./clients";
+import { fairShare } from "./endpoints";
 import type { TenantContext } from "./middleware";
-import { onCapacityRefusal } from "./model-retries";
 import { RefusalError } from "./rate-limit-refusal";
 import { tenantClients } from "./tenant-clients";
 import { recordRefusal } from "./usage-ledger";
@@ -33,14 +31,6 @@ export function limiterStoreFor(tenantId: string): LimiterStore {
 }
 
 export const limiter = createAdmission({ storeFor: limiterStoreFor, config });
-
-/** Endpoints' shared state is the platform's, not a tenant's: the function's own client reads and writes it. */
-export const fairShare = createFairShare({
-  store: new EndpointStateStore(documentClient, requireEnv(EndpointTable.env)),
-  config,
-});
-// An endpoint that refused a call for capacity is contended.
-onCapacityRefusal((endpointName) => fairShare.contended(endpointName));
 
 /**
  * Reserves `tokens` for the caller's call (`field`: the length field that set its bound, named in a

@@ -8,6 +8,7 @@ import middy, { type MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import type { Ticket } from "./admission";
 import { type ApiContext, apiResponses, stoppedEarly } from "./api-responses";
+import type { CallRouting } from "./endpoint-routing";
 import { idempotency } from "./idempotency";
 import { logger, metrics, tenantMetrics } from "./observability";
 import { settleCalls } from "./settle-calls";
@@ -26,6 +27,8 @@ export interface TenantContext extends ApiContext {
   usedSplit?: { promptTokens: number; completionTokens: number };
   /** The admitted call's model and route, which the usage ledger records it under. */
   call?: { model: string; route: "shared" | "dedicated" };
+  /** Where else the call may go, and the half-open probe it holds (docs/adr/0013-circuit-breaker-and-fallback.md). */
+  routing?: CallRouting;
   /** The fair-shared endpoint the call was admitted on (docs/adr/0012-fair-share.md), if any. */
   fairShared?: string;
   /** Aborted when the call must give up waiting for its model's answer (or first token) to refund and answer in time. */

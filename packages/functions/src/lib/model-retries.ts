@@ -4,7 +4,8 @@
  * knows the call's deadline, its endpoint and that no byte has been streamed yet. It retries only what
  * cannot have run the model: throttling, not-ready, SageMaker's own transient failures, and connections
  * that never reached it. Admission and settle sit outside, so the call is charged once however many
- * attempts it took.
+ * attempts it took. When an endpoint's attempts end in a transient failure, the call's fallbacks
+ * (docs/adr/0013-circuit-breaker-and-fallback.md) are tried the same way.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { AtriumError } from "@atrium/core/errors";
@@ -87,22 +88,125 @@ export function planRetry(
 }
 
 /**
- * Runs `attempt` on `route` until it succeeds or may not be retried, and maps the last failure to
- * Atrium's error, saying what was tried. Every model call attempt goes through here, before the
- * first streamed byte: the seam for endpoint health and fair share.
+ * The circuit breaker (docs/adr/0013-circuit-breaker-and-fallback.md), as the seam sees it: whether
+ * a fallback may be sent to an endpoint now, and how each endpoint's part of a call ended.
+ */
+export interface EndpointHealth {
+  /** Whether the endpoint's breaker lets this call through (it may make the call its probe). */
+  admit(context: TenantContext, route: Route): Promise<boolean>;
+  /** The call is done with the endpoint: `failed` when its failure counts against the endpoint. */
+  outcome(context: TenantContext, route: Route, failed: boolean): Promise<void>;
+}
+
+let endpointHealth: EndpointHealth | undefined;
+
+export function onEndpointHealth(health: EndpointHealth): void {
+  endpointHealth = health;
+}
+
+/** Failures that name SageMaker's own errors, of the endpoint rather than of the request or the model. */
+const ENDPOINT_FAILURES = new Set([
+  "InternalDependencyException",
+  "ServiceUnavailable",
+  "InternalFailure",
+  "ModelNotReadyException",
+  "InternalStreamFailure",
+  "TimeoutError",
+  "AbortError",
+]);
+
+/**
+ * Whether a failure, once retries are over, counts against the endpoint's breaker: SageMaker's own
+ * 5xx and 530, not-ready, timeouts, and connections that broke or never got an answer. Not a
+ * throttle (capacity: fair share's job), not a model's 4xx, and not a model's 5xx either: one
+ * tenant's requests that crash the model would otherwise cut every tenant off the endpoint.
+ */
+export function countsAgainstEndpoint(err: unknown): boolean {
+  const e = (err ?? {}) as { name?: string; code?: unknown };
+  if (e.name && ENDPOINT_FAILURES.has(e.name)) return true;
+  // A system error of the connection (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...): no answer at all.
+  return typeof e.code === "string" && /^E[A-Z]+$/.test(e.code);
+}
+
+/** How one endpoint's part of a call ended, when it did not answer. */
+interface EndpointFailure {
+  cause: unknown;
+  answer: AtriumError;
+  /** The call's deadline passed: no other endpoint is tried. */
+  timedOut: boolean;
+}
+
+/**
+ * Runs `attempt` on `route` until it succeeds or may not be retried, then, when the failure is
+ * transient and the call still has time, on the call's fallbacks in order (those whose breaker lets
+ * it through); maps the last failure to Atrium's error, saying what was tried. Every model call
+ * attempt goes through here, before the first streamed byte: the seam for endpoint health, fair
+ * share and fallback.
  */
 export async function callModel<T>(
   context: TenantContext,
   route: Route,
   attempt: (route: Route) => Promise<T>,
 ): Promise<T> {
+  for (let target = route; ; ) {
+    const result = await attemptWithRetries(context, target, attempt);
+    const failed = "failure" in result;
+    const counted = failed && (result.failure.timedOut || countsAgainstEndpoint(result.failure.cause));
+    await endpointHealth?.outcome(context, target, counted);
+    if (!failed) return result.value;
+    const { failure } = result;
+    // Only where the model cannot have run, and another attempt can still end before the deadline.
+    const fallBack =
+      !failure.timedOut &&
+      isSafeToRetry(failure.cause) &&
+      context.deadlineAt - performance.now() >= MIN_ATTEMPT_MS;
+    const next = fallBack ? await nextFallback(context) : undefined;
+    if (!next) throw failure.answer;
+    recordFallback(context, next, target);
+    target = next;
+  }
+}
+
+/** The first of the call's remaining fallbacks whose breaker lets it through, taken off the list. */
+async function nextFallback(context: TenantContext): Promise<Route | undefined> {
+  const fallbacks = context.routing?.fallbacks ?? [];
+  for (let next = fallbacks.shift(); next; next = fallbacks.shift()) {
+    if (!endpointHealth || (await endpointHealth.admit(context, next))) return next;
+  }
+  return undefined;
+}
+
+/**
+ * The call goes to `route`, a fallback, instead of `from`: the answer says so, and the call is
+ * recorded (the ledger's shared/dedicated split) under the endpoint actually called.
+ */
+export function recordFallback(context: TenantContext, route: Route, from: Route): void {
+  context.responseHeaders["x-atrium-fallback"] = route.endpointName;
+  if (context.call) context.call = { ...context.call, route: route.kind };
+  metrics.addMetric("ModelFallbacks", MetricUnit.Count, 1);
+  logger.info("model call falls back", {
+    from: from.endpointName,
+    to: route.endpointName,
+    route: route.kind,
+  });
+}
+
+/** The attempts on one endpoint, retried only where safe; its answer, or why it gave up. */
+async function attemptWithRetries<T>(
+  context: TenantContext,
+  route: Route,
+  attempt: (route: Route) => Promise<T>,
+): Promise<{ value: T } | { failure: EndpointFailure }> {
   const budget = retryBudgetFor(route.endpointName);
   budget.recordCall();
+  const timedOut = (cause: unknown) => ({
+    failure: { cause, answer: modelTimedOut(route.model), timedOut: true },
+  });
   for (let retries = 0; ; retries += 1) {
     try {
-      return await attempt(route);
+      return { value: await attempt(route) };
     } catch (err) {
-      if (context.deadline.aborted) throw modelTimedOut(route.model);
+      if (context.deadline.aborted) return timedOut(err);
       if (err instanceof AtriumError) throw err;
       if (refusedForCapacity(err)) await capacityRefused?.(route.endpointName);
       let plan = planRetry(err, retries, context.deadlineAt - performance.now());
@@ -114,13 +218,15 @@ export async function callModel<T>(
       if ("refused" in plan) {
         const mapped = fromSageMakerError(err, route.model, context.tenant);
         const note = retryNote(retries, plan.refused);
-        throw note ? withNote(mapped, note) : mapped;
+        return { failure: { cause: err, answer: note ? withNote(mapped, note) : mapped, timedOut: false } };
       }
       metrics.addMetric("ModelRetries", MetricUnit.Count, 1);
       logger.info("model call retried", { errorName, retry: retries + 1, delayMs: Math.round(plan.delayMs) });
-      await sleep(plan.delayMs, undefined, { signal: context.deadline }).catch(() => {
-        throw modelTimedOut(route.model);
-      });
+      const slept = await sleep(plan.delayMs, undefined, { signal: context.deadline }).then(
+        () => true,
+        () => false,
+      );
+      if (!slept) return timedOut(err);
     }
   }
 }

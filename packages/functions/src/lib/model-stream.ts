@@ -24,6 +24,8 @@ export interface ModelStream {
   firstPartMs: number;
   /** Stops reading the model (its connection is closed). */
   abort(): void;
+  /** The route that answered: the one asked for, or a fallback of it. */
+  route: Route;
 }
 
 export async function openModelStream(
@@ -40,9 +42,11 @@ export async function openModelStream(
   };
   const started = performance.now();
   const { sagemaker } = tenantClients(context.tenant.id);
+  let answered = route;
   // An attempt lasts until the first part: after it, nothing is retried (the client has bytes).
   const opened = timed(context, () =>
     callModel(context, route, async (target) => {
+      answered = target;
       const command = new InvokeEndpointWithResponseStreamCommand(endpointInput(target, call));
       const output = await sagemaker.send(command, { abortSignal: signal });
       const parts = payloads(output.Body)[Symbol.asyncIterator]();
@@ -74,6 +78,7 @@ export async function openModelStream(
       },
     },
     abort: () => stop.abort(),
+    route: answered,
   };
 }
 

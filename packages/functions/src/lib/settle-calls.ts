@@ -3,7 +3,8 @@
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
-import { fairShare, limiter } from "./limiter";
+import { fairShare } from "./endpoints";
+import { limiter } from "./limiter";
 import type { TenantContext } from "./middleware";
 import { tenantMetrics } from "./observability";
 import { isStreamed } from "./stream-response";

@@ -44,8 +44,8 @@ export async function streamChat(
     failure: chunks.error.bind(chunks),
     usage: () => splitUsage(reader.usage()),
   };
-  return streamedCall(context, route, model, answer, {
-    headers: { ...EVENT_STREAM_HEADERS, "x-atrium-route": route.kind },
+  return streamedCall(context, model.route, model, answer, {
+    headers: { ...EVENT_STREAM_HEADERS, "x-atrium-route": model.route.kind },
     callMetric: "ChatCompletions",
   });
 }

@@ -74,6 +74,12 @@ export const dynamoTimeouts = (requestTimeoutMs: number) => timeouts(500, reques
 export const ledgerTimeouts = (requestTimeoutMs: number) => timeouts(500, requestTimeoutMs, 1);
 
 /**
+ * The endpoint table (fair share, circuit breakers): advisory state read before admission, so one
+ * attempt: a hung table delays a call by one request timeout, and a failure ADD is never applied twice.
+ */
+export const endpointStateTimeouts = (requestTimeoutMs: number) => timeouts(500, requestTimeoutMs, 1);
+
+/**
  * A model call may take the whole route: the call's own deadline (an abort signal) ends it first.
  * One attempt: Atrium retries model calls itself, knowing the deadline and the endpoint (model-retries.ts).
  */
