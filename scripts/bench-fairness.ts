@@ -14,6 +14,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { setting } from "./bench/output";
 import { type CountingProxy, startCountingProxy } from "./dynamodb-counting-proxy";
 
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
@@ -24,16 +25,16 @@ const { newTenant } = await import("../packages/core/src/tenant");
 const { generateApiKey } = await import("../packages/core/src/api-key");
 const { fairShares } = await import("../packages/core/src/endpoint-state");
 
-const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const env = setting;
 const CAPACITY = env("BENCH_CAPACITY", 8);
 const LATENCY_MS = env("BENCH_LATENCY_MS", 500);
 const JITTER_MS = env("BENCH_JITTER_MS", 100);
 const LATENCY_TARGET_MS = env("BENCH_LATENCY_TARGET_MS", 2000);
 // 1: a refused client waits out the 429's retry-after before its next call, as openai-node does; 0: it spins.
 const HONOUR_RETRY_AFTER = env("BENCH_HONOUR_RETRY_AFTER", 1) === 1;
-const WARMUP_S = env("BENCH_WARMUP_S", 3);
-const ROUND_S = env("BENCH_ROUND_S", 15);
-const PASSES = env("BENCH_PASSES", 2);
+const WARMUP_S = env("BENCH_WARMUP_S", 3, 1);
+const ROUND_S = env("BENCH_ROUND_S", 15, 3);
+const PASSES = env("BENCH_PASSES", 2, 1);
 const QUIET_TIER = process.env.BENCH_QUIET_TIER ?? "pro";
 const NOISY_TIER = process.env.BENCH_NOISY_TIER ?? "free";
 const TABLE_PREFIX = "atrium-bench-fairness";
