@@ -14,6 +14,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import { setting } from "./bench/output";
 import { type CountingProxy, startCountingProxy } from "./dynamodb-counting-proxy";
 
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
@@ -24,16 +25,16 @@ const { newTenant } = await import("../packages/core/src/tenant");
 const { generateApiKey } = await import("../packages/core/src/api-key");
 const { fairShares } = await import("../packages/core/src/endpoint-state");
 
-const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const env = setting;
 const CAPACITY = env("BENCH_CAPACITY", 8);
 const LATENCY_MS = env("BENCH_LATENCY_MS", 500);
 const JITTER_MS = env("BENCH_JITTER_MS", 100);
 const LATENCY_TARGET_MS = env("BENCH_LATENCY_TARGET_MS", 2000);
 // 1: a refused client waits out the 429's retry-after before its next call, as openai-node does; 0: it spins.
 const HONOUR_RETRY_AFTER = env("BENCH_HONOUR_RETRY_AFTER", 1) === 1;
-const WARMUP_S = env("BENCH_WARMUP_S", 3);
-const ROUND_S = env("BENCH_ROUND_S", 15);
-const PASSES = env("BENCH_PASSES", 2);
+const WARMUP_S = env("BENCH_WARMUP_S", 3, 1);
+const ROUND_S = env("BENCH_ROUND_S", 15, 3);
+const PASSES = env("BENCH_PASSES", 2, 1);
 const QUIET_TIER = process.env.BENCH_QUIET_TIER ?? "pro";
 const NOISY_TIER = process.env.BENCH_NOISY_TIER ?? "free";
 const TABLE_PREFIX = "atrium-bench-fairness";
@@ -80,10 +81,15 @@ const platform = await startPlatform({
   tablePrefix: TABLE_PREFIX,
   configFile: await benchConfig(dataDir),
   interposeDynamodb: async (url) => {
-    proxy = await startCountingProxy(url, ENDPOINT_TABLE);
+    proxy = await startCountingProxy(url);
     return proxy.url;
   },
 });
+
+/** The endpoint table's DynamoDB requests so far, as the proxy counted them. */
+function endpointTableCounts(): { reads: number; writes: number } {
+  return proxy?.snapshot().byTable[ENDPOINT_TABLE] ?? { reads: 0, writes: 0 };
+}
 
 async function tenant(tier: string): Promise<string> {
   const created = newTenant({ name: `Bench ${tier}`, tier }, platform.config);
@@ -180,7 +186,7 @@ async function round(
   const measuring = () => performance.now() >= warmupEnds;
   let loopAtStart = performance.eventLoopUtilization();
   setTimeout(() => {
-    Object.assign(counted, proxy?.counts);
+    Object.assign(counted, endpointTableCounts());
     loopAtStart = performance.eventLoopUtilization();
   }, WARMUP_S * 1000);
   const loops = [
@@ -206,8 +212,8 @@ async function round(
     round: name,
     quiet: summary(quiet, ROUND_S),
     ...(name === "alone" ? {} : { noisy: summary(noisy, ROUND_S) }),
-    endpointTableWritesPerCall: ((proxy?.counts.writes ?? 0) - counted.writes) / Math.max(1, calls),
-    endpointTableReadsPerCall: ((proxy?.counts.reads ?? 0) - counted.reads) / Math.max(1, calls),
+    endpointTableWritesPerCall: (endpointTableCounts().writes - counted.writes) / Math.max(1, calls),
+    endpointTableReadsPerCall: (endpointTableCounts().reads - counted.reads) / Math.max(1, calls),
     eventLoopBusy: performance.eventLoopUtilization(loopAtStart).utilization,
   };
   quietCalls.set(result, quiet.calls);

@@ -12,9 +12,10 @@ import { gcra } from "../packages/core/src/limits";
 import { LimiterTable } from "../packages/core/src/tables";
 import type { Tenant } from "../packages/core/src/tenant";
 import { ensureTable, localDynamoClient, startDynamo } from "../packages/local/src/dynamodb";
+import { machine, setting, writeBenchJson } from "./bench/output";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CONTAINERS = Number(process.env.BENCH_CONTAINERS ?? 32);
+const SECONDS = setting("BENCH_SECONDS", 5, 1);
+const CONTAINERS = setting("BENCH_CONTAINERS", 32);
 const TABLE = "atrium-bench-limits";
 
 // The functions read their environment at import, as a Lambda does at cold start.
@@ -168,6 +169,7 @@ const containers = Array.from({ length: CONTAINERS }, container);
 const limits = stage.tiers.bench?.limits;
 const { interval } = gcra(limits?.requestsPerMinute ?? 1, limits?.burst);
 let overAdmitted = 0;
+const phases: Record<string, string | number>[] = [];
 
 // Cold: every container starts knowing nothing. Warm: the same containers, another period.
 for (const phase of ["cold containers", "warm containers"]) {
@@ -196,6 +198,19 @@ for (const phase of ["cold containers", "warm containers"]) {
     ["quiet neighbour admission p50 alone (ms)", percentile(alone, 50).toFixed(2)],
     ["quiet neighbour admission p50 during the flood (ms)", percentile(during, 50).toFixed(2)],
   ];
+  phases.push({
+    phase,
+    attempts: stats.admitted + stats.refused,
+    admitted: stats.admitted,
+    allowed,
+    overAdmitted: Math.max(0, stats.admitted - allowed),
+    dynamodbPerAdmitted: stats.callsAdmitted / Math.max(1, stats.admitted),
+    dynamodbPerRefused: stats.callsRefused / Math.max(1, stats.refused),
+    admitP50Ms: percentile(stats.latencies, 50),
+    admitP99Ms: percentile(stats.latencies, 99),
+    quietP50AloneMs: percentile(alone, 50),
+    quietP50DuringMs: percentile(during, 50),
+  });
   const width = Math.max(...rows.map(([name]) => name.length));
   for (const [name, value] of rows) process.stdout.write(`  ${name.padEnd(width)}  ${value}\n`);
 }
@@ -203,5 +218,12 @@ process.stdout.write(
   "(DynamoDB Local shares this machine's two cores with the flood; on DynamoDB the items are on different partitions)\n",
 );
 
+const file = await writeBenchJson("limits", {
+  settings: { SECONDS, CONTAINERS },
+  overAdmitted,
+  phases,
+  machine: machine(),
+});
+process.stdout.write(`wrote ${file}\n`);
 await dynamo.close();
 if (overAdmitted > 0) process.exitCode = 1;

@@ -23,10 +23,11 @@ import { startCloudWatchEmulator } from "@atrium/local/cloudwatch";
 import { ensureTable, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
 import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
 import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { machine, setting, writeBenchJson } from "./bench/output";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
-const TENANTS = Number(process.env.BENCH_TENANTS ?? 1000);
-const MODELS = Number(process.env.BENCH_MODELS ?? 1);
+const TENANTS = setting("BENCH_TENANTS", 1000, 50);
+const MODELS = setting("BENCH_MODELS", 1);
 const DAYS = 31;
 
 const config = loadStageConfigFile("config/local.json");
@@ -195,6 +196,16 @@ try {
   console.log(
     `\nsizes: JSON ${(json.length / 1e6).toFixed(1)} MB, CSV ${(csv.length / 1e6).toFixed(1)} MB, HTML ${(html.length / 1e6).toFixed(1)} MB`,
   );
+  const file = await writeBenchJson("reports", {
+    settings: { TENANTS, MODELS, DAYS },
+    ledgerItems: ledgerItems.length,
+    stepsMs: times,
+    totalMs: total,
+    bytes: { json: json.length, csv: csv.length, html: html.length },
+    differingPairs: differing.length,
+    machine: machine(),
+  });
+  console.log(`wrote ${file}`);
   client.destroy();
 } finally {
   metricsClient.destroy();

@@ -17,19 +17,25 @@ import {
   InvokeEndpointWithResponseStreamCommand,
   SageMakerRuntimeClient,
 } from "@aws-sdk/client-sagemaker-runtime";
+import { machine, QUICK, setting, writeBenchJson } from "./bench/output";
 
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const { startPlatform } = await import("../packages/local/src/platform");
 
-const TOKEN_DELAY_MS = Number(process.env.BENCH_TOKEN_DELAY_MS ?? 20);
-const MAX_TOKENS = Number(process.env.BENCH_MAX_TOKENS ?? 32);
+const TOKEN_DELAY_MS = setting("BENCH_TOKEN_DELAY_MS", 20);
+const MAX_TOKENS = setting("BENCH_MAX_TOKENS", 32);
 /** [streams at once, streams measured per path]. */
-const RUNS: [number, number][] = [
-  [1, 40],
-  [16, 160],
-];
+const RUNS: [number, number][] = QUICK
+  ? [
+      [1, 8],
+      [16, 32],
+    ]
+  : [
+      [1, 40],
+      [16, 160],
+    ];
 // The paths take turns, a quarter of the streams at a time, so a neighbour's load spike hits both alike.
 const ROUNDS = 4;
 // Long enough that max_tokens cuts the reply: every stream carries MAX_TOKENS content chunks.
@@ -200,7 +206,8 @@ try {
     `streaming benchmark: ${shared?.model}, token delay ${TOKEN_DELAY_MS} ms, max_tokens ${MAX_TOKENS}\n`,
   );
   // Warm-up: handler modules load, caches fill, both paths open their keep-alive connections.
-  for (const path of PATHS) await run(path, 16, 32);
+  for (const path of PATHS) await run(path, 16, QUICK ? 16 : 32);
+  const figures: Record<string, number>[] = [];
   const table = [
     "| streams at once | path | streams | TTFT p50 | TTFT p99 | Atrium adds to TTFT p50 | handler's own time p50 " +
       "| chunk gap p50 | chunk gap p99 | first chunk before the model's last token |",
@@ -213,6 +220,16 @@ try {
       for (const path of PATHS) streams[path].push(...(await run(path, concurrency, count / ROUNDS)));
     }
     table.push(...rows(concurrency, streams, handlerMs));
+    const ttft = (path: Path) => streams[path].map((arrivals) => arrivals[0] ?? Number.NaN);
+    figures.push({
+      concurrency,
+      streamsPerPath: streams.atrium.length,
+      directTtftP50Ms: percentile(ttft("direct"), 0.5),
+      directTtftP99Ms: percentile(ttft("direct"), 0.99),
+      atriumTtftP50Ms: percentile(ttft("atrium"), 0.5),
+      atriumTtftP99Ms: percentile(ttft("atrium"), 0.99),
+      atriumAddsToTtftP50Ms: percentile(ttft("atrium"), 0.5) - percentile(ttft("direct"), 0.5),
+    });
   }
   const load = (averages: number[]) => averages.map((x) => x.toFixed(2)).join(" ");
   process.stdout.write(
@@ -221,6 +238,12 @@ try {
       `command: BENCH_TOKEN_DELAY_MS=${TOKEN_DELAY_MS} BENCH_MAX_TOKENS=${MAX_TOKENS} npm run bench:stream\n` +
       `machine: ${cpus().length} cores, load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadavg())} after\n`,
   );
+  const file = await writeBenchJson("stream", {
+    settings: { TOKEN_DELAY_MS, MAX_TOKENS, RUNS, ROUNDS },
+    figures,
+    machine: machine(),
+  });
+  process.stdout.write(`wrote ${file}\n`);
 } finally {
   sagemaker.destroy();
   agent.destroy();

@@ -1,0 +1,132 @@
+/**
+ * The summary table's rows of each benchmark, read from the JSON it wrote (.atrium/bench/<part>.json).
+ * A target's verdict is the benchmark's own figure against issue 12's (or the part's own) target.
+ */
+import { kib } from "../../stacks/bundle-limits";
+import { fixed } from "./output";
+
+export interface Row {
+  figure: string;
+  value: string;
+  target?: string;
+  met?: boolean;
+}
+
+type Json = Record<string, unknown>;
+// The JSON's shapes are the benchmarks' own (see each script's writeBenchJson call).
+const at = (json: unknown, ...keys: (string | number)[]): unknown =>
+  keys.reduce<unknown>((v, k) => (v as Json | undefined)?.[k as string], json);
+const num = (json: unknown, ...keys: (string | number)[]): number => {
+  const v = at(json, ...keys);
+  return typeof v === "number" ? v : Number.NaN;
+};
+const ms = (value: number) => `${fixed(value)} ms`;
+
+export const summaries: Record<string, (json: unknown) => Row[]> = {
+  limits(json) {
+    const phases = (at(json, "phases") as Json[] | undefined) ?? [];
+    const warm = phases.at(-1);
+    return [
+      {
+        figure: "over-admission, every phase",
+        value: String(num(json, "overAdmitted")),
+        target: "0",
+        met: num(json, "overAdmitted") === 0,
+      },
+      {
+        figure: "admission p50 / p99, warm containers",
+        value: `${ms(num(warm, "admitP50Ms"))} / ${ms(num(warm, "admitP99Ms"))}`,
+      },
+      {
+        figure: "DynamoDB calls per admitted / refused call (admit + settle)",
+        value: `${fixed(num(warm, "dynamodbPerAdmitted"), 3)} / ${fixed(num(warm, "dynamodbPerRefused"), 3)}`,
+      },
+    ];
+  },
+  "request-path"(json) {
+    const path = (name: string): Row => ({
+      figure: `${name}: p50 / p99 at 1 connection; calls/s at 16`,
+      value:
+        `${ms(num(json, "figures", name, "sequential", "p50Ms"))} / ${ms(num(json, "figures", name, "sequential", "p99Ms"))}; ` +
+        `${fixed(num(json, "figures", name, "at16", "callsPerSecond"), 0)}/s`,
+    });
+    const perCall = (kind: string) =>
+      `${fixed(num(json, "dynamodb", kind, "reads"), 3)} reads, ${fixed(num(json, "dynamodb", kind, "writes"), 3)} writes`;
+    return [
+      path("container"),
+      path("emulator"),
+      path("atrium"),
+      {
+        figure: "Atrium's added latency (p50 atrium - p50 emulator)",
+        value: ms(num(json, "addedP50Ms")),
+        target: "<= 2 ms",
+        met: at(json, "targets", "addedP50Ms", "met") === true,
+      },
+      {
+        figure: "Atrium calls/s at 16 connections, limits on",
+        value: fixed(num(json, "figures", "atrium", "at16", "callsPerSecond"), 0),
+        target: ">= 600",
+        met: at(json, "targets", "callsPerSecondAt16", "met") === true,
+      },
+      { figure: "DynamoDB requests per admitted call", value: perCall("perAdmittedCall") },
+      { figure: "DynamoDB requests per refused call", value: perCall("perRefusedCall") },
+    ];
+  },
+  stream(json) {
+    const figures = (at(json, "figures") as Json[] | undefined) ?? [];
+    return figures.map((f) => ({
+      figure: `TTFT p50 direct / Atrium, ${num(f, "concurrency")} stream(s) at once`,
+      value: `${ms(num(f, "directTtftP50Ms"))} / ${ms(num(f, "atriumTtftP50Ms"))} (Atrium adds ${ms(num(f, "atriumAddsToTtftP50Ms"))})`,
+    }));
+  },
+  fairness(json) {
+    const target = (name: string, figure: string, target: string, digits = 3): Row => ({
+      figure,
+      value: fixed(num(json, "targets", name, "value"), digits),
+      target,
+      met: at(json, "targets", name, "met") === true,
+    });
+    return [
+      target("quietSuccessAtLeast99", "quiet tenant's success rate with fair share", ">= 0.99"),
+      target("quietP99Within1_5xAlone", "quiet tenant's p99 with fair share / alone", "<= 1.5", 2),
+      target("atMostOneExtraWritePerCall", "endpoint-table writes per call while contended", "<= 1"),
+    ];
+  },
+  reports(json) {
+    return [
+      {
+        figure: `report of ${num(json, "settings", "TENANTS")} tenants x ${num(json, "settings", "DAYS")} days, loaded and rendered`,
+        value: ms(num(json, "totalMs")),
+      },
+    ];
+  },
+  bundles(json) {
+    const source = at(json, "reused") === true ? "reused" : "synthesised";
+    return [
+      {
+        figure: `largest bundle (of ${num(json, "summary", "bundles")}, ${source})`,
+        value: kib(num(json, "summary", "largestBytes")),
+        target: "<= 250.0 KiB",
+        met: num(json, "summary", "largestBytes") <= num(json, "limits", "MAX_BUNDLE_BYTES"),
+      },
+      {
+        figure: "authorizer bundle",
+        value: kib(num(json, "summary", "authorizerBytes")),
+        target: "<= 100.0 KiB",
+        met: num(json, "summary", "authorizerBytes") <= num(json, "limits", "MAX_AUTHORIZER_BYTES"),
+      },
+      {
+        figure: "slowest import, CPU p50",
+        value: ms(num(json, "summary", "slowestImportCpuMs")),
+        target: "<= 100 ms",
+        met: num(json, "summary", "slowestImportCpuMs") <= num(json, "limits", "MAX_IMPORT_MS"),
+      },
+      {
+        figure: "bundles above a limit",
+        value: String(num(json, "summary", "over")),
+        target: "0",
+        met: num(json, "summary", "over") === 0,
+      },
+    ];
+  },
+};
