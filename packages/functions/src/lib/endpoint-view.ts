@@ -7,7 +7,7 @@
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BreakerState } from "@atrium/core/circuit-breaker";
-import { type EndpointState, mergeViews } from "@atrium/core/endpoint-state";
+import { type EndpointState, emptyEndpointState, mergeViews } from "@atrium/core/endpoint-state";
 import type { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { logger } from "./observability";
 
@@ -64,9 +64,15 @@ export function createEndpointView(
     return waited ?? undefined;
   }
 
-  /** Starts a view from this instance's own write, stale so the next call reads the rest of the item. */
-  function seed(endpointName: string, state: EndpointState): void {
-    if (!views.has(endpointName)) views.set(endpointName, { at: 0, state });
+  /**
+   * Folds a fair-share write this instance made into its current view (whatever object it is now);
+   * with no view yet, starts one from it, stale so the next call reads the rest of the item.
+   */
+  function noteWrite(endpointName: string, written: Omit<EndpointState, "breaker">): void {
+    const state = { ...emptyEndpointState(), ...written };
+    const current = views.get(endpointName);
+    if (current) current.state = { ...mergeViews(current.state, state), breaker: current.state.breaker };
+    else views.set(endpointName, { at: 0, state });
   }
 
   /**
@@ -79,7 +85,7 @@ export function createEndpointView(
     if (wrote) breakerWrites.set(endpointName, at);
   }
 
-  return { read, seed, setBreaker };
+  return { read, noteWrite, setBreaker };
 }
 
 export type EndpointView = ReturnType<typeof createEndpointView>;

@@ -7,7 +7,6 @@
 import { callsInFlightOf, type SharedEndpoint, type StageConfig } from "@atrium/core/config";
 import {
   type EndpointState,
-  emptyEndpointState,
   fairShare,
   isContended,
   markIsDue,
@@ -64,6 +63,7 @@ export function createFairShare({ store, endpoints, config, now = () => Date.now
     if (registrationIsDue(state, tenant.id, weight, at)) {
       try {
         await store.register(route.endpointName, tenant.id, weight, at);
+        endpoints.noteWrite(route.endpointName, { active: { [tenant.id]: { weight, seen: at } } });
         state.active[tenant.id] = { weight, seen: at };
       } catch (err) {
         // Unregistered, the others' shares do not yet leave room for this tenant: it still gets its own.
@@ -84,11 +84,7 @@ export function createFairShare({ store, endpoints, config, now = () => Date.now
     if (state && !markIsDue(state, at)) return;
     try {
       const until = await store.markContended(endpointName, at);
-      if (until !== undefined) {
-        // Without a view yet, the mark starts one (stale, so the next call reads the rest of the item).
-        if (state) state.contendedUntil = until;
-        else endpoints.seed(endpointName, { ...emptyEndpointState(), contendedUntil: until });
-      }
+      if (until !== undefined) endpoints.noteWrite(endpointName, { contendedUntil: until, active: {} });
       metrics.addMetric("EndpointContended", MetricUnit.Count, 1);
     } catch (err) {
       logger.warn("could not mark an endpoint contended", { error: (err as Error).name });
