@@ -1,8 +1,8 @@
 /**
  * `npm run chaos`: the local platform under injected faults (docs/adr/0013-circuit-breaker-and-fallback.md).
  * One model on two shared endpoints (a, then b) and on a dedicated endpoint per bridge, silo and
- * HIPAA tenant; a pool tenant beside them. Three phases of faults (throttles, SageMaker 5xx, a
- * model's 5xx with latency) while every tenant drives calls; then what clients saw is compared with
+ * HIPAA tenant; a pool tenant beside them. Four phases of faults (throttles, SageMaker 5xx, a
+ * model's 5xx with latency, answers slower than a call's deadline) while every tenant drives calls; then what clients saw is compared with
  * the ledger and the limiter (lost or double settlements), the breaker's opening with its threshold,
  * and where fallbacks went by posture. A figure, not a test: it prints a table and writes JSON
  * under .atrium/bench/.
@@ -24,6 +24,9 @@ const { DynamoDBDocumentClient, GetCommand } = await import("@aws-sdk/lib-dynamo
 
 const CALLS_PER_PHASE = Number(process.env.CHAOS_CALLS ?? 24);
 const CONCURRENCY = Number(process.env.CHAOS_CONCURRENCY ?? 3);
+/** The timeouts phase: fewer calls, each of the first ones waits out a call's deadline. */
+const TIMEOUT_CALLS = Number(process.env.CHAOS_TIMEOUT_CALLS ?? 9);
+const TIMEOUT_LATENCY_MS = 25_000;
 const MODEL = "chaos-llm";
 const SHARED_A = "atrium-shared-chaos-a";
 const SHARED_B = "atrium-shared-chaos-b";
@@ -101,13 +104,13 @@ async function call(t: ChaosTenant): Promise<void> {
   });
 }
 
-async function drive(): Promise<void> {
+async function drive(calls: number): Promise<void> {
   await Promise.all(
     tenants.map(async (t) => {
       let next = 0;
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
-          while (next < CALLS_PER_PHASE) {
+          while (next < calls) {
             next += 1;
             await call(t);
           }
@@ -149,6 +152,17 @@ const phases = [
         platform.sagemaker.setConditions(e, { error: "InternalDependencyException", errorRate: 0.3 });
     },
   },
+  {
+    // Past the call's 22 s deadline (ADR 0007): each such call is a 504 model_timeout, refunded, and a
+    // counted failure. Fewer calls: each waits out the deadline until the breakers open.
+    name: "timeouts",
+    calls: TIMEOUT_CALLS,
+    faults: () => {
+      platform.sagemaker.setConditions(SHARED_A, { latencyMs: TIMEOUT_LATENCY_MS });
+      for (const e of dedicatedEndpoints)
+        platform.sagemaker.setConditions(e, { latencyMs: TIMEOUT_LATENCY_MS });
+    },
+  },
 ];
 
 async function breakerItem(endpointName: string): Promise<Record<string, unknown>> {
@@ -166,14 +180,35 @@ const countedFailures = (item: Record<string, unknown>) =>
     .filter(([name]) => name.startsWith("fail@"))
     .reduce((sum, [, value]) => sum + Number(value), 0);
 
+/**
+ * Between phases, the faults go and the breakers heal the way they do in production: after
+ * `openSeconds` a call probes each open breaker, and a probe that answers closes it. So each phase
+ * starts on closed breakers, and its faults reach the endpoints.
+ */
+async function recover(endpoints: string[]): Promise<{ seconds: number; closed: boolean }> {
+  const startedAt = performance.now();
+  platform.sagemaker.clearFaults();
+  for (let round = 0; round < 40; round++) {
+    const open = [];
+    for (const e of endpoints) if (typeof (await breakerItem(e)).openUntil === "number") open.push(e);
+    if (open.length === 0) return { seconds: (performance.now() - startedAt) / 1000, closed: true };
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await Promise.all(tenants.map((t) => call(t)));
+  }
+  return { seconds: (performance.now() - startedAt) / 1000, closed: false };
+}
+
 const breakerReport: Record<string, unknown>[] = [];
+const recoveries: Record<string, unknown>[] = [];
 const started = performance.now();
-for (const phase of phases) {
+for (const [index, phase] of phases.entries()) {
+  if (index > 0)
+    recoveries.push({ before: phase.name, ...(await recover([SHARED_A, ...dedicatedEndpoints])) });
   platform.sagemaker.clearFaults();
   phase.faults();
   const watched = [SHARED_A, ...dedicatedEndpoints];
   const attemptsBefore = watched.map((e) => platform.sagemaker.invocations(e).length);
-  await drive();
+  await drive(phase.calls ?? CALLS_PER_PHASE);
   for (const [i, endpointName] of watched.entries()) {
     const item = await breakerItem(endpointName);
     breakerReport.push({
@@ -253,6 +288,10 @@ process.stdout.write(
   "\nbreakers after each phase (failures counted while closed; the threshold opens it):\n",
 );
 for (const b of breakerReport) process.stdout.write(`  ${JSON.stringify(b)}\n`);
+process.stdout.write(
+  "\nbreakers healing between phases (faults cleared, probes until every breaker closed):\n",
+);
+for (const r of recoveries) process.stdout.write(`  ${JSON.stringify(r)}\n`);
 
 const out = join(REPO_ROOT, ".atrium", "bench");
 await mkdir(out, { recursive: true });
@@ -260,7 +299,7 @@ const file = join(out, `chaos-${new Date().toISOString().replace(/[:.]/g, "-")}.
 await writeFile(
   file,
   JSON.stringify(
-    { at: new Date().toISOString(), seconds, breaker: BREAKER, tenants: rows, breakerReport },
+    { at: new Date().toISOString(), seconds, breaker: BREAKER, tenants: rows, breakerReport, recoveries },
     null,
     2,
   ),
