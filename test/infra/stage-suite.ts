@@ -131,6 +131,23 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           authorizerInputs.filter((i) => /limiter|admission|sagemaker|client-sts|reports/.test(i)),
         ).toEqual([]);
       });
+
+      it("bundles Powertools Idempotency only into the files of the idempotent routes", () => {
+        const fileOf = (handler: string) => handler.replace(/\.[^./]+$/, "");
+        const idempotentFiles = new Set(
+          routes.filter((r) => idempotentRoutes.has(routeKey(r))).map((r) => fileOf(r.handler)),
+        );
+        const files = new Set(
+          [authorizer.handler, scheduledReportsHandler, ...routes.map((r) => r.handler)].map(fileOf),
+        );
+        const holding = [...files].filter((file) =>
+          Object.keys(s.metafiles[file]?.inputs ?? {}).some((i) =>
+            i.includes("node_modules/@aws-lambda-powertools/idempotency/"),
+          ),
+        );
+        expect(idempotentFiles.size).toBeGreaterThan(0);
+        expect(holding.sort()).toEqual([...idempotentFiles].sort());
+      });
     }
 
     it("has no unsuppressed cdk-nag (AwsSolutions) finding in any stack", () => {

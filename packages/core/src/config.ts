@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
-import * as z from "zod";
 import { TENANT_ID_PATTERN } from "./ids";
 import { Region } from "./region";
+import * as z from "./zod";
 
 /** Where a tier's calls may go (ARCHITECTURE.md, "Tenancy models"). */
 export const Tenancy = z.enum(["pool", "bridge", "silo"]);
@@ -10,24 +10,31 @@ export type Tenancy = z.infer<typeof Tenancy>;
 export const Compliance = z.enum(["hipaa", "gdpr", "soc2"]);
 export type Compliance = z.infer<typeof Compliance>;
 
-const name = z.string().regex(/^[a-z][a-z0-9-]{0,31}$/, "lower-case letters, digits and hyphens");
+const name = z.string().check(z.regex(/^[a-z][a-z0-9-]{0,31}$/, "lower-case letters, digits and hyphens"));
 /** SageMaker's own rule for endpoint names. */
 export const EndpointName = z
   .string()
-  .regex(/^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/, "a SageMaker endpoint name: letters, digits, hyphens, 1-63");
+  .check(
+    z.regex(
+      /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/,
+      "a SageMaker endpoint name: letters, digits, hyphens, 1-63",
+    ),
+  );
 export const ModelName = z
   .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, "letters, digits and . _ : / -");
+  .check(
+    z.minLength(1),
+    z.maxLength(128),
+    z.regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]*$/, "letters, digits and . _ : / -"),
+  );
 
-const positive = z.number().int().positive();
+const positive = z.number().check(z.int(), z.positive());
 
 /** A tier's limits; a tenant may override any of them (Tenant.limits). */
 export const Limits = z.strictObject({
   requestsPerMinute: positive,
   /** Requests admitted at once from idle; defaults to requestsPerMinute. */
-  burst: positive.optional(),
+  burst: z.optional(positive),
   tokensPerMinute: positive,
   /** Calls in flight at once. */
   concurrency: positive,
@@ -35,7 +42,7 @@ export const Limits = z.strictObject({
   monthlyTokens: positive,
 });
 export type Limits = z.infer<typeof Limits>;
-export const LimitOverrides = Limits.partial();
+export const LimitOverrides = z.partial(Limits);
 export type LimitOverrides = z.infer<typeof LimitOverrides>;
 
 export const TierSpec = z.strictObject({
@@ -44,11 +51,11 @@ export const TierSpec = z.strictObject({
   /** max_tokens when a request sets none, and the most a request may ask for. */
   maxTokens: z.strictObject({ default: positive, cap: positive }),
   /** Reserved for a body Atrium cannot read (not JSON, binary), and charged unless the reply reports usage. */
-  rawCallTokens: positive.default(1024),
+  rawCallTokens: z._default(positive, 1024),
   /** When the limiter's table cannot be reached: admit (open) or refuse with 503 (closed). */
   limiterFailMode: z.enum(["open", "closed"]),
   /** The tier's weight in a contended shared endpoint's fair share (docs/adr/0012-fair-share.md). */
-  shareWeight: positive.default(1),
+  shareWeight: z._default(positive, 1),
 });
 export type TierSpec = z.infer<typeof TierSpec>;
 
@@ -60,24 +67,31 @@ export function tierSpec(config: Pick<StageConfig, "tiers">, name: string): Tier
 /** An image in ECR (SageMaker pulls only from ECR): account, region, repository, then a tag or digest. */
 export const EcrImage = z
   .string()
-  .regex(
-    /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\/[a-z0-9][a-z0-9._/-]*(:[\w.-]{1,128}|@sha256:[a-f0-9]{64})$/,
-    "an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>",
+  .check(
+    z.regex(
+      /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?\/[a-z0-9][a-z0-9._/-]*(:[\w.-]{1,128}|@sha256:[a-f0-9]{64})$/,
+      "an ECR image URI: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>",
+    ),
   );
 /** One S3 object (a model.tar.gz), so the endpoint's execution role can be scoped to exactly it. */
 export const S3ObjectUrl = z
   .string()
-  .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^*?]*[^/*?]$/, "an S3 object URL: s3://<bucket>/<key>");
+  .check(
+    z.regex(
+      /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^*?]*[^/*?]$/,
+      "an S3 object URL: s3://<bucket>/<key>",
+    ),
+  );
 
 const InstanceType = z
   .string()
-  .regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, "a SageMaker instance type such as ml.g5.xlarge");
+  .check(z.regex(/^ml\.[a-z0-9]+\.[a-z0-9]+$/, "a SageMaker instance type such as ml.g5.xlarge"));
 
 /** How the stack creates an endpoint (model, endpoint config, endpoint, autoscaling); absent: it exists already. */
 export const EndpointCreate = z
   .strictObject({
     image: EcrImage,
-    modelDataUrl: S3ObjectUrl.optional(),
+    modelDataUrl: z.optional(S3ObjectUrl),
     instanceType: InstanceType,
     initialInstanceCount: positive,
     minInstances: positive,
@@ -85,16 +99,18 @@ export const EndpointCreate = z
     /** Target of the SageMakerVariantInvocationsPerInstance tracking policy (invocations per instance per minute). */
     invocationsPerInstanceTarget: positive,
   })
-  .superRefine((c, ctx) => {
-    if (c.minInstances > c.maxInstances)
-      ctx.addIssue({ code: "custom", path: ["minInstances"], message: "more than maxInstances" });
-    if (c.initialInstanceCount < c.minInstances || c.initialInstanceCount > c.maxInstances)
-      ctx.addIssue({
-        code: "custom",
-        path: ["initialInstanceCount"],
-        message: "outside minInstances..maxInstances",
-      });
-  });
+  .check(
+    z.superRefine((c, ctx) => {
+      if (c.minInstances > c.maxInstances)
+        ctx.addIssue({ code: "custom", path: ["minInstances"], message: "more than maxInstances" });
+      if (c.initialInstanceCount < c.minInstances || c.initialInstanceCount > c.maxInstances)
+        ctx.addIssue({
+          code: "custom",
+          path: ["initialInstanceCount"],
+          message: "outside minInstances..maxInstances",
+        });
+    }),
+  );
 export type EndpointCreate = z.infer<typeof EndpointCreate>;
 
 /**
@@ -102,9 +118,9 @@ export type EndpointCreate = z.infer<typeof EndpointCreate>;
  * instanceType and minInstances; an endpoint with neither is reported unpriced.
  */
 const EndpointInstances = {
-  instanceType: InstanceType.optional(),
+  instanceType: z.optional(InstanceType),
   /** Instances always on (reports charge instanceCount x hours). */
-  instanceCount: positive.optional(),
+  instanceCount: z.optional(positive),
 };
 
 /**
@@ -114,31 +130,33 @@ const EndpointInstances = {
  */
 export const EndpointCapacity = z
   .strictObject({
-    callsInFlight: positive.optional(),
-    perInstance: positive.optional(),
+    callsInFlight: z.optional(positive),
+    perInstance: z.optional(positive),
     latencyTargetMs: positive,
   })
-  .refine((c) => (c.callsInFlight === undefined) !== (c.perInstance === undefined), {
-    message: "give callsInFlight or perInstance, not both",
-  });
+  .check(
+    z.refine((c) => (c.callsInFlight === undefined) !== (c.perInstance === undefined), {
+      message: "give callsInFlight or perInstance, not both",
+    }),
+  );
 export type EndpointCapacity = z.infer<typeof EndpointCapacity>;
 
 export const SharedEndpoint = z.object({
   model: ModelName,
   endpointName: EndpointName,
-  region: Region.optional(),
+  region: z.optional(Region),
   /** Multi-model endpoints: the artifact to load (X-Amzn-SageMaker-Target-Model). */
-  targetModel: z.string().min(1).max(1024).optional(),
+  targetModel: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
   /** Endpoints with inference components (X-Amzn-SageMaker-Inference-Component). */
-  inferenceComponentName: z.string().min(1).max(63).optional(),
+  inferenceComponentName: z.optional(z.string().check(z.minLength(1), z.maxLength(63))),
   /** Local platform only: forward to a container honouring the SageMaker contract instead of the reference model. */
-  containerUrl: z.url().optional(),
-  create: EndpointCreate.optional(),
+  containerUrl: z.optional(z.url()),
+  create: z.optional(EndpointCreate),
   ...EndpointInstances,
   /** Weighted tokens one instance serves in an hour at full use; with it, reports show unused capacity as idle. */
-  tokensPerInstanceHour: positive.optional(),
+  tokensPerInstanceHour: z.optional(positive),
   /** Absent: the endpoint is never fair-shared. */
-  capacity: EndpointCapacity.optional(),
+  capacity: z.optional(EndpointCapacity),
 });
 export type SharedEndpoint = z.infer<typeof SharedEndpoint>;
 
@@ -153,11 +171,11 @@ export function callsInFlightOf(endpoint: SharedEndpoint): number | undefined {
 
 /** An endpoint the stack provisions (or imports) for one tenant; `atrium endpoints add` then routes to it. */
 export const DedicatedEndpointConfig = z.strictObject({
-  tenantId: z.string().regex(TENANT_ID_PATTERN, "a tenant id"),
+  tenantId: z.string().check(z.regex(TENANT_ID_PATTERN, "a tenant id")),
   model: ModelName,
   endpointName: EndpointName,
-  region: Region.optional(),
-  create: EndpointCreate.optional(),
+  region: z.optional(Region),
+  create: z.optional(EndpointCreate),
   ...EndpointInstances,
 });
 export type DedicatedEndpointConfig = z.infer<typeof DedicatedEndpointConfig>;
@@ -174,9 +192,9 @@ export function dedicatedEndpointPrefix(stage: string): string {
 /** How reports price and split endpoints' instance hours (docs/reports.md). */
 export const ReportingConfig = z.strictObject({
   /** USD per instance hour, by SageMaker instance type. */
-  instancePrices: z.record(InstanceType, z.number().nonnegative()).default({}),
+  instancePrices: z._default(z.record(InstanceType, z.number().check(z.nonnegative())), {}),
   /** An output token counts this many input tokens in a shared endpoint's split (generation costs more). */
-  outputTokenWeight: z.number().int().min(1).max(100).default(3),
+  outputTokenWeight: z._default(z.number().check(z.int(), z.gte(1), z.lte(100)), 3),
 });
 export type ReportingConfig = z.infer<typeof ReportingConfig>;
 
@@ -186,15 +204,17 @@ export type ReportingConfig = z.infer<typeof ReportingConfig>;
  * after which one call probes it.
  */
 export const CircuitBreakerConfig = z.strictObject({
-  failures: positive.max(1000).default(5),
-  windowSeconds: z
-    .number()
-    .int()
-    .min(5)
-    .max(600)
-    .refine((s) => s % 5 === 0, "a multiple of 5 (failures are counted in 5 s buckets)")
-    .default(30),
-  openSeconds: z.number().int().min(1).max(3600).default(30),
+  failures: z._default(positive.check(z.lte(1000)), 5),
+  windowSeconds: z._default(
+    z.number().check(
+      z.int(),
+      z.gte(5),
+      z.lte(600),
+      z.refine((s) => s % 5 === 0, "a multiple of 5 (failures are counted in 5 s buckets)"),
+    ),
+    30,
+  ),
+  openSeconds: z._default(z.number().check(z.int(), z.gte(1), z.lte(3600)), 30),
 });
 export type CircuitBreakerConfig = z.infer<typeof CircuitBreakerConfig>;
 
@@ -202,58 +222,61 @@ export type CircuitBreakerConfig = z.infer<typeof CircuitBreakerConfig>;
 export const StageConfig = z
   .object({
     region: Region,
-    tiers: z.record(name, TierSpec).refine((t) => Object.keys(t).length > 0, "at least one tier"),
+    tiers: z.record(name, TierSpec).check(z.refine((t) => Object.keys(t).length > 0, "at least one tier")),
     /** A model listed more than once: the first its tenant may use is its primary, the next its fallbacks. */
     sharedEndpoints: z.array(SharedEndpoint),
-    authorizerCacheTtlSeconds: z.number().int().min(0).max(3600).default(60),
-    tenantCacheTtlSeconds: z.number().int().min(0).max(3600).default(30),
+    authorizerCacheTtlSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(3600)), 60),
+    tenantCacheTtlSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(3600)), 30),
     /** How long one DynamoDB request may take before the SDK gives up on it, once retried (docs/adr/0007). */
-    dynamodbRequestTimeoutMs: z.number().int().min(100).max(10_000).default(1_000),
+    dynamodbRequestTimeoutMs: z._default(z.number().check(z.int(), z.gte(100), z.lte(10_000)), 1_000),
     /** How long the usage ledger keeps a day (docs/adr/0010): 400 days, so a year compares with the last. */
-    usageRetentionDays: z.number().int().min(1).max(3660).default(400),
+    usageRetentionDays: z._default(z.number().check(z.int(), z.gte(1), z.lte(3660)), 400),
     /** Production data: tables keep deletion protection and survive `sst remove`. */
-    protect: z.boolean().default(false),
+    protect: z._default(z.boolean(), false),
     /** API Gateway stage-wide throttling, before any per-tenant limit. */
-    throttling: z
-      .strictObject({ rateLimit: positive, burstLimit: positive })
-      .default({ rateLimit: 1000, burstLimit: 2000 }),
+    throttling: z._default(z.strictObject({ rateLimit: positive, burstLimit: positive }), {
+      rateLimit: 1000,
+      burstLimit: 2000,
+    }),
     /** Tenant-dedicated endpoints the stack creates or imports. */
-    dedicatedEndpoints: z.array(DedicatedEndpointConfig).default([]),
+    dedicatedEndpoints: z._default(z.array(DedicatedEndpointConfig), []),
     /** Further regions whose endpoints this stage may call (dedicated endpoints registered at runtime). */
-    modelRegions: z.array(Region).default([]),
-    reporting: ReportingConfig.default({ instancePrices: {}, outputTokenWeight: 3 }),
-    circuitBreaker: CircuitBreakerConfig.default({ failures: 5, windowSeconds: 30, openSeconds: 30 }),
+    modelRegions: z._default(z.array(Region), []),
+    reporting: z._default(ReportingConfig, { instancePrices: {}, outputTokenWeight: 3 }),
+    circuitBreaker: z._default(CircuitBreakerConfig, { failures: 5, windowSeconds: 30, openSeconds: 30 }),
   })
-  .superRefine((config, ctx) => {
-    type Path = (string | number)[];
-    const names = new Map<string, string>();
-    const claim = (name: string, path: Path) => {
-      const key = name.toLowerCase();
-      if (names.has(key))
-        ctx.addIssue({ code: "custom", path, message: `endpoint name also used by ${names.get(key)}` });
-      else names.set(key, path.slice(0, 2).join("."));
-    };
-    const endpoints = [
-      ...config.sharedEndpoints.map((e, i) => ({ e, at: ["sharedEndpoints", i] as Path })),
-      ...config.dedicatedEndpoints.map((e, i) => ({ e, at: ["dedicatedEndpoints", i] as Path })),
-    ];
-    for (const { e, at } of endpoints) {
-      claim(e.endpointName, [...at, "endpointName"]);
-      // A stack creates resources in its own region only.
-      if (e.create && e.region && e.region !== config.region)
-        ctx.addIssue({ code: "custom", path: [...at, "region"], message: "create needs the stage region" });
-    }
-    const dedicated = new Set<string>();
-    for (const [i, { tenantId, model }] of config.dedicatedEndpoints.entries()) {
-      if (dedicated.has(`${tenantId} ${model}`))
-        ctx.addIssue({
-          code: "custom",
-          path: ["dedicatedEndpoints", i, "model"],
-          message: "tenant's model listed twice",
-        });
-      dedicated.add(`${tenantId} ${model}`);
-    }
-  });
+  .check(
+    z.superRefine((config, ctx) => {
+      type Path = (string | number)[];
+      const names = new Map<string, string>();
+      const claim = (name: string, path: Path) => {
+        const key = name.toLowerCase();
+        if (names.has(key))
+          ctx.addIssue({ code: "custom", path, message: `endpoint name also used by ${names.get(key)}` });
+        else names.set(key, path.slice(0, 2).join("."));
+      };
+      const endpoints = [
+        ...config.sharedEndpoints.map((e, i) => ({ e, at: ["sharedEndpoints", i] as Path })),
+        ...config.dedicatedEndpoints.map((e, i) => ({ e, at: ["dedicatedEndpoints", i] as Path })),
+      ];
+      for (const { e, at } of endpoints) {
+        claim(e.endpointName, [...at, "endpointName"]);
+        // A stack creates resources in its own region only.
+        if (e.create && e.region && e.region !== config.region)
+          ctx.addIssue({ code: "custom", path: [...at, "region"], message: "create needs the stage region" });
+      }
+      const dedicated = new Set<string>();
+      for (const [i, { tenantId, model }] of config.dedicatedEndpoints.entries()) {
+        if (dedicated.has(`${tenantId} ${model}`))
+          ctx.addIssue({
+            code: "custom",
+            path: ["dedicatedEndpoints", i, "model"],
+            message: "tenant's model listed twice",
+          });
+        dedicated.add(`${tenantId} ${model}`);
+      }
+    }),
+  );
 export type StageConfig = z.infer<typeof StageConfig>;
 
 /** Validates a parsed config, throwing one readable message listing every problem. */

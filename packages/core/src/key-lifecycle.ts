@@ -2,8 +2,9 @@
  * The rules of an API key's life after creation: rotation with a grace period, revocation, the
  * last-used stamp the authorizer keeps, and how a key is shown to operators (never its plaintext).
  */
-import * as z from "zod";
+
 import { conflict, fromValidationIssues } from "./errors";
+import * as z from "./zod";
 
 export type KeyStatus = "active" | "revoked";
 
@@ -55,7 +56,7 @@ export const MAX_GRACE_SECONDS = 30 * 24 * 3600;
 
 export const RotateKeyInput = z.strictObject({
   /** How long the old key keeps working; 0 stops it at once. */
-  graceSeconds: z.number().int().min(0).max(MAX_GRACE_SECONDS),
+  graceSeconds: z.number().check(z.int(), z.gte(0), z.lte(MAX_GRACE_SECONDS)),
 });
 
 /** Checks a rotation request against the key it rotates; returns when the old key stops working. */

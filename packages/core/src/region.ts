@@ -1,3 +1,3 @@
-import * as z from "zod";
+import * as z from "./zod";
 
-export const Region = z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "an AWS region such as eu-west-1");
+export const Region = z.string().check(z.regex(/^[a-z]{2}(-[a-z]+)+-\d$/, "an AWS region such as eu-west-1"));

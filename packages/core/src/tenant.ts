@@ -1,4 +1,3 @@
-import * as z from "zod";
 import {
   Compliance,
   EndpointName,
@@ -11,12 +10,13 @@ import {
 import { conflict, fromValidationIssues, invalidRequest } from "./errors";
 import { newTenantId } from "./ids";
 import { Region } from "./region";
+import * as z from "./zod";
 
 export const DedicatedEndpoint = z.object({
   endpointName: EndpointName,
-  region: Region.optional(),
-  targetModel: z.string().min(1).max(1024).optional(),
-  inferenceComponentName: z.string().min(1).max(63).optional(),
+  region: z.optional(Region),
+  targetModel: z.optional(z.string().check(z.minLength(1), z.maxLength(1024))),
+  inferenceComponentName: z.optional(z.string().check(z.minLength(1), z.maxLength(63))),
 });
 export type DedicatedEndpoint = z.infer<typeof DedicatedEndpoint>;
 
@@ -44,27 +44,26 @@ export interface Tenant {
 
 const TenantName = z
   .string()
-  .trim()
-  .min(1)
-  .max(100)
-  .regex(/^[^\p{Cc}]*$/u, "no control characters");
-const TierName = z.string().min(1).max(32);
+  .check(z.trim(), z.minLength(1), z.maxLength(100), z.regex(/^[^\p{Cc}]*$/u, "no control characters"));
+const TierName = z.string().check(z.minLength(1), z.maxLength(32));
 const unique = <T>(list: T[]) => new Set(list).size === list.length;
-const ComplianceList = z.array(Compliance).max(3).refine(unique, "listed twice");
-const RegionList = z.array(Region).min(1).max(20).refine(unique, "listed twice");
-const ModelList = z.array(ModelName).min(1).max(100).refine(unique, "listed twice");
+const ComplianceList = z.array(Compliance).check(z.maxLength(3), z.refine(unique, "listed twice"));
+const RegionList = z.array(Region).check(z.minLength(1), z.maxLength(20), z.refine(unique, "listed twice"));
+const ModelList = z
+  .array(ModelName)
+  .check(z.minLength(1), z.maxLength(100), z.refine(unique, "listed twice"));
 
 export const NewTenantInput = z.strictObject({
   name: TenantName,
   tier: TierName,
-  compliance: ComplianceList.default([]),
-  regions: RegionList.optional(),
-  limits: LimitOverrides.optional(),
-  models: ModelList.optional(),
+  compliance: z._default(ComplianceList, []),
+  regions: z.optional(RegionList),
+  limits: z.optional(LimitOverrides),
+  models: z.optional(ModelList),
 });
 export type NewTenantInput = z.input<typeof NewTenantInput>;
 
-export const NewEndpointInput = DedicatedEndpoint.extend({ model: ModelName }).strict();
+export const NewEndpointInput = z.strictObject({ ...DedicatedEndpoint.shape, model: ModelName });
 export type NewEndpointInput = z.input<typeof NewEndpointInput>;
 
 export function tenancyOf(tier: string, config: StageConfig) {
@@ -165,18 +164,22 @@ const limitNames = Object.keys(Limits.shape) as [keyof Limits, ...(keyof Limits)
 /** What an update may change; `null` clears a field (a single limit override, or all of them). */
 export const TenantUpdateInput = z
   .strictObject({
-    name: TenantName.optional(),
-    tier: TierName.optional(),
-    compliance: ComplianceList.optional(),
-    regions: RegionList.nullable().optional(),
-    models: ModelList.nullable().optional(),
-    limits: z.partialRecord(z.enum(limitNames), z.number().int().positive().nullable()).nullable().optional(),
+    name: z.optional(TenantName),
+    tier: z.optional(TierName),
+    compliance: z.optional(ComplianceList),
+    regions: z.optional(z.nullable(RegionList)),
+    models: z.optional(z.nullable(ModelList)),
+    limits: z.optional(
+      z.nullable(z.partialRecord(z.enum(limitNames), z.nullable(z.number().check(z.int(), z.positive())))),
+    ),
     /** Hot tenants: split the limiter over N items (docs/adr/0004); null returns to one. */
-    limiterShards: z.number().int().min(2).max(64).nullable().optional(),
+    limiterShards: z.optional(z.nullable(z.number().check(z.int(), z.gte(2), z.lte(64)))),
   })
-  .refine(
-    (input) => Object.keys(input).length > 0,
-    "send at least one of name, tier, compliance, regions, models, limits, limiterShards",
+  .check(
+    z.refine(
+      (input) => Object.keys(input).length > 0,
+      "send at least one of name, tier, compliance, regions, models, limits, limiterShards",
+    ),
   );
 export type TenantUpdateInput = z.input<typeof TenantUpdateInput>;
 

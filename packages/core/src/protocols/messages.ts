@@ -3,14 +3,14 @@
  * the chat request Atrium accepts, the body it sends the model, and the model's buffered replies and
  * streamed `chat.completion.chunk` events, read.
  */
-import * as z from "zod";
+import * as z from "../zod";
 import { type ModelProtocol, parseJsonText, type StreamDelta, unreadableReply } from "./protocol";
 
 const TextPart = z.object({ type: z.literal("text"), text: z.string() });
 const Message = z.object({
   role: z.enum(["system", "developer", "user", "assistant", "tool"]),
-  content: z.union([z.string(), z.array(TextPart).min(1)]),
-  name: z.string().max(64).optional(),
+  content: z.union([z.string(), z.array(TextPart).check(z.minLength(1))]),
+  name: z.optional(z.string().check(z.maxLength(64))),
 });
 
 /**
@@ -18,32 +18,32 @@ const Message = z.object({
  * Length fields (max_tokens, max_completion_tokens, ...) are read by lengthBound, as on every route.
  */
 export const ChatRequest = z.object({
-  model: z.string().min(1).max(128),
-  messages: z.array(Message).min(1).max(2048),
-  temperature: z.number().min(0).max(2).optional(),
-  top_p: z.number().min(0).max(1).optional(),
-  stop: z.union([z.string(), z.array(z.string()).max(4)]).optional(),
-  seed: z.number().int().optional(),
-  n: z.literal(1, { error: "only n = 1 is supported" }).optional(),
-  stream: z.boolean().optional(),
-  stream_options: z.object({ include_usage: z.boolean().optional() }).nullish(),
+  model: z.string().check(z.minLength(1), z.maxLength(128)),
+  messages: z.array(Message).check(z.minLength(1), z.maxLength(2048)),
+  temperature: z.optional(z.number().check(z.gte(0), z.lte(2))),
+  top_p: z.optional(z.number().check(z.gte(0), z.lte(1))),
+  stop: z.optional(z.union([z.string(), z.array(z.string()).check(z.maxLength(4))])),
+  seed: z.optional(z.number().check(z.int())),
+  n: z.optional(z.literal(1, { error: "only n = 1 is supported" })),
+  stream: z.optional(z.boolean()),
+  stream_options: z.nullish(z.object({ include_usage: z.optional(z.boolean()) })),
 });
 export type ChatRequest = z.infer<typeof ChatRequest>;
 
-const Count = z.number().int().nonnegative();
+const Count = z.number().check(z.int(), z.nonnegative());
 const SplitUsage = z.object({ prompt_tokens: Count, completion_tokens: Count });
-const Usage = SplitUsage.extend({ total_tokens: Count.optional() });
+const Usage = z.object({ ...SplitUsage.shape, total_tokens: z.optional(Count) });
 
 const Reply = z.object({
   choices: z
     .array(
       z.object({
-        index: z.number().int().optional(),
-        message: z.object({ role: z.string(), content: z.string().nullable() }),
-        finish_reason: z.string().nullable(),
+        index: z.optional(z.number().check(z.int())),
+        message: z.object({ role: z.string(), content: z.nullable(z.string()) }),
+        finish_reason: z.nullable(z.string()),
       }),
     )
-    .min(1),
+    .check(z.minLength(1)),
   usage: Usage,
 });
 
@@ -52,11 +52,11 @@ const Chunk = z.object({
   // The usage chunk has no choices; Atrium asks for one choice, so only the first is read.
   choices: z.array(
     z.object({
-      delta: z.object({ content: z.string().nullish() }),
-      finish_reason: z.string().nullish(),
+      delta: z.object({ content: z.nullish(z.string()) }),
+      finish_reason: z.nullish(z.string()),
     }),
   ),
-  usage: Usage.nullish(),
+  usage: z.nullish(Usage),
 });
 
 /** What a prompt's messages weigh for the token bound: every character the model reads. */

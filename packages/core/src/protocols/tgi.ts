@@ -3,23 +3,23 @@
  * their output in `details.generated_tokens` (one generation or an array of them), and streams send
  * one token event per token, the last one carrying `details`. TGI does not report prompt tokens.
  */
-import * as z from "zod";
+import * as z from "../zod";
 import { type ModelProtocol, parseJsonText, type StreamDelta, unreadableReply } from "./protocol";
 
-const Count = z.number().int().nonnegative();
+const Count = z.number().check(z.int(), z.nonnegative());
 
 const Generation = z.object({
   details: z.object({
     generated_tokens: Count,
-    best_of_sequences: z.unknown().optional(),
+    best_of_sequences: z.optional(z.unknown()),
   }),
 });
 
 const BestOfSequence = z.object({ generated_tokens: Count });
 
 const TokenEvent = z.object({
-  token: z.object({ text: z.string(), special: z.boolean().optional() }),
-  details: z.object({ finish_reason: z.string(), generated_tokens: Count }).nullish(),
+  token: z.object({ text: z.string(), special: z.optional(z.boolean()) }),
+  details: z.nullish(z.object({ finish_reason: z.string(), generated_tokens: Count })),
 });
 
 /** Generated tokens of a buffered reply (every generation, with best_of's other sequences), if it reports them. */

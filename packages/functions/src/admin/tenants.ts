@@ -16,16 +16,20 @@ import { actorOf, adminTable, noBody, queryParam, tenantIdParam } from "../lib/a
 import { adminApi } from "../lib/admin-api";
 import { config, documentClient } from "../lib/clients";
 import { json, parseJsonBody } from "../lib/http";
+import { idempotency } from "../lib/idempotency";
 import { logger } from "../lib/observability";
 import { propagateAccessChange, propagateProfileChange } from "../lib/propagation";
 
 /** POST /admin/tenants: a tenant and its first API key in one call; the key's plaintext is returned once. */
-export const create = adminApi(async (event) => {
-  const actor = actorOf(event);
-  const { tenant, key } = await createTenant(adminTable, config, actor, parseJsonBody(event));
-  logger.info("tenant created", { tenantId: tenant.id, tier: tenant.tier, keyId: key.keyId });
-  return json(201, { tenant, apiKey: key.plaintext, key: { keyId: key.keyId, hint: key.hint } });
-});
+export const create = adminApi(
+  async (event) => {
+    const actor = actorOf(event);
+    const { tenant, key } = await createTenant(adminTable, config, actor, parseJsonBody(event));
+    logger.info("tenant created", { tenantId: tenant.id, tier: tenant.tier, keyId: key.keyId });
+    return json(201, { tenant, apiKey: key.plaintext, key: { keyId: key.keyId, hint: key.hint } });
+  },
+  { idempotency: idempotency() },
+);
 
 /** GET /admin/tenants?limit=&cursor=: tenants a page at a time. */
 export const list = adminApi(async (event) => {

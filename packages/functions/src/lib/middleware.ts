@@ -9,11 +9,9 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import type { Ticket } from "./admission";
 import { type ApiContext, apiResponses, stoppedEarly } from "./api-responses";
 import type { CallRouting } from "./endpoint-routing";
-import { idempotency } from "./idempotency";
 import { logger, metrics, tenantMetrics } from "./observability";
 import { settleCalls } from "./settle-calls";
 import { loadTenant } from "./tenant-cache";
-import { tenantClients } from "./tenant-clients";
 import { functionTimeoutSeconds, STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
 
 /** The authenticated caller, as the authorizer resolved it and the tenant store confirmed it. */
@@ -109,10 +107,16 @@ export function tenantContext(): MiddlewareObj<Event, Result, Error, TenantConte
   };
 }
 
-/** The middleware chain of every tenant-facing handler, outermost first. */
-export function tenantApi(handler: (event: Event, context: TenantContext) => Promise<Result>) {
+/**
+ * The middleware chain of every tenant-facing handler, outermost first. `idempotency`: only the
+ * idempotent routes' handlers pass it (lib/tenant-idempotency.ts), so the others' bundles leave it out.
+ */
+export function tenantApi(
+  handler: (event: Event, context: TenantContext) => Promise<Result>,
+  options: { idempotency?: MiddlewareObj<Event, Result, Error, TenantContext> } = {},
+) {
   // Prompts and completions stay out of logs (HIPAA), whatever POWERTOOLS_LOGGER_LOG_EVENT says.
-  return middy<Event, Result, Error, TenantContext>(handler, {
+  const chain = middy<Event, Result, Error, TenantContext>(handler, {
     timeoutEarlyInMillis: STOP_EARLY_MS,
     timeoutEarlyResponse: stoppedEarly("The call did not complete in time and was stopped. Retry shortly."),
   })
@@ -120,9 +124,9 @@ export function tenantApi(handler: (event: Event, context: TenantContext) => Pro
     .use(logMetrics([metrics, tenantMetrics]))
     .use(callDeadline())
     .use(apiResponses() as MiddlewareObj<Event, Result, Error, TenantContext>)
-    .use(tenantContext())
-    .use(idempotency({ tenantDynamo: (tenantId) => tenantClients(tenantId).dynamo }))
-    .use(settleCalls());
+    .use(tenantContext());
+  if (options.idempotency) chain.use(options.idempotency);
+  return chain.use(settleCalls());
 }
 
 /** Times the model call so it can be excluded from Atrium's reported overhead. */
