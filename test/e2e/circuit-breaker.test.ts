@@ -8,14 +8,13 @@
  * The open period is long (600 s): "it has passed" is written into the endpoint item, not waited for.
  */
 import { endpointKey } from "@atrium/core/endpoint-state";
-import { dayOf, readLedger } from "@atrium/core/usage-ledger";
 import { localDynamoClient } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
 import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf } from "../support/http";
 import { adminCall, startTestPlatformWith, stopTestPlatform } from "../support/platform";
-import { onboard, postChat, settledUsageOf, usageOf } from "../support/tenant-calls";
+import { onboard, postChat, settledUsageOf, todaysLedger, usageOf } from "../support/tenant-calls";
 
 const FAILURES = 3;
 const SOLO = { model: "breaker-solo", endpointName: "atrium-shared-breaker-solo" };
@@ -71,11 +70,6 @@ async function openPeriodPassed(endpointName: string): Promise<void> {
       ExpressionAttributeValues: { ":past": Date.now() * 1000 - 1 },
     }),
   );
-}
-
-async function ledgerOf(tenantId: string) {
-  const today = dayOf(Date.now());
-  return readLedger(documents(), platform.usageTable, tenantId, today, today);
 }
 
 async function dedicatedTenant(name: string, compliance: string[]) {
@@ -178,7 +172,7 @@ describe("fallback", () => {
     // Billed once per call, as routed: every call settled, shared.
     const charged = await settledUsageOf(platform, tenant.apiKey);
     expect(charged).toBeGreaterThan(0);
-    const [entry, ...others] = await ledgerOf(tenant.id);
+    const [entry, ...others] = await todaysLedger(platform, tenant.id);
     expect(others).toEqual([]);
     expect(entry?.counters).toMatchObject({ requests: FAILURES + 1, sharedCalls: FAILURES + 1 });
     expect(entry?.counters.dedicatedCalls).toBeUndefined();
@@ -200,7 +194,7 @@ describe("fallback", () => {
     expect(response.headers.get("x-atrium-fallback")).toBe(BRIDGED.endpointName);
     expect(response.headers.get("x-atrium-route")).toBe("shared");
     await settledUsageOf(platform, tenant.apiKey);
-    const [entry] = await ledgerOf(tenant.id);
+    const [entry] = await todaysLedger(platform, tenant.id);
     expect(entry?.counters).toMatchObject({ requests: 1, sharedCalls: 1 });
     expect(entry?.counters.dedicatedCalls).toBeUndefined();
     platform.sagemaker.clearFaults(tenant.endpointName);

@@ -6,7 +6,6 @@
  * weighted share (pro weighs 2, free 1: 3 and 1 of 4) and the one above it gets 429 endpoint_busy.
  */
 import { endpointKey } from "@atrium/core/endpoint-state";
-import { readLedger } from "@atrium/core/usage-ledger";
 import { localDynamoClient } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
 import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
@@ -14,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json } from "../support/http";
 import { type LatchedModel, startLatchedModel } from "../support/latched-model";
 import { adminCall, startTestPlatformWith, stopTestPlatform } from "../support/platform";
-import { onboard, postChat, settledUsageOf } from "../support/tenant-calls";
+import { onboard, postChat, settledUsageOf, todaysLedger } from "../support/tenant-calls";
 
 const MODEL = "latched-reference";
 const ENDPOINT = "atrium-shared-latched-reference";
@@ -123,15 +122,9 @@ describe("fair share of a shared endpoint", () => {
     await settledUsageOf(platform, noisy.apiKey);
 
     // The refusals are in the ledger under their reason.
-    const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
-    try {
-      const today = new Date().toISOString().slice(0, 10);
-      const entries = await readLedger(db, platform.usageTable, noisy.id, today, today);
-      const refusedBusy = entries.reduce((sum, e) => sum + (e.counters.refusedEndpointBusy ?? 0), 0);
-      expect(refusedBusy).toBe(1);
-    } finally {
-      db.destroy();
-    }
+    const entries = await todaysLedger(platform, noisy.id);
+    const refusedBusy = entries.reduce((sum, e) => sum + (e.counters.refusedEndpointBusy ?? 0), 0);
+    expect(refusedBusy).toBe(1);
   });
 
   it("forgets an erased tenant on the endpoint", { timeout: 30_000 }, async () => {

@@ -6,12 +6,9 @@
  * a failing endpoint's retry budget runs out and its calls then fail fast with the mapped error.
  * Each scenario has an endpoint of its own, so one's retries never spend another's budget.
  */
-import { dayOf, readLedger } from "@atrium/core/usage-ledger";
 import { CALLS_PER_RETRY, RETRY_BURST } from "@atrium/functions/lib/retry-budget";
-import { localDynamoClient } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
 import type { Fault } from "@atrium/local/sagemaker-emulator";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { errorOf, type Json, json } from "../support/http";
 import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
@@ -22,6 +19,7 @@ import {
   settledUsageOf,
   sseData,
   type TestTenant,
+  todaysLedger,
 } from "../support/tenant-calls";
 
 const SCENARIOS = [
@@ -107,22 +105,13 @@ const chatBody = (scenario: Scenario, extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-/** The tenant's usage ledger for today, read straight from DynamoDB. */
-async function ledgerOf(tenantId: string) {
-  const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
-  try {
-    const today = dayOf(Date.now());
-    return await readLedger(db, platform.usageTable, tenantId, today, today);
-  } finally {
-    db.destroy();
-  }
-}
-
 /** The call was admitted and settled once: one ledger request, charged `tokens`. */
 async function chargedOnce(tenant: TestTenant, tokens: number): Promise<void> {
   expect(await settledUsageOf(platform, tenant.apiKey)).toBe(tokens);
-  await expect.poll(async () => (await ledgerOf(tenant.id))[0]?.counters.requests, { interval: 20 }).toBe(1);
-  const [entry, ...more] = await ledgerOf(tenant.id);
+  await expect
+    .poll(async () => (await todaysLedger(platform, tenant.id))[0]?.counters.requests, { interval: 20 })
+    .toBe(1);
+  const [entry, ...more] = await todaysLedger(platform, tenant.id);
   expect(more).toEqual([]);
   expect(entry?.counters).toMatchObject({ requests: 1, tokens });
 }

@@ -4,14 +4,13 @@
  * calls' settles; each admitted call adds one ledger write.
  */
 
-import { dayOf, hourOf, readLedger } from "@atrium/core/usage-ledger";
-import { localDynamoClient } from "@atrium/local/dynamodb";
+import { dayOf, hourOf } from "@atrium/core/usage-ledger";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
 import { json } from "../support/http";
 import { adminCall, useTestPlatform } from "../support/platform";
+import { todaysLedger } from "../support/tenant-calls";
 
 let platform: Platform;
 useTestPlatform((started) => {
@@ -26,16 +25,6 @@ async function tenant(name: string, limits: Record<string, number> = {}) {
   expect(status).toBe(201);
   const openai = new OpenAI({ apiKey: body.apiKey, baseURL: `${platform.gatewayUrl}/v1`, maxRetries: 0 });
   return { id: body.tenant.id as string, apiKey: body.apiKey as string, openai };
-}
-
-async function ledgerOf(tenantId: string) {
-  const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
-  try {
-    const today = dayOf(Date.now());
-    return await readLedger(db, platform.usageTable, tenantId, today, today);
-  } finally {
-    db.destroy();
-  }
 }
 
 describe("the usage ledger", () => {
@@ -63,8 +52,10 @@ describe("the usage ledger", () => {
     const calls = [first, second].map((c) => c.usage);
     const tokens = (calls[0]?.total_tokens ?? 0) + (calls[1]?.total_tokens ?? 0) + streamed;
     // A stream settles (and records) after its last byte: wait until all four calls are in.
-    await expect.poll(async () => (await ledgerOf(a.id))[0]?.counters.requests, { interval: 20 }).toBe(4);
-    const [entry, ...more] = await ledgerOf(a.id);
+    await expect
+      .poll(async () => (await todaysLedger(platform, a.id))[0]?.counters.requests, { interval: 20 })
+      .toBe(4);
+    const [entry, ...more] = await todaysLedger(platform, a.id);
     expect(more).toEqual([]);
     expect(entry).toEqual({
       hour: hourOf(Date.now()),
@@ -83,7 +74,7 @@ describe("the usage ledger", () => {
     expect(entry?.counters.promptTokens).toBeGreaterThan(promptTokens);
     expect((entry?.counters.promptTokens ?? 0) + (entry?.counters.completionTokens ?? 0)).toBe(tokens);
     // The other tenant's call is in its own partition only.
-    expect(await ledgerOf(b.id)).toEqual([
+    expect(await todaysLedger(platform, b.id)).toEqual([
       {
         hour: hourOf(Date.now()),
         model: MODEL,
@@ -109,13 +100,13 @@ describe("the usage ledger", () => {
       });
     }
     // Refusals wait in the container until the tenant's next write: none has come yet.
-    expect((await ledgerOf(c.id))[0]?.counters.refusedRequests).toBeUndefined();
+    expect((await todaysLedger(platform, c.id))[0]?.counters.refusedRequests).toBeUndefined();
     // A burst of 1200 at 600/min tolerates the old limit's requests (a minute ahead): admitted at once.
     await adminCall(platform, "PATCH", `/admin/tenants/${c.id}`, {
       limits: { requestsPerMinute: 600, burst: 1200 },
     });
     await c.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 5 });
-    const [entry] = await ledgerOf(c.id);
+    const [entry] = await todaysLedger(platform, c.id);
     expect(entry?.counters).toMatchObject({ requests: 3, refusedRequests: 3 });
   });
 });

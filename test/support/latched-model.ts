@@ -3,9 +3,10 @@
  * holds every invocation until the test releases them: so a test knows exactly which calls are in
  * flight on the endpoint, with no timing involved.
  */
-import { createServer, type IncomingMessage } from "node:http";
+import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { invokeReferenceModel } from "@atrium/local/reference-model";
+import { readAll } from "./gated-model";
 
 export interface LatchedModel {
   url: string;
@@ -55,10 +56,4 @@ export async function startLatchedModel(endpointName: string): Promise<LatchedMo
         server.close(() => resolve());
       }),
   };
-}
-
-async function readAll(req: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

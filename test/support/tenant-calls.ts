@@ -4,7 +4,10 @@ import type { LimitOverrides } from "@atrium/core/config";
 import { promptTokenBound } from "@atrium/core/limits";
 import { ChatRequest, promptTexts } from "@atrium/core/protocols/messages";
 import { newTenant } from "@atrium/core/tenant";
+import { dayOf, readLedger } from "@atrium/core/usage-ledger";
+import { localDynamoClient } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import OpenAI from "openai";
 import { expect } from "vitest";
 import { type Json, json } from "./http";
@@ -81,4 +84,15 @@ export function sseData(text: string): string[] {
         .map((line) => line.slice("data:".length).trimStart())
         .join("\n"),
     );
+}
+
+/** The tenant's usage ledger for today (UTC), read straight from the platform's DynamoDB. */
+export async function todaysLedger(platform: Platform, tenantId: string) {
+  const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+  try {
+    const today = dayOf(Date.now());
+    return await readLedger(db, platform.usageTable, tenantId, today, today);
+  } finally {
+    db.destroy();
+  }
 }
