@@ -1,6 +1,6 @@
 import { UNITS } from "./cloudwatch-params";
 import { valuesAggregate } from "./cloudwatch-statistics";
-import type { Datum, MetricId } from "./cloudwatch-store";
+import { type Datum, isAcceptedTimestamp, type MetricId } from "./cloudwatch-store";
 
 /**
  * CloudWatch's Embedded Metric Format: a JSON log line whose `_aws.CloudWatchMetrics` directives name
@@ -13,10 +13,6 @@ export interface MetricRecord {
   datum: Datum;
 }
 
-const HOUR_MS = 3_600_000;
-/** CloudWatch drops EMF metrics stamped more than two weeks back or two hours ahead. */
-const OLDEST_MS = 14 * 24 * HOUR_MS;
-const NEWEST_MS = 2 * HOUR_MS;
 const MAX_DIMENSIONS = 30;
 const MAX_METRICS = 100;
 const MAX_VALUES = 100;
@@ -39,7 +35,8 @@ export function parseEmf(line: string, now = Date.now()): MetricRecord[] | undef
   const aws = document._aws as { Timestamp?: unknown; CloudWatchMetrics?: unknown } | undefined;
   if (typeof aws !== "object" || aws === null || !Array.isArray(aws.CloudWatchMetrics)) return undefined;
   const at = aws.Timestamp;
-  if (typeof at !== "number" || at < now - OLDEST_MS || at > now + NEWEST_MS) return [];
+  // CloudWatch drops EMF metrics stamped outside the window it accepts.
+  if (typeof at !== "number" || !isAcceptedTimestamp(at, now)) return [];
   return (aws.CloudWatchMetrics as Directive[]).flatMap((directive) => recordsOf(directive, document, at));
 }
 

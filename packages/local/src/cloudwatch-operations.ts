@@ -9,7 +9,13 @@ import {
   UNITS,
 } from "./cloudwatch-params";
 import { type Aggregate, valuesAggregate } from "./cloudwatch-statistics";
-import type { Datum, MetricId, MetricStore } from "./cloudwatch-store";
+import {
+  type Datum,
+  HOUR_MS,
+  isAcceptedTimestamp,
+  type MetricId,
+  type MetricStore,
+} from "./cloudwatch-store";
 
 /**
  * The CloudWatch operations the local stand-in serves, on input any wire protocol decoded. Outputs
@@ -31,10 +37,6 @@ export const OPERATIONS: Record<string, Operation> = {
   ListMetrics: listMetrics,
 };
 
-const HOUR_MS = 3_600_000;
-/** PutMetricData accepts datapoints from the last two weeks up to two hours ahead. */
-const OLDEST_MS = 14 * 24 * HOUR_MS;
-const NEWEST_MS = 2 * HOUR_MS;
 const MAX_DATUMS = 1000;
 const MAX_VALUES = 150;
 const LIST_PAGE = 500;
@@ -61,7 +63,7 @@ function putMetricData(input: Params, { store, now }: OperationContext): Output 
 function readDatum(input: Params, namespace: string, now: number): { metric: MetricId; datum: Datum } {
   const metric = readMetric(input, namespace);
   const at = input.timestamp("Timestamp") ?? now;
-  if (at < now - OLDEST_MS || at > now + NEWEST_MS) {
+  if (!isAcceptedTimestamp(at, now)) {
     throw invalidValue(
       input.pathOf("Timestamp"),
       new Date(at).toISOString(),

@@ -267,3 +267,10 @@ export function floorTo(value: number, step: number): number {
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+export const HOUR_MS = 3_600_000;
+
+/** CloudWatch takes datapoints (PutMetricData, EMF) stamped from two weeks back to two hours ahead. */
+export function isAcceptedTimestamp(at: number, now: number): boolean {
+  return at >= now - 14 * 24 * HOUR_MS && at <= now + 2 * HOUR_MS;
+}
