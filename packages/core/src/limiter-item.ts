@@ -6,6 +6,7 @@
 import { DELIMITER } from "./ids";
 import { tenantKey } from "./keys";
 import { gcra, gcraAdmit, monthAllowance, type ShardLimits, untilNextMonth } from "./limits";
+import type { ChargeMark } from "./tat-refund";
 
 /** What refused a call: a limit of the tenant, its fair share of a contended endpoint, or a busy item. */
 export type RefusalReason =
@@ -20,8 +21,13 @@ export type RefusalReason =
 export interface LimiterSnapshot {
   requestTat?: number;
   tokenTat?: number;
+  /** Counts the times the request TAT was restarted from "now"; guards an allotment's returned requests. */
+  requestResets: number;
   /** Counts the times the token TAT was restarted from "now"; guards refunds (see settle). */
   tokenResets: number;
+  /** Microseconds each TAT was moved back by refunds, ever: bounds how far a later refund may move it. */
+  requestRefunded?: number;
+  tokenRefunded?: number;
   month?: string;
   /** Tokens charged to this shard in `month`: its calls' reservations and usage, plus lent, minus borrowed. */
   monthUsed: number;
@@ -53,6 +59,39 @@ export interface AdmitRequest {
    * endpoint is contended `share` caps this shard's calls in flight on it (ADR 0012).
    */
   endpoint?: { name: string; share?: number };
+  /** An allotment (ADR 0004, Allotments): a batch of capacity this container admits calls from locally. */
+  allotment?: AllotmentRequest;
+}
+
+/**
+ * What an allotment takes besides `tokens`: `requests` request units and `slots` leases (calls in
+ * flight), charged as if they arrived `holdMicros` from now, since the container may spend them until
+ * then; and the unused part of an earlier allotment, given back in the same write.
+ */
+export interface AllotmentRequest {
+  requests: number;
+  slots: number;
+  holdMicros: number;
+  /** The container already holds slots or capacity from earlier takes: the item must still exist (an erase ends it). */
+  renewal: boolean;
+  giveBack?: GiveBack | undefined;
+}
+
+/** Capacity taken earlier and not used: returned to the item if the TATs it was charged to still hold it. */
+export interface GiveBack {
+  /** Microseconds each TAT would move back: the unused units times the interval they were charged at. */
+  requestMicros: number;
+  tokenMicros: number;
+  /** Where the allotment's take left each TAT: how much of it may go back (tat-refund.ts). */
+  requestMark: ChargeMark;
+  tokenMark: ChargeMark;
+  /** Unused tokens, for the month's charge. */
+  tokens: number;
+  /** The resets counters when it was taken: a restart since then already forgot it. */
+  requestResets: number;
+  tokenResets: number;
+  /** The month its tokens were charged to: another month's budget is not this one's. */
+  month: string;
 }
 
 export interface Refusal {
@@ -73,7 +112,27 @@ export const limiterKey = (tenantId: string, shard: number) => ({
   sk: `LIMITER${DELIMITER}${shard}`,
 });
 
-export const emptySnapshot = (): LimiterSnapshot => ({ tokenResets: 0, monthUsed: 0, leases: [] });
+export const emptySnapshot = (): LimiterSnapshot => ({
+  requestResets: 0,
+  tokenResets: 0,
+  monthUsed: 0,
+  leases: [],
+});
+
+/** Where an admission left a TAT (the snapshot after it): a later refund of its units is bounded by it. */
+export function chargeMark(tat: number | undefined, refunded: number | undefined): ChargeMark {
+  return { tatAfter: tat ?? 0, refundedAt: refunded ?? 0 };
+}
+
+/** What an admission takes: one request and one lease, unless it is an allotment. */
+export function admissionCost(request: AdmitRequest) {
+  const allotment = request.allotment;
+  return {
+    requests: allotment?.requests ?? 1,
+    slots: allotment?.slots ?? 1,
+    hold: allotment?.holdMicros ?? 0,
+  };
+}
 
 /** Tokens this shard has charged to `month`. */
 export function usedIn(snapshot: LimiterSnapshot | undefined, month: string): number {
@@ -97,21 +156,23 @@ export function exactRefusal(
   month: string,
 ): Refusal | undefined {
   const { limits, now, tokens, shard } = request;
+  const cost = admissionCost(request);
   const left = headroom(snapshot, month, limits.monthlyTokens, shard);
   if (tokens > left) {
     return { reason: "monthly_budget", retryAfter: untilNextMonth(now), monthRemaining: Math.max(0, left) };
   }
-  const requests = gcraAdmit(gcra(limits.requestsPerMinute, limits.burst), snapshot.requestTat, now, 1);
+  const requestLimit = gcra(limits.requestsPerMinute, limits.burst);
+  const requests = gcraAdmit(requestLimit, snapshot.requestTat, now, cost.requests, cost.hold);
   if (!requests.allowed) return { reason: "requests", retryAfter: requests.retryAfter };
-  const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, now, tokens);
+  const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, now, tokens, cost.hold);
   if (!tokenDecision.allowed) return { reason: "tokens", retryAfter: tokenDecision.retryAfter };
-  if (liveLeases(snapshot, now) >= limits.concurrency) {
+  if (liveLeases(snapshot, now) + cost.slots > limits.concurrency) {
     return { reason: "concurrency", retryAfter: expectedSlotWait(snapshot.leases, request) };
   }
   const endpoint = request.endpoint;
-  if (endpoint?.share !== undefined) {
+  if (endpoint?.share !== undefined && cost.slots > 0) {
     const onEndpoint = snapshot.endpointLeases?.[endpoint.name] ?? [];
-    if (live(onEndpoint, now) >= endpoint.share) {
+    if (live(onEndpoint, now) + cost.slots > endpoint.share) {
       const retryAfter = expectedSlotWait(onEndpoint, request);
       return { reason: "endpoint_busy", retryAfter, share: endpoint.share };
     }
@@ -156,7 +217,10 @@ export function toSnapshot(item: Record<string, unknown>): Partial<LimiterSnapsh
   const snapshot: Partial<LimiterSnapshot> = {};
   if (typeof item.requestTat === "number") snapshot.requestTat = item.requestTat;
   if (typeof item.tokenTat === "number") snapshot.tokenTat = item.tokenTat;
+  if (typeof item.requestResets === "number") snapshot.requestResets = item.requestResets;
   if (typeof item.tokenResets === "number") snapshot.tokenResets = item.tokenResets;
+  if (typeof item.requestRefunded === "number") snapshot.requestRefunded = item.requestRefunded;
+  if (typeof item.tokenRefunded === "number") snapshot.tokenRefunded = item.tokenRefunded;
   if (typeof item.month === "string") snapshot.month = item.month;
   if (typeof item.monthUsed === "number") snapshot.monthUsed = item.monthUsed;
   if (item.leases instanceof Set) snapshot.leases = [...item.leases].map(String);

@@ -12,9 +12,12 @@ import {
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { type GiveBackParts, type GiveBackWrite, giveBackUpdate, partsStillOurs } from "./allotment-updates";
 import { DELIMITER } from "./ids";
 import {
   type AdmitRequest,
+  type AllotmentRequest,
+  chargeMark,
   emptySnapshot,
   exactRefusal,
   headroom,
@@ -35,9 +38,17 @@ import {
   type Transfer,
 } from "./limiter-updates";
 import { gcra, monthOf } from "./limits";
+import { MAX_SLACK_MICROS, safeRefund } from "./tat-refund";
 
 export type Admission =
-  | { admitted: true; lease: Lease; snapshot: LimiterSnapshot; writes: number }
+  | {
+      admitted: true;
+      lease: Lease;
+      /** The lease elements added: the call's one, or an allotment's slots (possibly none). */
+      elements: string[];
+      snapshot: LimiterSnapshot;
+      writes: number;
+    }
   | ({ admitted: false; snapshot: LimiterSnapshot; writes: number } & Refusal);
 
 export interface Settlement {
@@ -47,8 +58,6 @@ export interface Settlement {
 }
 
 const MAX_ATTEMPTS = 4;
-/** The most an "idle" guess may run ahead of now to absorb concurrent writers (see admissionUpdate). */
-const MAX_SLACK_MICROS = 50_000;
 const CONTENTION_RETRY_MICROS = 50_000;
 /** Attempts per lender and per credit: each refused one returns the fresh state, so each retry is informed. */
 const LEND_ATTEMPTS = 3;
@@ -81,15 +90,35 @@ export class LimiterStore {
   async admit(request: AdmitRequest): Promise<Admission> {
     const cacheKey = itemKey(request.tenantId, request.shard);
     const month = monthOf(request.now);
-    const element = `${request.now + request.leaseMicros}:${request.leaseId}`;
+    const elements = leaseElements(request);
+    const element = elements[0] ?? "";
     let snapshot = this.known.get(cacheKey);
     let writes = 0;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const slack = this.slack.get(cacheKey) ?? { requests: 0, tokens: 0 };
       writes += 1;
       const outcome = await this.write(
-        admissionUpdate(this.tableName, request, snapshot, month, element, slack),
+        admissionUpdate(this.tableName, request, snapshot, month, elements, slack),
       );
+      if (!outcome.ok && !outcome.item && request.allotment?.renewal) {
+        // The item is gone (the tenant erased): nothing to renew, and nothing may re-create it.
+        this.known.delete(cacheKey);
+        return { admitted: false, reason: "contention", retryAfter: 0, snapshot: emptySnapshot(), writes };
+      }
+      const giveBack = request.allotment?.giveBack;
+      if (!outcome.ok && giveBack && outcome.item) {
+        // The give-back could not ride along (a restart, a new month, a limit): on its own, then a plain take.
+        writes += await this.giveBack(
+          { tenantId: request.tenantId, shard: request.shard, giveBack, release: [], now: request.now },
+          outcome.item,
+        );
+        request = {
+          ...request,
+          allotment: { ...(request.allotment as AllotmentRequest), giveBack: undefined },
+        };
+        snapshot = this.known.get(cacheKey) ?? outcome.item;
+        continue;
+      }
       if (outcome.ok) {
         const after = merged(snapshot ?? emptySnapshot(), outcome.updated);
         this.known.set(cacheKey, after);
@@ -100,10 +129,11 @@ export class LimiterStore {
           tokens: request.tokens,
           tokenInterval: gcra(request.limits.tokensPerMinute).interval,
           tokenResets: after.tokenResets,
+          tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
           month,
           ...(request.endpoint ? { endpoint: request.endpoint.name } : {}),
         };
-        return { admitted: true, lease, snapshot: after, writes };
+        return { admitted: true, lease, elements, snapshot: after, writes };
       }
       const actual = outcome.item ?? emptySnapshot();
       this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
@@ -157,9 +187,9 @@ export class LimiterStore {
   async settle(lease: Lease, usedTokens: number, now: number): Promise<Settlement> {
     const refund = lease.tokens - Math.min(lease.tokens, Math.max(0, usedTokens));
     const known = this.known.get(itemKey(lease.tenantId, lease.shard));
-    // Giving tokens back only matters while the token TAT runs ahead of now; idle, it changes nothing.
-    const tokenTatAhead = known?.tokenTat !== undefined && known.tokenTat > now;
-    const parts = { tat: refund > 0 && tokenTatAhead, month: refund > 0 };
+    // Giving tokens back to the TAT only matters while it runs far enough ahead of now (tat-refund.ts).
+    const tat = refund > 0 ? safeRefund(refund * lease.tokenInterval, lease.tokenMark, now) : undefined;
+    const parts = { tat, month: refund > 0 };
     this.forget(lease);
     const guarded = await this.write(settleUpdate(this.tableName, lease, refund, parts, true));
     if (guarded.ok) {
@@ -167,12 +197,45 @@ export class LimiterStore {
       return { writes: 1, settled: true };
     }
     if (!guarded.item?.leases.includes(lease.element)) return { writes: 1, settled: false };
+    const item = guarded.item;
+    const tatStillOurs =
+      item.tokenResets === lease.tokenResets && (item.tokenRefunded ?? 0) <= (parts.tat?.cap ?? 0);
     const stillOurs = {
-      tat: parts.tat && guarded.item.tokenResets === lease.tokenResets,
-      month: parts.month && guarded.item.month === lease.month,
+      tat: tatStillOurs ? parts.tat : undefined,
+      month: parts.month && item.month === lease.month,
     };
     const plain = await this.write(settleUpdate(this.tableName, lease, refund, stillOurs, false));
     return { writes: 2, settled: plain.ok };
+  }
+
+  /**
+   * Gives an allotment's unused capacity back and releases the slots it no longer needs: one write,
+   * guarded like a settle, plus one (guarded too) with only the parts still ours when a guard failed.
+   * `seen`: the item as a refused write returned it, when known (then the first write is skipped).
+   * Returns the writes.
+   */
+  async giveBack(write: GiveBackWrite, seen?: LimiterSnapshot): Promise<number> {
+    const key = itemKey(write.tenantId, write.shard);
+    const all = refundableParts(write);
+    let writes = 0;
+    let parts = seen && write.giveBack ? partsStillOurs(write.giveBack, seen, all) : all;
+    if (!seen) {
+      if (!hasWork(write, all)) return 0;
+      writes += 1;
+      const guarded = await this.write(giveBackUpdate(this.tableName, write, all));
+      if (guarded.ok || !guarded.item || !write.giveBack) return this.noted(key, guarded, writes);
+      parts = partsStillOurs(write.giveBack, guarded.item, all);
+    }
+    if (!hasWork(write, parts)) return writes;
+    const ours = await this.write(giveBackUpdate(this.tableName, write, parts));
+    return this.noted(key, ours, writes + 1);
+  }
+
+  private noted(key: string, outcome: Outcome, writes: number): number {
+    const known = this.known.get(key);
+    if (outcome.ok && known) this.known.set(key, merged(known, outcome.updated));
+    else if (!outcome.ok && outcome.item) this.known.set(key, outcome.item);
+    return writes;
   }
 
   /** The limiter item as stored (for usage reports; not on the admission path). */
@@ -299,6 +362,31 @@ function withoutEndpointLeases(snapshot: LimiterSnapshot, endpoint: string, gone
 }
 
 const itemKey = (tenantId: string, shard: number) => `${tenantId}${DELIMITER}${shard}`;
+
+/** The lease elements an admission adds: one per call, or an allotment's slots, all expiring together. */
+function leaseElements(request: AdmitRequest): string[] {
+  const expiry = request.now + request.leaseMicros;
+  const slots = request.allotment?.slots;
+  if (slots === undefined) return [`${expiry}:${request.leaseId}`];
+  return Array.from({ length: slots }, (_, i) => `${expiry}:${request.leaseId}.${i}`);
+}
+
+/** What of a give-back may go back at its time: each TAT's safe part, and the month's tokens. */
+function refundableParts(write: GiveBackWrite): GiveBackParts {
+  const { giveBack, now } = write;
+  if (!giveBack) return { requests: undefined, tokens: undefined, month: false };
+  return {
+    requests: safeRefund(giveBack.requestMicros, giveBack.requestMark, now),
+    tokens: safeRefund(giveBack.tokenMicros, giveBack.tokenMark, now),
+    month: giveBack.tokens > 0,
+  };
+}
+
+function hasWork(write: GiveBackWrite, parts: GiveBackParts): boolean {
+  return (
+    write.release.length > 0 || parts.requests !== undefined || parts.tokens !== undefined || parts.month
+  );
+}
 
 /** A TAT found just ahead of now means concurrent writers: guess that far ahead next time (bounded). */
 function learnSlack(slack: Slack, actual: LimiterSnapshot, now: number): Slack {

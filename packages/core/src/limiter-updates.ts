@@ -5,8 +5,15 @@
  * docs/adr/0004-exact-limits.md has the argument.
  */
 import type { UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
-import { type AdmitRequest, endpointLeasesAttribute, type LimiterSnapshot, limiterKey } from "./limiter-item";
+import {
+  type AdmitRequest,
+  admissionCost,
+  endpointLeasesAttribute,
+  type LimiterSnapshot,
+  limiterKey,
+} from "./limiter-item";
 import { type Gcra, gcra, monthAllowance } from "./limits";
+import { type ChargeMark, refundExpression, type SafeRefund, safeRefund } from "./tat-refund";
 
 /** A held reservation: released and corrected by settle. */
 export interface Lease {
@@ -16,6 +23,8 @@ export interface Lease {
   tokens: number;
   tokenInterval: number;
   tokenResets: number;
+  /** Where its admission left the token TAT: bounds the refund of its unused tokens (tat-refund.ts). */
+  tokenMark: ChargeMark;
   month: string;
   /** The shared endpoint whose lease set also holds it (ADR 0012), if any. */
   endpoint?: string;
@@ -34,7 +43,10 @@ const names = {
   "#pk": "pk",
   "#rTat": "requestTat",
   "#tTat": "tokenTat",
+  "#rResets": "requestResets",
   "#tResets": "tokenResets",
+  "#rRefunded": "requestRefunded",
+  "#tRefunded": "tokenRefunded",
   "#month": "month",
   "#used": "monthUsed",
   "#leases": "leases",
@@ -43,10 +55,10 @@ const names = {
 };
 
 /** Dropping leases never creates an item: after an erase, a late write must find nothing. */
-const EXISTS = "attribute_exists(#pk)";
+export const EXISTS = "attribute_exists(#pk)";
 const NEW_MONTH = "(attribute_not_exists(#month) OR #month < :month)";
 
-interface Parts {
+export interface Parts {
   set?: string[];
   add?: string[];
   remove?: string[];
@@ -56,7 +68,7 @@ interface Parts {
   endpoint?: string;
 }
 
-function update(tableName: string, tenantId: string, shard: number, parts: Parts): UpdateCommandInput {
+export function update(tableName: string, tenantId: string, shard: number, parts: Parts): UpdateCommandInput {
   const aliases: Record<string, string> = parts.endpoint
     ? { ...names, "#epLeases": endpointLeasesAttribute(parts.endpoint) }
     : names;
@@ -93,57 +105,65 @@ const ttl = (now: number) => Math.floor(now / 1_000_000) + TTL_SECONDS;
  * the form the container's last-seen state predicts: "idle" (restart from now) or "busy" (advance
  * the stored TAT). Each form's condition only holds in its own case, so a wrong guess can only fail,
  * never over-admit; the failure returns the item, and the next attempt uses the exact form.
+ * An allotment takes its requests, tokens and slots the same way, as if they arrived at the end of
+ * its hold, and may give back an earlier allotment's unused part in the same write (ADR 0004).
  */
 export function admissionUpdate(
   tableName: string,
   request: AdmitRequest,
   snapshot: LimiterSnapshot | undefined,
   month: string,
-  leaseElement: string,
+  leaseElements: readonly string[],
   slack: Slack = { requests: 0, tokens: 0 },
 ): UpdateCommandInput {
   const { limits, now, tokens } = request;
+  const cost = admissionCost(request);
+  const giveBack = request.allotment?.giveBack;
   const set: string[] = ["#expiresAt = :ttl"];
-  const add: string[] = ["#leases :lease"];
-  const conditions: string[] = ["(attribute_not_exists(#leases) OR size(#leases) < :concurrency)"];
+  const add: string[] = [];
+  const conditions: string[] = request.allotment?.renewal ? [EXISTS] : [];
   const values: Record<string, unknown> = {
-    ":now": now,
     ":ttl": ttl(now),
-    ":lease": new Set([leaseElement]),
-    ":concurrency": limits.concurrency,
     ":month": month,
     ":cost": tokens,
+    ":one": 1,
   };
-
-  gcraForm(
-    "#rTat",
-    "r",
-    gcra(limits.requestsPerMinute, limits.burst),
-    1,
-    snapshot?.requestTat,
-    slack.requests,
-  );
-  const tokenLimit = gcra(limits.tokensPerMinute);
-  if (gcraForm("#tTat", "t", tokenLimit, tokens, snapshot?.tokenTat, slack.tokens)) {
-    add.push("#tResets :one");
-    values[":one"] = 1;
+  if (leaseElements.length > 0) {
+    add.push("#leases :lease");
+    conditions.push("(attribute_not_exists(#leases) OR size(#leases) < :concurrency)");
+    values[":lease"] = new Set(leaseElements);
+    // Conditions cannot add: "size + slots <= limit" is "size < limit - slots + 1".
+    values[":concurrency"] = limits.concurrency - leaseElements.length + 1;
   }
 
+  const requestLimit = gcra(limits.requestsPerMinute, limits.burst);
+  gcraForm("r", requestLimit, cost.requests, snapshot?.requestTat, slack.requests, {
+    refund: giveBack && safeRefund(giveBack.requestMicros, giveBack.requestMark, now),
+    resets: giveBack?.requestResets ?? 0,
+  });
+  gcraForm("t", gcra(limits.tokensPerMinute), tokens, snapshot?.tokenTat, slack.tokens, {
+    refund: giveBack && safeRefund(giveBack.tokenMicros, giveBack.tokenMark, now),
+    resets: giveBack?.tokenResets ?? 0,
+  });
+
   const endpoint = request.endpoint;
-  if (endpoint) {
+  if (endpoint && leaseElements.length > 0) {
     add.push("#epLeases :lease");
     if (endpoint.share !== undefined) {
       conditions.push("(attribute_not_exists(#epLeases) OR size(#epLeases) < :share)");
-      values[":share"] = endpoint.share;
+      values[":share"] = endpoint.share - leaseElements.length + 1;
     }
   }
 
   const allowance = monthAllowance(limits.monthlyTokens, request.shard);
   // The new-month form cannot check the allowance, so a call above it always takes the checked form.
   if (snapshot?.month === month || tokens > allowance) {
+    // Tokens an earlier allotment charged to this month and did not use are given back in the same ADD.
+    const returned = giveBack?.month === month ? giveBack.tokens : 0;
     conditions.push("(#month = :month AND #used <= :usedLimit)");
-    add.push("#used :cost");
-    values[":usedLimit"] = allowance - tokens;
+    add.push("#used :charge");
+    values[":usedLimit"] = allowance - tokens + returned;
+    values[":charge"] = tokens - returned;
   } else {
     conditions.push(NEW_MONTH);
     set.push("#month = :month", "#used = :cost");
@@ -157,36 +177,49 @@ export function admissionUpdate(
   });
 
   /**
-   * Adds one GCRA's condition and update in the predicted form; returns whether it predicted idle.
-   * An idle guess may treat the call as `slack` later than now: it then admits only what GCRA admits
-   * at now (slack + increment <= window) and charges at least as much, so it can refuse early but
-   * never admit more. It absorbs writers a few milliseconds ahead, which would otherwise fail the guess.
+   * Adds one GCRA's condition and update in the predicted form. An idle guess may treat the call as
+   * `slack` later than the hold's end: it then admits only what GCRA admits (hold + slack + increment
+   * <= window) and charges at least as much, so it can refuse early but never admit more. It absorbs
+   * writers a few milliseconds ahead, which would otherwise fail the guess. Units given back lower a
+   * busy TAT only while its resets counter shows no restart since they were charged.
    */
   function gcraForm(
-    attr: string,
-    prefix: string,
+    prefix: "r" | "t",
     limit: Gcra,
-    cost: number,
+    units: number,
     knownTat: number | undefined,
     learned: number,
+    back: { refund: SafeRefund | undefined; resets: number },
   ) {
-    const increment = cost * limit.interval;
+    const attr = `#${prefix}Tat`;
+    const increment = units * limit.interval;
+    const hold = cost.hold;
+    const floor = now + hold;
     // A cost above the window can never be admitted: the busy form's condition then always fails.
-    const idle = (knownTat === undefined || knownTat <= now) && increment <= limit.window;
+    const idle = (knownTat === undefined || knownTat <= floor) && hold + increment <= limit.window;
     if (idle) {
       const recent = knownTat !== undefined && knownTat > now - RECENT_MICROS;
-      const slackUsed = recent ? Math.max(0, Math.min(learned, limit.window - increment)) : 0;
+      const slackUsed = recent ? Math.max(0, Math.min(learned, limit.window - increment - hold)) : 0;
       conditions.push(`(attribute_not_exists(${attr}) OR ${attr} <= :${prefix}IdleUntil)`);
       set.push(`${attr} = :${prefix}Start`);
-      values[`:${prefix}IdleUntil`] = now + slackUsed;
-      values[`:${prefix}Start`] = now + slackUsed + increment;
-    } else {
-      conditions.push(`(${attr} > :now AND ${attr} <= :${prefix}Latest)`);
-      set.push(`${attr} = ${attr} + :${prefix}Increment`);
-      values[`:${prefix}Latest`] = now + limit.window - increment;
-      values[`:${prefix}Increment`] = increment;
+      add.push(`#${prefix}Resets :one`);
+      values[`:${prefix}IdleUntil`] = floor + slackUsed;
+      values[`:${prefix}Start`] = floor + slackUsed + increment;
+      return;
     }
-    return idle;
+    const returned = back.refund?.micros ?? 0;
+    conditions.push(`(${attr} > :${prefix}Floor AND ${attr} <= :${prefix}Latest)`);
+    set.push(`${attr} = ${attr} + :${prefix}Increment`);
+    values[`:${prefix}Floor`] = floor + returned;
+    values[`:${prefix}Latest`] = now + limit.window - increment + returned;
+    values[`:${prefix}Increment`] = increment - returned;
+    if (back.refund) {
+      const refund = refundExpression(prefix, back.refund);
+      conditions.push(`#${prefix}Resets = :${prefix}Resets`, refund.condition);
+      add.push(refund.add);
+      Object.assign(values, refund.values);
+      values[`:${prefix}Resets`] = back.resets;
+    }
   }
 }
 
@@ -201,7 +234,7 @@ export function settleUpdate(
   tableName: string,
   lease: Lease,
   refund: number,
-  parts: { tat: boolean; month: boolean },
+  parts: { tat: SafeRefund | undefined; month: boolean },
   guarded: boolean,
 ): UpdateCommandInput {
   const set: string[] = [];
@@ -209,8 +242,12 @@ export function settleUpdate(
   const conditions: string[] = ["contains(#leases, :element)"];
   const values: Record<string, unknown> = { ":lease": new Set([lease.element]), ":element": lease.element };
   if (parts.tat) {
-    set.push("#tTat = #tTat - :refundMicros");
-    values[":refundMicros"] = refund * lease.tokenInterval;
+    // The bound on how far the TAT may move back holds whatever else is relaxed (tat-refund.ts).
+    const back = refundExpression("t", parts.tat);
+    set.push("#tTat = #tTat - :tBack");
+    add.push(back.add);
+    conditions.push(back.condition);
+    Object.assign(values, back.values);
     if (guarded) {
       conditions.push("#tResets = :resets");
       values[":resets"] = lease.tokenResets;

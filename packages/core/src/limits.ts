@@ -29,14 +29,18 @@ export interface GcraDecision {
   retryAfter: number;
 }
 
-/** Admit `cost` units at `now` against a stored TAT (undefined for a fresh limiter). */
+/**
+ * Admit `cost` units at `now` against a stored TAT (undefined for a fresh limiter). `hold`: units
+ * an allotment may spend until `now + hold` are charged as if they arrived then (ADR 0004, Allotments).
+ */
 export function gcraAdmit(
   limit: Gcra,
   storedTat: number | undefined,
   now: number,
   cost: number,
+  hold = 0,
 ): GcraDecision {
-  const base = Math.max(storedTat ?? now, now);
+  const base = Math.max(storedTat ?? now, now + hold);
   const tat = base + cost * limit.interval;
   const over = tat - now - limit.window;
   return over <= 0 ? { allowed: true, tat, retryAfter: 0 } : { allowed: false, tat: base, retryAfter: over };

@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { CallDurations } from "@atrium/core/call-durations";
 import type { StageConfig } from "@atrium/core/config";
 import { invalidRequest } from "@atrium/core/errors";
-import type { LimiterSnapshot, Refusal } from "@atrium/core/limiter-item";
+import { type LimiterSnapshot, liveLeases, type Refusal } from "@atrium/core/limiter-item";
 import type { Admission, LimiterStore } from "@atrium/core/limiter-store";
 import type { Lease } from "@atrium/core/limiter-updates";
 import {
@@ -23,6 +23,7 @@ import {
 } from "@atrium/core/limits";
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { type AllottedCall, createAllotments } from "./allotments";
 import { whenLimiterUnavailable } from "./limiter-fail-mode";
 import { logger, metrics, tenantMetrics } from "./observability";
 import { rateLimitHeaders, refusalError } from "./rate-limit-refusal";
@@ -30,8 +31,12 @@ import { rateLimitHeaders, refusalError } from "./rate-limit-refusal";
 /** What an admitted call holds until it settles. */
 export interface Ticket {
   tenantId: string;
-  /** Absent when the limiter failed open: nothing to settle. */
+  /** Its own lease; absent when admitted from an allotment, or when the limiter failed open (nothing to settle). */
   lease?: Lease;
+  /** Admitted from this container's allotment: settled here, without a write. */
+  allotted?: AllottedCall;
+  /** It took the tenant's last slot (or its last on a contended endpoint): released before the response. */
+  tight?: boolean;
   reserved: number;
   /** Microseconds since the epoch: the call's duration is measured from here. */
   admittedAt: number;
@@ -55,6 +60,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
   // Per container and shard: the item as a refusal showed it, until that refusal's wait is over.
   const refused = new Map<string, { until: number; snapshot: LimiterSnapshot }>();
   const durations = new CallDurations();
+  const allotments = createAllotments({ storeFor, callLeaseMicros: LEASE_MICROS });
 
   /**
    * Reserves `tokens` (the bound set by length field `field`, if one did) or throws the refusal.
@@ -76,10 +82,22 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
         field,
       );
     }
+    const at = now();
+    // Buffered calls only: a streamed call's lease lasts as long as its function may run.
+    if (leaseMicros === LEASE_MICROS) {
+      const limitsOf = (shard: number) => shardLimits(whole, shard);
+      const local = await allotments.admit(tenant.id, whole, limitsOf, tokens, endpoint, at);
+      if (local) {
+        metrics.addMetric("AdmittedLocally", MetricUnit.Count, 1);
+        return {
+          ticket: { tenantId: tenant.id, reserved: tokens, admittedAt: at, allotted: local.call },
+          headers: rateLimitHeaders(local.limits, whole, local.snapshot, at),
+        };
+      }
+    }
     const shard = whole.shards > 1 ? Math.floor(Math.random() * whole.shards) : 0;
     const limits = shardLimits(whole, shard);
     const key = `${tenant.id}#${shard}`;
-    const at = now();
     const local = localRefusal(refused.get(key), limits, tokens, at);
     if (local) {
       metrics.addMetric("LimitedLocally", MetricUnit.Count, 1);
@@ -127,7 +145,11 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     }
     refused.delete(key);
     return {
-      ticket: { ...ticket, lease: admission.lease },
+      ticket: {
+        ...ticket,
+        lease: admission.lease,
+        tight: tookLastSlot(admission.snapshot, limits, at, endpoint),
+      },
       headers: rateLimitHeaders(limits, whole, admission.snapshot, at),
     };
   }
@@ -138,15 +160,8 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
    * False when the lease was gone (the tenant erased, or already settled): then nothing is recorded.
    */
   async function settle(ticket: Ticket, usedTokens: number): Promise<boolean> {
+    noteSettled(ticket, usedTokens);
     const at = now();
-    durations.record(ticket.tenantId, at - ticket.admittedAt);
-    if (usedTokens > ticket.reserved) {
-      metrics.addMetric("UsageAboveReservation", MetricUnit.Count, 1);
-      logger.warn("the model reported more tokens than were reserved; the reservation is charged", {
-        reserved: ticket.reserved,
-        reported: usedTokens,
-      });
-    }
     // Admitted without a lease (the limiter failed open): nothing to settle, the call still happened.
     if (!ticket.lease) return true;
     try {
@@ -163,7 +178,40 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     }
   }
 
-  return { admit, settle };
+  function noteSettled(ticket: Ticket, usedTokens: number): void {
+    durations.record(ticket.tenantId, now() - ticket.admittedAt);
+    if (usedTokens > ticket.reserved) {
+      metrics.addMetric("UsageAboveReservation", MetricUnit.Count, 1);
+      logger.warn("the model reported more tokens than were reserved; the reservation is charged", {
+        reserved: ticket.reserved,
+        reported: usedTokens,
+      });
+    }
+  }
+
+  /**
+   * Settles a call admitted from an allotment, here and at once (no write): its slot and unused
+   * tokens serve the next calls. Returns the upkeep to run off the call's path (ADR 0004, Allotments).
+   */
+  function settleAllotted(ticket: Ticket & { allotted: AllottedCall }, usedTokens: number) {
+    noteSettled(ticket, usedTokens);
+    return allotments.settle(ticket.allotted, ticket.reserved, usedTokens);
+  }
+
+  return { admit, settle, settleAllotted };
+}
+
+/** Whether this admission left the tenant's shard (or its share of the endpoint) without a free slot. */
+function tookLastSlot(
+  snapshot: LimiterSnapshot,
+  limits: ShardLimits,
+  at: number,
+  endpoint: { name: string; share?: number } | undefined,
+): boolean {
+  if (liveLeases(snapshot, at) >= limits.concurrency) return true;
+  if (endpoint?.share === undefined) return false;
+  const onEndpoint = snapshot.endpointLeases?.[endpoint.name] ?? [];
+  return liveLeases({ ...snapshot, leases: onEndpoint }, at) >= endpoint.share;
 }
 
 /**

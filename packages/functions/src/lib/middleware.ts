@@ -35,6 +35,8 @@ export interface TenantContext extends ApiContext {
   deadlineAt: number;
   /** Aborted when a stream must end (an error event) to settle before the function's timeout. */
   streamDeadline: AbortSignal;
+  /** Runs work once the response has been sent; only functions whose response streams have it. */
+  later?: (work: () => Promise<void>) => void;
 }
 
 type Event = APIGatewayProxyEvent;

@@ -3,6 +3,7 @@
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import type { Ticket } from "./admission";
 import { fairShare } from "./endpoints";
 import { limiter } from "./limiter";
 import type { TenantContext } from "./middleware";
@@ -17,12 +18,34 @@ export interface CallUsage {
   outcome: "ok" | "error";
 }
 
-/** Settles the call's reservation once, then records it in the usage ledger (docs/adr/0010). */
-export async function settleTicket(context: TenantContext, usage: CallUsage): Promise<void> {
+/**
+ * Settles the call's reservation once, then records it in the usage ledger (docs/adr/0010). With
+ * `later` (a function whose response streams), the writes wait until the client has its last byte
+ * (docs/adr/0004, "Settle off the path"): only a call that took the tenant's last slot releases it first.
+ */
+export async function settleTicket(context: TenantContext, usage: CallUsage, later?: Later): Promise<void> {
   const ticket = context.ticket;
   if (!ticket) return;
   context.ticket = undefined;
+  const afterwards = (work: () => Promise<void>) => (later ? later(work) : work());
+  if (ticket.allotted) {
+    const upkeep = limiter.settleAllotted({ ...ticket, allotted: ticket.allotted }, usage.tokens);
+    return afterwards(async () => {
+      await record(context, ticket, usage, true);
+      await upkeep();
+    });
+  }
+  if (!ticket.tight)
+    return afterwards(async () => record(context, ticket, usage, await limiter.settle(ticket, usage.tokens)));
   const settled = await limiter.settle(ticket, usage.tokens);
+  return afterwards(() => record(context, ticket, usage, settled));
+}
+
+/** Work that runs once the response has been sent (see streamedProxyHandler). */
+export type Later = (work: () => Promise<void>) => void;
+
+/** The ledger's record of a settled call; nothing when its lease was gone (the tenant erased). */
+async function record(context: TenantContext, ticket: Ticket, usage: CallUsage, settled: boolean) {
   await signalSlowCall(context);
   if (!settled || !context.call) return;
   const tokens = Math.min(ticket.reserved, Math.max(0, usage.tokens));
@@ -64,16 +87,17 @@ export function settleCalls(): MiddlewareObj<
     after: async ({ context, response }) => {
       if (isStreamed(response)) return;
       const tokens = context.usedTokens ?? context.ticket?.reserved ?? 0;
-      await settleTicket(context, { tokens, split: context.usedSplit, outcome: "ok" });
+      await settleTicket(context, { tokens, split: context.usedSplit, outcome: "ok" }, context.later);
     },
     onError: async ({ context }) => {
       // An admitted call that failed (and is refunded): an error a tenant's dashboard shows.
       if (context.ticket) tenantMetrics.addMetric("CallErrors", MetricUnit.Count, 1);
-      await settleTicket(context, {
+      const usage: CallUsage = {
         tokens: context.usedTokens ?? 0,
         split: context.usedSplit,
         outcome: "error",
-      });
+      };
+      await settleTicket(context, usage, context.later);
     },
   };
 }

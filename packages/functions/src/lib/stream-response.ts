@@ -24,6 +24,23 @@ export function streamedProxyHandler<C extends Context>(
   handler: (event: APIGatewayProxyEvent, context: C) => Promise<APIGatewayProxyResult>,
 ) {
   return awslambda.streamifyResponse(async (event: APIGatewayProxyEvent, responseStream, context) => {
+    // Work the handler leaves for after the response (settle and ledger writes), run once it is sent.
+    const afterwards: (() => Promise<void>)[] = [];
+    try {
+      await respond(
+        event,
+        responseStream,
+        Object.assign(context, { later: (work: () => Promise<void>) => afterwards.push(work) }),
+      );
+    } finally {
+      for (const work of afterwards) {
+        // Never thrown: the response is sent; each piece logs and counts its own failures.
+        await work().catch((err) => console.error("work after the response failed", (err as Error).name));
+      }
+    }
+  });
+
+  async function respond(event: APIGatewayProxyEvent, responseStream: Writable, context: Context) {
     // The handler's middlewares add their fields (timing, tenant) to the runtime's context.
     const result = await handler(event, context as C);
     const stream = awslambda.HttpResponseStream.from(responseStream, {
@@ -36,7 +53,7 @@ export function streamedProxyHandler<C extends Context>(
       stream.on("error", reject);
       stream.end(Buffer.from(result.body, result.isBase64Encoded ? "base64" : "utf8"), resolve);
     });
-  });
+  }
 }
 
 function stringValues(headers: APIGatewayProxyResult["headers"]): Record<string, string> {
