@@ -105,6 +105,8 @@ describe("delete --erase", () => {
     expect(usage.status).toBe(200);
     await admin("PATCH", `/admin/tenants/${tenantId}`, { name: `${name} (renamed)` });
 
+    // Every call's settle and ledger record, written after its response, has landed.
+    await platform.gateway.idle();
     const traces = [tenantId, name, endpointName, ...keys, ...keys.map(hashApiKey)];
     const tracesOf = async () =>
       (await everyItem()).filter(({ item }) => traces.some((trace) => JSON.stringify(item).includes(trace)));

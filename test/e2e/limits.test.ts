@@ -532,6 +532,8 @@ describe("an erase while a call runs", () => {
     expect((await adminCall(platform, "DELETE", `/admin/tenants/${id}?erase=true`)).status).toBe(200);
     release();
     expect((await call).status).toBe(200);
+    // Its settle, after the response, must find nothing to write either.
+    await platform.gateway.idle();
 
     const db = DynamoDBDocumentClient.from(
       new DynamoDBClient({

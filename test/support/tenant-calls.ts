@@ -86,8 +86,12 @@ export function sseData(text: string): string[] {
     );
 }
 
-/** The tenant's usage ledger for today (UTC), read straight from the platform's DynamoDB. */
+/**
+ * The tenant's usage ledger for today (UTC), read straight from the platform's DynamoDB once every
+ * call answered so far has been recorded (a streaming function records it after its response).
+ */
 export async function todaysLedger(platform: Platform, tenantId: string) {
+  await platform.gateway.idle();
   const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
   try {
     const today = dayOf(Date.now());

@@ -46,7 +46,8 @@ export const handler = tenantApi(async (event, context) => {
       concurrency: limits.concurrency,
       monthly_tokens: limits.monthlyTokens,
     },
-    // Settled usage plus what calls in flight have reserved.
+    // Settled usage plus what calls in flight have reserved and busy containers hold (ADR 0004, Allotments);
+    // `in_flight` counts slots: calls in flight, and the slots those containers keep for their next calls.
     tokens_used: used,
     tokens_remaining: Math.max(0, limits.monthlyTokens - used),
     in_flight: inFlight,

@@ -28,7 +28,7 @@ import {
   streamingLimits,
 } from "./gateway-stream";
 import { listen, readBody, responseFlushed } from "./http-server";
-import { installLocalLambdaStreamingRuntime } from "./lambda-streaming-runtime";
+import { installLocalLambdaStreamingRuntime, invocationsFinished } from "./lambda-streaming-runtime";
 import type { StaticCredentials } from "./sigv4";
 
 export { API_ID, type LambdaHandler };
@@ -82,8 +82,13 @@ export interface ApiGatewayEmulator {
   /** How many times the authorizer function actually ran (cache misses). */
   authorizerInvocations(): number;
   /**
+   * Resolves once every call in flight has been answered and every function it invoked has returned
+   * (a streaming function may still write after its response ended: the settle and the ledger).
+   */
+  idle(): Promise<void>;
+  /**
    * Refuses new connections at once, closes idle keep-alive ones, answers calls in flight (with
-   * `connection: close`), then resolves.
+   * `connection: close`), lets their functions return, then resolves.
    */
   close(): Promise<void>;
 }
@@ -219,13 +224,18 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     }
   }
 
+  async function idle(): Promise<void> {
+    while (inFlight.size > 0) await Promise.allSettled([...inFlight.values()]);
+    await invocationsFinished();
+  }
+
   async function closeServer(): Promise<void> {
     closing = true;
     const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
     server.closeIdleConnections();
     // Busy keep-alive clients are told this answer is the connection's last.
     for (const res of inFlight.keys()) if (!res.headersSent) res.setHeader("connection", "close");
-    while (inFlight.size > 0) await Promise.allSettled([...inFlight.values()]);
+    await idle();
     server.closeAllConnections();
     await stopped;
   }
@@ -235,6 +245,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
 
   return {
     url,
+    idle,
     flushAuthorizerCache: () => authorizer.flush(),
     authorizerInvocations: () => authorizer.invocations(),
     close: () => {

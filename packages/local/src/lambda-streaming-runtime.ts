@@ -45,13 +45,22 @@ export function installLocalLambdaStreamingRuntime(): void {
   Object.assign(global.awslambda, LocalLambdaStreamingRuntime);
 }
 
+/** Invocations whose handler has not returned: a handler may work on after its response ended. */
+const running = new Set<Promise<void>>();
+
+/** Resolves once every streaming invocation started so far (and any they lead to) has returned. */
+export async function invocationsFinished(): Promise<void> {
+  while (running.size > 0) await Promise.allSettled([...running]);
+}
+
 /**
  * Invokes a streaming handler as InvokeWithResponseStream does: the returned stream carries every
- * byte the handler writes as it writes it, ends when the handler finishes, and fails if it throws.
+ * byte the handler writes as it writes it, ends when the handler ends it (or returns), and fails if
+ * it throws. The invocation lasts until the handler returns, which may be after the stream ended.
  */
 export function invokeStreaming(handler: StreamingHandler, event: unknown, context: Context): PassThrough {
   const responseStream = new PassThrough();
-  Promise.resolve()
+  const invocation = Promise.resolve()
     .then(() => handler(event, responseStream, context))
     .then(
       () => {
@@ -60,6 +69,8 @@ export function invokeStreaming(handler: StreamingHandler, event: unknown, conte
       (err: unknown) => {
         responseStream.destroy(err instanceof Error ? err : new Error(String(err)));
       },
-    );
+    )
+    .finally(() => running.delete(invocation));
+  running.add(invocation);
   return responseStream;
 }
