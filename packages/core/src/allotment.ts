@@ -114,9 +114,9 @@ export class Allotment {
 
 /**
  * The size of the next allotment for a tenant calling this container at `ratePerSecond`, each call
- * reserving up to `reservation` tokens: about CALLS_PER_ALLOTMENT calls, held between the bounds,
- * within a quarter of each limit's window after the hold. Undefined when it would not serve
- * MIN_CALLS_PER_ALLOTMENT calls: single admissions then.
+ * reserving up to `reservation` tokens: about CALLS_PER_ALLOTMENT calls, held between the bounds and
+ * at most a quarter of each limit's window, its units within a quarter of each window too. Undefined
+ * when it would not serve MIN_CALLS_PER_ALLOTMENT calls: single admissions then.
  */
 export function allotmentSize(
   limits: ShardLimits,
@@ -124,12 +124,13 @@ export function allotmentSize(
   reservation: number,
 ): AllotmentSize | undefined {
   if (!(ratePerSecond > 0) || reservation <= 0) return undefined;
-  const holdMicros = Math.round(
-    Math.min(MAX_HOLD_MICROS, Math.max(MIN_HOLD_MICROS, (CALLS_PER_ALLOTMENT / ratePerSecond) * 1e6)),
-  );
-  const expected = Math.ceil((ratePerSecond * holdMicros) / 1e6);
   const requestLimit = gcra(limits.requestsPerMinute, limits.burst);
   const tokenLimit = gcra(limits.tokensPerMinute);
+  // A hold never longer than a quarter of either window: a short burst window means a short hold.
+  const longest = Math.min(MAX_HOLD_MICROS, requestLimit.window / WINDOW_PART, tokenLimit.window / WINDOW_PART);
+  const wanted = Math.max(MIN_HOLD_MICROS, (CALLS_PER_ALLOTMENT / ratePerSecond) * 1e6);
+  const holdMicros = Math.round(Math.min(longest, wanted));
+  const expected = Math.ceil((ratePerSecond * holdMicros) / 1e6);
   const fit = (window: number, interval: number) =>
     Math.floor(Math.min(window / WINDOW_PART, window - holdMicros) / interval);
   const requests = Math.min(expected + 1, fit(requestLimit.window, requestLimit.interval));

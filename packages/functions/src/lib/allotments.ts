@@ -130,13 +130,14 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       );
       return undefined;
     }
-    if (!local(holding, tokens, now)) {
+    let call = local(holding, tokens, now);
+    if (!call) {
       if (holding.renewing) await holding.renewing;
       else if (holding.rate() >= MIN_RATE_PER_SECOND && now >= holding.pausedUntil) {
         await renew(holding, limits, now);
       }
+      call = local(holding, tokens, now);
     }
-    const call = local(holding, tokens, now);
     if (!call || !holding.snapshot) return undefined;
     return { call, snapshot: holding.snapshot, limits };
   }
