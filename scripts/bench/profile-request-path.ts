@@ -40,7 +40,9 @@ diagnostics.subscribe("http.client.response.finish", (message) => {
   const started = sentAt.get(request);
   if (started === undefined) return;
   const port = String(request.socket?.remotePort ?? "?");
-  hops.set(port, [...(hops.get(port) ?? []), performance.now() - started]);
+  const times = hops.get(port) ?? [];
+  times.push(performance.now() - started);
+  hops.set(port, times);
 });
 
 const container = await startModelContainer(ENDPOINT);
