@@ -4,14 +4,21 @@
  * Atrium (gateway, authorizer, handler, limiter, ledger) in front of the emulator, for a tenant whose
  * limits are far above the load. Each path: p50/p99 at 1 connection and calls/s at 16 (the load
  * client is its own process). DynamoDB requests per admitted and per refused call are counted by a
- * proxy in front of DynamoDB Local. Prints a table, checks issue 12's targets, writes
+ * proxy in front of DynamoDB Local, in its own process too. Prints a table, checks issue 12's targets, writes
  * .atrium/bench/request-path.json. A benchmark, not a test: figures vary with the machine.
  * Settings: BENCH_SECONDS per measurement (default 3), BENCH_ROUNDS (2), BENCH_REFUSED_CALLS (50).
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type LoadResult, percentile, startLoadClient, startModelContainer } from "./bench/load";
+import {
+  type CountingProxyProcess,
+  type LoadResult,
+  percentile,
+  startCountingProxyProcess,
+  startLoadClient,
+  startModelContainer,
+} from "./bench/load";
 import { describeMachine, fixed, machine, QUICK, setting, writeBenchJson } from "./bench/output";
 import {
   atriumTarget,
@@ -24,12 +31,7 @@ import {
   type Target,
   writeBenchConfig,
 } from "./bench/targets";
-import {
-  type CountingProxy,
-  countsBetween,
-  type DynamoCounts,
-  startCountingProxy,
-} from "./dynamodb-counting-proxy";
+import { countsBetween, type DynamoCounts } from "./dynamodb-counting-proxy";
 
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
@@ -47,7 +49,7 @@ const TARGET_ADDED_P50_MS = 2;
 const machineBefore = machine();
 const container = await startModelContainer(ENDPOINT);
 const dataDir = await mkdtemp(join(tmpdir(), "atrium-bench-path-"));
-let proxy: CountingProxy | undefined;
+let proxy: CountingProxyProcess | undefined;
 const base = await readFile(join(REPO_ROOT, "config", "local.json"), "utf8");
 const platform = await startPlatform({
   port: 0,
@@ -55,13 +57,13 @@ const platform = await startPlatform({
   ephemeral: true,
   configFile: await writeBenchConfig(base, dataDir, container.url),
   interposeDynamodb: async (url) => {
-    proxy = await startCountingProxy(url);
+    proxy = await startCountingProxyProcess(url);
     return proxy.url;
   },
 });
 const client = startLoadClient();
-const counts = (): DynamoCounts =>
-  proxy?.snapshot() ?? { total: { reads: 0, writes: 0 }, byTable: {}, byOperation: {} };
+const counts = async (): Promise<DynamoCounts> =>
+  (await proxy?.snapshot()) ?? { total: { reads: 0, writes: 0 }, byTable: {}, byOperation: {} };
 
 type Sample = { connections: number; result: LoadResult };
 const samples: Record<Path, Sample[]> = { container: [], emulator: [], atrium: [] };
@@ -87,7 +89,7 @@ try {
   for (let round = 1; round <= ROUNDS; round++) {
     for (const connections of CONNECTIONS) {
       for (const path of PATHS) {
-        const before = counts();
+        const before = await counts();
         const result = await client.run({ ...targets[path], connections, seconds: SECONDS });
         const unexpected = Object.keys(result.statuses).filter((s) => s !== "200");
         if (unexpected.length > 0) {
@@ -95,7 +97,7 @@ try {
         }
         samples[path].push({ connections, result });
         if (path === "atrium") {
-          atriumCounts = addCounts(atriumCounts, countsBetween(before, counts()));
+          atriumCounts = addCounts(atriumCounts, countsBetween(before, await counts()));
           admitted += result.statuses["200"] ?? 0;
         }
         process.stdout.write(
@@ -157,7 +159,7 @@ try {
 } finally {
   client.close();
   await platform.close();
-  await proxy?.close();
+  proxy?.close();
   container.process.kill();
   await rm(dataDir, { recursive: true, force: true });
 }
@@ -183,14 +185,14 @@ async function refusedCalls(apiKey: string): Promise<{ calls: number; counts: Dy
   const target = atriumTarget(platform, apiKey);
   const send = () => fetch(target.url, { method: "POST", headers: target.headers, body: target.body });
   await (await send()).arrayBuffer();
-  const before = counts();
+  const before = await counts();
   for (let i = 0; i < REFUSED_CALLS; i++) {
     const response = await send();
     await response.arrayBuffer();
     if (response.status !== 429)
       throw new Error(`a call of the one-a-minute tenant answered ${response.status}`);
   }
-  return { calls: REFUSED_CALLS, counts: countsBetween(before, counts()) };
+  return { calls: REFUSED_CALLS, counts: countsBetween(before, await counts()) };
 }
 
 function addCounts(a: DynamoCounts | undefined, b: DynamoCounts): DynamoCounts {

@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { join } from "node:path";
+import type { DynamoCounts } from "../dynamodb-counting-proxy";
 
 export interface LoadJob {
   url: string;
@@ -55,6 +56,31 @@ export function startModelContainer(endpointName: string): Promise<{ url: string
   return new Promise((resolve, reject) => {
     child.stdout?.once("data", (line: Buffer) => resolve({ url: line.toString().trim(), process: child }));
     child.once("exit", (code) => reject(new Error(`model container exited (${code})`)));
+  });
+}
+
+export interface CountingProxyProcess {
+  url: string;
+  snapshot(): Promise<DynamoCounts>;
+  close(): void;
+}
+
+/** Starts the DynamoDB counting proxy in its own process (counting-proxy-child.ts) in front of `target`. */
+export function startCountingProxyProcess(target: string): Promise<CountingProxyProcess> {
+  const child = fork(join(HERE, "counting-proxy-child.ts"), [target], {
+    execArgv: TSX,
+    stdio: ["ignore", "pipe", "inherit", "ipc"],
+  });
+  const snapshot = () =>
+    new Promise<DynamoCounts>((resolve) => {
+      child.once("message", (counts) => resolve(counts as DynamoCounts));
+      child.send("snapshot");
+    });
+  return new Promise((resolve, reject) => {
+    child.stdout?.once("data", (line: Buffer) =>
+      resolve({ url: line.toString().trim(), snapshot, close: () => child.disconnect() }),
+    );
+    child.once("exit", (code) => reject(new Error(`counting proxy exited (${code})`)));
   });
 }
 

@@ -106,6 +106,8 @@ export async function startDynamo(
       "-jar",
       join(dir, "DynamoDBLocal.jar"),
       "-sharedDb",
+      // A local stand-in sends nothing anywhere (and each call skips the telemetry's bookkeeping).
+      "-disableTelemetry",
       "-port",
       String(port),
       ...(options.path ? ["-dbPath", options.path] : ["-inMemory"]),

@@ -11,6 +11,7 @@ import type {
   Context,
 } from "aws-lambda";
 import type { CollectedHeaders } from "./gateway-event";
+import { inInvocation } from "./lambda-invoke-store";
 
 // biome-ignore lint/suspicious/noExplicitAny: handlers are typed by their own modules
 export type LambdaHandler = (event: any, context: Context) => Promise<any>;
@@ -87,8 +88,9 @@ export function requestAuthorizer(options: {
     let result: unknown;
     try {
       const handler = await options.loadHandler(settings.handler);
+      const context = options.lambdaContext(settings.handler, 10_000);
       result = await withTimeout(
-        handler(authorizerEvent, options.lambdaContext(settings.handler, 10_000)),
+        inInvocation(context, () => handler(authorizerEvent, context)),
         10_000,
       );
     } catch (err) {

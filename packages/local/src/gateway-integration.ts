@@ -6,6 +6,7 @@
 import type { ServerResponse } from "node:http";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { GatewayError, type LambdaHandler, withTimeout } from "./gateway-authorizer";
+import { inInvocation } from "./lambda-invoke-store";
 
 /** One call of a route's function. A GatewayError it throws is the gateway response to send. */
 export interface IntegrationCall {
@@ -26,7 +27,10 @@ export async function callBufferedIntegration(
   call: IntegrationCall & { timeoutMs: number },
 ): Promise<number> {
   const handler = await call.loadHandler(call.entry);
-  const result: unknown = await withTimeout(handler(call.event, call.context), call.timeoutMs);
+  const result: unknown = await withTimeout(
+    inInvocation(call.context, () => handler(call.event, call.context)),
+    call.timeoutMs,
+  );
   if (!isProxyResult(result)) {
     console.error(`lambda ${call.entry} returned a malformed proxy response`);
     throw new GatewayError("DEFAULT_5XX");

@@ -126,6 +126,9 @@ function relayStream(
     if (chunk.length > 0) firstByteAt ??= performance.now();
     return res.write(chunk);
   };
+  // The head and whatever follows it in the same turn of the event loop leave in one write, never later.
+  res.cork();
+  setImmediate(() => res.uncork());
   res.writeHead(head.statusCode, head.headers);
   if (rest.length > 0) send(rest);
   else res.flushHeaders();

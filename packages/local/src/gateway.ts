@@ -28,6 +28,7 @@ import {
   streamingLimits,
 } from "./gateway-stream";
 import { listen, readBody, responseFlushed } from "./http-server";
+import { installLocalInvokeStore } from "./lambda-invoke-store";
 import { installLocalLambdaStreamingRuntime, invocationsFinished } from "./lambda-streaming-runtime";
 import type { StaticCredentials } from "./sigv4";
 
@@ -100,6 +101,8 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
   const limits: GatewayLimits = { ...gatewayLimits, ...streamingLimits, ...options.limits };
   // STREAM routes run their deployed entry, which needs the Lambda runtime's `awslambda` global.
   installLocalLambdaStreamingRuntime();
+  // It runs calls at once in one process, as Lambda's multi-concurrency mode does: state per invocation.
+  installLocalInvokeStore();
   const host = options.host ?? "127.0.0.1";
   const contextOf = (handler: string, timeoutMs: number) => lambdaContext(options, handler, timeoutMs);
   const authorizer = requestAuthorizer({

@@ -6,6 +6,7 @@
  */
 import { PassThrough, type Writable } from "node:stream";
 import type { Context } from "aws-lambda";
+import { inInvocation } from "./lambda-invoke-store";
 
 const STREAMING = Symbol.for("aws.lambda.runtime.handler.streaming");
 /** Ends the metadata prelude of a streamed proxy response. */
@@ -61,7 +62,7 @@ export async function invocationsFinished(): Promise<void> {
 export function invokeStreaming(handler: StreamingHandler, event: unknown, context: Context): PassThrough {
   const responseStream = new PassThrough();
   const invocation = Promise.resolve()
-    .then(() => handler(event, responseStream, context))
+    .then(() => inInvocation(context, () => handler(event, responseStream, context)))
     .then(
       () => {
         if (!responseStream.writableEnded) responseStream.end();

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { InvocationObserver, InvocationSpan } from "./cloudwatch-sagemaker";
+import { postInvocation } from "./container-client";
 import { listen, readBody, responseFlushed, safeDecode } from "./http-server";
 import { invokeReferenceModel, type ModelReply } from "./reference-model";
 import {
@@ -261,20 +262,19 @@ export async function pingContainer(url: string): Promise<boolean> {
 
 /** POST {url}/invocations as SageMaker forwards to a container: body, types and pass-through headers. */
 async function invokeContainer(url: string, invocation: Invocation): Promise<ModelResponse | WireError> {
-  const headers = containerHeaders(invocation);
   try {
-    const res = await fetch(new URL("invocations", withSlash(url)), {
-      method: "POST",
-      headers,
-      body: invocation.body,
-      signal: AbortSignal.timeout(CONTAINER_TIMEOUT_MS),
-    });
-    const body = Buffer.from(await res.arrayBuffer());
-    const customAttributes = res.headers.get("x-amzn-sagemaker-custom-attributes") ?? undefined;
+    const res = await postInvocation(
+      url,
+      containerHeaders(invocation),
+      invocation.body,
+      AbortSignal.timeout(CONTAINER_TIMEOUT_MS),
+    );
+    const header = (name: string) => [res.headers[name]].flat()[0];
+    const customAttributes = header("x-amzn-sagemaker-custom-attributes");
     return {
       status: res.status,
-      contentType: res.headers.get("content-type") ?? "application/octet-stream",
-      body,
+      contentType: header("content-type") ?? "application/octet-stream",
+      body: res.body,
       ...(customAttributes ? { customAttributes } : {}),
     };
   } catch (err) {
