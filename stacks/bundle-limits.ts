@@ -29,6 +29,11 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
     in: (file) => file === AUTHORIZER_FILE,
   },
   {
+    pattern: /node_modules\/zod\/|packages\/core\/src\/(config|store|tenant|admin\/)/,
+    why: "the authorizer reads a key and a profile: no stage config parse, no schemas, no tenant admin code",
+    in: (file) => file === AUTHORIZER_FILE,
+  },
+  {
     pattern: /^runtime-sdk:@aws-sdk\/(client-sts|client-sagemaker-runtime|credential-providers)$/,
     why: "the authorizer neither calls models nor assumes tenant roles",
     in: (file) => file === AUTHORIZER_FILE,
