@@ -8,18 +8,12 @@ import {
 } from "@atrium/core/key-state";
 import { findKeyByHash, touchKey } from "@atrium/core/key-store";
 import { getProfile } from "@atrium/core/profiles";
-import { TenantTable } from "@atrium/core/tables";
-import type { Table } from "@atrium/core/transaction";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
-import { documentClient } from "./lib/document-client";
+// Not lib/clients.ts: no stage config parse, no zod, no tenant admin code (docs/adr/0014-lambda-bundles.md).
+import { tenantTable } from "./lib/document-client";
 import { logger } from "./lib/observability";
-import { requireEnv } from "./lib/stack-env";
-
-// The key and profile reads alone, not lib/clients.ts: no stage config parse, no zod, no tenant admin
-// code in the authorizer's bundle or cold start (docs/adr/0014-lambda-bundles.md).
-const tenants: Table = { db: documentClient, name: requireEnv(TenantTable.env) };
 
 /** API Gateway answers 401 (the UNAUTHORIZED gateway response) for exactly this error message. */
 const unauthorized = () => new Error("Unauthorized");
@@ -52,7 +46,7 @@ function policy(
 async function recordUse(key: KeyRecord, hash: string, now: number): Promise<void> {
   if (!lastUsedIsStale(key, now)) return;
   try {
-    await touchKey(tenants, hash, new Date(now), new Date(now - LAST_USED_RESOLUTION_MS));
+    await touchKey(tenantTable, hash, new Date(now), new Date(now - LAST_USED_RESOLUTION_MS));
   } catch (err) {
     logger.warn("last-used stamp not written", { keyId: key.keyId, error: (err as Error).name });
   }
@@ -68,7 +62,7 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
 
     const hash = hashApiKey(key);
     const now = Date.now();
-    const record = await findKeyByHash(tenants, hash);
+    const record = await findKeyByHash(tenantTable, hash);
     if (!record || !isKeyUsable(record, now)) {
       logger.info("key refused", {
         keyId: record?.keyId,
@@ -77,7 +71,10 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
       throw unauthorized();
     }
     // The profile is read fresh, not from a cache: after an admin flush, a suspension holds at once.
-    const [profile] = await Promise.all([getProfile(tenants, record.tenantId), recordUse(record, hash, now)]);
+    const [profile] = await Promise.all([
+      getProfile(tenantTable, record.tenantId),
+      recordUse(record, hash, now),
+    ]);
     const tenant = profile?.tenant;
     if (!tenant || tenant.status === "deleted") throw unauthorized();
 

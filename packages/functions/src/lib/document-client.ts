@@ -1,6 +1,9 @@
 import { dynamodbRequestTimeoutFromEnv } from "@atrium/core/stage-env";
+import { TenantTable } from "@atrium/core/tables";
+import type { Table } from "@atrium/core/transaction";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { requireEnv } from "./stack-env";
 import { dynamoTimeouts } from "./timeouts";
 
 // Module scope: built once per container, reused by every call. The endpoint comes from the SDK's own
@@ -11,3 +14,6 @@ export const documentClient = DynamoDBDocumentClient.from(
   new DynamoDBClient(dynamoTimeouts(dynamodbRequestTimeoutFromEnv())),
   { marshallOptions: { removeUndefinedValues: true } },
 );
+
+/** The tenant table (keys, profiles, endpoint claims, audit), read and written through that client. */
+export const tenantTable: Table = { db: documentClient, name: requireEnv(TenantTable.env) };
