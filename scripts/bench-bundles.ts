@@ -51,7 +51,7 @@ const rows = new Map<
 for (const b of bundles) {
   const file = fileOf(b);
   if (rows.has(file) || !b.code) continue;
-  const time = importTime(b.code, b.env, RUNS);
+  const time = importTime({ ...b, code: b.code }, RUNS);
   const metafile = readMetafile(file);
   const violations = [
     ...bundleViolations(file, b.bytes, time.cpuMs),

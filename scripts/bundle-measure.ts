@@ -3,12 +3,21 @@
  * app's functions in its templates, each asset's size, and the time a fresh `node` takes to import it.
  */
 import { spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 
 // biome-ignore lint/suspicious/noExplicitAny: CloudFormation templates are untyped JSON.
 type Resource = { Type: string; Properties?: Record<string, any> };
-export type Bundle = { stack: string; fn: string; bytes: number; code?: string; env: Record<string, string> };
+/** `code`: the handler's file in `asset` (the directory Lambda unpacks), for the app's own functions. */
+export type Bundle = {
+  stack: string;
+  fn: string;
+  bytes: number;
+  asset: string;
+  code?: string;
+  env: Record<string, string>;
+};
 
 /** The functions of one synthesised template, each with its asset's size; `code` for the app's own. */
 export function bundlesOf(outdir: string, templateFile: string, stack: string): Bundle[] {
@@ -25,7 +34,7 @@ export function bundlesOf(outdir: string, templateFile: string, stack: string): 
     const fn = app ? handler : `${id} (${handler})`;
     const code = app ? path.join(asset, `${handler.replace(/\.[^./]+$/, "")}.mjs`) : undefined;
     const env = environmentOf(resource.Properties?.Environment?.Variables ?? {});
-    bundles.push({ stack, fn, bytes: sizeOf(asset), code, env });
+    bundles.push({ stack, fn, bytes: sizeOf(asset), asset, code, env });
   }
   return bundles;
 }
@@ -59,27 +68,46 @@ function sizeOf(dir: string): number {
 }
 
 /**
+ * Where the runtime's AWS SDK is found, in NODE_PATH's order: the versions the functions package locks
+ * (what the tests run against), then the workspace's. Not whatever a walk up from the bundle meets
+ * first: the root node_modules also holds older SDK packages that SST's CLI pulls in.
+ */
+const root = path.resolve(import.meta.dirname, "..");
+const runtimeModules = [
+  path.join(root, "packages", "functions", "node_modules"),
+  path.join(root, "node_modules"),
+].join(path.delimiter);
+
+/**
  * The medians of `runs` imports of a bundle, each in a fresh `node`, with the function's own
- * environment as Lambda sets it. CPU time is what the check holds: wall time on a shared machine
- * counts the other processes' turns too.
+ * environment as Lambda sets it. As on Lambda, the asset is unpacked where no node_modules lies above
+ * it (Lambda's /var/task) and the SDK comes through NODE_PATH (Lambda's /var/runtime/node_modules).
+ * CPU time is what the check holds: wall time on a shared machine counts the other processes' turns too.
  */
 export function importTime(
-  code: string,
-  env: Record<string, string>,
+  bundle: Bundle & { code: string },
   runs: number,
 ): { wallMs: number; cpuMs: number } {
   const probe = path.resolve(import.meta.dirname, "import-probe.mjs");
-  const times = Array.from({ length: runs }, () => {
-    const run = spawnSync(process.execPath, [probe, code], {
-      env: { ...lambdaEnvironment, ...env },
-      encoding: "utf8",
+  const task = mkdtempSync(path.join(tmpdir(), "atrium-task-"));
+  try {
+    cpSync(bundle.asset, task, { recursive: true });
+    const code = path.join(task, path.relative(bundle.asset, bundle.code));
+    const times = Array.from({ length: runs }, () => {
+      const run = spawnSync(process.execPath, [probe, code], {
+        env: { ...lambdaEnvironment, NODE_PATH: runtimeModules, ...bundle.env },
+        encoding: "utf8",
+      });
+      if (run.status !== 0) throw new Error(`${bundle.code} failed to import:\n${run.stderr}`);
+      const [wallMs, cpuMs] = run.stdout.trim().split(" ").map(Number) as [number, number];
+      return { wallMs, cpuMs };
     });
-    if (run.status !== 0) throw new Error(`${code} failed to import:\n${run.stderr}`);
-    const [wallMs, cpuMs] = run.stdout.trim().split(" ").map(Number) as [number, number];
-    return { wallMs, cpuMs };
-  });
-  const median = (values: number[]) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
-  return { wallMs: median(times.map((r) => r.wallMs)), cpuMs: median(times.map((r) => r.cpuMs)) };
+    const median = (values: number[]) =>
+      values.sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+    return { wallMs: median(times.map((r) => r.wallMs)), cpuMs: median(times.map((r) => r.cpuMs)) };
+  } finally {
+    rmSync(task, { recursive: true, force: true });
+  }
 }
 
 /** The handler's file, without its export: the admin handlers of one file share one bundle. */

@@ -63,7 +63,8 @@ process.stdout.write(`Synthesised ${assembly.stacks.length} stacks in ${seconds}
 process.stdout.write(`Importing each bundle ${IMPORT_RUNS} times, each in a fresh node…\n`);
 const imports = new Map<string, { wallMs: number; cpuMs: number }>();
 for (const b of bundles)
-  if (b.code && !imports.has(fileOf(b))) imports.set(fileOf(b), importTime(b.code, b.env, IMPORT_RUNS));
+  if (b.code && !imports.has(fileOf(b)))
+    imports.set(fileOf(b), importTime({ ...b, code: b.code }, IMPORT_RUNS));
 
 const width = Math.max(...bundles.map((b) => b.fn.length), "function".length);
 process.stdout.write(

@@ -29,6 +29,16 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
     in: (file) => file === AUTHORIZER_FILE,
   },
   {
+    pattern: /node_modules\/zod\/|packages\/core\/src\/(config|tenant)\.ts$/,
+    why: "the authorizer reads a key and a profile: no stage config parse, no schemas",
+    in: (file) => file === AUTHORIZER_FILE,
+  },
+  {
+    pattern: /packages\/core\/src\/(store\.ts$|admin\/)/,
+    why: "only the admin functions change tenants (the local platform seeds through TenantStore)",
+    in: (file) => !file.includes("/admin/"),
+  },
+  {
     pattern: /^runtime-sdk:@aws-sdk\/(client-sts|client-sagemaker-runtime|credential-providers)$/,
     why: "the authorizer neither calls models nor assumes tenant roles",
     in: (file) => file === AUTHORIZER_FILE,

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { TENANT_ID_PATTERN } from "./ids";
 import { Region } from "./region";
+import { DYNAMODB_REQUEST_TIMEOUT_MS, STAGE_CONFIG_ENV } from "./stage-env";
 import * as z from "./zod";
 
 /** Where a tier's calls may go (ARCHITECTURE.md, "Tenancy models"). */
@@ -228,7 +229,12 @@ export const StageConfig = z
     authorizerCacheTtlSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(3600)), 60),
     tenantCacheTtlSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(3600)), 30),
     /** How long one DynamoDB request may take before the SDK gives up on it, once retried (docs/adr/0007). */
-    dynamodbRequestTimeoutMs: z._default(z.number().check(z.int(), z.gte(100), z.lte(10_000)), 1_000),
+    dynamodbRequestTimeoutMs: z._default(
+      z
+        .number()
+        .check(z.int(), z.gte(DYNAMODB_REQUEST_TIMEOUT_MS.min), z.lte(DYNAMODB_REQUEST_TIMEOUT_MS.max)),
+      DYNAMODB_REQUEST_TIMEOUT_MS.default,
+    ),
     /** How long the usage ledger keeps a day (docs/adr/0010): 400 days, so a year compares with the last. */
     usageRetentionDays: z._default(z.number().check(z.int(), z.gte(1), z.lte(3660)), 400),
     /** Production data: tables keep deletion protection and survive `sst remove`. */
@@ -287,8 +293,8 @@ export function parseStageConfig(raw: unknown, source = "stage config"): StageCo
   throw new Error(`Invalid ${source}:\n${problems.join("\n")}`);
 }
 
-/** The environment variable through which a deployed or local function receives its stage config. */
-export const STAGE_CONFIG_ENV = "ATRIUM_STAGE_CONFIG";
+/** Defined in ./stage-env, which the authorizer reads without this module's schemas. */
+export { STAGE_CONFIG_ENV };
 
 export function stageConfigFromEnv(env: NodeJS.ProcessEnv = process.env): StageConfig {
   const raw = env[STAGE_CONFIG_ENV];

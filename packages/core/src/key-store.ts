@@ -13,7 +13,7 @@ import {
 } from "@aws-sdk/lib-dynamodb";
 import type { NewApiKey } from "./api-key";
 import { conflict } from "./errors";
-import type { KeyRecord } from "./key-lifecycle";
+import type { KeyRecord } from "./key-state";
 import { apiKeyKey, keySortKey, tenantKey } from "./keys";
 import { RETURN_OLD, type Table, type Write } from "./transaction";
 

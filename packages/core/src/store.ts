@@ -1,20 +1,20 @@
 /**
  * What the request path and the local platform use of the tenant table: consistent reads of keys,
- * profiles and endpoint claims, the authorizer's last-used stamp, and seeding a tenant. Admin changes
- * are the use-cases in ./admin; each module here and there does one job.
+ * profiles and endpoint claims, and seeding a tenant. Admin changes are the use-cases in ./admin; the
+ * authorizer reads ./key-store and ./profiles directly; each module here and there does one job.
  */
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { resumeTenant, storeNewTenant, suspendTenant } from "./admin/tenants";
 import type { NewApiKey } from "./api-key";
 import { type EndpointClaim, endpointClaim } from "./endpoint-claims";
-import type { KeyRecord } from "./key-lifecycle";
-import { findKeyByHash, touchKey } from "./key-store";
+import type { KeyRecord } from "./key-state";
+import { findKeyByHash } from "./key-store";
 import { getProfile } from "./profiles";
 import type { Tenant } from "./tenant";
 import type { Table } from "./transaction";
 
 export type { EndpointClaim } from "./endpoint-claims";
-export type { KeyRecord, KeyStatus } from "./key-lifecycle";
+export type { KeyRecord, KeyStatus } from "./key-state";
 
 /** The actor of changes the local platform makes itself (its demo tenant), in the audit trail. */
 export const PLATFORM_ACTOR = "local-platform";
@@ -31,14 +31,9 @@ export class TenantStore {
     return (await getProfile(this.table, tenantId))?.tenant;
   }
 
-  /** The key stored under this hash, read strongly consistent (the authorizer's lookup). */
+  /** The key stored under this hash, read strongly consistent (the authorizer's lookup, findKeyByHash). */
   findKey(hash: string): Promise<KeyRecord | undefined> {
     return findKeyByHash(this.table, hash);
-  }
-
-  /** Stamps a key as used now, unless a stamp newer than `staleBefore` is already there (one write per window). */
-  touchKey(hash: string, now: Date, staleBefore: Date): Promise<void> {
-    return touchKey(this.table, hash, now, staleBefore);
   }
 
   endpointClaim(endpointName: string): Promise<EndpointClaim | undefined> {

@@ -4,15 +4,17 @@ import { decodeCursor, encodeCursor, pageLimit } from "@atrium/core/cursor";
 import {
   checkRevocable,
   checkRoomForKey,
-  isKeyUsable,
-  type KeyRecord,
-  keyState,
   keyView,
-  LAST_USED_RESOLUTION_MS,
-  lastUsedIsStale,
   MAX_LIVE_KEYS,
   rotationExpiry,
 } from "@atrium/core/key-lifecycle";
+import {
+  isKeyUsable,
+  type KeyRecord,
+  keyState,
+  LAST_USED_RESOLUTION_MS,
+  lastUsedIsStale,
+} from "@atrium/core/key-state";
 import { newDedicatedEndpoint, newTenant, UPDATABLE_FIELDS, updatedTenant } from "@atrium/core/tenant";
 import { describe, expect, it } from "vitest";
 import { config, refusal, tenant } from "./fixtures";

@@ -5,11 +5,14 @@ import {
   keyState,
   LAST_USED_RESOLUTION_MS,
   lastUsedIsStale,
-} from "@atrium/core/key-lifecycle";
+} from "@atrium/core/key-state";
+import { findKeyByHash, touchKey } from "@atrium/core/key-store";
+import { getProfile } from "@atrium/core/profiles";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayAuthorizerResult, APIGatewayRequestAuthorizerEvent } from "aws-lambda";
-import { tenantStore } from "./lib/clients";
+// Not lib/clients.ts: no stage config parse, no zod, no tenant admin code (docs/adr/0014-lambda-bundles.md).
+import { tenantTable } from "./lib/document-client";
 import { logger } from "./lib/observability";
 
 /** API Gateway answers 401 (the UNAUTHORIZED gateway response) for exactly this error message. */
@@ -43,7 +46,7 @@ function policy(
 async function recordUse(key: KeyRecord, hash: string, now: number): Promise<void> {
   if (!lastUsedIsStale(key, now)) return;
   try {
-    await tenantStore.touchKey(hash, new Date(now), new Date(now - LAST_USED_RESOLUTION_MS));
+    await touchKey(tenantTable, hash, new Date(now), new Date(now - LAST_USED_RESOLUTION_MS));
   } catch (err) {
     logger.warn("last-used stamp not written", { keyId: key.keyId, error: (err as Error).name });
   }
@@ -59,7 +62,7 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
 
     const hash = hashApiKey(key);
     const now = Date.now();
-    const record = await tenantStore.findKey(hash);
+    const record = await findKeyByHash(tenantTable, hash);
     if (!record || !isKeyUsable(record, now)) {
       logger.info("key refused", {
         keyId: record?.keyId,
@@ -68,7 +71,11 @@ export const handler = middy<APIGatewayRequestAuthorizerEvent, APIGatewayAuthori
       throw unauthorized();
     }
     // The profile is read fresh, not from a cache: after an admin flush, a suspension holds at once.
-    const [tenant] = await Promise.all([tenantStore.get(record.tenantId), recordUse(record, hash, now)]);
+    const [profile] = await Promise.all([
+      getProfile(tenantTable, record.tenantId),
+      recordUse(record, hash, now),
+    ]);
+    const tenant = profile?.tenant;
     if (!tenant || tenant.status === "deleted") throw unauthorized();
 
     // A rotated key's end travels with the cached decision, so every call can check it (middleware).

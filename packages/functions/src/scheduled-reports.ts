@@ -11,14 +11,14 @@ import {
 import { LimiterTable, UsageTable } from "@atrium/core/tables";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
-import { config, documentClient, requireEnv, tenantStore } from "./lib/clients";
+import { config, documentClient, requireEnv, tenantTable } from "./lib/clients";
 import { logger } from "./lib/observability";
 
 const bucket = requireEnv(REPORTS_BUCKET_ENV);
 const keyArn = requireEnv(REPORTS_KEY_ENV);
 const topicArn = requireEnv(BUDGET_ALERTS_TOPIC_ENV);
 const sources = {
-  tenants: tenantStore.table,
+  tenants: tenantTable,
   db: documentClient,
   usageTable: requireEnv(UsageTable.env),
   limiterTable: requireEnv(LimiterTable.env),

@@ -6,7 +6,8 @@
 import { generateApiKey, type NewApiKey } from "../api-key";
 import { type AuditChange, auditEntry } from "../audit";
 import { notFound } from "../errors";
-import { checkRevocable, checkRoomForKey, type KeyRecord, keyState, rotationExpiry } from "../key-lifecycle";
+import { checkRevocable, checkRoomForKey, rotationExpiry } from "../key-lifecycle";
+import { type KeyRecord, keyState } from "../key-state";
 import { findKeyById, keyCreation, keyExpiry, keyRevocation, listKeys, type StoredKey } from "../key-store";
 import { profileUpdate, requireProfile, tenantDeleted, type VersionedTenant } from "../profiles";
 import { type Table, type Write, writeAtomically } from "../transaction";

@@ -7,7 +7,7 @@ import { type AuditChange, auditEntry, changesBetween } from "../audit";
 import type { StageConfig } from "../config";
 import { claimRelease } from "../endpoint-claims";
 import { conflict } from "../errors";
-import { isKeyUsable } from "../key-lifecycle";
+import { isKeyUsable } from "../key-state";
 import { keyCreation, keyRevocation, listKeys } from "../key-store";
 import { directoryEntry, profileCreation, profileUpdate, requireProfile } from "../profiles";
 import { newTenant, type Tenant, type TenantStatus, UPDATABLE_FIELDS, updatedTenant } from "../tenant";

@@ -3,11 +3,11 @@ import { AtriumError, invalidRequest } from "@atrium/core/errors";
 import { isKeyId, isTenantId } from "@atrium/core/ids";
 import type { Table } from "@atrium/core/transaction";
 import type { APIGatewayProxyEvent } from "aws-lambda";
-import { tenantStore } from "./clients";
+import { tenantTable } from "./clients";
 import { bodyBytes } from "./http";
 
 /** The tenant table the admin use-cases (packages/core/src/admin) read and write. */
-export const adminTable: Table = tenantStore.table;
+export const adminTable: Table = tenantTable;
 
 export function tenantIdParam(event: APIGatewayProxyEvent): string {
   const tenantId = event.pathParameters?.tenantId ?? "";

@@ -1,6 +1,7 @@
 /**
  * Environment variables the stacks (stacks/Api.ts) give the functions besides the table names and
  * the stage config. The local platform sets the admin ones for its emulator, never the tenant role.
+ * `requireEnv` reads any of them, or a table name, that a function cannot run without.
  */
 export const StackEnv = {
   /** /v1 functions: the role assumed per tenant for DynamoDB and SageMaker calls (docs/adr/0006). */
@@ -14,3 +15,9 @@ export const StackEnv = {
 
 /** The STS session tag that carries the tenant id into the tenant access role's policy. */
 export const TENANT_TAG = "TenantId";
+
+export function requireEnv(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}

@@ -1,7 +1,8 @@
+import { getProfile } from "@atrium/core/profiles";
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { isAwsUnavailable } from "./aws-unavailable";
-import { config, tenantStore } from "./clients";
+import { config, tenantTable } from "./clients";
 import { logger, metrics } from "./observability";
 
 interface Entry {
@@ -30,7 +31,7 @@ export async function loadTenant(tenantId: string, now = Date.now()): Promise<Te
   if (cached && cached.expiresAt > now) return cached.tenant;
   let tenant: Tenant | undefined;
   try {
-    tenant = await tenantStore.get(tenantId);
+    tenant = (await getProfile(tenantTable, tenantId))?.tenant;
   } catch (err) {
     if (cached && now < cached.expiresAt + STALE_IF_UNAVAILABLE_MS && isAwsUnavailable(err)) {
       metrics.addMetric("TenantProfileServedStale", MetricUnit.Count, 1);
