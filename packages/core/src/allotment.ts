@@ -127,7 +127,11 @@ export function allotmentSize(
   const requestLimit = gcra(limits.requestsPerMinute, limits.burst);
   const tokenLimit = gcra(limits.tokensPerMinute);
   // A hold never longer than a quarter of either window: a short burst window means a short hold.
-  const longest = Math.min(MAX_HOLD_MICROS, requestLimit.window / WINDOW_PART, tokenLimit.window / WINDOW_PART);
+  const longest = Math.min(
+    MAX_HOLD_MICROS,
+    requestLimit.window / WINDOW_PART,
+    tokenLimit.window / WINDOW_PART,
+  );
   const wanted = Math.max(MIN_HOLD_MICROS, (CALLS_PER_ALLOTMENT / ratePerSecond) * 1e6);
   const holdMicros = Math.round(Math.min(longest, wanted));
   const expected = Math.ceil((ratePerSecond * holdMicros) / 1e6);
