@@ -1,7 +1,8 @@
 /**
  * The usage ledger as a container writes it (docs/adr/0010-usage-ledger.md): each settled call adds
- * to its tenant's hour and model with one UpdateItem, never retried; refusals are counted here and
- * written with the tenant's next ledger write, or once 10 s have passed since its last one.
+ * to its tenant's hour and model with one UpdateItem, never retried, shared with the calls settling
+ * meanwhile in the same container (group commit); refusals are counted here and written with the
+ * tenant's next ledger write, or once 10 s have passed since its last one.
  */
 
 import { UsageTable } from "@atrium/core/tables";
@@ -81,24 +82,74 @@ async function write(
   state.lastWriteAt = now;
   // Only tenants with refusals still to write are kept, so the map stays as small as they are.
   if (state.refusals.size === 0) pending.delete(tenantId);
+  await Promise.all(entries.map((entry) => enqueue(tenantId, entry)));
+}
+
+/** Counters waiting for their ledger item's next write, and the callers waiting for it. */
+interface Batch {
+  hour: string;
+  model: string;
+  counters: LedgerCounters;
+  written: Promise<void>;
+  done: () => void;
+}
+
+/** Per ledger item: whether a write is on its way, and the batch that waits for it to finish. */
+const lanes = new Map<string, { writing: boolean; batch?: Batch }>();
+
+/**
+ * Group commit: one write per ledger item at a time. Counters that arrive while it is on its way
+ * are added up and go in the item's next write, which starts as soon as it is back; each caller's
+ * promise resolves once a write holding its counters has returned. One call at a time (a Lambda
+ * container) writes each call at once; many at once (the local gateway) share writes.
+ */
+function enqueue(tenantId: string, entry: { hour: string; model: string; counters: LedgerCounters }) {
+  const key = `${tenantId} ${entryKey(entry.hour, entry.model)}`;
+  let lane = lanes.get(key);
+  if (!lane) {
+    lane = { writing: false };
+    lanes.set(key, lane);
+  }
+  if (!lane.batch) {
+    let done = () => {};
+    const written = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    lane.batch = { hour: entry.hour, model: entry.model, counters: {}, written, done };
+  }
+  lane.batch.counters = add(lane.batch.counters, entry.counters);
+  const { written } = lane.batch;
+  if (!lane.writing) void pump(key, tenantId, lane);
+  return written;
+}
+
+async function pump(key: string, tenantId: string, lane: { writing: boolean; batch?: Batch }) {
+  lane.writing = true;
+  for (let batch = lane.batch; batch; batch = lane.batch) {
+    lane.batch = undefined;
+    await send(tenantId, batch);
+    batch.done();
+  }
+  lane.writing = false;
+  lanes.delete(key);
+}
+
+/** One ledger UpdateItem; never retried (it may have applied) and never thrown. */
+async function send(tenantId: string, entry: { hour: string; model: string; counters: LedgerCounters }) {
   const { ledger } = tenantClients(tenantId);
-  await Promise.all(
-    entries.map(async (entry) => {
-      try {
-        await ledger.send(
-          new UpdateCommand(ledgerUpdate(tableName, { tenantId, ...entry }, config.usageRetentionDays)),
-        );
-      } catch (err) {
-        // Never retried: it may have applied. The report's reconciliation shows what is missing.
-        metrics.addMetric("LedgerWriteFailed", MetricUnit.Count, 1);
-        logger.error("usage ledger write failed", {
-          error: (err as Error).name,
-          hour: entry.hour,
-          model: entry.model,
-        });
-      }
-    }),
-  );
+  try {
+    await ledger.send(
+      new UpdateCommand(ledgerUpdate(tableName, { tenantId, ...entry }, config.usageRetentionDays)),
+    );
+  } catch (err) {
+    // The report's reconciliation shows what is missing.
+    metrics.addMetric("LedgerWriteFailed", MetricUnit.Count, 1);
+    logger.error("usage ledger write failed", {
+      error: (err as Error).name,
+      hour: entry.hour,
+      model: entry.model,
+    });
+  }
 }
 
 function add(a: LedgerCounters, b: LedgerCounters): LedgerCounters {
