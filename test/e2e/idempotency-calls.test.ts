@@ -47,6 +47,8 @@ const chat = (apiKey: string, key?: string, content?: string) =>
   post("/v1/chat/completions", apiKey, chatBody(content), key);
 
 async function tokensUsed(apiKey: string): Promise<number> {
+  // Settles run after the response: read once every call answered so far has settled.
+  await platform.gateway.idle();
   const usage = await fetch(`${platform.gatewayUrl}/v1/usage`, {
     headers: { authorization: `Bearer ${apiKey}` },
   });

@@ -123,7 +123,9 @@ function chat(apiKey: string, extra: Record<string, unknown> = {}) {
   });
 }
 
+/** The tenant's usage once every call answered so far has settled (settles run after the response). */
 async function usage(apiKey: string) {
+  await platform.gateway.idle();
   return json(
     await fetch(`${platform.gatewayUrl}/v1/usage`, { headers: { authorization: `Bearer ${apiKey}` } }),
   );

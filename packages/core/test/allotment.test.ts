@@ -1,0 +1,121 @@
+import {
+  Allotment,
+  allotmentSize,
+  MAX_HOLD_MICROS,
+  MIN_CALLS_PER_ALLOTMENT,
+  MIN_HOLD_MICROS,
+} from "@atrium/core/allotment";
+import { gcra, type ShardLimits } from "@atrium/core/limits";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+
+const limits = fc.record({
+  shards: fc.constant(1),
+  requestsPerMinute: fc.integer({ min: 1, max: 10_000_000 }),
+  burst: fc.integer({ min: 1, max: 10_000_000 }),
+  tokensPerMinute: fc.integer({ min: 1, max: 1_000_000_000 }),
+  concurrency: fc.integer({ min: 1, max: 10_000 }),
+  monthlyTokens: fc.constant(1e12),
+});
+
+describe("allotmentSize", () => {
+  it("property: a size it gives fits every window after its hold, leaving three quarters to others", () => {
+    fc.assert(
+      fc.property(
+        limits,
+        fc.double({ min: 0.01, max: 100_000, noNaN: true }),
+        fc.integer({ min: 1, max: 100_000 }),
+        (l: ShardLimits, rate, reservation) => {
+          const size = allotmentSize(l, rate, reservation);
+          if (!size) return;
+          const requests = gcra(l.requestsPerMinute, l.burst);
+          const tokens = gcra(l.tokensPerMinute);
+          expect(size.requests).toBeGreaterThanOrEqual(MIN_CALLS_PER_ALLOTMENT);
+          expect(size.tokens).toBe(size.requests * reservation);
+          expect(size.holdMicros).toBeLessThanOrEqual(MAX_HOLD_MICROS);
+          // The charge (at the end of the hold) must pass GCRA's test from an idle limiter.
+          expect(size.holdMicros + size.requests * requests.interval).toBeLessThanOrEqual(requests.window);
+          expect(size.holdMicros + size.tokens * tokens.interval).toBeLessThanOrEqual(tokens.window);
+          expect(size.requests * requests.interval).toBeLessThanOrEqual(requests.window / 4);
+          expect(size.tokens * tokens.interval).toBeLessThanOrEqual(tokens.window / 4);
+        },
+      ),
+    );
+  });
+
+  it("sizes for about 32 calls at the tenant's rate here, within the hold's bounds", () => {
+    const roomy: ShardLimits = {
+      shards: 1,
+      requestsPerMinute: 600_000,
+      burst: 600_000,
+      tokensPerMinute: 100_000_000,
+      concurrency: 100,
+      monthlyTokens: 1e12,
+    };
+    expect(allotmentSize(roomy, 16, 100)).toEqual({ requests: 33, tokens: 3300, holdMicros: 2_000_000 });
+    expect(allotmentSize(roomy, 320, 100)).toEqual({ requests: 33, tokens: 3300, holdMicros: 100_000 });
+    // Below the rate that fills MIN_CALLS_PER_ALLOTMENT in the longest hold: calls are admitted one by one.
+    expect(allotmentSize(roomy, 1, 100)).toBeUndefined();
+    expect(MIN_HOLD_MICROS).toBeLessThan(MAX_HOLD_MICROS);
+  });
+
+  it("gives none when a quarter of the token window holds fewer than four of the calls", () => {
+    const tight: ShardLimits = {
+      shards: 1,
+      requestsPerMinute: 600_000,
+      burst: 600_000,
+      tokensPerMinute: 12_000,
+      concurrency: 100,
+      monthlyTokens: 1e12,
+    };
+    expect(allotmentSize(tight, 100, 1000)).toBeUndefined();
+    expect(allotmentSize(tight, 100, 500)?.requests).toBe(6);
+  });
+});
+
+describe("Allotment", () => {
+  const charge = {
+    requestInterval: 100,
+    tokenInterval: 10,
+    requestResets: 2,
+    tokenResets: 3,
+    requestMark: { tatAfter: 5_000, refundedAt: 0 },
+    tokenMark: { tatAfter: 9_000, refundedAt: 7 },
+  };
+
+  it("admits while it has a request and the call's tokens, until its hold ends", () => {
+    const a = new Allotment(0, "2026-11", 1_000, { requests: 2, tokens: 100, holdMicros: 1_000 }, charge);
+    expect(a.fits(60, 999)).toBe(true);
+    expect(a.fits(60, 1_000)).toBe(false);
+    a.take(60);
+    expect(a.fits(60, 0)).toBe(false);
+    expect(a.fits(40, 0)).toBe(true);
+    a.take(40);
+    expect(a.fits(1, 0)).toBe(false);
+  });
+
+  it("reuses a settled call's unused tokens, never more than it reserved, and gives back what is left", () => {
+    const a = new Allotment(0, "2026-11", 1_000, { requests: 4, tokens: 100, holdMicros: 1_000 }, charge);
+    a.take(60);
+    expect(a.busy).toBe(true);
+    a.settle(60, 20);
+    expect(a.busy).toBe(false);
+    expect(a.tokensLeft).toBe(80);
+    a.take(50);
+    // A reply reporting more than it reserved uses the reservation: nothing comes back.
+    a.settle(50, 500);
+    expect(a.tokensLeft).toBe(30);
+    expect(a.giveBack()).toEqual({
+      requestMicros: 2 * 100,
+      tokenMicros: 30 * 10,
+      tokens: 30,
+      requestResets: 2,
+      tokenResets: 3,
+      requestMark: charge.requestMark,
+      tokenMark: charge.tokenMark,
+      month: "2026-11",
+    });
+    // Given back once: the allotment is spent.
+    expect(a.giveBack()).toMatchObject({ requestMicros: 0, tokenMicros: 0, tokens: 0 });
+  });
+});
