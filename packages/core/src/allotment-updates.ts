@@ -78,3 +78,20 @@ export function partsStillOurs(
     month: parts.month && item.month === giveBack.month,
   };
 }
+
+/**
+ * Adds leases to an existing item, with no limit in the condition: each replaces a slot its holder
+ * already counts there (a stream outliving its slot's lease), and is added before that slot goes.
+ */
+export function holdLeasesUpdate(
+  tableName: string,
+  write: { tenantId: string; shard: number; elements: readonly string[]; endpoint?: string },
+): UpdateCommandInput {
+  const expression: Parts = {
+    add: ["#leases :lease", ...(write.endpoint ? ["#epLeases :lease"] : [])],
+    conditions: [EXISTS],
+    values: { ":lease": new Set(write.elements) },
+  };
+  if (write.endpoint) expression.endpoint = write.endpoint;
+  return update(tableName, write.tenantId, write.shard, expression);
+}

@@ -9,9 +9,9 @@ import { gcra, type ShardLimits } from "./limits";
 import type { ChargeMark } from "./tat-refund";
 
 /** A tenant is "seen often" here from this rate on; below it each call is admitted on its own. */
-export const MIN_RATE_PER_SECOND = 5;
+export const MIN_RATE_PER_SECOND = 1;
 /** The fewest calls an allotment must be expected to serve, or single admissions are as cheap. */
-export const MIN_CALLS_PER_ALLOTMENT = 4;
+export const MIN_CALLS_PER_ALLOTMENT = 3;
 /** Calls an allotment is sized for at the tenant's rate here: about 1/32 of a write per call. */
 export const CALLS_PER_ALLOTMENT = 32;
 /** How long an allotment's capacity may be spent: long enough to batch, short enough to be given back soon. */
@@ -146,4 +146,35 @@ export function allotmentSize(
 /** A slot can serve a new call while its lease outlives that call's whole lease. */
 export function slotServes(slot: Slot, now: number, callLeaseMicros: number): boolean {
   return !slot.busy && slot.expiry - now >= callLeaseMicros;
+}
+
+/**
+ * Give-backs merged where their guards agree (month, resets), so they ride in one write. A merged
+ * give-back keeps the lowest mark of those it merges: how far a TAT may move back is bounded by the
+ * earliest charge's end (tat-refund.ts), so the merge can only give back less, never more.
+ */
+export function mergeGiveBacks(backs: readonly GiveBack[]): GiveBack[] {
+  const merged: GiveBack[] = [];
+  const lower = (a: ChargeMark, b: ChargeMark): ChargeMark => ({
+    tatAfter: Math.min(a.tatAfter, b.tatAfter),
+    refundedAt: Math.min(a.refundedAt, b.refundedAt),
+  });
+  for (const back of backs) {
+    const same = merged.find(
+      (other) =>
+        other.month === back.month &&
+        other.requestResets === back.requestResets &&
+        other.tokenResets === back.tokenResets,
+    );
+    if (!same) {
+      merged.push({ ...back });
+      continue;
+    }
+    same.requestMicros += back.requestMicros;
+    same.tokenMicros += back.tokenMicros;
+    same.tokens += back.tokens;
+    same.requestMark = lower(same.requestMark, back.requestMark);
+    same.tokenMark = lower(same.tokenMark, back.tokenMark);
+  }
+  return merged.filter((back) => back.requestMicros > 0 || back.tokenMicros > 0 || back.tokens > 0);
 }

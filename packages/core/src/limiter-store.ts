@@ -12,7 +12,13 @@ import {
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
-import { type GiveBackParts, type GiveBackWrite, giveBackUpdate, partsStillOurs } from "./allotment-updates";
+import {
+  type GiveBackParts,
+  type GiveBackWrite,
+  giveBackUpdate,
+  holdLeasesUpdate,
+  partsStillOurs,
+} from "./allotment-updates";
 import { DELIMITER } from "./ids";
 import {
   type AdmitRequest,
@@ -229,6 +235,12 @@ export class LimiterStore {
     if (!hasWork(write, parts)) return writes;
     const ours = await this.write(giveBackUpdate(this.tableName, write, parts));
     return this.noted(key, ours, writes + 1);
+  }
+
+  /** Adds leases that replace slots already held (holdLeasesUpdate); false when the item is gone. */
+  async holdLeases(write: { tenantId: string; shard: number; elements: string[]; endpoint?: string }) {
+    const outcome = await this.write(holdLeasesUpdate(this.tableName, write));
+    return outcome.ok;
   }
 
   private noted(key: string, outcome: Outcome, writes: number): number {

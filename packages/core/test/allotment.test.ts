@@ -4,6 +4,7 @@ import {
   MAX_HOLD_MICROS,
   MIN_CALLS_PER_ALLOTMENT,
   MIN_HOLD_MICROS,
+  mergeGiveBacks,
 } from "@atrium/core/allotment";
 import { gcra, type ShardLimits } from "@atrium/core/limits";
 import fc from "fast-check";
@@ -117,5 +118,37 @@ describe("Allotment", () => {
     });
     // Given back once: the allotment is spent.
     expect(a.giveBack()).toMatchObject({ requestMicros: 0, tokenMicros: 0, tokens: 0 });
+  });
+});
+
+describe("mergeGiveBacks", () => {
+  const back = (tokens: number, tatAfter: number, tokenResets = 0, month = "2026-11") => ({
+    requestMicros: 100,
+    tokenMicros: tokens * 10,
+    tokens,
+    requestResets: 0,
+    tokenResets,
+    requestMark: { tatAfter, refundedAt: tatAfter / 10 },
+    tokenMark: { tatAfter, refundedAt: tatAfter / 10 },
+    month,
+  });
+
+  it("adds up give-backs under the same guards, keeping the earliest charge's mark; others stay apart", () => {
+    const merged = mergeGiveBacks([
+      back(5, 9_000),
+      back(7, 4_000),
+      back(3, 1_000, 1),
+      back(0, 2_000, 0, "2026-10"),
+    ]);
+    expect(merged).toHaveLength(3);
+    expect(merged[0]).toMatchObject({
+      tokens: 12,
+      tokenMicros: 120,
+      requestMicros: 200,
+      tokenMark: { tatAfter: 4_000, refundedAt: 400 },
+      requestMark: { tatAfter: 4_000, refundedAt: 400 },
+    });
+    expect(merged[1]).toMatchObject({ tokens: 3, tokenResets: 1 });
+    expect(merged[2]).toMatchObject({ tokens: 0, month: "2026-10" });
   });
 });

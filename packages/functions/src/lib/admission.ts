@@ -37,6 +37,8 @@ export interface Ticket {
   allotted?: AllottedCall;
   /** It took the tenant's last slot (or its last on a contended endpoint): released before the response. */
   tight?: boolean;
+  /** A stream admitted on a slot: aborted if it could not take a lease of its own in time. */
+  streamEnds?: AbortSignal;
   reserved: number;
   /** Microseconds since the epoch: the call's duration is measured from here. */
   admittedAt: number;
@@ -83,17 +85,15 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
       );
     }
     const at = now();
-    // Buffered calls only: a streamed call's lease lasts as long as its function may run.
-    if (leaseMicros === LEASE_MICROS) {
-      const limitsOf = (shard: number) => shardLimits(whole, shard);
-      const local = await allotments.admit(tenant.id, whole, limitsOf, tokens, endpoint, at);
-      if (local) {
-        metrics.addMetric("AdmittedLocally", MetricUnit.Count, 1);
-        return {
-          ticket: { tenantId: tenant.id, reserved: tokens, admittedAt: at, allotted: local.call },
-          headers: rateLimitHeaders(local.limits, whole, local.snapshot, at),
-        };
-      }
+    const limitsOf = (shard: number) => shardLimits(whole, shard);
+    const allotted = await allotments.admit(tenant.id, whole, limitsOf, tokens, endpoint, at);
+    if (allotted) {
+      metrics.addMetric("AdmittedLocally", MetricUnit.Count, 1);
+      const { call } = allotted;
+      const ticket: Ticket = { tenantId: tenant.id, reserved: tokens, admittedAt: at, allotted: call };
+      // A stream may outlive its slot's lease: it then moves to one as long as `leaseMicros`.
+      if (leaseMicros > LEASE_MICROS) ticket.streamEnds = allotments.keepForStream(call, leaseMicros);
+      return { ticket, headers: rateLimitHeaders(allotted.limits, whole, allotted.snapshot, at) };
     }
     const shard = whole.shards > 1 ? Math.floor(Math.random() * whole.shards) : 0;
     const limits = shardLimits(whole, shard);

@@ -10,15 +10,16 @@ import {
   type AllotmentSize,
   allotmentSize,
   MIN_RATE_PER_SECOND,
+  mergeGiveBacks,
   SLOT_REUSE_MICROS,
   type Slot,
-  slotServes,
 } from "@atrium/core/allotment";
 import type { GiveBackWrite } from "@atrium/core/allotment-updates";
 import { chargeMark, type GiveBack, type LimiterSnapshot } from "@atrium/core/limiter-item";
 import type { LimiterStore } from "@atrium/core/limiter-store";
 import { gcra, monthOf, type ShardLimits, type TenantLimits } from "@atrium/core/limits";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
+import { Holding } from "./allotment-holding";
 import { logger, metrics } from "./observability";
 
 /** A call admitted from an allotment: what its settle gives back here. */
@@ -26,64 +27,16 @@ export interface AllottedCall {
   allotment: Allotment;
   slot: Slot;
   key: string;
+  /** A stream that outlived its slot's cover holds its own lease instead (see keepForStream). */
+  ownLease?: string;
+  /** Stops the timers of keepForStream. */
+  stopTimers?: () => void;
 }
 
-/** Arrivals remembered per tenant to estimate its rate here. */
-const ARRIVALS = 8;
-
-/** One tenant's (and endpoint's) allotments in this container. */
-class Holding {
-  current?: Allotment;
-  /** Earlier allotments whose calls may still settle: their unused tokens go back with the next take. */
-  retired: Allotment[] = [];
-  slots: Slot[] = [];
-  /** Calls in flight here, and the most seen at once since the last take: the slots the next take wants. */
-  inFlight = 0;
-  peak = 0;
-  largestReservation = 0;
-  snapshot?: LimiterSnapshot;
-  /** The shard's limits as the last call here saw them: a renewal off the call's path takes with them. */
-  limits?: ShardLimits;
-  renewing?: Promise<void>;
-  /** After a refused take, single admissions until then. */
-  pausedUntil = 0;
-  private readonly arrivals: number[] = [];
-
-  constructor(
-    readonly tenantId: string,
-    readonly shard: number,
-    readonly endpoint: string | undefined,
-  ) {}
-
-  arrived(at: number, tokens: number): void {
-    this.arrivals.push(at);
-    if (this.arrivals.length > ARRIVALS) this.arrivals.shift();
-    this.largestReservation = Math.max(this.largestReservation, tokens);
-  }
-
-  /** Calls per second here, over the last few arrivals; 0 until there are enough. */
-  rate(): number {
-    const first = this.arrivals[0];
-    const last = this.arrivals[this.arrivals.length - 1];
-    if (this.arrivals.length < ARRIVALS || first === undefined || last === undefined || last <= first)
-      return 0;
-    return ((this.arrivals.length - 1) * 1e6) / (last - first);
-  }
-
-  freeSlot(now: number, callLeaseMicros: number): Slot | undefined {
-    return this.slots.find((slot) => slotServes(slot, now, callLeaseMicros));
-  }
-
-  /** Slots that will still serve new calls when a take made now ends its hold. */
-  servingSlots(until: number, callLeaseMicros: number): number {
-    return this.slots.filter((slot) => slot.expiry - until >= callLeaseMicros).length;
-  }
-
-  /** Slots no new call can use and none is running on: to release. */
-  spentSlots(now: number, callLeaseMicros: number): Slot[] {
-    return this.slots.filter((slot) => !slot.busy && slot.expiry - now < callLeaseMicros);
-  }
-}
+/** A stream still running this long before its slot's lease ends moves to a lease of its own. */
+const MOVE_BEFORE_MS = 10_000;
+/** A stream that could not move ends this long before its slot's lease ends, settling in time. */
+const END_BEFORE_MS = 3_000;
 
 export interface AllotmentDeps {
   storeFor: (tenantId: string) => LimiterStore;
@@ -138,6 +91,7 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       }
       call = local(holding, tokens, now);
     }
+    call ??= await onFreeSlot(holding, limits, tokens, now);
     if (!call || !holding.snapshot) return undefined;
     return { call, snapshot: holding.snapshot, limits };
   }
@@ -159,6 +113,29 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
   }
 
   /**
+   * A call the allotment cannot serve (spent, or its renewal refused or on its way) while a slot here
+   * is free: the call runs on that slot, and takes only its request and tokens in one write, an
+   * allotment of one with no hold, whose unused tokens go back with the next take. Without this, the
+   * call would take a lease of its own beside an idle slot, and a tenant near its concurrency limit
+   * would be refused while it has fewer calls in flight than the limit.
+   */
+  async function onFreeSlot(holding: Holding, limits: ShardLimits, tokens: number, now: number) {
+    const slot = holding.freeSlot(now, callLeaseMicros);
+    if (!slot) return undefined;
+    // Kept for this call while its write is on its way.
+    slot.busy = true;
+    const taken = await takeAllotment(holding, limits, { requests: 1, tokens, holdMicros: 0 }, 0, now, []);
+    if (!taken) {
+      slot.busy = false;
+      return undefined;
+    }
+    holding.retired.push(taken.allotment);
+    taken.allotment.take(tokens);
+    holding.inFlight += 1;
+    return { allotment: taken.allotment, slot, key: keyOf(holding) };
+  }
+
+  /**
    * Takes the next allotment, giving back what the last ones left unused in the same write. A
    * refusal pauses allotments for the hold (single admissions meanwhile name the exact refusal).
    */
@@ -175,7 +152,27 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
     const until = now + size.holdMicros;
     const wanted = Math.min(limits.concurrency, Math.max(1, holding.peak));
     const slots = Math.max(0, wanted - holding.servingSlots(until, callLeaseMicros));
-    const returned = giveBacks(holding);
+    const taken = await takeAllotment(holding, limits, size, slots, now, giveBacks(holding));
+    if (!taken) {
+      holding.pausedUntil = until;
+      return;
+    }
+    metrics.addMetric("AllotmentsTaken", MetricUnit.Count, 1);
+    holding.peak = holding.inFlight;
+    holding.current = taken.allotment;
+    const expiry = now + callLeaseMicros + SLOT_REUSE_MICROS;
+    for (const element of taken.elements) holding.slots.push({ element, expiry, busy: false });
+  }
+
+  /** One take (the admission write) and the allotment it gives; undefined when refused or failed. */
+  async function takeAllotment(
+    holding: Holding,
+    limits: ShardLimits,
+    size: AllotmentSize,
+    slots: number,
+    now: number,
+    returned: GiveBack[],
+  ): Promise<{ allotment: Allotment; elements: string[] } | undefined> {
     const [first, ...others] = returned;
     const store = storeFor(holding.tenantId);
     let admission: Awaited<ReturnType<LimiterStore["admit"]>>;
@@ -202,21 +199,18 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
     } catch (err) {
       // The limiter is unreachable: single admissions apply the tier's fail mode.
       logger.warn("allotment take failed", { error: (err as Error).name });
-      holding.pausedUntil = until;
-      return;
+      return undefined;
     }
     metrics.addMetric("LimiterWrites", MetricUnit.Count, admission.writes);
     holding.snapshot = admission.snapshot;
     if (!admission.admitted) {
-      holding.pausedUntil = until;
+      // The item is gone (an erase): this container forgets the tenant.
       if (!admission.snapshot.leases.length && admission.reason === "contention")
         holdings.delete(keyOf(holding));
-      return;
+      return undefined;
     }
-    metrics.addMetric("AllotmentsTaken", MetricUnit.Count, 1);
-    holding.peak = holding.inFlight;
     const after = admission.snapshot;
-    holding.current = new Allotment(holding.shard, monthOf(now), until, size, {
+    const allotment = new Allotment(holding.shard, monthOf(now), now + size.holdMicros, size, {
       requestInterval: gcra(limits.requestsPerMinute, limits.burst).interval,
       tokenInterval: gcra(limits.tokensPerMinute).interval,
       requestResets: after.requestResets,
@@ -224,8 +218,7 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       requestMark: chargeMark(after.requestTat, after.requestRefunded),
       tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
     });
-    const expiry = now + callLeaseMicros + SLOT_REUSE_MICROS;
-    for (const element of admission.elements) holding.slots.push({ element, expiry, busy: false });
+    return { allotment, elements: admission.elements };
   }
 
   /** The unused capacity of the current and retired allotments, merged where their guards agree. */
@@ -233,22 +226,7 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
     const spent = [...holding.retired, ...(holding.current ? [holding.current] : [])];
     holding.retired = spent.filter((allotment) => allotment.busy);
     holding.current = undefined;
-    const merged: GiveBack[] = [];
-    for (const back of spent.map((allotment) => allotment.giveBack())) {
-      const same = merged.find(
-        (other) =>
-          other.month === back.month &&
-          other.requestResets === back.requestResets &&
-          other.tokenResets === back.tokenResets,
-      );
-      if (!same) merged.push(back);
-      else {
-        same.requestMicros += back.requestMicros;
-        same.tokenMicros += back.tokenMicros;
-        same.tokens += back.tokens;
-      }
-    }
-    return merged.filter((back) => back.requestMicros > 0 || back.tokenMicros > 0 || back.tokens > 0);
+    return mergeGiveBacks(spent.map((allotment) => allotment.giveBack()));
   }
 
   function giveBackWrite(
@@ -290,25 +268,71 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
    */
   function settle(call: AllottedCall, reserved: number, used: number): () => Promise<void> {
     const holding = holdings.get(call.key);
+    call.stopTimers?.();
     call.allotment.settle(reserved, used);
     call.slot.busy = false;
     if (!holding) return async () => {};
     holding.inFlight -= 1;
     return async () => {
       const at = Date.now() * 1000;
+      if (call.ownLease) await release(holding, [{ element: call.ownLease, expiry: 0, busy: false }], at);
       await release(holding, holding.spentSlots(at, callLeaseMicros), at);
+      // Renewed here, off the calls' path, when the next call is likely to find it spent or ended.
       const current = holding.current;
+      const nextCallIn = 1.5e6 / Math.max(holding.rate(), 1e-6);
       const runningOut =
-        current &&
-        (current.requestsLeft < current.size.requests / 4 ||
-          current.until - at < current.size.holdMicros / 4);
+        current && (current.requestsLeft < current.size.requests / 4 || current.until - at < nextCallIn);
       if (runningOut && !holding.renewing && at >= holding.pausedUntil && holding.limits) {
         await renew(holding, holding.limits, at);
       }
     };
   }
 
+  /**
+   * A stream admitted on a slot may run longer than the slot's lease (a call's 60 s at least). Before
+   * that lease ends, the stream takes a lease of its own (`leaseMicros`, added before its slot goes,
+   * so it is never counted less than once); if it cannot, the returned signal aborts it in time to
+   * settle while its slot still counts it. Streams that end sooner cost no write for this.
+   */
+  function keepForStream(call: AllottedCall, leaseMicros: number): AbortSignal {
+    const lost = new AbortController();
+    const holding = holdings.get(call.key);
+    const coverMs = (call.slot.expiry - Date.now() * 1000) / 1000;
+    const move = setTimeout(async () => {
+      if (!holding) return;
+      const element = `${Date.now() * 1000 + leaseMicros}:${randomUUID()}`;
+      try {
+        const held = await storeFor(holding.tenantId).holdLeases({
+          tenantId: holding.tenantId,
+          shard: holding.shard,
+          elements: [element],
+          ...(holding.endpoint ? { endpoint: holding.endpoint } : {}),
+        });
+        if (!held) return;
+        call.ownLease = element;
+        clearTimeout(end);
+        // The slot served its last call: released now, never reused.
+        const slot = call.slot;
+        slot.expiry = 0;
+        slot.busy = false;
+        await release(holding, [slot], Date.now() * 1000);
+      } catch (err) {
+        logger.warn("a stream's own lease could not be taken; it ends before its slot's lease", {
+          error: (err as Error).name,
+        });
+      }
+    }, coverMs - MOVE_BEFORE_MS);
+    const end = setTimeout(() => lost.abort(), coverMs - END_BEFORE_MS);
+    move.unref?.();
+    end.unref?.();
+    call.stopTimers = () => {
+      clearTimeout(move);
+      clearTimeout(end);
+    };
+    return lost.signal;
+  }
+
   const keyOf = (holding: Holding) => `${holding.tenantId}@${holding.endpoint ?? ""}`;
 
-  return { admit, settle };
+  return { admit, settle, keepForStream };
 }

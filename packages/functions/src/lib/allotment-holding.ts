@@ -1,0 +1,64 @@
+/**
+ * What one container holds of a tenant's capacity (per endpoint): its allotments, its slots, its calls
+ * in flight, and the tenant's rate here (docs/adr/0004-exact-limits.md, "Allotments").
+ */
+import { type Allotment, type Slot, slotServes } from "@atrium/core/allotment";
+import type { LimiterSnapshot } from "@atrium/core/limiter-item";
+import type { ShardLimits } from "@atrium/core/limits";
+
+/** Arrivals remembered per tenant to estimate its rate here. */
+const ARRIVALS = 4;
+
+/** One tenant's (and endpoint's) allotments in this container. */
+export class Holding {
+  current?: Allotment;
+  /** Earlier allotments whose calls may still settle: their unused tokens go back with the next take. */
+  retired: Allotment[] = [];
+  slots: Slot[] = [];
+  /** Calls in flight here, and the most seen at once since the last take: the slots the next take wants. */
+  inFlight = 0;
+  peak = 0;
+  largestReservation = 0;
+  snapshot?: LimiterSnapshot;
+  /** The shard's limits as the last call here saw them: a renewal off the call's path takes with them. */
+  limits?: ShardLimits;
+  renewing?: Promise<void>;
+  /** After a refused take, single admissions until then. */
+  pausedUntil = 0;
+  private readonly arrivals: number[] = [];
+
+  constructor(
+    readonly tenantId: string,
+    readonly shard: number,
+    readonly endpoint: string | undefined,
+  ) {}
+
+  arrived(at: number, tokens: number): void {
+    this.arrivals.push(at);
+    if (this.arrivals.length > ARRIVALS) this.arrivals.shift();
+    this.largestReservation = Math.max(this.largestReservation, tokens);
+  }
+
+  /** Calls per second here, over the last few arrivals; 0 until there are enough. */
+  rate(): number {
+    const first = this.arrivals[0];
+    const last = this.arrivals[this.arrivals.length - 1];
+    if (this.arrivals.length < ARRIVALS || first === undefined || last === undefined || last <= first)
+      return 0;
+    return ((this.arrivals.length - 1) * 1e6) / (last - first);
+  }
+
+  freeSlot(now: number, callLeaseMicros: number): Slot | undefined {
+    return this.slots.find((slot) => slotServes(slot, now, callLeaseMicros));
+  }
+
+  /** Slots that will still serve new calls when a take made now ends its hold. */
+  servingSlots(until: number, callLeaseMicros: number): number {
+    return this.slots.filter((slot) => slot.expiry - until >= callLeaseMicros).length;
+  }
+
+  /** Slots no new call can use and none is running on: to release. */
+  spentSlots(now: number, callLeaseMicros: number): Slot[] {
+    return this.slots.filter((slot) => !slot.busy && slot.expiry - now < callLeaseMicros);
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * A stream admitted on an allotment's slot (docs/adr/0004-exact-limits.md, "Allotments"), with the
+ * container's allotments over the local DynamoDB: before the slot's lease ends, the stream takes a
+ * lease of its own and the slot goes; if it cannot, the stream is told to end while its slot still
+ * counts it. The slot's lease is 70 s; these tests move its end near (what the passing of a minute
+ * would do) rather than wait for it.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import { eraseTenantPartition } from "@atrium/core/erase";
+import { LimiterStore } from "@atrium/core/limiter-store";
+import { shardLimits, type TenantLimits } from "@atrium/core/limits";
+import { LimiterTable } from "@atrium/core/tables";
+import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createAllotments } from "../../packages/functions/src/lib/allotments";
+import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
+
+const TABLE = uniqueTableName("atrium-test-allotment-streams");
+const SECOND = 1_000_000;
+const CALL_LEASE = 60 * SECOND;
+const STREAM_LEASE = 16 * 60 * SECOND;
+let dynamo: LocalDynamo;
+let db: DynamoDBDocumentClient;
+let tenantCounter = 0;
+
+beforeAll(async () => {
+  dynamo = sharedDynamo();
+  await ensureTable(localDynamoClient(dynamo.url), TABLE, LimiterTable);
+  db = DynamoDBDocumentClient.from(localDynamoClient(dynamo.url));
+});
+afterAll(() => dynamo?.close());
+
+const whole: TenantLimits = {
+  shards: 1,
+  requestsPerMinute: 60_000,
+  burst: 60_000,
+  tokensPerMinute: 10_000_000,
+  concurrency: 50,
+  monthlyTokens: 1e12,
+};
+
+/** A container's allotments for a fresh tenant, warmed until a call is admitted from one. */
+async function streamOnSlot() {
+  const tenantId = `tn-stream-slot-${++tenantCounter}`;
+  const store = new LimiterStore(db, TABLE);
+  const allotments = createAllotments({ storeFor: () => store, callLeaseMicros: CALL_LEASE });
+  const start = Date.now() * 1000;
+  const admit = (i: number) =>
+    allotments.admit(
+      tenantId,
+      whole,
+      (shard) => shardLimits(whole, shard),
+      100,
+      undefined,
+      start + i * 10_000,
+    );
+  // Arrivals 10 ms apart give the rate; from the fifth on, calls are admitted from an allotment.
+  for (let i = 0; i < 8; i++) await admit(i);
+  const admitted = await admit(8);
+  if (!admitted) throw new Error("expected a call admitted from an allotment");
+  return { tenantId, store, allotments, call: admitted.call };
+}
+
+describe("a stream on an allotment's slot", () => {
+  it("takes a lease of its own before its slot's lease ends; the slot goes, and the lease at its settle", async () => {
+    const { tenantId, store, allotments, call } = await streamOnSlot();
+    const slot = call.slot.element;
+    // The slot's lease 5 s from its end: the move is due at once, the end in 2 s.
+    call.slot.expiry = Date.now() * 1000 + 5 * SECOND;
+    const ends = allotments.keepForStream(call, STREAM_LEASE);
+    await expect.poll(() => call.ownLease, { interval: 20, timeout: 10_000 }).toBeDefined();
+    await expect.poll(async () => (await store.read(tenantId, 0)).leases.includes(slot)).toBe(false);
+    const leases = (await store.read(tenantId, 0)).leases;
+    expect(leases).toContain(call.ownLease);
+    await sleep(2_500);
+    expect(ends.aborted).toBe(false);
+
+    await allotments.settle(call, 100, 40)();
+    expect((await store.read(tenantId, 0)).leases).not.toContain(call.ownLease);
+  });
+
+  it("is told to end before its slot's lease ends when it cannot take its own (the tenant erased)", async () => {
+    const { tenantId, store, allotments, call } = await streamOnSlot();
+    await eraseTenantPartition({ db, tableName: TABLE }, tenantId);
+    call.slot.expiry = Date.now() * 1000 + 5 * SECOND;
+    const ends = allotments.keepForStream(call, STREAM_LEASE);
+    await expect.poll(() => ends.aborted, { interval: 50, timeout: 10_000 }).toBe(true);
+    expect(call.ownLease).toBeUndefined();
+    // Nothing re-created the erased item.
+    expect((await store.read(tenantId, 0)).leases).toEqual([]);
+  });
+});
