@@ -55,7 +55,7 @@ async function streamOnSlot() {
       undefined,
       start + i * 10_000,
     );
-  // Arrivals 10 ms apart give the rate; from the fifth on, calls are admitted from an allotment.
+  // Eight arrivals 10 ms apart give the rate; the ninth takes an allotment and is admitted from it.
   for (let i = 0; i < 8; i++) await admit(i);
   const admitted = await admit(8);
   if (!admitted) throw new Error("expected a call admitted from an allotment");

@@ -7,7 +7,7 @@ import type { LimiterSnapshot } from "@atrium/core/limiter-item";
 import type { ShardLimits } from "@atrium/core/limits";
 
 /** Arrivals remembered per tenant to estimate its rate here. */
-const ARRIVALS = 4;
+const ARRIVALS = 8;
 
 /** One tenant's (and endpoint's) allotments in this container. */
 export class Holding {
@@ -25,6 +25,8 @@ export class Holding {
   renewing?: Promise<void>;
   /** After a refused take, single admissions until then. */
   pausedUntil = 0;
+  /** Gives everything back once the tenant has gone quiet here (see createAllotments). */
+  quiet?: ReturnType<typeof setTimeout>;
   private readonly arrivals: number[] = [];
 
   constructor(

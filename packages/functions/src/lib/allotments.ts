@@ -33,6 +33,8 @@ export interface AllottedCall {
   stopTimers?: () => void;
 }
 
+/** A tenant with no call here this long after its allotment's hold ended has gone quiet. */
+const QUIET_MS = 1_000;
 /** A stream still running this long before its slot's lease ends moves to a lease of its own. */
 const MOVE_BEFORE_MS = 10_000;
 /** A stream that could not move ends this long before its slot's lease ends, settling in time. */
@@ -285,7 +287,40 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       if (runningOut && !holding.renewing && at >= holding.pausedUntil && holding.limits) {
         await renew(holding, holding.limits, at);
       }
+      whenQuiet(holding);
     };
+  }
+
+  /**
+   * Once the tenant has gone quiet here (no call in flight, none since its allotment's hold ended),
+   * everything goes back in one write: unused requests and tokens, and the free slots. A process that
+   * keeps running (the local platform, a Lambda container thawed for another call) does it about a
+   * second after the last call; a container frozen for good keeps what ADR 0004 bounds.
+   */
+  function whenQuiet(holding: Holding): void {
+    clearTimeout(holding.quiet);
+    const holdLeftMs = Math.max(0, (holding.current?.until ?? 0) / 1000 - Date.now());
+    holding.quiet = setTimeout(() => void returnAll(holding), holdLeftMs + QUIET_MS);
+    holding.quiet.unref?.();
+  }
+
+  async function returnAll(holding: Holding): Promise<void> {
+    if (holding.inFlight > 0 || holding.renewing) return;
+    const at = Date.now() * 1000;
+    const [first, ...others] = giveBacks(holding);
+    const free = holding.slots.filter((slot) => !slot.busy);
+    holding.slots = holding.slots.filter((slot) => slot.busy);
+    const store = storeFor(holding.tenantId);
+    try {
+      let writes = 0;
+      const elements = free.map((slot) => slot.element);
+      writes += await store.giveBack(giveBackWrite(holding, first, elements, at));
+      for (const back of others) writes += await store.giveBack(giveBackWrite(holding, back, [], at));
+      metrics.addMetric("LimiterWrites", MetricUnit.Count, writes);
+    } catch (err) {
+      // What was not given back stays charged (refused early, never admitted more); slots expire.
+      logger.warn("giving back a quiet tenant's allotment failed", { error: (err as Error).name });
+    }
   }
 
   /**
