@@ -8,28 +8,24 @@
  * .atrium/bench/request-path.json. A benchmark, not a test: figures vary with the machine.
  * Settings: BENCH_SECONDS per measurement (default 3), BENCH_ROUNDS (2), BENCH_REFUSED_CALLS (50).
  */
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rm } from "node:fs/promises";
 import {
   type CountingProxyProcess,
   type LoadResult,
   percentile,
   startCountingProxyProcess,
   startLoadClient,
-  startModelContainer,
 } from "./bench/load";
 import { describeMachine, fixed, machine, QUICK, setting, writeBenchJson } from "./bench/output";
 import {
   atriumTarget,
   benchTenant,
   containerTarget,
-  ENDPOINT,
   emulatorTarget,
   PATHS,
   type Path,
+  startBenchPlatform,
   type Target,
-  writeBenchConfig,
 } from "./bench/targets";
 import { countsBetween, type DynamoCounts } from "./dynamodb-counting-proxy";
 
@@ -47,20 +43,16 @@ const TARGET_CALLS_PER_S = 600;
 const TARGET_ADDED_P50_MS = 2;
 
 const machineBefore = machine();
-const container = await startModelContainer(ENDPOINT);
-const dataDir = await mkdtemp(join(tmpdir(), "atrium-bench-path-"));
 let proxy: CountingProxyProcess | undefined;
-const base = await readFile(join(REPO_ROOT, "config", "local.json"), "utf8");
-const platform = await startPlatform({
-  port: 0,
-  dataDir,
-  ephemeral: true,
-  configFile: await writeBenchConfig(base, dataDir, container.url),
-  interposeDynamodb: async (url) => {
+const { container, dataDir, platform } = await startBenchPlatform(
+  startPlatform,
+  REPO_ROOT,
+  "atrium-bench-path-",
+  async (url) => {
     proxy = await startCountingProxyProcess(url);
     return proxy.url;
   },
-});
+);
 const client = startLoadClient();
 const counts = async (): Promise<DynamoCounts> =>
   (await proxy?.snapshot()) ?? { total: { reads: 0, writes: 0 }, byTable: {}, byOperation: {} };

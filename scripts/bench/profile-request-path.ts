@@ -9,15 +9,14 @@
  * Settings: BENCH_SECONDS per measurement (default 5).
  */
 import diagnostics from "node:diagnostics_channel";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import type { ClientRequest } from "node:http";
 import { Session } from "node:inspector/promises";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { percentile, startLoadClient, startModelContainer } from "./load";
+import { percentile, startLoadClient } from "./load";
 import { fixed, setting } from "./output";
 import { cpuByRole } from "./process-cpu";
-import { atriumTarget, benchTenant, ENDPOINT, emulatorTarget, writeBenchConfig } from "./targets";
+import { atriumTarget, benchTenant, emulatorTarget, startBenchPlatform } from "./targets";
 
 process.env.POWERTOOLS_LOG_LEVEL ??= "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED ??= "true";
@@ -45,15 +44,11 @@ diagnostics.subscribe("http.client.response.finish", (message) => {
   hops.set(port, times);
 });
 
-const container = await startModelContainer(ENDPOINT);
-const dataDir = await mkdtemp(join(tmpdir(), "atrium-profile-"));
-const base = await readFile(join(REPO_ROOT, "config", "local.json"), "utf8");
-const platform = await startPlatform({
-  port: 0,
-  dataDir,
-  ephemeral: true,
-  configFile: await writeBenchConfig(base, dataDir, container.url),
-});
+const { container, dataDir, platform } = await startBenchPlatform(
+  startPlatform,
+  REPO_ROOT,
+  "atrium-profile-",
+);
 const peers: Record<string, string> = {
   [new URL(platform.dynamodbUrl).port]: "DynamoDB",
   [new URL(platform.sagemakerUrl).port]: "SageMaker emulator",

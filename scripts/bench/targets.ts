@@ -2,13 +2,14 @@
  * The request-path benchmark's three ways to reach one model container, each a request the load
  * client repeats: the container itself, the SageMaker emulator's InvokeEndpoint, and Atrium.
  */
-import { writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvokeEndpointCommand, SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { generateApiKey } from "../../packages/core/src/api-key";
 import { newTenant } from "../../packages/core/src/tenant";
-import type { Platform } from "../../packages/local/src/platform";
-import type { LoadJob } from "./load";
+import type { Platform, PlatformOptions } from "../../packages/local/src/platform";
+import { type LoadJob, startModelContainer } from "./load";
 
 export const MODEL = "bench-container";
 export const ENDPOINT = "atrium-shared-bench-container";
@@ -102,4 +103,27 @@ export async function emulatorTarget(platform: Platform): Promise<Target> {
   }
   if (!headers.authorization) throw new Error("the SDK's signed InvokeEndpoint request was not captured");
   return { url: `${platform.sagemakerUrl}/endpoints/${ENDPOINT}/invocations`, headers, body: modelBody };
+}
+
+/**
+ * The model container and a platform in front of it, as the request-path benchmarks run them. `start`
+ * is the platform's startPlatform, imported by the caller once its environment is set.
+ */
+export async function startBenchPlatform(
+  start: (options: PlatformOptions) => Promise<Platform>,
+  repoRoot: string,
+  dataDirPrefix: string,
+  interposeDynamodb?: PlatformOptions["interposeDynamodb"],
+) {
+  const container = await startModelContainer(ENDPOINT);
+  const dataDir = await mkdtemp(join(tmpdir(), dataDirPrefix));
+  const base = await readFile(join(repoRoot, "config", "local.json"), "utf8");
+  const platform = await start({
+    port: 0,
+    dataDir,
+    ephemeral: true,
+    configFile: await writeBenchConfig(base, dataDir, container.url),
+    ...(interposeDynamodb ? { interposeDynamodb } : {}),
+  });
+  return { container, dataDir, platform };
 }

@@ -35,6 +35,24 @@ afterAll(() => dynamo?.close());
 const container = () =>
   new LimiterStore(DynamoDBDocumentClient.from(localDynamoClient(dynamo.url, { maxAttempts: 10 })), TABLE);
 
+/** A call's admission request: a lease far longer than any step here, so none expires. */
+const admitRequest = (
+  tenantId: string,
+  limits: ShardLimits,
+  now: number,
+  tokens: number,
+  extra: Partial<AdmitRequest> = {},
+): AdmitRequest => ({
+  tenantId,
+  shard: 0,
+  limits,
+  now,
+  tokens,
+  leaseId: randomUUID(),
+  leaseMicros: 600 * SECOND,
+  ...extra,
+});
+
 /** One admitted call: when it was admitted and the tokens it used. */
 interface Use {
   at: number;
@@ -134,23 +152,13 @@ describe("allotments and refunds, mixed with single admissions", () => {
             const pending: { store: LimiterStore; lease: Lease; used: number }[] = [];
             const uses: Use[] = [];
             let now = T0;
-            const admitRequest = (tokens: number, extra: Partial<AdmitRequest> = {}): AdmitRequest => ({
-              tenantId,
-              shard: 0,
-              limits,
-              now,
-              tokens,
-              leaseId: randomUUID(),
-              leaseMicros: 600 * SECOND,
-              ...extra,
-            });
 
             for (const s of run) {
               now += s.advance;
               const store = stores[s.container] as LimiterStore;
               const allotment = held[s.container];
               if (s.kind === "single") {
-                const admission = await store.admit(admitRequest(s.tokens));
+                const admission = await store.admit(admitRequest(tenantId, limits, now, s.tokens));
                 if (admission.admitted) {
                   const used = Math.floor(s.tokens * s.usedShare);
                   uses.push({ at: now, tokens: used });
@@ -159,7 +167,7 @@ describe("allotments and refunds, mixed with single admissions", () => {
               } else if (s.kind === "flood") {
                 // Calls using all they reserve, until one is refused: this is what finds any excess.
                 for (let i = 0; i < 40; i++) {
-                  const admission = await store.admit(admitRequest(s.tokens));
+                  const admission = await store.admit(admitRequest(tenantId, limits, now, s.tokens));
                   if (!admission.admitted) break;
                   uses.push({ at: now, tokens: s.tokens });
                   pending.push({ store, lease: admission.lease, used: s.tokens });
@@ -175,7 +183,7 @@ describe("allotments and refunds, mixed with single admissions", () => {
                 const holdMicros = Math.round(s.holdShare * Math.min(2 * SECOND, window / 2));
                 const giveBack = allotment?.giveBack();
                 const admission = await store.admit(
-                  admitRequest(s.requests * s.tokens, {
+                  admitRequest(tenantId, limits, now, s.requests * s.tokens, {
                     allotment: {
                       requests: s.requests,
                       slots: 0,
@@ -257,15 +265,7 @@ describe("refunds", () => {
       concurrency: 1000,
       monthlyTokens: 1_000_000_000,
     };
-    const request = (now: number, tokens: number): AdmitRequest => ({
-      tenantId,
-      shard: 0,
-      limits,
-      now,
-      tokens,
-      leaseId: randomUUID(),
-      leaseMicros: 600 * SECOND,
-    });
+    const request = (now: number, tokens: number) => admitRequest(tenantId, limits, now, tokens);
     // 3,000 tokens reserved at T0 (the TAT runs 30 s ahead); a second later 100 more land behind them.
     const early = await container().admit(request(T0, 3000));
     expect((await container().admit(request(T0 + SECOND, 100))).admitted).toBe(true);
