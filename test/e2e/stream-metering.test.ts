@@ -138,7 +138,8 @@ describe("a stream that fails midway", () => {
       stream: true,
     });
     expect(response.status).toBe(502);
-    // Refunded before the answer left: the usage is final already.
+    // Refunded once the answer has left (ADR 0004, "Settle off the path"): nothing charged, no slot held.
+    await platform.gateway.idle();
     expect(await usageOf(platform, tenant.apiKey)).toEqual({ tokensUsed: 0, inFlight: 0 });
   });
 });
