@@ -47,10 +47,12 @@ export async function usageOf(
 }
 
 /**
- * Tokens used once every call in flight has settled: a stream settles after its last byte, so a
- * read just after it may still count its reservation.
+ * Tokens used once every call in flight has settled: a call settles (and records its ledger entry)
+ * after its response, so a read just after it may still count its reservation.
  */
 export async function settledUsageOf(platform: Platform, apiKey: string): Promise<number> {
+  // Every function answered so far has returned: its settle and ledger record are written.
+  await platform.gateway.idle();
   await expect.poll(async () => (await usageOf(platform, apiKey)).inFlight, { interval: 20 }).toBe(0);
   return (await usageOf(platform, apiKey)).tokensUsed;
 }
