@@ -3,7 +3,7 @@
  * container's allotments over the local DynamoDB: before the slot's lease ends, the stream takes a
  * lease of its own and the slot goes; if it cannot, the stream is told to end while its slot still
  * counts it. The slot's lease is 70 s; these tests move its end near (what the passing of a minute
- * would do) rather than wait for it.
+ * would do) rather than wait for it. And the container's memory of tenants stays bounded.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { eraseTenantPartition } from "@atrium/core/erase";
@@ -61,6 +61,27 @@ async function streamOnSlot() {
   if (!admitted) throw new Error("expected a call admitted from an allotment");
   return { tenantId, store, allotments, call: admitted.call };
 }
+
+describe("a container's memory of tenants", () => {
+  it("stays bounded: tenants seen once, holding nothing, are forgotten first", async () => {
+    const store = new LimiterStore(db, TABLE);
+    const allotments = createAllotments({ storeFor: () => store, callLeaseMicros: CALL_LEASE });
+    const now = Date.now() * 1000;
+    for (let i = 0; i < 1500; i++) {
+      // One call each: no rate, so no allotment and no write; the call is admitted on its own.
+      const admitted = await allotments.admit(
+        `tn-once-${i}`,
+        whole,
+        (shard) => shardLimits(whole, shard),
+        10,
+        undefined,
+        now,
+      );
+      expect(admitted).toBeUndefined();
+    }
+    expect(allotments.remembered()).toBe(1000);
+  });
+});
 
 describe("a stream on an allotment's slot", () => {
   it("takes a lease of its own before its slot's lease ends; the slot goes, and the lease at its settle", async () => {

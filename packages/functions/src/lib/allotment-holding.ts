@@ -35,6 +35,17 @@ export class Holding {
     readonly endpoint: string | undefined,
   ) {}
 
+  /** Nothing taken and nothing running: the container may forget this tenant. */
+  holdsNothing(): boolean {
+    return (
+      this.inFlight === 0 &&
+      !this.renewing &&
+      !this.current &&
+      this.retired.length === 0 &&
+      this.slots.length === 0
+    );
+  }
+
   arrived(at: number, tokens: number): void {
     this.arrivals.push(at);
     if (this.arrivals.length > ARRIVALS) this.arrivals.shift();

@@ -33,6 +33,8 @@ export interface AllottedCall {
   stopTimers?: () => void;
 }
 
+/** Tenants (per endpoint) a container remembers; those holding nothing are forgotten first. */
+const MAX_HOLDINGS = 1000;
 /** A tenant with no call here this long after its allotment's hold ended has gone quiet. */
 const QUIET_MS = 1_000;
 /** A stream still running this long before its slot's lease ends moves to a lease of its own. */
@@ -55,9 +57,20 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
     if (!holding) {
       const shard = whole.shards > 1 ? Math.floor(Math.random() * whole.shards) : 0;
       holding = new Holding(tenantId, shard, endpoint);
-      holdings.set(key, holding);
     }
+    // Re-inserting keeps the map in least-recently-seen order; tenants holding nothing are forgotten first.
+    holdings.delete(key);
+    holdings.set(key, holding);
+    if (holdings.size > MAX_HOLDINGS) forgetIdle();
     return holding;
+  }
+
+  /** Forgets the least recently seen tenants that hold nothing here, down to MAX_HOLDINGS. */
+  function forgetIdle(): void {
+    for (const [key, holding] of holdings) {
+      if (holdings.size <= MAX_HOLDINGS) return;
+      if (holding.holdsNothing()) holdings.delete(key);
+    }
   }
 
   /**
@@ -369,5 +382,8 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
 
   const keyOf = (holding: Holding) => `${holding.tenantId}@${holding.endpoint ?? ""}`;
 
-  return { admit, settle, keepForStream };
+  /** How many tenants (per endpoint) this container remembers. */
+  const remembered = () => holdings.size;
+
+  return { admit, settle, keepForStream, remembered };
 }
