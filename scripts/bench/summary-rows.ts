@@ -102,25 +102,27 @@ export const summaries: Record<string, (json: unknown) => Row[]> = {
   },
   bundles(json) {
     const source = at(json, "reused") === true ? "reused" : "synthesised";
+    const atMost = (
+      figure: string,
+      measured: string,
+      limitName: string,
+      showLimit: (limit: number) => string,
+      showValue: (value: number) => string = showLimit,
+    ): Row => {
+      const value = num(json, "summary", measured);
+      const limit = num(json, "limits", limitName);
+      return { figure, value: showValue(value), target: `<= ${showLimit(limit)}`, met: value <= limit };
+    };
     return [
-      {
-        figure: `largest bundle (of ${num(json, "summary", "bundles")}, ${source})`,
-        value: kib(num(json, "summary", "largestBytes")),
-        target: "<= 250.0 KiB",
-        met: num(json, "summary", "largestBytes") <= num(json, "limits", "MAX_BUNDLE_BYTES"),
-      },
-      {
-        figure: "authorizer bundle",
-        value: kib(num(json, "summary", "authorizerBytes")),
-        target: "<= 100.0 KiB",
-        met: num(json, "summary", "authorizerBytes") <= num(json, "limits", "MAX_AUTHORIZER_BYTES"),
-      },
-      {
-        figure: "slowest import, CPU p50",
-        value: ms(num(json, "summary", "slowestImportCpuMs")),
-        target: "<= 100 ms",
-        met: num(json, "summary", "slowestImportCpuMs") <= num(json, "limits", "MAX_IMPORT_MS"),
-      },
+      // The targets read the limits the bundles were measured against, not copies of them.
+      atMost(
+        `largest bundle (of ${num(json, "summary", "bundles")}, ${source})`,
+        "largestBytes",
+        "MAX_BUNDLE_BYTES",
+        kib,
+      ),
+      atMost("authorizer bundle", "authorizerBytes", "MAX_AUTHORIZER_BYTES", kib),
+      atMost("slowest import, CPU p50", "slowestImportCpuMs", "MAX_IMPORT_MS", (v) => `${v} ms`, ms),
       {
         figure: "bundles above a limit",
         value: String(num(json, "summary", "over")),
