@@ -10,7 +10,7 @@ import type { Ticket } from "./admission";
 import { type ApiContext, apiResponses, stoppedEarly } from "./api-responses";
 import type { CallRouting } from "./endpoint-routing";
 import { logger, metrics, tenantMetrics } from "./observability";
-import { settleCalls } from "./settle-calls";
+import { type Later, settleCalls } from "./settle-calls";
 import { loadTenant } from "./tenant-cache";
 import { functionTimeoutSeconds, STOP_EARLY_MS, WIND_UP_MS } from "./timeouts";
 
@@ -36,7 +36,7 @@ export interface TenantContext extends ApiContext {
   /** Aborted when a stream must end (an error event) to settle before the function's timeout. */
   streamDeadline: AbortSignal;
   /** Runs work once the response has been sent; only functions whose response streams have it. */
-  later?: (work: () => Promise<void>) => void;
+  later?: Later;
 }
 
 type Event = APIGatewayProxyEvent;
