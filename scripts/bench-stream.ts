@@ -7,6 +7,12 @@
  * share, as x-atrium-overhead-ms reports it), the gaps between content chunks as the client sees them,
  * and the share of streams whose first content chunk arrived before the model could have produced its
  * last token (nothing buffered on the way). A benchmark, not a test: run it on a quiet machine.
+ *
+ * "1" and "16" are a tenant that keeps that many streams running, one after another: each round of a
+ * path starts with WARM_STREAMS unmeasured streams, since a container judges a tenant's rate by its
+ * last 8 calls (ADR 0004, Allotments) and the tenant was quiet while the other path ran. The "1,
+ * quiet" row is a tenant calling less than once a second, whose every stream is admitted by its own
+ * write before its first token.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
@@ -23,6 +29,8 @@ process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const { startPlatform } = await import("../packages/local/src/platform");
+const { newTenant } = await import("../packages/core/src/tenant");
+const { generateApiKey } = await import("../packages/core/src/api-key");
 
 const TOKEN_DELAY_MS = setting("BENCH_TOKEN_DELAY_MS", 20);
 const MAX_TOKENS = setting("BENCH_MAX_TOKENS", 32);
@@ -38,6 +46,11 @@ const RUNS: [number, number][] = QUICK
     ];
 // The paths take turns, a quarter of the streams at a time, so a neighbour's load spike hits both alike.
 const ROUNDS = 4;
+/** Unmeasured streams at the start of each round: the container's rate estimate needs 8 calls. */
+const WARM_STREAMS = 8;
+/** The quiet tenant: streams this far apart (start to start, ms), below one call a second. */
+const QUIET_SPACING_MS = 1_500;
+const QUIET_STREAMS = QUICK ? 4 : 12;
 // Long enough that max_tokens cuts the reply: every stream carries MAX_TOKENS content chunks.
 const MESSAGES = [
   { role: "user", content: "Tell me, in a few words, how fast the first token of this answer arrives." },
@@ -88,6 +101,8 @@ const sagemaker = new SageMakerRuntimeClient({
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 /** Atrium's own account of its handler's time (x-atrium-overhead-ms, the model call excluded), per stream. */
 const handlerMs: number[] = [];
+/** Off while warm-up streams run: their handler times are not measured. */
+let measuring = true;
 
 /** Straight to the emulator with the AWS SDK, the call Atrium's handler makes (usage asked, as it does). */
 async function direct(): Promise<Arrivals> {
@@ -113,7 +128,7 @@ async function direct(): Promise<Arrivals> {
 }
 
 /** Through the local gateway as a tenant: raw bytes off a keep-alive socket, no client library timed. */
-function atrium(): Promise<Arrivals> {
+function atrium(apiKey = platform.demoTenant.apiKey): Promise<Arrivals> {
   const body = JSON.stringify({
     model: shared?.model,
     messages: MESSAGES,
@@ -121,7 +136,7 @@ function atrium(): Promise<Arrivals> {
     stream: true,
   });
   const headers = {
-    authorization: `Bearer ${platform.demoTenant.apiKey}`,
+    authorization: `Bearer ${apiKey}`,
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
   };
@@ -136,7 +151,7 @@ function atrium(): Promise<Arrivals> {
     req.on("error", reject);
     req.on("response", (res) => {
       const refusal: Buffer[] = [];
-      handlerMs.push(Number(res.headers["x-atrium-overhead-ms"]));
+      if (measuring) handlerMs.push(Number(res.headers["x-atrium-overhead-ms"]));
       res.on("data", (bytes: Buffer) => (res.statusCode === 200 ? reader.push(bytes) : refusal.push(bytes)));
       res.on("error", reject);
       res.on("end", () => {
@@ -151,6 +166,27 @@ function atrium(): Promise<Arrivals> {
     });
     req.end(body);
   });
+}
+
+/** A tenant of the demo tenant's tier that only the quiet row calls. */
+async function quietTenantKey(): Promise<string> {
+  const demo = await platform.tenantStore.get(platform.demoTenant.id);
+  if (!demo) throw new Error("the demo tenant is gone");
+  const tenant = newTenant({ name: "Bench quiet tenant", tier: demo.tier }, platform.config);
+  const key = generateApiKey();
+  await platform.tenantStore.create(tenant, key);
+  return key.plaintext;
+}
+
+/** One stream at a time, each starting QUIET_SPACING_MS after the one before: never seen often. */
+async function quiet(path: Path, count: number, apiKey: string): Promise<Arrivals[]> {
+  const results: Arrivals[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    results.push(await (path === "direct" ? direct() : atrium(apiKey)));
+    await sleep(Math.max(0, QUIET_SPACING_MS - (performance.now() - started)));
+  }
+  return results;
 }
 
 /** `count` streams on one path, `concurrency` at a time. */
@@ -177,7 +213,7 @@ function percentile(values: number[], p: number): number {
 }
 
 /** One table row per path: TTFT, what Atrium adds to it, chunk gaps, and streams that were not buffered. */
-function rows(concurrency: number, streams: Record<Path, Arrivals[]>, handler: number[]): string[] {
+function rows(concurrency: string, streams: Record<Path, Arrivals[]>, handler: number[]): string[] {
   const ttftOf = (path: Path) => streams[path].map((arrivals) => arrivals[0] ?? Number.NaN);
   const directP50 = percentile(ttftOf("direct"), 0.5);
   return PATHS.map((path) => {
@@ -207,22 +243,35 @@ try {
   );
   // Warm-up: handler modules load, caches fill, both paths open their keep-alive connections.
   for (const path of PATHS) await run(path, 16, QUICK ? 16 : 32);
-  const figures: Record<string, number>[] = [];
+  const figures: Record<string, number | string>[] = [];
   const table = [
     "| streams at once | path | streams | TTFT p50 | TTFT p99 | Atrium adds to TTFT p50 | handler's own time p50 " +
       "| chunk gap p50 | chunk gap p99 | first chunk before the model's last token |",
     "| --: | --- | --: | --: | --: | --: | --: | --: | --: | --: |",
   ];
-  for (const [concurrency, count] of RUNS) {
+  const runs: { label: string; measure: (path: Path) => Promise<Arrivals[]> }[] = RUNS.map(
+    ([concurrency, count]) => ({
+      label: String(concurrency),
+      measure: async (path) => {
+        measuring = false;
+        await run(path, concurrency, WARM_STREAMS);
+        measuring = true;
+        return run(path, concurrency, count / ROUNDS);
+      },
+    }),
+  );
+  const quietKey = await quietTenantKey();
+  runs.splice(1, 0, { label: "1, quiet", measure: (path) => quiet(path, QUIET_STREAMS / ROUNDS, quietKey) });
+  for (const { label, measure } of runs) {
     const streams: Record<Path, Arrivals[]> = { direct: [], atrium: [] };
     handlerMs.length = 0;
     for (let round = 0; round < ROUNDS; round++) {
-      for (const path of PATHS) streams[path].push(...(await run(path, concurrency, count / ROUNDS)));
+      for (const path of PATHS) streams[path].push(...(await measure(path)));
     }
-    table.push(...rows(concurrency, streams, handlerMs));
+    table.push(...rows(label, streams, handlerMs));
     const ttft = (path: Path) => streams[path].map((arrivals) => arrivals[0] ?? Number.NaN);
     figures.push({
-      concurrency,
+      concurrency: label,
       streamsPerPath: streams.atrium.length,
       directTtftP50Ms: percentile(ttft("direct"), 0.5),
       directTtftP99Ms: percentile(ttft("direct"), 0.99),
@@ -239,7 +288,7 @@ try {
       `machine: ${cpus().length} cores, load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadavg())} after\n`,
   );
   const file = await writeBenchJson("stream", {
-    settings: { TOKEN_DELAY_MS, MAX_TOKENS, RUNS, ROUNDS },
+    settings: { TOKEN_DELAY_MS, MAX_TOKENS, RUNS, ROUNDS, WARM_STREAMS, QUIET_SPACING_MS, QUIET_STREAMS },
     figures,
     machine: machine(),
   });

@@ -9,9 +9,9 @@ import { gcra, type ShardLimits } from "./limits";
 import type { ChargeMark } from "./tat-refund";
 
 /** A tenant is "seen often" here from this rate on; below it each call is admitted on its own. */
-export const MIN_RATE_PER_SECOND = 5;
+export const MIN_RATE_PER_SECOND = 1;
 /** The fewest calls an allotment must be expected to serve, or single admissions are as cheap. */
-export const MIN_CALLS_PER_ALLOTMENT = 4;
+export const MIN_CALLS_PER_ALLOTMENT = 3;
 /** Calls an allotment is sized for at the tenant's rate here: about 1/32 of a write per call. */
 export const CALLS_PER_ALLOTMENT = 32;
 /** How long an allotment's capacity may be spent: long enough to batch, short enough to be given back soon. */

@@ -55,12 +55,14 @@ describe("allotmentSize", () => {
     };
     expect(allotmentSize(roomy, 16, 100)).toEqual({ requests: 33, tokens: 3300, holdMicros: 2_000_000 });
     expect(allotmentSize(roomy, 320, 100)).toEqual({ requests: 33, tokens: 3300, holdMicros: 100_000 });
+    // One call a second fills the longest hold with two calls, and one more for the next to find.
+    expect(allotmentSize(roomy, 1, 100)).toEqual({ requests: 3, tokens: 300, holdMicros: 2_000_000 });
     // Below the rate that fills MIN_CALLS_PER_ALLOTMENT in the longest hold: calls are admitted one by one.
-    expect(allotmentSize(roomy, 1, 100)).toBeUndefined();
+    expect(allotmentSize(roomy, 0.5, 100)).toBeUndefined();
     expect(MIN_HOLD_MICROS).toBeLessThan(MAX_HOLD_MICROS);
   });
 
-  it("gives none when a quarter of the token window holds fewer than four of the calls", () => {
+  it("gives none when a quarter of the token window holds fewer than three of the calls", () => {
     const tight: ShardLimits = {
       shards: 1,
       requestsPerMinute: 600_000,
@@ -69,7 +71,9 @@ describe("allotmentSize", () => {
       concurrency: 100,
       monthlyTokens: 1e12,
     };
-    expect(allotmentSize(tight, 100, 1000)).toBeUndefined();
+    // A quarter of the window is 3,000 tokens: three calls of 1,000 fit, three of 1,001 do not.
+    expect(allotmentSize(tight, 100, 1000)?.requests).toBe(3);
+    expect(allotmentSize(tight, 100, 1001)).toBeUndefined();
     expect(allotmentSize(tight, 100, 500)?.requests).toBe(6);
   });
 });

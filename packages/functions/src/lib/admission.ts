@@ -61,6 +61,9 @@ export interface AdmissionDeps {
 export function createAdmission({ storeFor, config: stage, now = () => Date.now() * 1000 }: AdmissionDeps) {
   // Per container and shard: the item as a refusal showed it, until that refusal's wait is over.
   const refused = new Map<string, { until: number; snapshot: LimiterSnapshot }>();
+  // Tenants refused by a write since their last admission here: a take would be refused too, so their
+  // calls are admitted one by one until one gets through.
+  const limited = new Set<string>();
   const durations = new CallDurations();
   const allotments = createAllotments({ storeFor, callLeaseMicros: LEASE_MICROS });
 
@@ -86,7 +89,9 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     }
     const at = now();
     const limitsOf = (shard: number) => shardLimits(whole, shard);
-    const allotted = await allotments.admit(tenant.id, whole, limitsOf, tokens, endpoint, at);
+    const allotted = limited.has(tenant.id)
+      ? undefined
+      : await allotments.admit(tenant.id, whole, limitsOf, tokens, endpoint, at);
     if (allotted) {
       metrics.addMetric("AdmittedLocally", MetricUnit.Count, 1);
       const { call } = allotted;
@@ -132,6 +137,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     }
     metrics.addMetric("LimiterWrites", MetricUnit.Count, admission.writes);
     if (!admission.admitted) {
+      limited.add(tenant.id);
       const { snapshot, ...refusal } = admission;
       if (refusal.reason === "requests" || refusal.reason === "tokens") {
         refused.set(key, { until: at + refusal.retryAfter, snapshot });
@@ -144,6 +150,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
       throw refusalError({ refusal, tokens, shard: limits, whole, snapshot, now: at });
     }
     refused.delete(key);
+    limited.delete(tenant.id);
     return {
       ticket: {
         ...ticket,
