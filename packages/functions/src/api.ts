@@ -46,6 +46,9 @@ const routeTable: readonly ApiRoute[] = [
     handler: fn("invocations"),
     auth: "tenant",
     timeoutSeconds: modelCall,
+    // One body, streamed so that its settle comes after the client's last byte (ADR 0007: the
+    // function's own timeout, under a minute, ends the call long before the integration's).
+    stream: true,
   },
   {
     method: "POST",
