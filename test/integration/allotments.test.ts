@@ -6,8 +6,13 @@
  * the month never charges less than was used nor admits beyond the budget.
  */
 import { randomUUID } from "node:crypto";
-import { Allotment } from "@atrium/core/allotment";
-import { type AdmitRequest, chargeMark } from "@atrium/core/limiter-item";
+import { Allotment, mergeGiveBacks } from "@atrium/core/allotment";
+import {
+  type AdmitRequest,
+  chargeMark,
+  type GiveBack,
+  type LimiterSnapshot,
+} from "@atrium/core/limiter-item";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import type { Lease } from "@atrium/core/limiter-updates";
 import { gcra, type ShardLimits } from "@atrium/core/limits";
@@ -77,10 +82,10 @@ function worstExcess(uses: Use[], weight: (use: Use) => number, interval: number
   return worst;
 }
 
-type Kind = "single" | "settle" | "settleEarlier" | "flood" | "take" | "use" | "giveBack";
+type Kind = "single" | "settle" | "settleEarlier" | "flood" | "take" | "use" | "giveBack" | "retire";
 
 const step = fc.record({
-  kind: fc.constantFrom<Kind>("single", "single", "settle", "flood", "take", "use", "giveBack"),
+  kind: fc.constantFrom<Kind>("single", "single", "settle", "flood", "take", "use", "giveBack", "retire"),
   container: fc.integer({ min: 0, max: 2 }),
   /** How far the clock moves before this step. */
   advance: fc.constantFrom(0, 0, 2_000, 20_000, 200_000, 2 * SECOND, 20 * SECOND),
@@ -98,7 +103,7 @@ type Step = typeof step extends fc.Arbitrary<infer S> ? S : never;
 /**
  * Steps, partly in the patterns where an excess would show (random steps alone rarely line them up):
  * an allotment spent late in its hold, then a flood; a large reservation settled unused after a later
- * call landed inside its span, then a flood. Other random steps around them.
+ * call landed inside its span, then a flood; allotments given back together. Other random steps around them.
  */
 const steps = fc
   .array(
@@ -107,6 +112,14 @@ const steps = fc
       fc.tuple(step, step, step).map(([take, use, flood]) => [
         { ...take, kind: "take" as Kind, advance: 0 },
         { ...use, kind: "use" as Kind, container: take.container, advance: 0 },
+        { ...flood, kind: "flood" as Kind, advance: 0 },
+      ]),
+      // Allotments given back together: one set aside, the next kept, both returned by a third take.
+      fc.tuple(step, step, step, step, step).map(([take, retire, keep, give, flood]) => [
+        { ...take, kind: "take" as Kind },
+        { ...retire, kind: "retire" as Kind, container: take.container },
+        { ...keep, kind: "take" as Kind, container: take.container, pick: 1 },
+        { ...give, kind: "take" as Kind, container: take.container, pick: 0 },
         { ...flood, kind: "flood" as Kind, advance: 0 },
       ]),
       fc.tuple(step, step, step, step).map(([early, later, settle, flood]) => [
@@ -149,6 +162,10 @@ describe("allotments and refunds, mixed with single admissions", () => {
             const tokenLimit = gcra(limits.tokensPerMinute);
             const stores = [container(), container(), container()];
             const held: (Allotment | undefined)[] = [undefined, undefined, undefined];
+            // Allotments a container set aside (its calls still running, as allotments.ts retires them):
+            // given back, merged, with its next take, as of the item it last saw.
+            const retired: GiveBack[][] = [[], [], []];
+            const seen: (LimiterSnapshot | undefined)[] = [undefined, undefined, undefined];
             const pending: { store: LimiterStore; lease: Lease; used: number }[] = [];
             const uses: Use[] = [];
             let now = T0;
@@ -181,7 +198,14 @@ describe("allotments and refunds, mixed with single admissions", () => {
               } else if (s.kind === "take") {
                 const window = Math.min(requestLimit.window, tokenLimit.window);
                 const holdMicros = Math.round(s.holdShare * Math.min(2 * SECOND, window / 2));
-                const giveBack = allotment?.giveBack();
+                // Set-aside allotments go back now or with a later take (their calls still running).
+                const returning = s.pick % 2 === 0 ? (retired[s.container] ?? []) : [];
+                if (returning.length > 0) retired[s.container] = [];
+                const backs = [...returning, ...(allotment ? [allotment.giveBack()] : [])];
+                const [giveBack, ...others] = mergeGiveBacks(backs, seen[s.container]);
+                for (const other of others) {
+                  await store.giveBack({ tenantId, shard: 0, giveBack: other, release: [], now });
+                }
                 const admission = await store.admit(
                   admitRequest(tenantId, limits, now, s.requests * s.tokens, {
                     allotment: {
@@ -194,6 +218,7 @@ describe("allotments and refunds, mixed with single admissions", () => {
                   }),
                 );
                 held[s.container] = undefined;
+                seen[s.container] = admission.snapshot;
                 if (admission.admitted) {
                   const after = admission.snapshot;
                   held[s.container] = new Allotment(
@@ -222,6 +247,9 @@ describe("allotments and refunds, mixed with single admissions", () => {
                   uses.push({ at: now, tokens: used });
                   if (used === 0 && allotment.requestsLeft === 0) break;
                 }
+              } else if (s.kind === "retire" && allotment) {
+                held[s.container] = undefined;
+                retired[s.container]?.push(allotment.giveBack());
               } else if (s.kind === "giveBack" && allotment) {
                 held[s.container] = undefined;
                 await store.giveBack({
@@ -244,6 +272,17 @@ describe("allotments and refunds, mixed with single admissions", () => {
             const charged = (await container().read(tenantId, 0)).monthUsed;
             expect(used).toBeLessThanOrEqual(limits.monthlyTokens);
             expect(charged).toBeGreaterThanOrEqual(used);
+
+            // Once every call has settled and every allotment gone back, the month holds exactly what
+            // was used: nothing given back twice, nothing kept.
+            for (const call of pending) await call.store.settle(call.lease, call.used, now);
+            for (const [c, store] of stores.entries()) {
+              const backs = [...(retired[c] ?? []), ...(held[c] ? [(held[c] as Allotment).giveBack()] : [])];
+              for (const giveBack of mergeGiveBacks(backs, seen[c])) {
+                await store.giveBack({ tenantId, shard: 0, giveBack, release: [], now });
+              }
+            }
+            expect((await container().read(tenantId, 0)).monthUsed).toBe(used);
           },
         ),
         // A failure is shown as found: shrinking its many writes would outlast the timeout.

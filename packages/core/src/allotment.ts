@@ -152,14 +152,19 @@ export function slotServes(slot: Slot, now: number, callLeaseMicros: number): bo
  * Give-backs merged where their guards agree (month, resets), so they ride in one write. A merged
  * give-back keeps the lowest mark of those it merges: how far a TAT may move back is bounded by the
  * earliest charge's end (tat-refund.ts), so the merge can only give back less, never more.
+ * `latest`: the item's resets counters as last seen. A TAT part charged before a restart counted
+ * since then is already forgotten by it; only its month part still goes back, with the others.
  */
-export function mergeGiveBacks(backs: readonly GiveBack[]): GiveBack[] {
+export function mergeGiveBacks(
+  backs: readonly GiveBack[],
+  latest?: { requestResets: number; tokenResets: number },
+): GiveBack[] {
   const merged: GiveBack[] = [];
   const lower = (a: ChargeMark, b: ChargeMark): ChargeMark => ({
     tatAfter: Math.min(a.tatAfter, b.tatAfter),
     refundedAt: Math.min(a.refundedAt, b.refundedAt),
   });
-  for (const back of backs) {
+  for (const back of latest ? backs.map((one) => withoutForgotten(one, latest)) : backs) {
     const same = merged.find(
       (other) =>
         other.month === back.month &&
@@ -177,4 +182,19 @@ export function mergeGiveBacks(backs: readonly GiveBack[]): GiveBack[] {
     same.tokenMark = lower(same.tokenMark, back.tokenMark);
   }
   return merged.filter((back) => back.requestMicros > 0 || back.tokenMicros > 0 || back.tokens > 0);
+}
+
+/** A mark that bounds nothing: min() with any other keeps the other (its part moves no TAT). */
+const NO_MARK: ChargeMark = { tatAfter: Number.POSITIVE_INFINITY, refundedAt: Number.POSITIVE_INFINITY };
+
+/** The give-back without the TAT parts a later restart forgot, guarded as the latest resets are. */
+function withoutForgotten(back: GiveBack, latest: { requestResets: number; tokenResets: number }): GiveBack {
+  const out = { ...back };
+  if (back.requestResets < latest.requestResets) {
+    Object.assign(out, { requestMicros: 0, requestMark: NO_MARK, requestResets: latest.requestResets });
+  }
+  if (back.tokenResets < latest.tokenResets) {
+    Object.assign(out, { tokenMicros: 0, tokenMark: NO_MARK, tokenResets: latest.tokenResets });
+  }
+  return out;
 }

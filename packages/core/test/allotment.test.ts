@@ -155,4 +155,21 @@ describe("mergeGiveBacks", () => {
     expect(merged[1]).toMatchObject({ tokens: 3, tokenResets: 1 });
     expect(merged[2]).toMatchObject({ tokens: 0, month: "2026-10" });
   });
+
+  it("drops the TAT parts a later restart forgot, and merges their month tokens with the rest", () => {
+    const merged = mergeGiveBacks([back(5, 9_000), back(7, 4_000, 1), back(3, 1_000, 1)], {
+      requestResets: 0,
+      tokenResets: 1,
+    });
+    expect(merged).toHaveLength(1);
+    // The first was charged before the token TAT's restart: its tokens go back to the month only.
+    expect(merged[0]).toMatchObject({
+      tokens: 15,
+      tokenMicros: 100,
+      tokenResets: 1,
+      tokenMark: { tatAfter: 1_000, refundedAt: 100 },
+      requestMicros: 300,
+      requestMark: { tatAfter: 1_000, refundedAt: 100 },
+    });
+  });
 });

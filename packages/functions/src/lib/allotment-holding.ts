@@ -18,6 +18,8 @@ export class Holding {
   /** Calls in flight here, and the most seen at once since the last take: the slots the next take wants. */
   inFlight = 0;
   peak = 0;
+  /** Calls here waiting for a take to admit them. */
+  waiting = 0;
   largestReservation = 0;
   snapshot?: LimiterSnapshot;
   /** The shard's limits as the last call here saw them: a renewal off the call's path takes with them. */

@@ -100,15 +100,29 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
     }
     let call = local(holding, tokens, now);
     if (!call) {
-      if (holding.renewing) await holding.renewing;
-      else if (holding.rate() >= MIN_RATE_PER_SECOND && now >= holding.pausedUntil) {
-        await renew(holding, limits, now);
+      // Counted while it waits, so a take made meanwhile brings a slot for it too.
+      holding.waiting += 1;
+      try {
+        call = await afterTake(holding, limits, tokens, now);
+        // Capacity left but every slot busy (calls arrived together): one more take adds the slots
+        // of all the calls waiting now, instead of a lease and a settle for each.
+        if (!call && holding.current?.fits(tokens, now)) call = await afterTake(holding, limits, tokens, now);
+      } finally {
+        holding.waiting -= 1;
       }
-      call = local(holding, tokens, now);
     }
     call ??= await onFreeSlot(holding, limits, tokens, now);
     if (!call || !holding.snapshot) return undefined;
     return { call, snapshot: holding.snapshot, limits };
+  }
+
+  /** Waits for the take on its way, or makes one if the tenant is seen often; then admits locally. */
+  async function afterTake(holding: Holding, limits: ShardLimits, tokens: number, now: number) {
+    if (holding.renewing) await holding.renewing;
+    else if (holding.rate() >= MIN_RATE_PER_SECOND && now >= holding.pausedUntil) {
+      await renew(holding, limits, now);
+    }
+    return local(holding, tokens, now);
   }
 
   function local(holding: Holding, tokens: number, now: number): AllottedCall | undefined {
@@ -165,7 +179,10 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
 
   async function take(holding: Holding, limits: ShardLimits, size: AllotmentSize, now: number) {
     const until = now + size.holdMicros;
-    const wanted = Math.min(limits.concurrency, Math.max(1, holding.peak));
+    const wanted = Math.min(
+      limits.concurrency,
+      Math.max(1, holding.peak, holding.inFlight + holding.waiting),
+    );
     const slots = Math.max(0, wanted - holding.servingSlots(until, callLeaseMicros));
     const taken = await takeAllotment(holding, limits, size, slots, now, giveBacks(holding));
     if (!taken) {
@@ -241,7 +258,10 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
     const spent = [...holding.retired, ...(holding.current ? [holding.current] : [])];
     holding.retired = spent.filter((allotment) => allotment.busy);
     holding.current = undefined;
-    return mergeGiveBacks(spent.map((allotment) => allotment.giveBack()));
+    return mergeGiveBacks(
+      spent.map((allotment) => allotment.giveBack()),
+      holding.snapshot,
+    );
   }
 
   function giveBackWrite(
