@@ -3,7 +3,13 @@
  * operation (X-Amz-Target) by the tables it names, as a read or a write. The hop it adds lands on
  * every call alike.
  */
-import { Agent, createServer, request as httpRequest } from "node:http";
+import {
+  Agent,
+  createServer,
+  request as httpRequest,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 
 const WRITES = /^(UpdateItem|PutItem|DeleteItem|TransactWriteItems|BatchWriteItem)$/;
@@ -29,6 +35,26 @@ export interface CountingProxy {
   close(): Promise<void>;
 }
 
+/** Sends a request read whole (`body`) on to `target` unchanged, and its answer back to `res`. */
+export function forwardRequest(
+  target: string,
+  agent: Agent,
+  req: IncomingMessage,
+  body: Buffer,
+  res: ServerResponse,
+): void {
+  const upstream = httpRequest(
+    new URL(req.url ?? "/", target),
+    { method: req.method, headers: req.headers, agent },
+    (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    },
+  );
+  upstream.on("error", () => res.destroy());
+  upstream.end(body);
+}
+
 export async function startCountingProxy(target: string): Promise<CountingProxy> {
   let counts = emptyCounts();
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
@@ -40,16 +66,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       // DynamoDB's JSON protocol names the operation in X-Amz-Target and the tables in the body.
       const operation = String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "";
       count(counts, operation, tablesOf(body));
-      const upstream = httpRequest(
-        new URL(req.url ?? "/", target),
-        { method: req.method, headers: req.headers, agent },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      upstream.on("error", () => res.destroy());
-      upstream.end(body);
+      forwardRequest(target, agent, req, body, res);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

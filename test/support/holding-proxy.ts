@@ -4,8 +4,9 @@
  * passes at once. It shows what waits on a write without timing anything: a response that arrives
  * while its call's write is held did not wait for it.
  */
-import { Agent, createServer, request as httpRequest } from "node:http";
+import { Agent, createServer } from "node:http";
 import type { AddressInfo } from "node:net";
+import { forwardRequest } from "../../scripts/dynamodb-counting-proxy";
 
 /** A DynamoDB request as the proxy sees it: the operation (X-Amz-Target) and the JSON body. */
 export interface DynamoRequest {
@@ -33,18 +34,7 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
-      const forward = () => {
-        const upstream = httpRequest(
-          new URL(req.url ?? "/", target),
-          { method: req.method, headers: req.headers, agent },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-          },
-        );
-        upstream.on("error", () => res.destroy());
-        upstream.end(body);
-      };
+      const forward = () => forwardRequest(target, agent, req, body, res);
       const request = {
         operation: String(req.headers["x-amz-target"] ?? "").split(".")[1] ?? "",
         body: body.toString("utf8"),
