@@ -2,7 +2,8 @@
  * Allotments on the local platform (docs/adr/0004-exact-limits.md, "Allotments"): a tenant calling
  * often is admitted from a batch its container took in one write, so its calls cost a fraction of a
  * limiter write each, while the ledger records every call exactly and the limiter's month never
- * charges less than was used. DynamoDB requests are counted by a proxy in front of DynamoDB Local.
+ * charges less than was used; 16 calls at once cost at most 0.1 limiter writes each (issue 12). DynamoDB
+ * requests are counted by a proxy in front of DynamoDB Local.
  */
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { localDynamoClient } from "@atrium/local/dynamodb";
@@ -73,5 +74,36 @@ describe("a tenant calling often", () => {
       .poll(async () => (await store.read(tenant.id, 0)).leases, { interval: 100, timeout: 15_000 })
       .toEqual([]);
     expect((await store.read(tenant.id, 0)).monthUsed).toBe(used);
+  });
+
+  it("at 16 calls at once, costs at most 0.1 limiter writes per call once its container knows it", async () => {
+    const tenant = await onboard(platform, "business");
+    const counting = proxy as CountingProxy;
+    const call = async (i: number) => {
+      const response = await postChat(platform, tenant.apiKey, {
+        model: MODEL,
+        messages: [{ role: "user", content: `call ${i}` }],
+        max_tokens: 8,
+      });
+      expect(response.status).toBe(200);
+      await response.arrayBuffer();
+    };
+    const clients = (count: number) =>
+      Promise.all(
+        Array.from({ length: 16 }, async (_, client) => {
+          for (let i = client; i < count; i += 16) await call(i);
+        }),
+      );
+    // The first calls are admitted one by one, until the container has seen the tenant's rate.
+    await clients(32);
+    await platform.gateway.idle();
+    const before = counting.snapshot();
+    const measured = 320;
+    await clients(measured);
+    await platform.gateway.idle();
+    const limiterWrites =
+      countsBetween(before, counting.snapshot()).byTable[platform.limitsTable]?.writes ?? 0;
+    expect(limiterWrites).toBeGreaterThan(0);
+    expect(limiterWrites).toBeLessThanOrEqual(measured / 10);
   });
 });
