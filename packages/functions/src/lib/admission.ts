@@ -63,7 +63,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
   const refused = new Map<string, { until: number; snapshot: LimiterSnapshot }>();
   // Tenants refused by a write since their last admission here: a take would be refused too, so their
   // calls are admitted one by one until one gets through.
-  const limited = new Set<string>();
+  const limited = new Map<string, true>();
   const durations = new CallDurations();
   const allotments = createAllotments({ storeFor, callLeaseMicros: LEASE_MICROS });
 
@@ -137,10 +137,10 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
     }
     metrics.addMetric("LimiterWrites", MetricUnit.Count, admission.writes);
     if (!admission.admitted) {
-      limited.add(tenant.id);
+      remember(limited, tenant.id, true);
       const { snapshot, ...refusal } = admission;
       if (refusal.reason === "requests" || refusal.reason === "tokens") {
-        refused.set(key, { until: at + refusal.retryAfter, snapshot });
+        remember(refused, key, { until: at + refusal.retryAfter, snapshot });
       }
       tenantMetrics.addMetric("RateLimited", MetricUnit.Count, 1);
       logger.info("call refused by limits", {
@@ -206,6 +206,19 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
   }
 
   return { admit, settle, settleAllotted };
+}
+
+/** Tenants (or shards) a container remembers a refusal of; the oldest are forgotten beyond this. */
+const MAX_REMEMBERED = 1000;
+
+/** Sets `key`, newest last, forgetting the oldest entries beyond MAX_REMEMBERED (a forgotten refusal only costs a write). */
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  map.delete(key);
+  map.set(key, value);
+  for (const oldest of map.keys()) {
+    if (map.size <= MAX_REMEMBERED) return;
+    map.delete(oldest);
+  }
 }
 
 /** Whether this admission left the tenant's shard (or its share of the endpoint) without a free slot. */
