@@ -24,13 +24,12 @@ import {
   SageMakerRuntimeClient,
 } from "@aws-sdk/client-sagemaker-runtime";
 import { machine, QUICK, setting, writeBenchJson } from "./bench/output";
+import { benchTenant } from "./bench/targets";
 
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
 const { startPlatform } = await import("../packages/local/src/platform");
-const { newTenant } = await import("../packages/core/src/tenant");
-const { generateApiKey } = await import("../packages/core/src/api-key");
 
 const TOKEN_DELAY_MS = setting("BENCH_TOKEN_DELAY_MS", 20);
 const MAX_TOKENS = setting("BENCH_MAX_TOKENS", 32);
@@ -168,16 +167,6 @@ function atrium(apiKey = platform.demoTenant.apiKey): Promise<Arrivals> {
   });
 }
 
-/** A tenant of the demo tenant's tier that only the quiet row calls. */
-async function quietTenantKey(): Promise<string> {
-  const demo = await platform.tenantStore.get(platform.demoTenant.id);
-  if (!demo) throw new Error("the demo tenant is gone");
-  const tenant = newTenant({ name: "Bench quiet tenant", tier: demo.tier }, platform.config);
-  const key = generateApiKey();
-  await platform.tenantStore.create(tenant, key);
-  return key.plaintext;
-}
-
 /** One stream at a time, each starting QUIET_SPACING_MS after the one before: never seen often. */
 async function quiet(path: Path, count: number, apiKey: string): Promise<Arrivals[]> {
   const results: Arrivals[] = [];
@@ -260,7 +249,10 @@ try {
       },
     }),
   );
-  const quietKey = await quietTenantKey();
+  // Another tenant of the demo tenant's tier, which only the quiet row calls.
+  const demo = await platform.tenantStore.get(platform.demoTenant.id);
+  if (!demo) throw new Error("the demo tenant is gone");
+  const quietKey = await benchTenant(platform, demo.tier);
   runs.splice(1, 0, { label: "1, quiet", measure: (path) => quiet(path, QUIET_STREAMS / ROUNDS, quietKey) });
   for (const { label, measure } of runs) {
     const streams: Record<Path, Arrivals[]> = { direct: [], atrium: [] };

@@ -19,6 +19,16 @@ const limits = fc.record({
   monthlyTokens: fc.constant(1e12),
 });
 
+/** Limits where requests never bind: only `tokensPerMinute` (and the rate) shape an allotment. */
+const plentyOfRequests = (tokensPerMinute: number): ShardLimits => ({
+  shards: 1,
+  requestsPerMinute: 600_000,
+  burst: 600_000,
+  tokensPerMinute,
+  concurrency: 100,
+  monthlyTokens: 1e12,
+});
+
 describe("allotmentSize", () => {
   it("property: a size it gives fits every window after its hold, leaving three quarters to others", () => {
     fc.assert(
@@ -45,14 +55,7 @@ describe("allotmentSize", () => {
   });
 
   it("sizes for about 32 calls at the tenant's rate here, within the hold's bounds", () => {
-    const roomy: ShardLimits = {
-      shards: 1,
-      requestsPerMinute: 600_000,
-      burst: 600_000,
-      tokensPerMinute: 100_000_000,
-      concurrency: 100,
-      monthlyTokens: 1e12,
-    };
+    const roomy = plentyOfRequests(100_000_000);
     expect(allotmentSize(roomy, 16, 100)).toEqual({ requests: 33, tokens: 3300, holdMicros: 2_000_000 });
     expect(allotmentSize(roomy, 320, 100)).toEqual({ requests: 33, tokens: 3300, holdMicros: 100_000 });
     // One call a second fills the longest hold with two calls, and one more for the next to find.
@@ -63,14 +66,7 @@ describe("allotmentSize", () => {
   });
 
   it("gives none when a quarter of the token window holds fewer than three of the calls", () => {
-    const tight: ShardLimits = {
-      shards: 1,
-      requestsPerMinute: 600_000,
-      burst: 600_000,
-      tokensPerMinute: 12_000,
-      concurrency: 100,
-      monthlyTokens: 1e12,
-    };
+    const tight = plentyOfRequests(12_000);
     // A quarter of the window is 3,000 tokens: three calls of 1,000 fit, three of 1,001 do not.
     expect(allotmentSize(tight, 100, 1000)?.requests).toBe(3);
     expect(allotmentSize(tight, 100, 1001)).toBeUndefined();
