@@ -1,7 +1,8 @@
 /**
  * `npm run bench:stream`: time to first token (TTFT) of streamed chat completions through Atrium (gateway
  * emulator, authorizer, chat handler, limiter on DynamoDB Local) against the same model called straight
- * with the AWS SDK's InvokeEndpointWithResponseStream, at 1 and 16 concurrent streams. The reference
+ * with InvokeEndpointWithResponseStream on Atrium's own SageMaker Runtime client (the call its handler
+ * makes), at 1 and 16 concurrent streams. The reference
  * model pauses BENCH_TOKEN_DELAY_MS (default 20) before each token and writes BENCH_MAX_TOKENS (32).
  * Prints a markdown table: TTFT p50/p99 per path, what Atrium adds to the p50 (and its handler's own
  * share, as x-atrium-overhead-ms reports it), the gaps between content chunks as the client sees them,
@@ -19,10 +20,8 @@ import { Agent, request as httpRequest } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import {
-  InvokeEndpointWithResponseStreamCommand,
-  SageMakerRuntimeClient,
-} from "@aws-sdk/client-sagemaker-runtime";
+import { SageMakerRuntime } from "../packages/functions/src/lib/sagemaker-runtime";
+import { sagemakerTimeouts } from "../packages/functions/src/lib/timeouts";
 import { machine, QUICK, setting, writeBenchJson } from "./bench/output";
 import { benchTenant } from "./bench/targets";
 
@@ -91,11 +90,11 @@ function sseReader(started: number) {
 const dataDir = await mkdtemp(join(tmpdir(), "atrium-bench-stream-"));
 const platform = await startPlatform({ port: 0, dataDir, ephemeral: true, tokenDelayMs: TOKEN_DELAY_MS });
 const shared = platform.config.sharedEndpoints[0];
-const sagemaker = new SageMakerRuntimeClient({
+const sagemaker = new SageMakerRuntime({
   endpoint: platform.sagemakerUrl,
   region: platform.config.region,
-  credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
-  maxAttempts: 1,
+  credentials: async () => ({ accessKeyId: "bench", secretAccessKey: "bench" }),
+  ...sagemakerTimeouts,
 });
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 /** Atrium's own account of its handler's time (x-atrium-overhead-ms, the model call excluded), per stream. */
@@ -103,7 +102,7 @@ const handlerMs: number[] = [];
 /** Off while warm-up streams run: their handler times are not measured. */
 let measuring = true;
 
-/** Straight to the emulator with the AWS SDK, the call Atrium's handler makes (usage asked, as it does). */
+/** Straight to the emulator with Atrium's SageMaker Runtime client, the call its handler makes (usage asked, as it does). */
 async function direct(): Promise<Arrivals> {
   const body = {
     messages: MESSAGES,
@@ -113,16 +112,12 @@ async function direct(): Promise<Arrivals> {
   };
   const started = performance.now();
   const reader = sseReader(started);
-  const out = await sagemaker.send(
-    new InvokeEndpointWithResponseStreamCommand({
-      EndpointName: shared?.endpointName,
-      ContentType: "application/json",
-      Body: new TextEncoder().encode(JSON.stringify(body)),
-    }),
-  );
-  for await (const event of out.Body ?? []) {
-    if (event.PayloadPart?.Bytes) reader.push(event.PayloadPart.Bytes);
-  }
+  const out = await sagemaker.invokeEndpointWithResponseStream({
+    endpointName: shared?.endpointName ?? "",
+    contentType: "application/json",
+    body: new TextEncoder().encode(JSON.stringify(body)),
+  });
+  for await (const part of out.parts) reader.push(part);
   return reader.finish("direct");
 }
 

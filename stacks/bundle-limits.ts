@@ -39,14 +39,19 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
     in: (file) => !file.includes("/admin/"),
   },
   {
-    pattern: /^runtime-sdk:@aws-sdk\/(client-sts|client-sagemaker-runtime|credential-providers)$/,
-    why: "the authorizer neither calls models nor assumes tenant roles",
+    pattern: /^runtime-sdk:@aws-sdk\/(client-sts|credential-providers)$/,
+    why: "the authorizer does not assume tenant roles",
     in: (file) => file === AUTHORIZER_FILE,
   },
   {
     pattern: /^runtime-sdk:@aws-sdk\/client-sagemaker-runtime$/,
-    why: "admin functions never call a model",
-    in: (file) => file.includes("/admin/"),
+    why: "models are called through lib/sagemaker-runtime.ts, not the SDK's client (docs/adr/0015)",
+    in: () => true,
+  },
+  {
+    pattern: /packages\/functions\/src\/lib\/sagemaker-runtime\.ts$/,
+    why: "only the /v1 model routes call a model",
+    in: (file) => file === AUTHORIZER_FILE || file.includes("/admin/"),
   },
   {
     pattern: /packages\/(core|functions)\/src\/(reports\/|admin\/reports)/,

@@ -56,7 +56,7 @@ const peers: Record<string, string> = {
 };
 const client = startLoadClient();
 const session = new Session();
-session.connect();
+if (profileDir) session.connect();
 try {
   const target =
     path === "emulator"
@@ -87,7 +87,7 @@ try {
     }
   }
 } finally {
-  session.disconnect();
+  if (profileDir) session.disconnect();
   client.close();
   await platform.close();
   container.process.kill();

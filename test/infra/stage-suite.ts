@@ -130,6 +130,10 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
         expect(
           authorizerInputs.filter((i) => /limiter|admission|sagemaker|client-sts|reports/.test(i)),
         ).toEqual([]);
+        // Model calls go through Atrium's own SageMaker Runtime client (docs/adr/0015), not the SDK's.
+        const chatInputs = Object.keys(s.metafiles["packages/functions/src/chat"]?.inputs ?? {});
+        expect(chatInputs).toContain("packages/functions/src/lib/sagemaker-runtime.ts");
+        expect(chatInputs.filter((i) => i.includes("client-sagemaker-runtime"))).toEqual([]);
       });
 
       it("bundles Powertools Idempotency only into the files of the idempotent routes", () => {

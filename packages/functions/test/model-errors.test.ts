@@ -1,7 +1,8 @@
 /**
  * SageMaker's failures mapped by what a client can do (docs/adr/0011-retries-and-model-errors.md).
- * Each error is a real one: the SDK's own exception, read off the SageMaker Runtime emulator's wire
- * answer, so the mapping is checked against what the SDK really throws (names, members, headers).
+ * Each error is a real one: what Atrium's SageMaker Runtime client throws, read off the emulator's
+ * wire answer. The emulator's answers are checked against the AWS SDK elsewhere; here each of
+ * Atrium's errors is also compared with the SDK's for the same answer (name, message, members).
  */
 import { createServer } from "node:net";
 import type { Fault, SageMakerEmulator } from "@atrium/local/sagemaker-emulator";
@@ -13,47 +14,54 @@ import {
 } from "@aws-sdk/client-sagemaker-runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fromSageMakerError, modelTimedOut, withNote } from "../src/lib/model-errors";
+import { SageMakerCallError, SageMakerRuntime } from "../src/lib/sagemaker-runtime";
 
 const MODEL = "llama-3.1-8b-instruct";
 const ENDPOINT = "chat-ep";
 const plain = { compliance: [] };
 const hipaa = { compliance: ["hipaa" as const] };
 
+const credentials = { accessKeyId: "AKIDLOCALTEST", secretAccessKey: "local-secret" };
+
 let emulator: SageMakerEmulator;
-let client: SageMakerRuntimeClient;
+let client: SageMakerRuntime;
+let sdk: SageMakerRuntimeClient;
 
 beforeAll(async () => {
   emulator = await startSageMakerEmulator({
     resolveEndpoint: (name) => (name === ENDPOINT ? { kind: "reference" } : undefined),
   });
   client = clientAt(emulator.url);
+  sdk = new SageMakerRuntimeClient({
+    endpoint: emulator.url,
+    region: "eu-west-1",
+    credentials,
+    maxAttempts: 1,
+  });
 });
 
 afterAll(async () => {
   client?.destroy();
+  sdk?.destroy();
   await emulator?.close();
 });
 
-function clientAt(url: string): SageMakerRuntimeClient {
-  return new SageMakerRuntimeClient({
+function clientAt(url: string): SageMakerRuntime {
+  return new SageMakerRuntime({
     endpoint: url,
     region: "eu-west-1",
-    credentials: { accessKeyId: "AKIDLOCALTEST", secretAccessKey: "local-secret" },
-    maxAttempts: 1,
+    credentials: async () => credentials,
+    connectionTimeout: 1_000,
+    requestTimeout: 5_000,
   });
 }
 
 const body = new TextEncoder().encode(JSON.stringify({ messages: [{ role: "user", content: "hi" }] }));
 
-/** What the SDK throws for one buffered call with `fault` injected (once). */
-async function sdkError(fault?: Fault, endpointName = ENDPOINT): Promise<unknown> {
+/** What Atrium's client throws for one buffered call with `fault` injected (once). */
+async function modelError(fault?: Fault, endpointName = ENDPOINT): Promise<unknown> {
   if (fault) emulator.injectFault(endpointName, { ...fault, times: 1 });
-  const command = new InvokeEndpointCommand({
-    EndpointName: endpointName,
-    Body: body,
-    ContentType: "application/json",
-  });
-  return client.send(command).then(
+  return client.invokeEndpoint({ endpointName, body, contentType: "application/json" }).then(
     () => {
       throw new Error("expected the call to fail");
     },
@@ -61,17 +69,16 @@ async function sdkError(fault?: Fault, endpointName = ENDPOINT): Promise<unknown
   );
 }
 
-/** What the SDK's event-stream loop throws for a stream that breaks before its first part. */
+/** What Atrium's client throws for a stream that breaks before its first part. */
 async function streamError(streamFault: "ModelStreamError" | "InternalStreamFailure"): Promise<unknown> {
   emulator.injectFault(ENDPOINT, { streamError: streamFault, afterParts: 0, times: 1 });
-  const command = new InvokeEndpointWithResponseStreamCommand({
-    EndpointName: ENDPOINT,
-    Body: body,
-    ContentType: "application/json",
-  });
   try {
-    const output = await client.send(command);
-    for await (const _event of output.Body ?? []) {
+    const output = await client.invokeEndpointWithResponseStream({
+      endpointName: ENDPOINT,
+      body,
+      contentType: "application/json",
+    });
+    for await (const _part of output.parts) {
       // Read until the exception event.
     }
   } catch (err) {
@@ -79,6 +86,89 @@ async function streamError(streamFault: "ModelStreamError" | "InternalStreamFail
   }
   throw new Error("expected the stream to fail");
 }
+
+/** The AWS SDK's error for the same injected fault, to compare with Atrium's. */
+async function awsSdkError(fault?: Fault, endpointName = ENDPOINT): Promise<Record<string, unknown>> {
+  if (fault) emulator.injectFault(endpointName, { ...fault, times: 1 });
+  const command = new InvokeEndpointCommand({
+    EndpointName: endpointName,
+    Body: body,
+    ContentType: "application/json",
+  });
+  return sdk.send(command).then(
+    () => {
+      throw new Error("expected the call to fail");
+    },
+    (err: Record<string, unknown>) => err,
+  );
+}
+
+/** The AWS SDK's error for a stream broken before its first part. */
+async function awsSdkStreamError(streamFault: "ModelStreamError" | "InternalStreamFailure") {
+  emulator.injectFault(ENDPOINT, { streamError: streamFault, afterParts: 0, times: 1 });
+  const command = new InvokeEndpointWithResponseStreamCommand({
+    EndpointName: ENDPOINT,
+    Body: body,
+    ContentType: "application/json",
+  });
+  try {
+    for await (const _event of (await sdk.send(command)).Body ?? []) {
+      // Read until the exception event.
+    }
+  } catch (err) {
+    return err as Record<string, unknown>;
+  }
+  throw new Error("expected the stream to fail");
+}
+
+describe("Atrium's client reads SageMaker's errors as the AWS SDK does", () => {
+  it.each([
+    [{ error: "ModelError", originalStatusCode: 429, retryAfterSeconds: 3 }],
+    [{ error: "ModelError", originalStatusCode: 422 }],
+    [{ error: "ModelError" }],
+    [{ error: "ThrottlingException", retryAfterSeconds: 7 }],
+    [{ error: "ModelNotReadyException" }],
+    [{ error: "InternalDependencyException" }],
+    [{ error: "ServiceUnavailable" }],
+    [{ error: "InternalFailure" }],
+  ] as const)("%o", async (fault) => {
+    const ours = (await modelError(fault)) as SageMakerCallError;
+    const theirs = await awsSdkError(fault);
+    const response = theirs.$response as { headers: Record<string, string> };
+    expect(ours).toBeInstanceOf(SageMakerCallError);
+    expect({
+      name: ours.name,
+      message: ours.message,
+      originalStatusCode: ours.originalStatusCode,
+      originalMessage: ours.originalMessage,
+      retryAfter: ours.retryAfter,
+      notSent: ours.notSent,
+    }).toEqual({
+      name: theirs.name,
+      message: theirs.message,
+      originalStatusCode: theirs.OriginalStatusCode,
+      originalMessage: theirs.OriginalMessage,
+      retryAfter: response.headers["retry-after"],
+      notSent: false,
+    });
+  });
+
+  it.each(["no-such-endpoint", "not_a_valid_name"])("a validation error (%s)", async (endpointName) => {
+    const ours = (await modelError(undefined, endpointName)) as SageMakerCallError;
+    const theirs = await awsSdkError(undefined, endpointName);
+    expect([ours.name, ours.message, ours.status]).toEqual([
+      theirs.name,
+      theirs.message,
+      (theirs.$metadata as { httpStatusCode: number }).httpStatusCode,
+    ]);
+  });
+
+  it.each(["ModelStreamError", "InternalStreamFailure"] as const)("a stream's %s event", async (fault) => {
+    const ours = (await streamError(fault)) as SageMakerCallError;
+    const theirs = await awsSdkStreamError(fault);
+    expect([ours.name, ours.message]).toEqual([theirs.name, theirs.message]);
+  });
+});
 
 describe("a transient failure: a status a client retries, retry-after, x-should-retry: true", () => {
   it.each([
@@ -89,16 +179,20 @@ describe("a transient failure: a status a client retries, retry-after, x-should-
     [{ error: "ServiceUnavailable" }, 503, "upstream_unavailable", "2"],
     [{ error: "InternalFailure" }, 503, "upstream_unavailable", "2"],
   ] as const)("%o is %i %s with retry-after %s", async (fault, status, code, retryAfter) => {
-    const err = fromSageMakerError(await sdkError(fault), MODEL, plain);
+    const err = fromSageMakerError(await modelError(fault), MODEL, plain);
     expect(err).toMatchObject({ status, code, type: "api_error" });
     expect(err.headers).toEqual({ "retry-after": retryAfter, "x-should-retry": "true" });
     expect(err.message).toContain(MODEL);
   });
 
   it("passes on the wait SageMaker's answer names in its Retry-After header", async () => {
-    const throttled = await sdkError({ error: "ThrottlingException", retryAfterSeconds: 7 });
+    const throttled = await modelError({ error: "ThrottlingException", retryAfterSeconds: 7 });
     expect(fromSageMakerError(throttled, MODEL, plain).headers["retry-after"]).toBe("7");
-    const overloaded = await sdkError({ error: "ModelError", originalStatusCode: 429, retryAfterSeconds: 3 });
+    const overloaded = await modelError({
+      error: "ModelError",
+      originalStatusCode: 429,
+      retryAfterSeconds: 3,
+    });
     expect(fromSageMakerError(overloaded, MODEL, plain)).toMatchObject({
       status: 429,
       headers: { "retry-after": "3" },
@@ -114,7 +208,7 @@ describe("a transient failure: a status a client retries, retry-after, x-should-
 describe("a permanent failure: x-should-retry: false", () => {
   it("maps a model's 4xx to 400 model_rejected_request with the model's reason", async () => {
     const err = fromSageMakerError(
-      await sdkError({ error: "ModelError", originalStatusCode: 422 }),
+      await modelError({ error: "ModelError", originalStatusCode: 422 }),
       MODEL,
       plain,
     );
@@ -125,7 +219,7 @@ describe("a permanent failure: x-should-retry: false", () => {
 
   it("withholds a model's own reason from a HIPAA tenant", async () => {
     const err = fromSageMakerError(
-      await sdkError({ error: "ModelError", originalStatusCode: 400 }),
+      await modelError({ error: "ModelError", originalStatusCode: 400 }),
       MODEL,
       hipaa,
     );
@@ -138,7 +232,7 @@ describe("a permanent failure: x-should-retry: false", () => {
     "maps a model's %i to 502 model_error: it ran, a retry would spend the GPU again",
     async (s) => {
       const err = fromSageMakerError(
-        await sdkError({ error: "ModelError", originalStatusCode: s }),
+        await modelError({ error: "ModelError", originalStatusCode: s }),
         MODEL,
         plain,
       );
@@ -153,7 +247,7 @@ describe("a permanent failure: x-should-retry: false", () => {
   });
 
   it("maps an endpoint that does not exist to 503 endpoint_unavailable, not to retry at once", async () => {
-    const err = fromSageMakerError(await sdkError(undefined, "no-such-endpoint"), MODEL, plain);
+    const err = fromSageMakerError(await modelError(undefined, "no-such-endpoint"), MODEL, plain);
     expect(err).toMatchObject({
       status: 503,
       code: "endpoint_unavailable",
@@ -163,7 +257,7 @@ describe("a permanent failure: x-should-retry: false", () => {
   });
 
   it("maps any other validation error to 400 invalid_request", async () => {
-    const err = fromSageMakerError(await sdkError(undefined, "not_a_valid_name"), MODEL, plain);
+    const err = fromSageMakerError(await modelError(undefined, "not_a_valid_name"), MODEL, plain);
     expect(err).toMatchObject({
       status: 400,
       code: "invalid_request",
@@ -186,10 +280,10 @@ describe("a failure Atrium cannot classify", () => {
     });
     const unreachable = clientAt(`http://127.0.0.1:${closedPort}`);
     const raw = await unreachable
-      .send(new InvokeEndpointCommand({ EndpointName: ENDPOINT, Body: body }))
+      .invokeEndpoint({ endpointName: ENDPOINT, body, contentType: "application/json" })
       .catch((e: unknown) => e);
     unreachable.destroy();
-    expect(raw).toMatchObject({ code: "ECONNREFUSED" });
+    expect(raw).toMatchObject({ name: "ECONNREFUSED", notSent: true });
     const err = fromSageMakerError(raw, MODEL, plain);
     expect(err).toMatchObject({ status: 502, code: "upstream_error" });
     expect(err.headers).toEqual({});
@@ -198,7 +292,7 @@ describe("a failure Atrium cannot classify", () => {
 
 describe("withNote", () => {
   it("adds what Atrium tried to the message and keeps the status, code and headers", async () => {
-    const err = fromSageMakerError(await sdkError({ error: "ThrottlingException" }), MODEL, plain);
+    const err = fromSageMakerError(await modelError({ error: "ThrottlingException" }), MODEL, plain);
     const noted = withNote(err, "Atrium retried the call 2 times, the most it retries one call.");
     expect(noted).toMatchObject({ status: 429, code: "endpoint_throttled", headers: err.headers });
     expect(noted.message).toBe(

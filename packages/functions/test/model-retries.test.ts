@@ -1,13 +1,12 @@
 /**
  * The retry policy's decisions (docs/adr/0011-retries-and-model-errors.md): which failures are safe to
- * try again (checked on the SDK's real errors, from the SageMaker Runtime emulator and real sockets),
+ * try again (checked on the errors Atrium's SageMaker Runtime client really throws, from the emulator and real sockets),
  * how long to wait, when the deadline or the per-call cap says no, and the per-endpoint budget's bound.
  */
 import { createServer as createHttpServer, type Server } from "node:http";
 import { createServer } from "node:net";
 import type { Fault, SageMakerEmulator } from "@atrium/local/sagemaker-emulator";
 import { startSageMakerEmulator } from "@atrium/local/sagemaker-emulator";
-import { InvokeEndpointCommand, SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -19,6 +18,7 @@ import {
   planRetry,
 } from "../src/lib/model-retries";
 import { CALLS_PER_RETRY, RETRY_BURST, RetryBudget } from "../src/lib/retry-budget";
+import { SageMakerRuntime } from "../src/lib/sagemaker-runtime";
 
 const ENDPOINT = "chat-ep";
 let emulator: SageMakerEmulator;
@@ -37,30 +37,26 @@ afterAll(async () => {
   await emulator?.close();
 });
 
-function clientAt(url: string, requestTimeout?: number): SageMakerRuntimeClient {
-  return new SageMakerRuntimeClient({
+function clientAt(url: string, requestTimeout = 5_000): SageMakerRuntime {
+  return new SageMakerRuntime({
     endpoint: url,
     region: "eu-west-1",
-    credentials: { accessKeyId: "AKIDLOCALTEST", secretAccessKey: "local-secret" },
-    maxAttempts: 1,
-    ...(requestTimeout ? { requestHandler: { requestTimeout, throwOnRequestTimeout: true } } : {}),
+    credentials: async () => ({ accessKeyId: "AKIDLOCALTEST", secretAccessKey: "local-secret" }),
+    connectionTimeout: 1_000,
+    requestTimeout,
   });
 }
 
-async function sdkError(
+const body = new TextEncoder().encode(JSON.stringify({ messages: [{ role: "user", content: "hi" }] }));
+
+async function callError(
   url: string,
   options: { fault?: Fault; requestTimeout?: number } = {},
 ): Promise<unknown> {
   if (options.fault) emulator.injectFault(ENDPOINT, { ...options.fault, times: 1 });
   const client = clientAt(url, options.requestTimeout);
   try {
-    await client.send(
-      new InvokeEndpointCommand({
-        EndpointName: ENDPOINT,
-        ContentType: "application/json",
-        Body: new TextEncoder().encode(JSON.stringify({ messages: [{ role: "user", content: "hi" }] })),
-      }),
-    );
+    await client.invokeEndpoint({ endpointName: ENDPOINT, contentType: "application/json", body });
   } catch (err) {
     return err;
   } finally {
@@ -69,7 +65,7 @@ async function sdkError(
   throw new Error("expected the call to fail");
 }
 
-const injected = (fault: Fault) => sdkError(emulator.url, { fault });
+const injected = (fault: Fault) => callError(emulator.url, { fault });
 
 describe("a failure is retried only when the model cannot have run", () => {
   it.each([
@@ -98,22 +94,23 @@ describe("a failure is retried only when the model cannot have run", () => {
         server.close(() => resolve(port));
       });
     });
-    const err = await sdkError(`http://127.0.0.1:${closedPort}`);
-    expect(err).toMatchObject({ code: "ECONNREFUSED" });
+    const err = await callError(`http://127.0.0.1:${closedPort}`);
+    expect(err).toMatchObject({ name: "ECONNREFUSED", notSent: true });
     expect(isSafeToRetry(err)).toBe(true);
   });
 
   it("never retries a request that timed out after it was sent, nor one abandoned at the deadline", async () => {
     const { port } = silent.address() as { port: number };
-    const timedOut = await sdkError(`http://127.0.0.1:${port}`, { requestTimeout: 200 });
+    const timedOut = await callError(`http://127.0.0.1:${port}`, { requestTimeout: 200 });
     expect(timedOut).toMatchObject({ name: "TimeoutError" });
     expect(isSafeToRetry(timedOut)).toBe(false);
 
     const client = clientAt(`http://127.0.0.1:${port}`);
     const aborted = await client
-      .send(new InvokeEndpointCommand({ EndpointName: ENDPOINT, Body: new Uint8Array() }), {
-        abortSignal: AbortSignal.timeout(100),
-      })
+      .invokeEndpoint(
+        { endpointName: ENDPOINT, body: new Uint8Array(), contentType: "application/json" },
+        AbortSignal.timeout(100),
+      )
       .catch((e: unknown) => e);
     client.destroy();
     expect(aborted).toMatchObject({ name: "AbortError" });

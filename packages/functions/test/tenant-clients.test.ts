@@ -9,7 +9,6 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
@@ -126,13 +125,11 @@ async function callBoth(tenantId: string) {
   await dynamo.send(
     new GetCommand({ TableName: "limiter", Key: { pk: `TENANT#${tenantId}#`, sk: "LIMITER#0" } }),
   );
-  await sagemaker.send(
-    new InvokeEndpointCommand({
-      EndpointName: "atrium-dev-x",
-      Body: Buffer.from("{}"),
-      ContentType: "application/json",
-    }),
-  );
+  await sagemaker.invokeEndpoint({
+    endpointName: "atrium-dev-x",
+    body: Buffer.from("{}"),
+    contentType: "application/json",
+  });
   return recorder.calls.slice(-2);
 }
 

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type { ServerResponse } from "node:http";
-import { exceptionEvent, payloadPart } from "./event-stream";
 import type { ModelReply } from "./reference-model";
 import { streamReferenceModel } from "./reference-stream";
 import type { EndpointBackend } from "./sagemaker-emulator";
 import { containerUnreachable, modelError, sendError, type WireError } from "./sagemaker-errors";
+import { exceptionEvent, payloadPart } from "./sagemaker-events";
 
 /**
  * InvokeEndpointWithResponseStream's answer: an HTTP 200 whose body is AWS event-stream messages,

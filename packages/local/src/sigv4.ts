@@ -4,8 +4,8 @@
  * credential the platform gives them. It proves possession of that secret, as AWS does; there are no
  * policies, roles or session tokens behind it.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
-import { safeDecode } from "./http-server";
+import { timingSafeEqual } from "node:crypto";
+import { canonicalRequest, sha256Hex, signatureOf } from "@atrium/core/sigv4";
 
 export interface StaticCredentials {
   accessKeyId: string;
@@ -61,24 +61,21 @@ export function checkSignature(
   }
 
   const queryAt = request.url.indexOf("?");
-  const path = queryAt < 0 ? request.url : request.url.slice(0, queryAt);
-  const query = queryAt < 0 ? "" : request.url.slice(queryAt + 1);
-  const canonicalRequest = [
-    request.method,
-    canonicalPath(path),
-    canonicalQuery(query),
-    ...names.map((name) => `${name}:${(headers.get(name) ?? []).map(normaliseSpaces).join(",")}`),
-    "",
-    signedHeaders,
-    headers.get("x-amz-content-sha256")?.[0] ?? sha256(request.body),
-  ].join("\n");
-  const scope = `${day}/${region}/${signedService}/aws4_request`;
-  const stringToSign = ["AWS4-HMAC-SHA256", amzDate[0], scope, sha256(Buffer.from(canonicalRequest))].join(
-    "\n",
+  const canonical = canonicalRequest({
+    method: request.method,
+    path: queryAt < 0 ? request.url : request.url.slice(0, queryAt),
+    query: queryAt < 0 ? "" : request.url.slice(queryAt + 1),
+    headers: (name) => headers.get(name) ?? [],
+    signedHeaders: names,
+    payloadHash: headers.get("x-amz-content-sha256")?.[0] ?? sha256Hex(request.body),
+  });
+  const expected = Buffer.from(
+    signatureOf(
+      credentials.secretAccessKey,
+      { amzDate: amzDate[0] as string, day, region, service },
+      canonical,
+    ),
   );
-  let key = hmac(`AWS4${credentials.secretAccessKey}`, day);
-  for (const part of [region, signedService, "aws4_request"]) key = hmac(key, part);
-  const expected = Buffer.from(createHmac("sha256", key).update(stringToSign).digest("hex"));
   const given = Buffer.from(signature);
   return given.length === expected.length && timingSafeEqual(given, expected)
     ? undefined
@@ -92,42 +89,3 @@ function parseAmzDate(value: string): number | undefined {
   const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as number[];
   return Date.UTC(year as number, (month as number) - 1, day, hour, minute, second);
 }
-
-/** SigV4 for every service but S3: dot segments resolved, empty ones dropped, each segment encoded again. */
-function canonicalPath(path: string): string {
-  const segments: string[] = [];
-  for (const segment of path.split("/")) {
-    if (segment === "" || segment === ".") continue;
-    if (segment === "..") segments.pop();
-    else segments.push(encode(segment));
-  }
-  const trailing = segments.length > 0 && path.endsWith("/") ? "/" : "";
-  return `/${segments.join("/")}${trailing}`;
-}
-
-/** Names and values decoded and encoded again, sorted by name, then value (code-unit order). */
-function canonicalQuery(query: string): string {
-  const pairs = query
-    .split("&")
-    .filter(Boolean)
-    .map((pair) => {
-      const equals = pair.indexOf("=");
-      const name = equals < 0 ? pair : pair.slice(0, equals);
-      const value = equals < 0 ? "" : pair.slice(equals + 1);
-      return [encode(safeDecode(name)), encode(safeDecode(value))] as const;
-    });
-  pairs.sort(([a, av], [b, bv]) => compare(a, b) || compare(av, bv));
-  return pairs.map(([name, value]) => `${name}=${value}`).join("&");
-}
-
-/** RFC 3986 percent-encoding: everything but A-Z a-z 0-9 - _ . ~ */
-const encode = (text: string) =>
-  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
-
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-const normaliseSpaces = (value: string) => value.trim().replace(/\s+/g, " ");
-
-const sha256 = (data: Buffer) => createHash("sha256").update(data).digest("hex");
-
-const hmac = (key: string | Buffer, data: string) => createHmac("sha256", key).update(data).digest();

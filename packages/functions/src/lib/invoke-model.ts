@@ -1,8 +1,8 @@
 import type { Route } from "@atrium/core/route";
-import { InvokeEndpointCommand } from "@aws-sdk/client-sagemaker-runtime";
 import { type TenantContext, timed } from "./middleware";
 import { callModel } from "./model-retries";
 import { logger } from "./observability";
+import type { InvokeInput } from "./sagemaker-runtime";
 import { tenantClients } from "./tenant-clients";
 
 export interface ModelCall {
@@ -34,27 +34,25 @@ export async function invokeModel(
   const output = await timed(context, () =>
     callModel(context, route, (target) => {
       answered = target;
-      return sagemaker.send(new InvokeEndpointCommand(endpointInput(target, call)), {
-        abortSignal: context.deadline,
-      });
+      return sagemaker.invokeEndpoint(endpointInput(target, call), context.deadline);
     }),
   );
   return {
-    body: output.Body ?? new Uint8Array(),
-    contentType: output.ContentType ?? "application/octet-stream",
+    body: output.body,
+    contentType: output.contentType ?? "application/octet-stream",
     route: answered,
   };
 }
 
 /** The fields every invocation of a route's endpoint sends, streamed or not; logs name the model's route. */
-export function endpointInput(route: Route, call: ModelCall) {
+export function endpointInput(route: Route, call: ModelCall): InvokeInput {
   logger.appendKeys({ model: route.model, route: route.kind, endpointName: route.endpointName });
   return {
-    EndpointName: route.endpointName,
-    Body: call.body,
-    ContentType: call.contentType,
-    ...(call.accept ? { Accept: call.accept } : {}),
-    ...(route.targetModel ? { TargetModel: route.targetModel } : {}),
-    ...(route.inferenceComponentName ? { InferenceComponentName: route.inferenceComponentName } : {}),
+    endpointName: route.endpointName,
+    body: call.body,
+    contentType: call.contentType,
+    ...(call.accept ? { accept: call.accept } : {}),
+    ...(route.targetModel ? { targetModel: route.targetModel } : {}),
+    ...(route.inferenceComponentName ? { inferenceComponentName: route.inferenceComponentName } : {}),
   };
 }

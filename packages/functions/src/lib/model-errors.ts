@@ -5,6 +5,7 @@
  */
 import { AtriumError, upstream } from "@atrium/core/errors";
 import type { Tenant } from "@atrium/core/tenant";
+import type { SageMakerCallError } from "./sagemaker-runtime";
 
 /** How long a client is told to wait, by cause, when SageMaker's answer names no time itself. */
 export const RETRY_AFTER_SECONDS = {
@@ -27,13 +28,6 @@ export function modelTimedOut(model: string): AtriumError {
   return err;
 }
 
-interface SdkError {
-  name?: string;
-  message?: string;
-  OriginalStatusCode?: number;
-  OriginalMessage?: string;
-}
-
 /**
  * Maps an InvokeEndpoint failure to what the caller can act on, never leaking endpoint internals.
  * HIPAA tenants never see the model's own error text: it may quote the prompt, and error messages
@@ -45,11 +39,11 @@ export function fromSageMakerError(
   tenant: Pick<Tenant, "compliance">,
 ): AtriumError {
   const withholdDetails = tenant.compliance.includes("hipaa");
-  const e = (err ?? {}) as SdkError;
+  const e = (err ?? {}) as Partial<SageMakerCallError>;
   const waitSeconds = (fallback: number) => Math.ceil(retryAfterMsOf(err) / 1000) || fallback;
   switch (e.name) {
     case "ModelError": {
-      const status = e.OriginalStatusCode ?? 500;
+      const status = e.originalStatusCode ?? 500;
       if (status === 429) {
         return transient(
           new AtriumError(
@@ -69,7 +63,7 @@ export function fromSageMakerError(
             "model_rejected_request",
             withholdDetails
               ? `The model '${model}' rejected the request (${status}); its reason is withheld because it may quote the request.`
-              : `The model '${model}' rejected the request: ${e.OriginalMessage ?? "no reason given"}`,
+              : `The model '${model}' rejected the request: ${e.originalMessage ?? "no reason given"}`,
           ),
         );
       }
@@ -143,9 +137,7 @@ export function fromSageMakerError(
 
 /** The wait SageMaker's answer asks for (its Retry-After header, seconds or a date) in milliseconds; 0 if none. */
 export function retryAfterMsOf(err: unknown): number {
-  const headers = (err as { $response?: { headers?: Record<string, string | undefined> } } | undefined)
-    ?.$response?.headers;
-  const value = headers?.["retry-after"];
+  const value = (err as Partial<SageMakerCallError> | undefined)?.retryAfter;
   if (!value) return 0;
   const seconds = Number(value);
   if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);

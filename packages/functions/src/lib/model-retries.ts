@@ -1,6 +1,6 @@
 /**
- * Atrium's one retry policy for model calls (docs/adr/0011-retries-and-model-errors.md). The SDK makes
- * one attempt (`sagemakerTimeouts.maxAttempts` is 1); every attempt goes through `callModel`, which
+ * Atrium's one retry policy for model calls (docs/adr/0011-retries-and-model-errors.md). The SageMaker
+ * Runtime client makes one attempt per call (sagemaker-runtime.ts); every attempt goes through `callModel`, which
  * knows the call's deadline, its endpoint and that no byte has been streamed yet. It retries only what
  * cannot have run the model: throttling, not-ready, SageMaker's own transient failures, and connections
  * that never reached it. Admission and settle sit outside, so the call is charged once however many
@@ -15,6 +15,7 @@ import type { TenantContext } from "./middleware";
 import { fromSageMakerError, modelTimedOut, retryAfterMsOf, withNote } from "./model-errors";
 import { logger, metrics } from "./observability";
 import { retryBudgetFor } from "./retry-budget";
+import type { SageMakerCallError } from "./sagemaker-runtime";
 
 /** Two retries ride out a brief throttle or blip; more would only queue behind the same overload. */
 export const MAX_RETRIES_PER_CALL = 2;
@@ -37,9 +38,6 @@ const RETRYABLE_ERRORS = new Set([
   "InternalFailure",
 ]);
 
-/** Connection errors raised before the request was written: the endpoint never saw the call. */
-const NOT_SENT_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN"]);
-
 /** Told when an endpoint refuses a call for capacity: fair share listens (docs/adr/0012-fair-share.md). */
 let capacityRefused: ((endpointName: string) => Promise<void>) | undefined;
 
@@ -49,20 +47,19 @@ export function onCapacityRefusal(listener: (endpointName: string) => Promise<vo
 
 /** The endpoint had no room for the call: a sign of contention for fair share. */
 export function refusedForCapacity(err: unknown): boolean {
-  const e = (err ?? {}) as { name?: string; OriginalStatusCode?: number };
+  const e = (err ?? {}) as Partial<SageMakerCallError>;
   if (e.name === "ThrottlingException" || e.name === "ModelNotReadyException") return true;
-  return e.name === "ModelError" && e.OriginalStatusCode === 429;
+  return e.name === "ModelError" && e.originalStatusCode === 429;
 }
 
 /** Whether another attempt cannot make the model do the same work twice. */
 export function isSafeToRetry(err: unknown): boolean {
-  const e = (err ?? {}) as { name?: string; code?: string; message?: string; OriginalStatusCode?: number };
+  const e = (err ?? {}) as Partial<SageMakerCallError>;
   if (e.name && RETRYABLE_ERRORS.has(e.name)) return true;
   // The model's own 429: its container refused the call before working on it.
-  if (e.name === "ModelError") return e.OriginalStatusCode === 429;
-  if (e.code && NOT_SENT_CODES.has(e.code)) return true;
-  // The connect timeout (not the request timeout, which fires after the request was sent).
-  return e.name === "TimeoutError" && /did not establish a connection/.test(e.message ?? "");
+  if (e.name === "ModelError") return e.originalStatusCode === 429;
+  // Refused, no address, or the connect timeout (not the request timeout, which fires after the request was sent).
+  return e.notSent === true;
 }
 
 /** Why a failed attempt is not tried again. */

@@ -6,7 +6,6 @@
  */
 import { AtriumError } from "@atrium/core/errors";
 import type { Route } from "@atrium/core/route";
-import { InvokeEndpointWithResponseStreamCommand } from "@aws-sdk/client-sagemaker-runtime";
 import { endpointInput, type ModelCall } from "./invoke-model";
 import { type TenantContext, timed } from "./middleware";
 import { fromSageMakerError, modelTimedOut } from "./model-errors";
@@ -47,9 +46,8 @@ export async function openModelStream(
   const opened = timed(context, () =>
     callModel(context, route, async (target) => {
       answered = target;
-      const command = new InvokeEndpointWithResponseStreamCommand(endpointInput(target, call));
-      const output = await sagemaker.send(command, { abortSignal: signal });
-      const parts = payloads(output.Body)[Symbol.asyncIterator]();
+      const output = await sagemaker.invokeEndpointWithResponseStream(endpointInput(target, call), signal);
+      const parts = output.parts[Symbol.asyncIterator]();
       const first = await parts.next();
       return { output, parts, first };
     }),
@@ -64,7 +62,7 @@ export async function openModelStream(
   );
   const firstPartMs = performance.now() - started;
   return {
-    contentType: output.ContentType ?? "application/octet-stream",
+    contentType: output.contentType ?? "application/octet-stream",
     first: first.done ? new Uint8Array() : first.value,
     firstPartMs,
     rest: {
@@ -80,17 +78,6 @@ export async function openModelStream(
     abort: () => stop.abort(),
     route: answered,
   };
-}
-
-/** The bytes of each PayloadPart; the stream's error events arrive as the SDK's thrown exceptions. */
-async function* payloads(
-  body: AsyncIterable<{ PayloadPart?: { Bytes?: Uint8Array } }> | undefined,
-): AsyncGenerator<Uint8Array> {
-  if (!body) return;
-  for await (const event of body) {
-    const bytes = event.PayloadPart?.Bytes;
-    if (bytes && bytes.length > 0) yield bytes;
-  }
 }
 
 /** `work`, or a rejection when `deadline` fires first (`onTimeout` is called then). */

@@ -1,9 +1,9 @@
 import { isTenantId } from "@atrium/core/ids";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { config, documentClient, ledgerClient } from "./clients";
+import { SageMakerRuntime } from "./sagemaker-runtime";
 import { StackEnv, TENANT_TAG } from "./stack-env";
 import { dynamoTimeouts, ledgerTimeouts, sagemakerTimeouts, stsTimeouts } from "./timeouts";
 
@@ -12,7 +12,7 @@ export interface TenantClients {
   dynamo: DynamoDBDocumentClient;
   /** For the usage ledger's writes, which are never retried (docs/adr/0010). */
   ledger: DynamoDBDocumentClient;
-  sagemaker: SageMakerRuntimeClient;
+  sagemaker: SageMakerRuntime;
 }
 
 /** Role chaining (Lambda role → tenant role) caps a session at one hour. */
@@ -26,11 +26,11 @@ type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
 type Credentials = Awaited<ReturnType<CredentialProvider>>;
 
 // Only the /v1 functions call models, so the container's SageMaker client lives here, not in ./clients.
-// Its endpoint comes from the SDK's configuration: AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME under `npm start`.
+// Its endpoint comes from AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME under `npm start`, as the SDKs read it.
 const containerClients: TenantClients = {
   dynamo: documentClient,
   ledger: ledgerClient,
-  sagemaker: new SageMakerRuntimeClient(sagemakerTimeouts),
+  sagemaker: new SageMakerRuntime(sagemakerTimeouts),
 };
 const cache = new Map<string, { roleArn: string; clients: TenantClients }>();
 
@@ -73,7 +73,7 @@ export function tenantClients(tenantId: string): TenantClients {
     ledger: DynamoDBDocumentClient.from(
       new DynamoDBClient({ ...ledgerTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
     ),
-    sagemaker: new SageMakerRuntimeClient({ ...sagemakerTimeouts, credentials }),
+    sagemaker: new SageMakerRuntime({ ...sagemakerTimeouts, credentials: () => credentials() }),
   };
   cache.set(tenantId, { roleArn, clients });
   if (cache.size > MAX_TENANTS) {

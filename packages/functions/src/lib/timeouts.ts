@@ -46,8 +46,15 @@ export const WIND_UP_MS = 5_000;
  */
 export const STOP_EARLY_MS = 4_500;
 
+/** How long a connection may take to open, and how long it may then stay silent (milliseconds). */
+export interface HttpTimeouts {
+  connectionTimeout: number;
+  requestTimeout: number;
+}
+
+/** An AWS SDK client's timeouts and attempts. */
 export interface ClientTimeouts {
-  requestHandler: { connectionTimeout: number; requestTimeout: number; throwOnRequestTimeout: true };
+  requestHandler: HttpTimeouts & { throwOnRequestTimeout: true };
   maxAttempts: number;
 }
 
@@ -81,9 +88,13 @@ export const endpointStateTimeouts = (requestTimeoutMs: number) => timeouts(500,
 
 /**
  * A model call may take the whole route: the call's own deadline (an abort signal) ends it first.
- * One attempt: Atrium retries model calls itself, knowing the deadline and the endpoint (model-retries.ts).
+ * Atrium's SageMaker Runtime client makes one attempt; model-retries.ts retries, knowing the deadline
+ * and the endpoint.
  */
-export const sagemakerTimeouts = timeouts(1_000, functionTimeoutSeconds.modelCall * 1000 - WIND_UP_MS, 1);
+export const sagemakerTimeouts: HttpTimeouts = {
+  connectionTimeout: 1_000,
+  requestTimeout: functionTimeoutSeconds.modelCall * 1000 - WIND_UP_MS,
+};
 
 /** AssumeRole for a tenant's session, once an hour per tenant and container. */
 export const stsTimeouts = timeouts(300, 1_000, 2);
