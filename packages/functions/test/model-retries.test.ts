@@ -99,6 +99,42 @@ describe("a failure is retried only when the model cannot have run", () => {
     expect(isSafeToRetry(err)).toBe(true);
   });
 
+  it("retries a call whose pooled connection the server had closed, and not one reset on a new connection", async () => {
+    // Answers the first request on each connection with keep-alive, then resets the connection on the next bytes.
+    const resetting = createServer((socket) => {
+      let answered = false;
+      socket.on("data", () => {
+        if (answered) return socket.resetAndDestroy();
+        answered = true;
+        socket.write(
+          "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n{}",
+        );
+      });
+    });
+    await new Promise<void>((resolve) => resetting.listen(0, "127.0.0.1", resolve));
+    const client = clientAt(`http://127.0.0.1:${(resetting.address() as { port: number }).port}`);
+    const call = () =>
+      client
+        .invokeEndpoint({ endpointName: ENDPOINT, contentType: "application/json", body })
+        .catch((e: unknown) => e);
+    try {
+      expect(Buffer.from(((await call()) as { body: Uint8Array }).body).toString()).toBe("{}");
+      const stale = await call();
+      expect(stale).toMatchObject({ name: "ECONNRESET", notSent: true });
+      expect(isSafeToRetry(stale)).toBe(true);
+    } finally {
+      client.destroy();
+      resetting.close();
+    }
+    // A reset on a fresh connection may come after the request was read: never retried.
+    const fresh = createServer((socket) => socket.once("data", () => socket.resetAndDestroy()));
+    await new Promise<void>((resolve) => fresh.listen(0, "127.0.0.1", resolve));
+    const err = await callError(`http://127.0.0.1:${(fresh.address() as { port: number }).port}`);
+    fresh.close();
+    expect(err).toMatchObject({ name: "ECONNRESET", notSent: false });
+    expect(isSafeToRetry(err)).toBe(false);
+  });
+
   it("never retries a request that timed out after it was sent, nor one abandoned at the deadline", async () => {
     const { port } = silent.address() as { port: number };
     const timedOut = await callError(`http://127.0.0.1:${port}`, { requestTimeout: 200 });

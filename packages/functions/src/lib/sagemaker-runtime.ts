@@ -204,7 +204,11 @@ export class SageMakerRuntime {
         answer = response;
         resolve(response);
       });
-      request.once("error", (err) => reject(asCallError(err)));
+      request.once("error", (err) => {
+        // A pooled connection SageMaker had already closed: the request never reached it (Node's advice).
+        const stale = request.reusedSocket && (err as NodeJS.ErrnoException).code === "ECONNRESET";
+        reject(stale && !answer ? staleConnection(err) : asCallError(err));
+      });
       request.end(body);
     });
   }
@@ -308,6 +312,11 @@ function asCallError(err: unknown): SageMakerCallError {
 }
 
 const aborted = () => new SageMakerCallError("AbortError", "The call was aborted.");
+
+const staleConnection = (err: Error) =>
+  new SageMakerCallError("ECONNRESET", `A pooled connection was closed by SageMaker: ${err.message}`, {
+    notSent: true,
+  });
 
 const isSuccess = (response: IncomingMessage) =>
   (response.statusCode ?? 0) >= 200 && (response.statusCode ?? 0) < 300;
