@@ -293,6 +293,68 @@ describe("allotments and refunds, mixed with single admissions", () => {
   );
 });
 
+describe("a take whose container saw the item before another container moved it", () => {
+  it("costs two writes, its give-back riding along in the second, and the month stays exact", async () => {
+    const tenantId = `tn-allot-${++tenantCounter}`;
+    const limits: ShardLimits = {
+      shards: 1,
+      requestsPerMinute: 6000,
+      burst: 6000,
+      tokensPerMinute: 1_000_000,
+      concurrency: 1000,
+      monthlyTokens: 1_000_000_000,
+    };
+    const hold = 100_000;
+    const take = (store: LimiterStore, now: number, giveBack?: GiveBack) =>
+      store.admit(
+        admitRequest(tenantId, limits, now, 10 * 100, {
+          allotment: {
+            requests: 10,
+            slots: 0,
+            holdMicros: hold,
+            renewal: giveBack !== undefined,
+            ...(giveBack ? { giveBack } : {}),
+          },
+        }),
+      );
+    const a = container();
+    const b = container();
+    // A takes 10 calls' worth and uses 2 of them (100 tokens each, 50 used).
+    const first = await take(a, T0);
+    if (!first.admitted) throw new Error("expected the first take");
+    const after = first.snapshot;
+    const allotment = new Allotment(
+      0,
+      "2026-11",
+      T0 + hold,
+      { requests: 10, tokens: 1000, holdMicros: hold },
+      {
+        requestInterval: gcra(limits.requestsPerMinute, limits.burst).interval,
+        tokenInterval: gcra(limits.tokensPerMinute).interval,
+        requestResets: after.requestResets,
+        tokenResets: after.tokenResets,
+        requestMark: chargeMark(after.requestTat, after.requestRefunded),
+        tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
+      },
+    );
+    for (let i = 0; i < 2; i++) {
+      allotment.take(100);
+      allotment.settle(100, 50);
+    }
+    // Ten seconds on, B takes first: the item's TATs restart from B's take, past what A last saw.
+    const later = T0 + 10 * SECOND;
+    expect((await take(b, later)).admitted).toBe(true);
+    // A guessed from its own item (idle, the TATs long past): that write fails, and the next one,
+    // from the item as it is, takes and gives back in one. It took four before: the give-back on its
+    // own, then the take guessed again.
+    const renewal = await take(a, later, allotment.giveBack());
+    expect(renewal.admitted).toBe(true);
+    expect(renewal.writes).toBe(2);
+    // Month: B's 1,000 and A's new 1,000 reserved, and of A's first 1,000 the 100 its calls used.
+    expect((await container().read(tenantId, 0)).monthUsed).toBe(1000 + 1000 + 100);
+  });
+});
+
 describe("refunds", () => {
   it("a reservation settled unused after a later call landed inside its span gives back only what no call was placed on", async () => {
     const tenantId = `tn-allot-${++tenantCounter}`;

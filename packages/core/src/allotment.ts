@@ -188,7 +188,10 @@ export function mergeGiveBacks(
 const NO_MARK: ChargeMark = { tatAfter: Number.POSITIVE_INFINITY, refundedAt: Number.POSITIVE_INFINITY };
 
 /** The give-back without the TAT parts a later restart forgot, guarded as the latest resets are. */
-function withoutForgotten(back: GiveBack, latest: { requestResets: number; tokenResets: number }): GiveBack {
+export function withoutForgotten(
+  back: GiveBack,
+  latest: { requestResets: number; tokenResets: number },
+): GiveBack {
   const out = { ...back };
   if (back.requestResets < latest.requestResets) {
     Object.assign(out, { requestMicros: 0, requestMark: NO_MARK, requestResets: latest.requestResets });

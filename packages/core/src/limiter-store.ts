@@ -12,6 +12,7 @@ import {
   type UpdateCommandInput,
 } from "@aws-sdk/lib-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { withoutForgotten } from "./allotment";
 import {
   type GiveBackParts,
   type GiveBackWrite,
@@ -100,7 +101,9 @@ export class LimiterStore {
     const element = elements[0] ?? "";
     let snapshot = this.known.get(cacheKey);
     let writes = 0;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+    let retriedWithGiveBack = false;
+    // The one retry that keeps a give-back riding along is not counted against the attempts.
+    for (let attempt = 0; attempt < MAX_ATTEMPTS + (retriedWithGiveBack ? 1 : 0); attempt++) {
       const slack = this.slack.get(cacheKey) ?? { requests: 0, tokens: 0 };
       writes += 1;
       const outcome = await this.write(
@@ -112,6 +115,26 @@ export class LimiterStore {
         return { admitted: false, reason: "contention", retryAfter: 0, snapshot: emptySnapshot(), writes };
       }
       const giveBack = request.allotment?.giveBack;
+      if (!outcome.ok && giveBack && outcome.item && !retriedWithGiveBack) {
+        const actual = outcome.item;
+        if (!exactRefusal(request, actual, month)) {
+          // Most often the form was guessed from an item this container's own concurrent writes had
+          // moved on: once more, from the item as it is, the give-back still riding along without the
+          // parts a restart forgot. A wrong guess or give-back only fails again (then the path below).
+          retriedWithGiveBack = true;
+          this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
+          snapshot = actual;
+          this.known.set(cacheKey, snapshot);
+          request = {
+            ...request,
+            allotment: {
+              ...(request.allotment as AllotmentRequest),
+              giveBack: withoutForgotten(giveBack, actual),
+            },
+          };
+          continue;
+        }
+      }
       if (!outcome.ok && giveBack && outcome.item) {
         // The give-back could not ride along (a restart, a new month, a limit): on its own, then a plain take.
         writes += await this.giveBack(

@@ -6,8 +6,18 @@ import { type Allotment, type Slot, slotServes } from "@atrium/core/allotment";
 import type { LimiterSnapshot } from "@atrium/core/limiter-item";
 import type { ShardLimits } from "@atrium/core/limits";
 
-/** Arrivals remembered per tenant to estimate its rate here. */
+/** Arrivals a tenant's rate is judged by. */
 const ARRIVALS = 8;
+/** Arrivals remembered per tenant, for the rate an allotment is sized by. */
+const RATE_ARRIVALS = 32;
+
+/** Calls per second over these arrivals (microsecond times, oldest first); 0 without a span. */
+function rateOver(arrivals: readonly number[]): number {
+  const first = arrivals[0];
+  const last = arrivals[arrivals.length - 1];
+  if (first === undefined || last === undefined || last <= first) return 0;
+  return ((arrivals.length - 1) * 1e6) / (last - first);
+}
 
 /** One tenant's (and endpoint's) allotments in this container. */
 export class Holding {
@@ -50,17 +60,23 @@ export class Holding {
 
   arrived(at: number, tokens: number): void {
     this.arrivals.push(at);
-    if (this.arrivals.length > ARRIVALS) this.arrivals.shift();
+    if (this.arrivals.length > RATE_ARRIVALS) this.arrivals.shift();
     this.largestReservation = Math.max(this.largestReservation, tokens);
   }
 
-  /** Calls per second here, over the last few arrivals; 0 until there are enough. */
+  /** Calls per second here, over the last ARRIVALS arrivals (a tenant is judged quickly); 0 until there are as many. */
   rate(): number {
-    const first = this.arrivals[0];
-    const last = this.arrivals[this.arrivals.length - 1];
-    if (this.arrivals.length < ARRIVALS || first === undefined || last === undefined || last <= first)
-      return 0;
-    return ((this.arrivals.length - 1) * 1e6) / (last - first);
+    return this.arrivals.length < ARRIVALS ? 0 : rateOver(this.arrivals.slice(-ARRIVALS));
+  }
+
+  /**
+   * The rate an allotment is sized by: over the last RATE_ARRIVALS arrivals. Calls that come in waves
+   * (many clients answered together) make the rate over 8 arrivals swing far above the mean, and an
+   * allotment sized by that ends its hold with capacity unspent: one more take per hold. After a
+   * pause the longer window reads lower: the hold is longer, its calls as many (ADR 0004, Size).
+   */
+  sizingRate(): number {
+    return this.arrivals.length < ARRIVALS ? 0 : rateOver(this.arrivals);
   }
 
   freeSlot(now: number, callLeaseMicros: number): Slot | undefined {

@@ -169,7 +169,7 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
    * refusal pauses allotments for the hold (single admissions meanwhile name the exact refusal).
    */
   function renew(holding: Holding, limits: ShardLimits, now: number): Promise<void> {
-    const size = allotmentSize(limits, holding.rate(), holding.largestReservation);
+    const size = allotmentSize(limits, holding.sizingRate(), holding.largestReservation);
     if (!size) return Promise.resolve();
     holding.renewing = take(holding, limits, size, now).finally(() => {
       holding.renewing = undefined;
