@@ -6,13 +6,8 @@
  * the month never charges less than was used nor admits beyond the budget.
  */
 import { randomUUID } from "node:crypto";
-import { Allotment, mergeGiveBacks } from "@atrium/core/allotment";
-import {
-  type AdmitRequest,
-  chargeMark,
-  type GiveBack,
-  type LimiterSnapshot,
-} from "@atrium/core/limiter-item";
+import { Allotment, chargeAfter, mergeGiveBacks } from "@atrium/core/allotment";
+import type { AdmitRequest, GiveBack, LimiterSnapshot } from "@atrium/core/limiter-item";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import type { Lease } from "@atrium/core/limiter-updates";
 import { gcra, type ShardLimits } from "@atrium/core/limits";
@@ -220,20 +215,12 @@ describe("allotments and refunds, mixed with single admissions", () => {
                 held[s.container] = undefined;
                 seen[s.container] = admission.snapshot;
                 if (admission.admitted) {
-                  const after = admission.snapshot;
                   held[s.container] = new Allotment(
                     0,
                     "2026-11",
                     now + holdMicros,
                     { requests: s.requests, tokens: s.requests * s.tokens, holdMicros },
-                    {
-                      requestInterval: requestLimit.interval,
-                      tokenInterval: tokenLimit.interval,
-                      requestResets: after.requestResets,
-                      tokenResets: after.tokenResets,
-                      requestMark: chargeMark(after.requestTat, after.requestRefunded),
-                      tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
-                    },
+                    chargeAfter(limits, admission.snapshot),
                   );
                 }
               } else if (s.kind === "use" && allotment) {
@@ -322,20 +309,12 @@ describe("a take whose container saw the item before another container moved it"
     // A takes 10 calls' worth and uses 2 of them (100 tokens each, 50 used).
     const first = await take(a, T0);
     if (!first.admitted) throw new Error("expected the first take");
-    const after = first.snapshot;
     const allotment = new Allotment(
       0,
       "2026-11",
       T0 + hold,
       { requests: 10, tokens: 1000, holdMicros: hold },
-      {
-        requestInterval: gcra(limits.requestsPerMinute, limits.burst).interval,
-        tokenInterval: gcra(limits.tokensPerMinute).interval,
-        requestResets: after.requestResets,
-        tokenResets: after.tokenResets,
-        requestMark: chargeMark(after.requestTat, after.requestRefunded),
-        tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
-      },
+      chargeAfter(limits, first.snapshot),
     );
     for (let i = 0; i < 2; i++) {
       allotment.take(100);

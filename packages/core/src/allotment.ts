@@ -4,7 +4,7 @@
  * calls locally until its hold ends, plus slots (leases of calls in flight) it reuses call after call.
  * Free of I/O: the limiter store takes and gives back; this only counts.
  */
-import type { GiveBack } from "./limiter-item";
+import { chargeMark, type GiveBack, type LimiterSnapshot } from "./limiter-item";
 import { gcra, type ShardLimits } from "./limits";
 import type { ChargeMark } from "./tat-refund";
 
@@ -48,6 +48,18 @@ export interface AllotmentCharge {
   tokenResets: number;
   requestMark: ChargeMark;
   tokenMark: ChargeMark;
+}
+
+/** How a take charged the item, from the item as the take left it (`after`). */
+export function chargeAfter(limits: ShardLimits, after: LimiterSnapshot): AllotmentCharge {
+  return {
+    requestInterval: gcra(limits.requestsPerMinute, limits.burst).interval,
+    tokenInterval: gcra(limits.tokensPerMinute).interval,
+    requestResets: after.requestResets,
+    tokenResets: after.tokenResets,
+    requestMark: chargeMark(after.requestTat, after.requestRefunded),
+    tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
+  };
 }
 
 /** The capacity taken, and what is left of it. */

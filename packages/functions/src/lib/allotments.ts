@@ -9,15 +9,16 @@ import {
   Allotment,
   type AllotmentSize,
   allotmentSize,
+  chargeAfter,
   MIN_RATE_PER_SECOND,
   mergeGiveBacks,
   SLOT_REUSE_MICROS,
   type Slot,
 } from "@atrium/core/allotment";
 import type { GiveBackWrite } from "@atrium/core/allotment-updates";
-import { chargeMark, type GiveBack, type LimiterSnapshot } from "@atrium/core/limiter-item";
+import type { GiveBack, LimiterSnapshot } from "@atrium/core/limiter-item";
 import type { LimiterStore } from "@atrium/core/limiter-store";
-import { gcra, monthOf, type ShardLimits, type TenantLimits } from "@atrium/core/limits";
+import { monthOf, type ShardLimits, type TenantLimits } from "@atrium/core/limits";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { Holding } from "./allotment-holding";
 import { logger, metrics } from "./observability";
@@ -241,15 +242,13 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
         holdings.delete(keyOf(holding));
       return undefined;
     }
-    const after = admission.snapshot;
-    const allotment = new Allotment(holding.shard, monthOf(now), now + size.holdMicros, size, {
-      requestInterval: gcra(limits.requestsPerMinute, limits.burst).interval,
-      tokenInterval: gcra(limits.tokensPerMinute).interval,
-      requestResets: after.requestResets,
-      tokenResets: after.tokenResets,
-      requestMark: chargeMark(after.requestTat, after.requestRefunded),
-      tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
-    });
+    const allotment = new Allotment(
+      holding.shard,
+      monthOf(now),
+      now + size.holdMicros,
+      size,
+      chargeAfter(limits, admission.snapshot),
+    );
     return { allotment, elements: admission.elements };
   }
 
