@@ -270,6 +270,25 @@ describe("a permanent failure: x-should-retry: false", () => {
   });
 });
 
+describe("a stream given up before it was read", () => {
+  it("ends with AbortError when read, and nothing is thrown at the process meanwhile", async () => {
+    const stop = new AbortController();
+    const output = await client.invokeEndpointWithResponseStream(
+      { endpointName: ENDPOINT, body, contentType: "application/json" },
+      stop.signal,
+    );
+    stop.abort();
+    // The connection fails while nobody reads it (an unhandled 'error' would fail this run).
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const read = async () => {
+      for await (const _part of output.parts) {
+        // Nothing arrives after the abort.
+      }
+    };
+    await expect(read()).rejects.toMatchObject({ name: "AbortError" });
+  });
+});
+
 describe("a failure Atrium cannot classify", () => {
   it("maps an endpoint it could not reach to 502 upstream_error, leaving the retry to the client's policy", async () => {
     const closedPort = await new Promise<number>((resolve) => {
