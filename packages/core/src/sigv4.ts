@@ -31,16 +31,29 @@ export interface RequestToSign {
   body: Uint8Array;
 }
 
-/** Headers never signed: hop-by-hop ones a proxy may change, and the user agent (as the AWS SDKs do). */
+/**
+ * Headers never signed, as the AWS SDK's signer leaves them out: ones a proxy or the transport may
+ * change or add (hop-by-hop, caching, proxy-* and sec-*), the user agent and the trace header.
+ */
 const UNSIGNED = new Set([
   "authorization",
+  "cache-control",
   "connection",
   "expect",
+  "from",
+  "keep-alive",
+  "max-forwards",
+  "pragma",
+  "referer",
   "te",
+  "trailer",
   "transfer-encoding",
   "upgrade",
   "user-agent",
+  "x-amzn-trace-id",
 ]);
+const signed = (name: string) =>
+  !UNSIGNED.has(name) && !name.startsWith("proxy-") && !name.startsWith("sec-");
 
 /**
  * The request's headers with its signature added: `host`, `x-amz-date`, `x-amz-security-token` (for
@@ -55,9 +68,7 @@ export function signRequest(
   const amzDate = toAmzDate(now);
   const headers: Record<string, string> = { ...request.headers, host: request.host, "x-amz-date": amzDate };
   if (credentials.sessionToken) headers["x-amz-security-token"] = credentials.sessionToken;
-  const names = Object.keys(headers)
-    .filter((name) => !UNSIGNED.has(name))
-    .sort(compare);
+  const names = Object.keys(headers).filter(signed).sort(compare);
   const canonical = canonicalRequest({
     method: request.method,
     path: request.path,
