@@ -11,14 +11,6 @@ const ARRIVALS = 8;
 /** Arrivals remembered per tenant, for the rate an allotment is sized by. */
 const RATE_ARRIVALS = 32;
 
-/** Calls per second over these arrivals (microsecond times, oldest first); 0 without a span. */
-function rateOver(arrivals: readonly number[]): number {
-  const first = arrivals[0];
-  const last = arrivals[arrivals.length - 1];
-  if (first === undefined || last === undefined || last <= first) return 0;
-  return ((arrivals.length - 1) * 1e6) / (last - first);
-}
-
 /** One tenant's (and endpoint's) allotments in this container. */
 export class Holding {
   current?: Allotment;
@@ -66,7 +58,7 @@ export class Holding {
 
   /** Calls per second here, over the last ARRIVALS arrivals (a tenant is judged quickly); 0 until there are as many. */
   rate(): number {
-    return this.arrivals.length < ARRIVALS ? 0 : rateOver(this.arrivals.slice(-ARRIVALS));
+    return this.rateOfLast(ARRIVALS);
   }
 
   /**
@@ -76,7 +68,15 @@ export class Holding {
    * pause the longer window reads lower: the hold is longer, its calls as many (ADR 0004, Size).
    */
   sizingRate(): number {
-    return this.arrivals.length < ARRIVALS ? 0 : rateOver(this.arrivals);
+    return this.arrivals.length < ARRIVALS ? 0 : this.rateOfLast(this.arrivals.length);
+  }
+
+  /** Calls per second over the last `count` arrivals (no copy: this runs on every call); 0 without as many. */
+  private rateOfLast(count: number): number {
+    const first = this.arrivals[this.arrivals.length - count];
+    const last = this.arrivals[this.arrivals.length - 1];
+    if (count < 2 || first === undefined || last === undefined || last <= first) return 0;
+    return ((count - 1) * 1e6) / (last - first);
   }
 
   freeSlot(now: number, callLeaseMicros: number): Slot | undefined {

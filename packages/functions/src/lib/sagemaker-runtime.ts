@@ -219,7 +219,7 @@ export class SageMakerRuntime {
  * as the SDKs read them), else the region's in the aws, aws-cn and aws-us-gov partitions, with the
  * FIPS host when AWS_USE_FIPS_ENDPOINT is true (as the SDK's endpoint rules name them).
  */
-export function endpointOf(region: string): string {
+function endpointOf(region: string): string {
   const configured = process.env.AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME ?? process.env.AWS_ENDPOINT_URL;
   if (configured) return configured;
   const fips = process.env.AWS_USE_FIPS_ENDPOINT === "true";

@@ -73,7 +73,7 @@ export function tenantClients(tenantId: string): TenantClients {
     ledger: DynamoDBDocumentClient.from(
       new DynamoDBClient({ ...ledgerTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
     ),
-    sagemaker: new SageMakerRuntime({ ...sagemakerTimeouts, credentials: () => credentials() }),
+    sagemaker: new SageMakerRuntime({ ...sagemakerTimeouts, credentials }),
   };
   cache.set(tenantId, { roleArn, clients });
   if (cache.size > MAX_TENANTS) {
