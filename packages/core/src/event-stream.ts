@@ -99,7 +99,8 @@ function decodeMessage(message: Buffer): EventMessage {
 }
 
 function decodeHeaders(bytes: Buffer): Record<string, string> {
-  const headers: Record<string, string> = {};
+  // Collected as entries: a header named `__proto__` is then a header, not the object's prototype.
+  const headers: [string, string][] = [];
   let at = 0;
   const need = (n: number) => {
     if (at + n > bytes.length) throw new EventStreamError("An event-stream header runs past its message.");
@@ -115,7 +116,7 @@ function decodeHeaders(bytes: Buffer): Record<string, string> {
       need(2);
       const length = bytes.readUInt16BE(at);
       need(2 + length);
-      if (type === STRING_HEADER) headers[name] = bytes.toString("utf8", at + 2, at + 2 + length);
+      if (type === STRING_HEADER) headers.push([name, bytes.toString("utf8", at + 2, at + 2 + length)]);
       at += 2 + length;
     } else {
       const size = FIXED_SIZES[type];
@@ -125,7 +126,7 @@ function decodeHeaders(bytes: Buffer): Record<string, string> {
       at += size;
     }
   }
-  return headers;
+  return Object.fromEntries(headers);
 }
 
 function encodeHeader(name: string, value: string): Buffer {

@@ -62,6 +62,16 @@ describe("event-stream framing", () => {
     );
   });
 
+  it("reads a header named __proto__ as a header, leaving the headers' prototype alone", async () => {
+    const headers = JSON.parse('{"__proto__":"x",":event-type":"PayloadPart"}') as Record<string, string>;
+    const [decoded] = await decodeAll(pieces(encodeMessage(headers, Buffer.from("p")), []));
+    expect(Object.getPrototypeOf(decoded?.headers)).toBe(Object.prototype);
+    expect(Object.entries(decoded?.headers ?? {})).toEqual([
+      ["__proto__", "x"],
+      [":event-type", "PayloadPart"],
+    ]);
+  });
+
   it("refuses a stream that ends inside a message", async () => {
     const bytes = encodeMessage({ ":event-type": "PayloadPart" }, Buffer.from("hello"));
     for (const end of [1, 8, 12, bytes.length - 1]) {
