@@ -5,13 +5,12 @@
  * neighbour's latency during a flood. A benchmark, not a test: figures vary with the machine.
  */
 import { readFileSync } from "node:fs";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { loadStageConfigFile, type StageConfig } from "../packages/core/src/config";
 import { LimiterStore } from "../packages/core/src/limiter-store";
 import { gcra } from "../packages/core/src/limits";
 import { LimiterTable } from "../packages/core/src/tables";
 import type { Tenant } from "../packages/core/src/tenant";
-import { ensureTable, localDynamoClient, startDynamo } from "../packages/local/src/dynamodb";
+import { dynamoClientFor, ensureTable, localDynamoClient, startDynamo } from "../packages/local/src/dynamodb";
 import { machine, setting, writeBenchJson } from "./bench/output";
 
 const SECONDS = setting("BENCH_SECONDS", 5, 1);
@@ -54,18 +53,14 @@ const stage: StageConfig = {
 
 const dynamo = await startDynamo();
 
-/** One Lambda container: its own SDK client (with a call counter) and its own limiter. */
+/** One Lambda container: its own DynamoDB client (with a call counter) and its own limiter. */
 function container() {
-  const client = localDynamoClient(dynamo.url);
+  const client = dynamoClientFor(dynamo.url);
   const counter = { calls: 0 };
-  client.middlewareStack.add(
-    (next) => (args) => {
-      counter.calls += 1;
-      return next(args);
-    },
-    { step: "initialize", name: "countDynamoDBCalls" },
-  );
-  const store = new LimiterStore(DynamoDBDocumentClient.from(client), TABLE);
+  client.beforeSend(() => {
+    counter.calls += 1;
+  });
+  const store = new LimiterStore(client, TABLE);
   const limiter = createAdmission({
     storeFor: () => store,
     config: stage,
@@ -155,8 +150,7 @@ async function quietNeighbour(tenant: Tenant, calls: number) {
   return latencies.sort((a, b) => a - b);
 }
 
-const setup = container();
-await ensureTable(setup.client, TABLE, LimiterTable);
+await ensureTable(localDynamoClient(dynamo.url), TABLE, LimiterTable);
 
 process.stdout.write(
   `limiter benchmark: ${CONTAINERS} containers for ${SECONDS}s against DynamoDB Local (${dynamo.url})\n`,

@@ -20,9 +20,8 @@ import { TenantStore } from "@atrium/core/store";
 import { LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import { ledgerUpdate } from "@atrium/core/usage-ledger";
 import { startCloudWatchEmulator } from "@atrium/local/cloudwatch";
-import { ensureTable, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
+import { dynamoClientFor, ensureTable, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
 import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
-import { BatchWriteCommand, DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { machine, setting, writeBenchJson } from "./bench/output";
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
@@ -43,7 +42,7 @@ const metricsClient = new CloudWatchClient({
 });
 try {
   const client = localDynamoClient(dynamo.url, { maxAttempts: 10 });
-  const db = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  const db = dynamoClientFor(dynamo.url, { maxAttempts: 10 });
   const names = { tenants: "bench-tenants", limiter: "bench-limiter", usage: "bench-usage" };
   await ensureTable(client, names.tenants, TenantTable);
   await ensureTable(client, names.limiter, LimiterTable);
@@ -102,7 +101,7 @@ try {
       const batch = rows.slice(i, i + 25).map((Item) => ({ PutRequest: { Item } }));
       let unprocessed: Record<string, unknown>[] | undefined = batch;
       while (unprocessed && unprocessed.length > 0) {
-        const out = await db.send(new BatchWriteCommand({ RequestItems: { [table]: unprocessed as never } }));
+        const out = await db.batchWrite({ RequestItems: { [table]: unprocessed as never } });
         unprocessed = out.UnprocessedItems?.[table] as Record<string, unknown>[] | undefined;
       }
     }

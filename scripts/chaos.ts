@@ -7,6 +7,7 @@
  * and where fallbacks went by posture. A figure, not a test: it prints a table and writes JSON
  * under .atrium/bench/.
  */
+
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,8 +20,7 @@ const { generateApiKey } = await import("../packages/core/src/api-key");
 const { newTenant } = await import("../packages/core/src/tenant");
 const { endpointKey } = await import("../packages/core/src/endpoint-state");
 const { dayOf, readLedger } = await import("../packages/core/src/usage-ledger");
-const { localDynamoClient } = await import("../packages/local/src/dynamodb");
-const { DynamoDBDocumentClient, GetCommand } = await import("@aws-sdk/lib-dynamodb");
+const { dynamoClientFor } = await import("../packages/local/src/dynamodb");
 
 const CALLS_PER_PHASE = Number(process.env.CHAOS_CALLS ?? 24);
 const CONCURRENCY = Number(process.env.CHAOS_CONCURRENCY ?? 3);
@@ -48,7 +48,7 @@ await writeFile(
   }),
 );
 const platform = await startPlatform({ port: 0, dataDir, ephemeral: true, configFile });
-const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+const db = dynamoClientFor(platform.dynamodbUrl);
 
 interface ChaosTenant {
   posture: string;
@@ -166,13 +166,11 @@ const phases = [
 ];
 
 async function breakerItem(endpointName: string): Promise<Record<string, unknown>> {
-  const { Item } = await db.send(
-    new GetCommand({
-      TableName: platform.endpointsTable,
-      Key: endpointKey(endpointName),
-      ConsistentRead: true,
-    }),
-  );
+  const { Item } = await db.get({
+    TableName: platform.endpointsTable,
+    Key: endpointKey(endpointName),
+    ConsistentRead: true,
+  });
   return Item ?? {};
 }
 const countedFailures = (item: Record<string, unknown>) =>

@@ -49,6 +49,11 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
     in: () => true,
   },
   {
+    pattern: /^runtime-sdk:@aws-sdk\/(client-dynamodb|lib-dynamodb|util-dynamodb)$/,
+    why: "DynamoDB is called through core/dynamodb/client.ts, not the SDK's client (docs/adr/0016)",
+    in: () => true,
+  },
+  {
     pattern: /packages\/functions\/src\/lib\/sagemaker-runtime\.ts$/,
     why: "only the /v1 model routes call a model",
     in: (file) => file === AUTHORIZER_FILE || file.includes("/admin/"),

@@ -6,9 +6,8 @@
  * requests are counted by a proxy in front of DynamoDB Local.
  */
 import { LimiterStore } from "@atrium/core/limiter-store";
-import { localDynamoClient } from "@atrium/local/dynamodb";
+import { dynamoClientFor } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CountingProxy, countsBetween, startCountingProxy } from "../../scripts/dynamodb-counting-proxy";
 import { startTestPlatformWith, stopTestPlatform } from "../support/platform";
@@ -64,10 +63,7 @@ describe("a tenant calling often", () => {
     expect(entry?.counters).toMatchObject({ requests: CALLS, tokens: used });
 
     // The month charges what was used, plus what the current allotment holds unused: never less.
-    const store = new LimiterStore(
-      DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl)),
-      platform.limitsTable,
-    );
+    const store = new LimiterStore(dynamoClientFor(platform.dynamodbUrl), platform.limitsTable);
     expect((await store.read(tenant.id, 0)).monthUsed).toBeGreaterThanOrEqual(used);
     // Once the tenant has gone quiet, everything comes back: no slot left, the month exactly what was used.
     await expect

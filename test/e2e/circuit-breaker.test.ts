@@ -8,9 +8,8 @@
  * The open period is long (600 s): "it has passed" is written into the endpoint item, not waited for.
  */
 import { endpointKey } from "@atrium/core/endpoint-state";
-import { localDynamoClient } from "@atrium/local/dynamodb";
+import { dynamoClientFor } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf } from "../support/http";
 import { adminCall, startTestPlatformWith, stopTestPlatform } from "../support/platform";
@@ -44,32 +43,28 @@ const failing = (endpointName: string) =>
   platform.sagemaker.setConditions(endpointName, { error: "ServiceUnavailable", errorRate: 1 });
 
 function documents() {
-  return DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+  return dynamoClientFor(platform.dynamodbUrl);
 }
 
 async function breakerOf(endpointName: string): Promise<Record<string, unknown>> {
-  const { Item } = await documents().send(
-    new GetCommand({
-      TableName: platform.endpointsTable,
-      Key: endpointKey(endpointName),
-      ConsistentRead: true,
-    }),
-  );
+  const { Item } = await documents().get({
+    TableName: platform.endpointsTable,
+    Key: endpointKey(endpointName),
+    ConsistentRead: true,
+  });
   return Item ?? {};
 }
 
 /** As if the open period had passed: the breaker is half-open for the next view that reads it. */
 async function openPeriodPassed(endpointName: string): Promise<void> {
-  await documents().send(
-    new UpdateCommand({
-      TableName: platform.endpointsTable,
-      Key: endpointKey(endpointName),
-      UpdateExpression: "SET #openUntil = :past",
-      ConditionExpression: "attribute_exists(#openUntil)",
-      ExpressionAttributeNames: { "#openUntil": "openUntil" },
-      ExpressionAttributeValues: { ":past": Date.now() * 1000 - 1 },
-    }),
-  );
+  await documents().update({
+    TableName: platform.endpointsTable,
+    Key: endpointKey(endpointName),
+    UpdateExpression: "SET #openUntil = :past",
+    ConditionExpression: "attribute_exists(#openUntil)",
+    ExpressionAttributeNames: { "#openUntil": "openUntil" },
+    ExpressionAttributeValues: { ":past": Date.now() * 1000 - 1 },
+  });
 }
 
 async function dedicatedTenant(name: string, compliance: string[]) {

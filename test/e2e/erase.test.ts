@@ -1,23 +1,18 @@
 import { hashApiKey } from "@atrium/core/api-key";
+import type { DynamoClient } from "@atrium/core/dynamodb/client";
+import { dynamoClientFor, localDynamoClient } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
 
 let platform: Platform;
 let dataDir: string;
-let doc: DynamoDBDocumentClient;
+let doc: DynamoClient;
 
 beforeAll(async () => {
   ({ platform, dataDir } = await startTestPlatform());
-  doc = DynamoDBDocumentClient.from(
-    new DynamoDBClient({
-      endpoint: platform.dynamodbUrl,
-      region: "eu-west-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    }),
-  );
+  doc = dynamoClientFor(platform.dynamodbUrl);
 });
 
 afterAll(async () => {
@@ -45,7 +40,7 @@ async function everyItem(): Promise<{ table: string; item: Record<string, unknow
   const tables: string[] = [];
   let startTable: string | undefined;
   do {
-    const page = await doc.send(
+    const page = await localDynamoClient(platform.dynamodbUrl).send(
       new ListTablesCommand({ ...(startTable ? { ExclusiveStartTableName: startTable } : {}) }),
     );
     tables.push(...(page.TableNames ?? []));
@@ -55,9 +50,7 @@ async function everyItem(): Promise<{ table: string; item: Record<string, unknow
   for (const table of tables) {
     let start: Record<string, unknown> | undefined;
     do {
-      const page = await doc.send(
-        new ScanCommand({ TableName: table, ...(start ? { ExclusiveStartKey: start } : {}) }),
-      );
+      const page = await doc.scan({ TableName: table, ...(start ? { ExclusiveStartKey: start } : {}) });
       items.push(...(page.Items ?? []).map((item) => ({ table, item })));
       start = page.LastEvaluatedKey;
     } while (start);

@@ -6,9 +6,8 @@
  * weighted share (pro weighs 2, free 1: 3 and 1 of 4) and the one above it gets 429 endpoint_busy.
  */
 import { endpointKey } from "@atrium/core/endpoint-state";
-import { localDynamoClient } from "@atrium/local/dynamodb";
+import { dynamoClientFor } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json } from "../support/http";
 import { type LatchedModel, startLatchedModel } from "../support/latched-model";
@@ -61,15 +60,13 @@ async function throttledCall(apiKey: string): Promise<Response> {
 }
 
 async function endpointItem(): Promise<Record<string, unknown> | undefined> {
-  const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+  const db = dynamoClientFor(platform.dynamodbUrl);
   try {
-    const { Item } = await db.send(
-      new GetCommand({
-        TableName: platform.endpointsTable,
-        Key: endpointKey(ENDPOINT),
-        ConsistentRead: true,
-      }),
-    );
+    const { Item } = await db.get({
+      TableName: platform.endpointsTable,
+      Key: endpointKey(ENDPOINT),
+      ConsistentRead: true,
+    });
     return Item;
   } finally {
     db.destroy();

@@ -14,10 +14,9 @@ import { generateApiKey } from "@atrium/core/api-key";
 import type { LimitOverrides } from "@atrium/core/config";
 import { limiterKey } from "@atrium/core/limiter-item";
 import { newTenant } from "@atrium/core/tenant";
+import { dynamoClientFor } from "@atrium/local/dynamodb";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import { type Platform, REPO_ROOT } from "@atrium/local/platform";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
@@ -537,20 +536,12 @@ describe("an erase while a call runs", () => {
     // Its settle, after the response, must find nothing to write either.
     await platform.gateway.idle();
 
-    const db = DynamoDBDocumentClient.from(
-      new DynamoDBClient({
-        endpoint: platform.dynamodbUrl,
-        region: platform.config.region,
-        credentials: { accessKeyId: "local", secretAccessKey: "local" },
-      }),
-    );
-    const { Items } = await db.send(
-      new QueryCommand({
-        TableName: platform.limitsTable,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": limiterKey(id, 0).pk },
-      }),
-    );
+    const db = dynamoClientFor(platform.dynamodbUrl, { region: platform.config.region });
+    const { Items } = await db.query({
+      TableName: platform.limitsTable,
+      KeyConditionExpression: "pk = :pk",
+      ExpressionAttributeValues: { ":pk": limiterKey(id, 0).pk },
+    });
     expect(Items).toEqual([]);
   });
 });

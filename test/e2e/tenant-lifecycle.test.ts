@@ -249,7 +249,7 @@ describe("reads that decide", () => {
     }
     const reads = readsOf(recorder.sent).filter((read) => read.table === platform.tenantsTable);
     const keys = recorder.sent
-      .filter((c) => c.command === "GetItemCommand" && c.input.TableName === platform.tenantsTable)
+      .filter((c) => c.command === "GetItem" && c.input.TableName === platform.tenantsTable)
       .map((c) => JSON.stringify(c.input.Key));
     // The key by its hash, the profile (authorizer), the profile again (the handler's tenant cache).
     expect(keys.some((key) => key.includes("KEY#"))).toBe(true);

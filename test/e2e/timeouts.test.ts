@@ -12,10 +12,9 @@ import { generateApiKey } from "@atrium/core/api-key";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { MAX_FLOOR_LEAD_MICROS } from "@atrium/core/tat-refund";
 import { newTenant } from "@atrium/core/tenant";
-import { localDynamoClient } from "@atrium/local/dynamodb";
+import { dynamoClientFor } from "@atrium/local/dynamodb";
 import type { AccessLogEntry } from "@atrium/local/gateway";
 import { type Platform, REPO_ROOT } from "@atrium/local/platform";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorOf, json } from "../support/http";
 import { adminCall, startTestPlatform, stopTestPlatform } from "../support/platform";
@@ -76,10 +75,7 @@ beforeAll(async () => {
     },
     dataDir,
   ));
-  limiterStore = new LimiterStore(
-    DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl)),
-    platform.limitsTable,
-  );
+  limiterStore = new LimiterStore(dynamoClientFor(platform.dynamodbUrl), platform.limitsTable);
 });
 
 afterAll(async () => {

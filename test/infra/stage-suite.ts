@@ -125,8 +125,16 @@ export function describeStage(stage: string, { bundle }: { bundle: boolean }) {
           expect(Object.keys(metafile?.inputs ?? {}), file).toContain(`${file}.ts`);
           expect(forbiddenModules(file, metafile as NonNullable<typeof metafile>), file).toEqual([]);
         }
+        // DynamoDB through Atrium's own client (docs/adr/0016), not the SDK's, in every bundle.
         const authorizerInputs = Object.keys(s.metafiles[AUTHORIZER_FILE]?.inputs ?? {});
-        expect(authorizerInputs).toContain("runtime-sdk:@aws-sdk/client-dynamodb");
+        expect(authorizerInputs).toContain("packages/core/src/dynamodb/client.ts");
+        for (const file of new Set(files)) {
+          const inputs = Object.keys(s.metafiles[file]?.inputs ?? {});
+          expect(
+            inputs.filter((i) => /dynamodb/.test(i) && i.includes("@aws-sdk")),
+            file,
+          ).toEqual([]);
+        }
         expect(
           authorizerInputs.filter((i) => /limiter|admission|sagemaker|client-sts|reports/.test(i)),
         ).toEqual([]);

@@ -5,13 +5,14 @@
  * counts it. The slot's lease is 70 s; these tests move its end near (what the passing of a minute
  * would do) rather than wait for it. And the container's memory of tenants stays bounded.
  */
+
 import { setTimeout as sleep } from "node:timers/promises";
+import type { DynamoClient } from "@atrium/core/dynamodb/client";
 import { eraseTenantPartition } from "@atrium/core/erase";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { shardLimits, type TenantLimits } from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
-import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAllotments } from "../../packages/functions/src/lib/allotments";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
@@ -21,13 +22,13 @@ const SECOND = 1_000_000;
 const CALL_LEASE = 60 * SECOND;
 const STREAM_LEASE = 16 * 60 * SECOND;
 let dynamo: LocalDynamo;
-let db: DynamoDBDocumentClient;
+let db: DynamoClient;
 let tenantCounter = 0;
 
 beforeAll(async () => {
   dynamo = sharedDynamo();
   await ensureTable(localDynamoClient(dynamo.url), TABLE, LimiterTable);
-  db = DynamoDBDocumentClient.from(localDynamoClient(dynamo.url));
+  db = dynamoClientFor(dynamo.url);
 });
 afterAll(() => dynamo?.close());
 

@@ -12,8 +12,7 @@ import { LimiterStore } from "@atrium/core/limiter-store";
 import type { Lease } from "@atrium/core/limiter-updates";
 import { gcra, type ShardLimits } from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
-import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
@@ -32,8 +31,7 @@ beforeAll(async () => {
 });
 afterAll(() => dynamo?.close());
 
-const container = () =>
-  new LimiterStore(DynamoDBDocumentClient.from(localDynamoClient(dynamo.url, { maxAttempts: 10 })), TABLE);
+const container = () => new LimiterStore(dynamoClientFor(dynamo.url, { maxAttempts: 10 }), TABLE);
 
 /** A call's admission request: a lease far longer than any step here, so none expires. */
 const admitRequest = (

@@ -12,8 +12,7 @@ import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { EndpointTable } from "@atrium/core/tables";
 import { createCircuitBreaker } from "@atrium/functions/lib/circuit-breaker";
 import { createEndpointView, VIEW_MICROS } from "@atrium/functions/lib/endpoint-view";
-import { ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { recordCommands } from "../support/dynamo-spy";
 import { sharedDynamoUrl, uniqueTableName } from "../support/dynamodb";
@@ -23,8 +22,7 @@ const SECOND = 1_000_000;
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0) * 1000;
 const settings = { failures: 3, windowSeconds: 30, openSeconds: 20 };
 
-const documents = () =>
-  DynamoDBDocumentClient.from(localDynamoClient(sharedDynamoUrl(), { maxAttempts: 10 }));
+const documents = () => dynamoClientFor(sharedDynamoUrl(), { maxAttempts: 10 });
 
 beforeAll(async () => {
   await ensureTable(localDynamoClient(sharedDynamoUrl()), TABLE, EndpointTable);
@@ -42,13 +40,15 @@ function instance(start = T0) {
     settings,
     now: () => clock.now,
   });
-  return { breaker, clock, writes: () => sent.filter((c) => c.command !== "GetItemCommand").length };
+  return { breaker, clock, writes: () => sent.filter((c) => c.command !== "GetItem").length };
 }
 
 async function item(endpointName: string) {
-  const { Item } = await documents().send(
-    new GetCommand({ TableName: TABLE, Key: endpointKey(endpointName), ConsistentRead: true }),
-  );
+  const { Item } = await documents().get({
+    TableName: TABLE,
+    Key: endpointKey(endpointName),
+    ConsistentRead: true,
+  });
   return Item;
 }
 

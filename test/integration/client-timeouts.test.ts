@@ -5,7 +5,6 @@ import { TenantTable } from "@atrium/core/tables";
 import type { Tenant } from "@atrium/core/tenant";
 import type { TenantContext } from "@atrium/functions/lib/middleware";
 import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 import { setHandlerEnvironment } from "../support/handler-environment";
@@ -49,9 +48,7 @@ afterAll(async () => {
 });
 
 const getItem = (table = TABLE) =>
-  clients.documentClient.send(
-    new GetCommand({ TableName: table, Key: { pk: "TENANT#tn-x#", sk: "PROFILE" } }),
-  );
+  clients.documentClient.get({ TableName: table, Key: { pk: "TENANT#tn-x#", sk: "PROFILE" } });
 
 describe("the DynamoDB client", () => {
   it("answers through the proxy while DynamoDB is well", async () => {
@@ -62,14 +59,14 @@ describe("the DynamoDB client", () => {
   it("gives up on a hung DynamoDB after two attempts, with an error the edge answers 503", async () => {
     await proxy.setMode("hang");
     const err = await getItem().catch((e: unknown) => e);
-    expect(err).toMatchObject({ name: "TimeoutError", $metadata: { attempts: 2 } });
+    expect(err).toMatchObject({ name: "TimeoutError", attempts: 2 });
     expect(unavailable.isAwsUnavailable(err)).toBe(true);
   });
 
   it("gives up on a refusing DynamoDB after two attempts, with an error the edge answers 503", async () => {
     await proxy.setMode("refuse");
     const err = await getItem().catch((e: unknown) => e);
-    expect(err).toMatchObject({ code: "ECONNREFUSED", $metadata: { attempts: 2 } });
+    expect(err).toMatchObject({ name: "ECONNREFUSED", attempts: 2 });
     expect(unavailable.isAwsUnavailable(err)).toBe(true);
   });
 

@@ -22,8 +22,7 @@ import type { AdmitRequest } from "@atrium/core/limiter-item";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import type { ShardLimits } from "@atrium/core/limits";
 import { EndpointTable, LimiterTable } from "@atrium/core/tables";
-import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
@@ -42,7 +41,7 @@ afterAll(() => dynamo?.close());
 function client() {
   return localDynamoClient(dynamo.url, { maxAttempts: 10 });
 }
-const documents = () => DynamoDBDocumentClient.from(client());
+const documents = () => dynamoClientFor(dynamo.url, { maxAttempts: 10 });
 
 const SECOND = 1_000_000;
 const T0 = Date.UTC(2026, 10, 30, 12, 0, 0) * 1000;

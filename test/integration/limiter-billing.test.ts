@@ -11,8 +11,7 @@ import { LimiterTable } from "@atrium/core/tables";
 import type { Tenant } from "@atrium/core/tenant";
 import { boundInvocation, reportedUsage } from "@atrium/core/token-bound";
 import { createAdmission } from "@atrium/functions/lib/admission";
-import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
@@ -26,13 +25,7 @@ beforeAll(async () => {
   const client = localDynamoClient(dynamo.url, { maxAttempts: 10 });
   await ensureTable(client, TABLE, LimiterTable);
   // Three "containers", each with its own SDK client and caches.
-  stores = [0, 1, 2].map(
-    () =>
-      new LimiterStore(
-        DynamoDBDocumentClient.from(localDynamoClient(dynamo.url, { maxAttempts: 10 })),
-        TABLE,
-      ),
-  );
+  stores = [0, 1, 2].map(() => new LimiterStore(dynamoClientFor(dynamo.url, { maxAttempts: 10 }), TABLE));
 });
 afterAll(() => dynamo?.close());
 

@@ -9,8 +9,7 @@ import { AtriumError } from "@atrium/core/errors";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { LimiterTable } from "@atrium/core/tables";
 import type { Tenant } from "@atrium/core/tenant";
-import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
@@ -44,18 +43,14 @@ function tenant(tier: string, id = `tn-${tier}-lambda`): Tenant {
   };
 }
 
-/** A client whose every call is counted by an SDK middleware. */
+/** A client whose every call is counted. */
 function countedClient(endpoint: string) {
-  const client = localDynamoClient(endpoint, { maxAttempts: 1 });
+  const doc = dynamoClientFor(endpoint, { maxAttempts: 1 });
   const calls = { count: 0 };
-  client.middlewareStack.add(
-    (next) => (args) => {
-      calls.count += 1;
-      return next(args);
-    },
-    { step: "initialize", name: "countCalls" },
-  );
-  return { client, doc: DynamoDBDocumentClient.from(client), calls };
+  doc.beforeSend(() => {
+    calls.count += 1;
+  });
+  return { doc, calls };
 }
 
 describe("when DynamoDB cannot be reached", () => {
@@ -88,8 +83,8 @@ describe("when DynamoDB cannot be reached", () => {
 
 describe("a tenant known to be limited", () => {
   it("is refused in the Lambda, with no DynamoDB call, until its retry time", async () => {
-    const { client, doc, calls } = countedClient(dynamo.url);
-    await ensureTable(client, LAMBDA_LIMITS, LimiterTable);
+    const { doc, calls } = countedClient(dynamo.url);
+    await ensureTable(localDynamoClient(dynamo.url), LAMBDA_LIMITS, LimiterTable);
     calls.count = 0;
     let clock = Date.UTC(2026, 10, 28, 12) * 1000;
     const store = new LimiterStore(doc, LAMBDA_LIMITS);
@@ -139,8 +134,8 @@ describe("refusals", () => {
   });
   let counter = 0;
   async function setup() {
-    const { client, doc, calls } = countedClient(dynamo.url);
-    await ensureTable(client, "atrium-test-limits", LimiterTable);
+    const { doc, calls } = countedClient(dynamo.url);
+    await ensureTable(localDynamoClient(dynamo.url), "atrium-test-limits", LimiterTable);
     const store = new LimiterStore(doc, "atrium-test-limits");
     const clock = { now: Date.UTC(2026, 10, 28, 12) * 1000 };
     const limiter = createAdmission({ storeFor: () => store, config: tiers, now: () => clock.now });

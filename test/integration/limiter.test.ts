@@ -18,9 +18,7 @@ import {
   tenantLimits,
 } from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
-import { ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
@@ -37,9 +35,10 @@ afterAll(() => dynamo?.close());
 function client() {
   return localDynamoClient(dynamo.url, { maxAttempts: 10 });
 }
+const documents = () => dynamoClientFor(dynamo.url, { maxAttempts: 10 });
 
 /** A fresh "Lambda container": its own SDK client and its own limiter cache. */
-const container = () => new LimiterStore(DynamoDBDocumentClient.from(client()), TABLE);
+const container = () => new LimiterStore(documents(), TABLE);
 
 const SECOND = 1_000_000;
 /** Properties make hundreds of writes; on a loaded machine that takes longer than vitest's default. */
@@ -322,13 +321,13 @@ describe("settling", () => {
     const running = await store.admit(request(tenantId, T0, l, 300));
     const other = await store.admit(request(tenantId, T0, l, 100));
     if (!running.admitted || !other.admitted) throw new Error("expected admissions");
-    const db = DynamoDBDocumentClient.from(client());
+    const db = documents();
     expect(await eraseTenantPartition({ db, tableName: TABLE }, tenantId)).toBe(1);
 
     // A refund (the guarded form with the TAT still ahead) and a full charge: both find nothing.
     expect(await store.settle(running.lease, 10, T0)).toEqual({ writes: 1, settled: false });
     expect(await store.settle(other.lease, 100, T0)).toEqual({ writes: 1, settled: false });
-    const { Item } = await db.send(new GetCommand({ TableName: TABLE, Key: limiterKey(tenantId, 0) }));
+    const { Item } = await db.get({ TableName: TABLE, Key: limiterKey(tenantId, 0) });
     expect(Item).toBeUndefined();
   });
 });
@@ -389,9 +388,9 @@ describe("shards", () => {
       { tenantId, shard: 1, amount: 50, month: "2026-11", sameMonth: true, now: T0 },
       `${T0 + 60 * SECOND}:${randomUUID()}`,
     );
-    const db = DynamoDBDocumentClient.from(client());
-    await db.send(new UpdateCommand(credit));
-    await expect(db.send(new UpdateCommand(credit))).rejects.toBeInstanceOf(ConditionalCheckFailedException);
+    const db = documents();
+    await db.update(credit);
+    await expect(db.update(credit)).rejects.toMatchObject({ name: "ConditionalCheckFailedException" });
     expect((await container().read(tenantId, 1)).monthUsed).toBe(-250);
   });
 
@@ -405,21 +404,17 @@ describe("shards", () => {
 
     // Container A: once it has lent from shard 0, another container admits a 1-token call on shard 1
     // before each of A's writes to shard 1, so shard 1's charge never stays as A's refusal saw it.
-    const db = DynamoDBDocumentClient.from(client());
+    const db = documents();
     let lent = false;
     let interleaved = 0;
-    db.middlewareStack.add(
-      (next) => async (args) => {
-        const key = JSON.stringify((args.input as { Key?: unknown }).Key);
-        if (key.includes("LIMITER#0")) lent = true;
-        if (lent && key.includes("LIMITER#1") && interleaved < 4) {
-          interleaved += 1;
-          expect((await other.admit(onShard1(1))).admitted).toBe(true);
-        }
-        return next(args);
-      },
-      { step: "initialize" },
-    );
+    db.beforeSend(async (_operation, input) => {
+      const key = JSON.stringify(input.Key);
+      if (key.includes("LIMITER#0")) lent = true;
+      if (lent && key.includes("LIMITER#1") && interleaved < 4) {
+        interleaved += 1;
+        expect((await other.admit(onShard1(1))).admitted).toBe(true);
+      }
+    });
     // 450 > 400 left on shard 1: A borrows 500 from shard 0 and must get it, whatever runs meanwhile.
     const borrower = await new LimiterStore(db, TABLE).admit(onShard1(450));
     expect(borrower.admitted).toBe(true);

@@ -18,8 +18,7 @@ import { TenantStore } from "@atrium/core/store";
 import { LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import type { Tenant } from "@atrium/core/tenant";
 import { ledgerUpdate } from "@atrium/core/usage-ledger";
-import { ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
 import { describe, expect, it } from "vitest";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
@@ -51,9 +50,7 @@ const config = parseStageConfig({
   },
   sharedEndpoints: [{ model: "llama", endpointName: "shared-llama" }],
 });
-const db = DynamoDBDocumentClient.from(localDynamoClient(sharedDynamo().url, { maxAttempts: 10 }), {
-  marshallOptions: { removeUndefinedValues: true },
-});
+const db = dynamoClientFor(sharedDynamo().url, { maxAttempts: 10 });
 
 /** Fresh tables for one scenario: a report lists every tenant of its table. */
 async function platform() {
@@ -91,12 +88,10 @@ async function platform() {
       createdAt: "2026-11-01T00:00:00.000Z",
     };
     await store.create(tenant, generateApiKey());
-    await db.send(
-      new PutCommand({
-        TableName: names.limiter,
-        Item: { ...limiterKey(id, 0), month: limiter.month, monthUsed: limiter.used },
-      }),
-    );
+    await db.put({
+      TableName: names.limiter,
+      Item: { ...limiterKey(id, 0), month: limiter.month, monthUsed: limiter.used },
+    });
     for (const [hour, tokens] of Object.entries(ledger)) {
       const counters = {
         requests: 1,
@@ -105,9 +100,7 @@ async function platform() {
         completionTokens: tokens / 2,
         sharedCalls: 1,
       };
-      await db.send(
-        new UpdateCommand(ledgerUpdate(names.usage, { tenantId: id, hour, model: "llama", counters }, 90)),
-      );
+      await db.update(ledgerUpdate(names.usage, { tenantId: id, hour, model: "llama", counters }, 90));
     }
   };
   return { ports, bucket, topic, seed };

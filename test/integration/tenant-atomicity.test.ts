@@ -3,6 +3,7 @@
  * Local: when the audit part (or any condition) fails, nothing of the change is written, and the
  * cancellation reason becomes the same typed error the action always answered.
  */
+
 import { addEndpoint, removeEndpoint } from "@atrium/core/admin/endpoints";
 import { createKey, revokeKey, rotateKey } from "@atrium/core/admin/keys";
 import {
@@ -14,26 +15,20 @@ import {
 } from "@atrium/core/admin/tenants";
 import { generateApiKey } from "@atrium/core/api-key";
 import { loadStageConfigFile } from "@atrium/core/config";
+import type { DynamoClient } from "@atrium/core/dynamodb/client";
 import { eraseTenant } from "@atrium/core/erase";
 import { TenantStore } from "@atrium/core/store";
 import { TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import type { Table } from "@atrium/core/transaction";
-import { ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
-import {
-  DeleteCommand,
-  DynamoDBDocumentClient,
-  PutCommand,
-  ScanCommand,
-  UpdateCommand,
-} from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { beforeNextTransaction } from "../support/dynamo-spy";
 import { sharedDynamoUrl, uniqueTableName } from "../support/dynamodb";
 
 const config = loadStageConfigFile("config/local.json");
 const LLAMA = "llama-3.1-8b-instruct";
-let doc: DynamoDBDocumentClient;
+let doc: DynamoClient;
 let table: Table;
 let store: TenantStore;
 
@@ -41,7 +36,7 @@ beforeAll(async () => {
   const client = localDynamoClient(sharedDynamoUrl());
   const name = uniqueTableName("atrium-test-atomic");
   await ensureTable(client, name, TenantTable);
-  doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  doc = dynamoClientFor(sharedDynamoUrl());
   table = { db: doc, name };
   store = new TenantStore(doc, name);
 });
@@ -51,9 +46,7 @@ async function everything(): Promise<string[]> {
   const items: Record<string, unknown>[] = [];
   let start: Record<string, unknown> | undefined;
   do {
-    const page = await doc.send(
-      new ScanCommand({ TableName: table.name, ...(start ? { ExclusiveStartKey: start } : {}) }),
-    );
+    const page = await doc.scan({ TableName: table.name, ...(start ? { ExclusiveStartKey: start } : {}) });
     items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
   } while (start);
@@ -90,9 +83,7 @@ function plantAuditCollision(): void {
   beforeNextTransaction(doc, async (puts) => {
     const audit = puts.find((item) => String(item.pk).startsWith("AUDIT#"));
     if (!audit) throw new Error("the transaction carries no audit entry");
-    await doc.send(
-      new PutCommand({ TableName: table.name, Item: { pk: audit.pk, sk: audit.sk, planted: true } }),
-    );
+    await doc.put({ TableName: table.name, Item: { pk: audit.pk, sk: audit.sk, planted: true } });
   });
 }
 
@@ -177,15 +168,13 @@ describe("conditions inside the transaction keep their answers", () => {
     const { tenantId } = await seeded();
     const bumpRevision = () =>
       beforeNextTransaction(doc, async () => {
-        await doc.send(
-          new UpdateCommand({
-            TableName: table.name,
-            Key: { pk: `TENANT#${tenantId}#`, sk: "PROFILE" },
-            UpdateExpression: "ADD #version :one",
-            ExpressionAttributeNames: { "#version": "version" },
-            ExpressionAttributeValues: { ":one": 1 },
-          }),
-        );
+        await doc.update({
+          TableName: table.name,
+          Key: { pk: `TENANT#${tenantId}#`, sk: "PROFILE" },
+          UpdateExpression: "ADD #version :one",
+          ExpressionAttributeNames: { "#version": "version" },
+          ExpressionAttributeValues: { ":one": 1 },
+        });
       });
     for (const action of [
       () => updateTenant(table, config, "op", tenantId, { name: "Stale" }),
@@ -208,9 +197,7 @@ describe("conditions inside the transaction keep their answers", () => {
   it("a tenant gone meanwhile is 404, one deleted meanwhile is 409 tenant_deleted", async () => {
     const gone = await seeded("pro");
     beforeNextTransaction(doc, async () => {
-      await doc.send(
-        new DeleteCommand({ TableName: table.name, Key: { pk: `TENANT#${gone.tenantId}#`, sk: "PROFILE" } }),
-      );
+      await doc.delete({ TableName: table.name, Key: { pk: `TENANT#${gone.tenantId}#`, sk: "PROFILE" } });
     });
     await expect(updateTenant(table, config, "op", gone.tenantId, { name: "Late" })).rejects.toMatchObject({
       status: 404,

@@ -3,12 +3,14 @@
  * rotation and revocation, the last-used stamp, endpoints, soft delete, the audit trail and erase,
  * which finds every item from base tables, read consistently.
  */
+
 import { addEndpoint, MAX_DEDICATED_ENDPOINTS, removeEndpoint } from "@atrium/core/admin/endpoints";
 import { createKey, revokeKey, rotateKey } from "@atrium/core/admin/keys";
 import { createTenant, deleteTenant, suspendTenant, updateTenant } from "@atrium/core/admin/tenants";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
 import { listAuditEntries } from "@atrium/core/audit";
 import { loadStageConfigFile } from "@atrium/core/config";
+import type { DynamoClient } from "@atrium/core/dynamodb/client";
 import { eraseTenant } from "@atrium/core/erase";
 import { MAX_LIVE_KEYS } from "@atrium/core/key-lifecycle";
 import { findKeyByHash, listKeys, touchKey } from "@atrium/core/key-store";
@@ -18,8 +20,7 @@ import { LimiterTable, TenantTable } from "@atrium/core/tables";
 import { newTenant } from "@atrium/core/tenant";
 import { listTenants } from "@atrium/core/tenant-directory";
 import type { Table } from "@atrium/core/transaction";
-import { ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient, PutCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readsOf, recordCommands } from "../support/dynamo-spy";
 import { sharedDynamoUrl, uniqueTableName } from "../support/dynamodb";
@@ -28,7 +29,7 @@ const TABLE = uniqueTableName("atrium-test-lifecycle");
 const LIMITS = uniqueTableName("atrium-test-lifecycle-limits");
 const config = loadStageConfigFile("config/local.json");
 const LLAMA = "llama-3.1-8b-instruct";
-let doc: DynamoDBDocumentClient;
+let doc: DynamoClient;
 let table: Table;
 let store: TenantStore;
 
@@ -36,7 +37,7 @@ beforeAll(async () => {
   const client = localDynamoClient(sharedDynamoUrl());
   await ensureTable(client, TABLE, TenantTable);
   await ensureTable(client, LIMITS, LimiterTable);
-  doc = DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  doc = dynamoClientFor(sharedDynamoUrl());
   table = { db: doc, name: TABLE };
   store = new TenantStore(doc, TABLE);
 });
@@ -47,7 +48,7 @@ async function created(tier = "enterprise") {
 }
 
 async function scan(tableName: string): Promise<Record<string, unknown>[]> {
-  return (await doc.send(new ScanCommand({ TableName: tableName }))).Items ?? [];
+  return (await doc.scan({ TableName: tableName })).Items ?? [];
 }
 
 const actions = async (tenantId: string) =>
@@ -111,9 +112,7 @@ describe("listing tenants", () => {
 
   it("lists a profile written before the directory existed once an update touches it", async () => {
     const legacy = { ...newTenant({ name: "Legacy", tier: "pro" }, config), id: "legacy-1" };
-    await doc.send(
-      new PutCommand({ TableName: TABLE, Item: { pk: "TENANT#legacy-1#", sk: "PROFILE", ...legacy } }),
-    );
+    await doc.put({ TableName: TABLE, Item: { pk: "TENANT#legacy-1#", sk: "PROFILE", ...legacy } });
     const listed = async () => (await listTenants(table, { limit: 1000 })).tenants.map((t) => t.id);
     expect(await listed()).not.toContain("legacy-1");
     await updateTenant(table, config, "op", "legacy-1", { name: "Legacy, listed" });
@@ -222,15 +221,13 @@ describe("endpoints and deletion", () => {
         { endpointName: `${tenantId}-m${i}` },
       ]),
     );
-    await doc.send(
-      new UpdateCommand({
-        TableName: TABLE,
-        Key: { pk: `TENANT#${tenantId}#`, sk: "PROFILE" },
-        UpdateExpression: "SET #endpoints = :endpoints",
-        ExpressionAttributeNames: { "#endpoints": "endpoints" },
-        ExpressionAttributeValues: { ":endpoints": endpoints },
-      }),
-    );
+    await doc.update({
+      TableName: TABLE,
+      Key: { pk: `TENANT#${tenantId}#`, sk: "PROFILE" },
+      UpdateExpression: "SET #endpoints = :endpoints",
+      ExpressionAttributeNames: { "#endpoints": "endpoints" },
+      ExpressionAttributeValues: { ":endpoints": endpoints },
+    });
     await expect(
       addEndpoint(table, config, "op", tenantId, { model: "one-more", endpointName: `${tenantId}-x` }),
     ).rejects.toMatchObject({ status: 409, code: "too_many_endpoints" });
@@ -290,9 +287,7 @@ describe("erase", () => {
     const extra = await createKey(table, "op", tenantId);
     await addEndpoint(table, config, "op", tenantId, { model: "m", endpointName: `${tenantId}-m` });
     for (const id of [tenantId, other.tenantId]) {
-      await doc.send(
-        new PutCommand({ TableName: LIMITS, Item: { pk: `TENANT#${id}#`, sk: "LIMITER#0", tat: 1 } }),
-      );
+      await doc.put({ TableName: LIMITS, Item: { pk: `TENANT#${id}#`, sk: "LIMITER#0", tat: 1 } });
     }
     const otherBefore = JSON.stringify(await scan(TABLE)).split(other.tenantId).length;
 
@@ -353,9 +348,9 @@ describe("reads that decide", () => {
     }
     const reads = readsOf(recorder.sent);
     const commands = new Set(reads.map((read) => read.command));
-    expect(commands).toEqual(new Set(["GetItemCommand", "QueryCommand", "BatchGetItemCommand"]));
+    expect(commands).toEqual(new Set(["GetItem", "Query", "BatchGetItem"]));
     expect(reads.filter((read) => !read.consistent)).toEqual([
-      { command: "QueryCommand", table: TABLE, index: "byTenant", consistent: false },
+      { command: "Query", table: TABLE, index: "byTenant", consistent: false },
     ]);
   });
 });

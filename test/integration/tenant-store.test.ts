@@ -2,30 +2,31 @@
  * TenantStore (what the authorizer, the route handlers and the local platform use) against AWS's
  * DynamoDB Local over HTTP: conditions evaluated by the real engine, reads marked consistent.
  */
+
 import { addEndpoint } from "@atrium/core/admin/endpoints";
 import { generateApiKey, hashApiKey } from "@atrium/core/api-key";
 import { listAuditEntries } from "@atrium/core/audit";
 import { loadStageConfigFile } from "@atrium/core/config";
+import type { DynamoClient } from "@atrium/core/dynamodb/client";
 import { tenantKey } from "@atrium/core/keys";
 import { TenantStore } from "@atrium/core/store";
 import { TenantTable } from "@atrium/core/tables";
 import { newTenant, type Tenant } from "@atrium/core/tenant";
-import { ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
-import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { dynamoClientFor, ensureTable, localDynamoClient } from "@atrium/local/dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { readsOf, recordCommands } from "../support/dynamo-spy";
 import { sharedDynamoUrl, uniqueTableName } from "../support/dynamodb";
 
 const TABLE = uniqueTableName("atrium-test-tenants");
 const config = loadStageConfigFile("config/local.json");
-let doc: DynamoDBDocumentClient;
+let doc: DynamoClient;
 let store: TenantStore;
 
 beforeAll(async () => {
   const client = localDynamoClient(sharedDynamoUrl());
   await ensureTable(client, TABLE, TenantTable);
   await ensureTable(client, TABLE, TenantTable); // idempotent
-  doc = DynamoDBDocumentClient.from(client);
+  doc = dynamoClientFor(sharedDynamoUrl());
   store = new TenantStore(doc, TABLE);
 });
 
@@ -34,7 +35,7 @@ function tenantWithId(id: string, tier = "enterprise"): Tenant {
 }
 
 async function allItems(): Promise<Record<string, unknown>[]> {
-  return (await doc.send(new ScanCommand({ TableName: TABLE }))).Items ?? [];
+  return (await doc.scan({ TableName: TABLE })).Items ?? [];
 }
 
 describe("TenantStore", () => {

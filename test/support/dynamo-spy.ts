@@ -1,56 +1,38 @@
 /**
- * An SDK middleware on a real DynamoDB client, for what DynamoDB Local cannot show by itself: which
+ * A look at what Atrium's DynamoDB client sends, for what DynamoDB Local cannot show by itself: which
  * reads ask for consistency, and what happens when something else writes just before a transaction.
  */
-import { unmarshall } from "@aws-sdk/util-dynamodb";
-
-type Middleware = (
-  next: (args: { input: unknown }) => Promise<unknown>,
-  context: { commandName?: string },
-) => (args: { input: unknown }) => Promise<unknown>;
-
-/** The part of an SDK v3 client's middleware stack used here (a document client shares its base client's). */
-interface Stack {
-  add(middleware: Middleware, options: { step: "build"; name: string }): void;
-  remove(name: string): boolean;
-}
-
-/** Any SDK v3 client, or a document client. */
-type SdkClient = { middlewareStack: object };
-const stackOf = (client: SdkClient) => client.middlewareStack as Stack;
+import type { DynamoClient } from "@atrium/core/dynamodb/client";
+import { fromItem } from "@atrium/core/dynamodb/marshall";
 
 export interface SentCommand {
+  /** DynamoDB's operation: GetItem, Query, TransactWriteItems... */
   command: string;
   /** Wire form: attribute values marshalled. */
   input: Record<string, unknown>;
 }
 
-/** Records every command the client sends until `stop()`. */
-export function recordCommands(client: SdkClient): { sent: SentCommand[]; stop(): void } {
+/** Records every request the client sends until `stop()`. */
+export function recordCommands(client: DynamoClient): { sent: SentCommand[]; stop(): void } {
   const sent: SentCommand[] = [];
-  const name = `record-${Math.random()}`;
-  stackOf(client).add(
-    (next, context) => async (args) => {
-      sent.push({ command: context.commandName ?? "?", input: args.input as Record<string, unknown> });
-      return next(args);
-    },
-    { step: "build", name },
-  );
-  return { sent, stop: () => stackOf(client).remove(name) };
+  const stop = client.beforeSend((command, input) => {
+    sent.push({ command, input });
+  });
+  return { sent, stop };
 }
 
 /** The reads among `sent` (GetItem, Query, BatchGetItem), each with the table or index it read and its consistency. */
 export function readsOf(sent: readonly SentCommand[]) {
   const reads: { command: string; table: string; index?: string; consistent: boolean }[] = [];
   for (const { command, input } of sent) {
-    if (command === "GetItemCommand" || command === "QueryCommand") {
+    if (command === "GetItem" || command === "Query") {
       reads.push({
         command,
         table: String(input.TableName),
         ...(input.IndexName ? { index: String(input.IndexName) } : {}),
         consistent: input.ConsistentRead === true,
       });
-    } else if (command === "BatchGetItemCommand") {
+    } else if (command === "BatchGetItem") {
       const requests = input.RequestItems as Record<string, { ConsistentRead?: boolean }>;
       for (const [table, request] of Object.entries(requests)) {
         reads.push({ command, table, consistent: request.ConsistentRead === true });
@@ -60,26 +42,20 @@ export function readsOf(sent: readonly SentCommand[]) {
   return reads;
 }
 
-type TransactItems = { Put?: { Item: Record<string, never> }; [other: string]: unknown }[];
+type TransactItems = { Put?: { Item: Parameters<typeof fromItem>[0] }; [other: string]: unknown }[];
 
 /**
  * Runs `meddle` once, just before the client's next TransactWriteItems leaves, with the items it
  * puts (unmarshalled): a stand-in for another writer that got there first.
  */
 export function beforeNextTransaction(
-  client: SdkClient,
+  client: DynamoClient,
   meddle: (puts: Record<string, unknown>[]) => Promise<void>,
 ): void {
-  const name = `meddle-${Math.random()}`;
-  stackOf(client).add(
-    (next, context) => async (args) => {
-      if (context.commandName === "TransactWriteItemsCommand") {
-        stackOf(client).remove(name);
-        const items = (args.input as { TransactItems: TransactItems }).TransactItems;
-        await meddle(items.flatMap((item) => (item.Put ? [unmarshall(item.Put.Item)] : [])));
-      }
-      return next(args);
-    },
-    { step: "build", name },
-  );
+  const stop = client.beforeSend(async (command, input) => {
+    if (command !== "TransactWriteItems") return;
+    stop();
+    const items = (input as { TransactItems: TransactItems }).TransactItems;
+    await meddle(items.flatMap((item) => (item.Put ? [fromItem(item.Put.Item)] : [])));
+  });
 }

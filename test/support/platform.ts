@@ -2,9 +2,8 @@
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { localDynamoClient } from "@atrium/local/dynamodb";
+import { dynamoClientFor } from "@atrium/local/dynamodb";
 import { type Platform, type PlatformOptions, REPO_ROOT, startPlatform } from "@atrium/local/platform";
-import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll } from "vitest";
 import { sharedDynamoUrl, uniqueTableName } from "./dynamodb";
 import type { Json } from "./http";
@@ -73,9 +72,9 @@ export async function adminCall(
 
 /** Every item of one of the platform's tables, as stored (to check what was or was not kept). */
 export async function scanTable(platform: Platform, tableName: string): Promise<Record<string, unknown>[]> {
-  const doc = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+  const doc = dynamoClientFor(platform.dynamodbUrl);
   try {
-    return (await doc.send(new ScanCommand({ TableName: tableName, ConsistentRead: true }))).Items ?? [];
+    return (await doc.scan({ TableName: tableName, ConsistentRead: true })).Items ?? [];
   } finally {
     doc.destroy();
   }

@@ -5,9 +5,8 @@ import { promptTokenBound } from "@atrium/core/limits";
 import { ChatRequest, promptTexts } from "@atrium/core/protocols/messages";
 import { newTenant } from "@atrium/core/tenant";
 import { dayOf, readLedger } from "@atrium/core/usage-ledger";
-import { localDynamoClient } from "@atrium/local/dynamodb";
+import { dynamoClientFor } from "@atrium/local/dynamodb";
 import type { Platform } from "@atrium/local/platform";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import OpenAI from "openai";
 import { expect } from "vitest";
 import { type Json, json } from "./http";
@@ -94,7 +93,7 @@ export function sseData(text: string): string[] {
  */
 export async function todaysLedger(platform: Platform, tenantId: string) {
   await platform.gateway.idle();
-  const db = DynamoDBDocumentClient.from(localDynamoClient(platform.dynamodbUrl));
+  const db = dynamoClientFor(platform.dynamodbUrl);
   try {
     const today = dayOf(Date.now());
     return await readLedger(db, platform.usageTable, tenantId, today, today);

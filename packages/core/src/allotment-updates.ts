@@ -4,7 +4,7 @@
  * no longer needed are released. Like a settle, it never re-creates an erased item and gives back
  * only what a restart or a new month has not already forgotten.
  */
-import type { UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import type { UpdateInput } from "./dynamodb/operations";
 import type { GiveBack, LimiterSnapshot } from "./limiter-item";
 import { EXISTS, type Parts, update } from "./limiter-updates";
 import { refundExpression, type SafeRefund } from "./tat-refund";
@@ -29,11 +29,7 @@ export interface GiveBackWrite {
 }
 
 /** `parts`: what to give back; each part is conditioned on its guard (resets, month) still holding. */
-export function giveBackUpdate(
-  tableName: string,
-  write: GiveBackWrite,
-  parts: GiveBackParts,
-): UpdateCommandInput {
+export function giveBackUpdate(tableName: string, write: GiveBackWrite, parts: GiveBackParts): UpdateInput {
   const { giveBack } = write;
   const set: string[] = [];
   const add: string[] = [];
@@ -86,7 +82,7 @@ export function partsStillOurs(
 export function holdLeasesUpdate(
   tableName: string,
   write: { tenantId: string; shard: number; elements: readonly string[]; endpoint?: string },
-): UpdateCommandInput {
+): UpdateInput {
   const expression: Parts = {
     add: ["#leases :lease", ...(write.endpoint ? ["#epLeases :lease"] : [])],
     conditions: [EXISTS],

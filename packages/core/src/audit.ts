@@ -4,7 +4,6 @@
  * partition (`AUDIT#<id>#`), apart from the tenant's data, so an erase can remove every entry but the
  * record of the erase itself.
  */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { decodeCursor, encodeCursor } from "./cursor";
 import { randomString } from "./ids";
 import { auditKey } from "./keys";
@@ -106,17 +105,15 @@ export async function listAuditEntries(
   const start = page.cursor
     ? decodeCursor(page.cursor, (p) => p.pk === pk && typeof p.sk === "string" && Object.keys(p).length === 2)
     : undefined;
-  const result = await table.db.send(
-    new QueryCommand({
-      TableName: table.name,
-      KeyConditionExpression: "#pk = :pk",
-      ExpressionAttributeNames: { "#pk": "pk" },
-      ExpressionAttributeValues: { ":pk": pk },
-      Limit: page.limit,
-      ConsistentRead: true,
-      ...(start ? { ExclusiveStartKey: start } : {}),
-    }),
-  );
+  const result = await table.db.query({
+    TableName: table.name,
+    KeyConditionExpression: "#pk = :pk",
+    ExpressionAttributeNames: { "#pk": "pk" },
+    ExpressionAttributeValues: { ":pk": pk },
+    Limit: page.limit,
+    ConsistentRead: true,
+    ...(start ? { ExclusiveStartKey: start } : {}),
+  });
   const entries = (result.Items ?? []).map(toEntry);
   const last = result.LastEvaluatedKey as Record<string, string> | undefined;
   return { entries, ...(last ? { nextCursor: encodeCursor(last) } : {}) };

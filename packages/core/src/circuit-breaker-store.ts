@@ -5,14 +5,14 @@
  * write claims the probe and one more closes or reopens it. Reads come with fair share's view
  * (EndpointStateStore.read), so the breaker never reads on its own.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBDocumentClient, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { type BreakerState, FAILURE_PREFIX, toBreakerState } from "./circuit-breaker";
+import { type DynamoClient, isConditionFailed } from "./dynamodb/client";
+import type { UpdateInput } from "./dynamodb/operations";
 import { endpointKey } from "./endpoint-state";
 
 export class CircuitBreakerStore {
   constructor(
-    private readonly db: DynamoDBDocumentClient,
+    private readonly db: DynamoClient,
     private readonly tableName: string,
   ) {}
 
@@ -21,16 +21,14 @@ export class CircuitBreakerStore {
     const names: Record<string, string> = { "#bucket": `${FAILURE_PREFIX}${bucket}` };
     for (const [i, b] of stale.entries()) names[`#stale${i}`] = `${FAILURE_PREFIX}${b}`;
     const remove = stale.length > 0 ? ` REMOVE ${stale.map((_, i) => `#stale${i}`).join(", ")}` : "";
-    const { Attributes } = await this.db.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: endpointKey(endpointName),
-        UpdateExpression: `ADD #bucket :one${remove}`,
-        ExpressionAttributeNames: names,
-        ExpressionAttributeValues: { ":one": 1 },
-        ReturnValues: "ALL_NEW",
-      }),
-    );
+    const { Attributes } = await this.db.update({
+      TableName: this.tableName,
+      Key: endpointKey(endpointName),
+      UpdateExpression: `ADD #bucket :one${remove}`,
+      ExpressionAttributeNames: names,
+      ExpressionAttributeValues: { ":one": 1 },
+      ReturnValues: "ALL_NEW",
+    });
     return toBreakerState(Attributes);
   }
 
@@ -97,12 +95,12 @@ export class CircuitBreakerStore {
   }
 
   /** One conditional write: true when applied, false when its condition refused it. */
-  private async conditional(input: ConstructorParameters<typeof UpdateCommand>[0]): Promise<boolean> {
+  private async conditional(input: UpdateInput): Promise<boolean> {
     try {
-      await this.db.send(new UpdateCommand(input));
+      await this.db.update(input);
       return true;
     } catch (err) {
-      if (err instanceof ConditionalCheckFailedException) return false;
+      if (isConditionFailed(err)) return false;
       throw err;
     }
   }

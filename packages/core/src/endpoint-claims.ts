@@ -3,7 +3,6 @@
  * and released only in the same transaction as the profile's `endpoints` entry, so the profile lists
  * exactly the claims its tenant holds.
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { conflict } from "./errors";
 import { endpointKey } from "./keys";
 import { RETURN_OLD, type Table, type Write } from "./transaction";
@@ -16,14 +15,12 @@ export interface EndpointClaim {
 }
 
 export async function endpointClaim(table: Table, endpointName: string): Promise<EndpointClaim | undefined> {
-  const { Item } = await table.db.send(
-    new GetCommand({
-      TableName: table.name,
-      Key: { pk: endpointKey(endpointName), sk: ENDPOINT_SK },
-      ConsistentRead: true,
-    }),
-  );
-  return Item ? { tenantId: Item.tenantId, model: Item.model } : undefined;
+  const { Item } = await table.db.get({
+    TableName: table.name,
+    Key: { pk: endpointKey(endpointName), sk: ENDPOINT_SK },
+    ConsistentRead: true,
+  });
+  return Item ? { tenantId: String(Item.tenantId), model: String(Item.model) } : undefined;
 }
 
 /** Claims an endpoint for a tenant's model: refused (409) when another tenant or model holds it. */

@@ -2,8 +2,7 @@
  * Reads and writes of the endpoint table (docs/adr/0012-fair-share.md): one GetItem for a view of
  * an endpoint, and the two conditional writes that only happen while it is contended.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { type DynamoDBDocumentClient, GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { type DynamoClient, isConditionFailed } from "./dynamodb/client";
 import {
   ACTIVE_PREFIX,
   CONTENTION_WINDOW_MICROS,
@@ -14,15 +13,13 @@ import {
 
 export class EndpointStateStore {
   constructor(
-    private readonly db: DynamoDBDocumentClient,
+    private readonly db: DynamoClient,
     private readonly tableName: string,
   ) {}
 
   /** The endpoint's state; eventually consistent, as a view refreshed every second needs no more. */
   async read(endpointName: string): Promise<EndpointState> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.tableName, Key: endpointKey(endpointName) }),
-    );
+    const { Item } = await this.db.get({ TableName: this.tableName, Key: endpointKey(endpointName) });
     return toEndpointState(Item);
   }
 
@@ -34,52 +31,46 @@ export class EndpointStateStore {
   async markContended(endpointName: string, now: number): Promise<number | undefined> {
     const until = now + CONTENTION_WINDOW_MICROS;
     try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: endpointKey(endpointName),
-          UpdateExpression: "SET #until = :until",
-          ConditionExpression: "attribute_not_exists(#until) OR #until < :renewBefore",
-          ExpressionAttributeNames: { "#until": "contendedUntil" },
-          ExpressionAttributeValues: { ":until": until, ":renewBefore": now + CONTENTION_WINDOW_MICROS / 2 },
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        }),
-      );
+      await this.db.update({
+        TableName: this.tableName,
+        Key: endpointKey(endpointName),
+        UpdateExpression: "SET #until = :until",
+        ConditionExpression: "attribute_not_exists(#until) OR #until < :renewBefore",
+        ExpressionAttributeNames: { "#until": "contendedUntil" },
+        ExpressionAttributeValues: { ":until": until, ":renewBefore": now + CONTENTION_WINDOW_MICROS / 2 },
+        ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+      });
       return until;
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
-      const current = err.Item?.contendedUntil?.N;
+      if (!isConditionFailed(err)) throw err;
+      const current = err.item?.contendedUntil;
       return current === undefined ? undefined : Number(current);
     }
   }
 
   /** Registers the tenant as active on the endpoint with its weight, seen now. */
   async register(endpointName: string, tenantId: string, weight: number, now: number): Promise<void> {
-    await this.db.send(
-      new UpdateCommand({
-        TableName: this.tableName,
-        Key: endpointKey(endpointName),
-        UpdateExpression: "SET #tenant = :entry",
-        ExpressionAttributeNames: { "#tenant": `${ACTIVE_PREFIX}${tenantId}` },
-        ExpressionAttributeValues: { ":entry": { weight, seen: now } },
-      }),
-    );
+    await this.db.update({
+      TableName: this.tableName,
+      Key: endpointKey(endpointName),
+      UpdateExpression: "SET #tenant = :entry",
+      ExpressionAttributeNames: { "#tenant": `${ACTIVE_PREFIX}${tenantId}` },
+      ExpressionAttributeValues: { ":entry": { weight, seen: now } },
+    });
   }
 
   /** Forgets the tenant on the endpoint (its erase); never creates the item. */
   async forget(endpointName: string, tenantId: string): Promise<void> {
     try {
-      await this.db.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: endpointKey(endpointName),
-          UpdateExpression: "REMOVE #tenant",
-          ConditionExpression: "attribute_exists(pk)",
-          ExpressionAttributeNames: { "#tenant": `${ACTIVE_PREFIX}${tenantId}` },
-        }),
-      );
+      await this.db.update({
+        TableName: this.tableName,
+        Key: endpointKey(endpointName),
+        UpdateExpression: "REMOVE #tenant",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeNames: { "#tenant": `${ACTIVE_PREFIX}${tenantId}` },
+      });
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!isConditionFailed(err)) throw err;
     }
   }
 }

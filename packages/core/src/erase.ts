@@ -4,7 +4,6 @@
  * is found from base tables with consistent reads: the tenant's partition `TENANT#<id>#` holds its
  * profile and a reference to each of its keys; its claims were released by the delete that comes first.
  */
-import { DeleteCommand, paginateQuery } from "@aws-sdk/lib-dynamodb";
 import { deleteTenant } from "./admin/tenants";
 import { type AuditEntry, auditEntry, ERASE_ACTION, eraseAuditTrail } from "./audit";
 import { notFound } from "./errors";
@@ -52,16 +51,13 @@ export async function eraseTenant(
 /** Everything in `TENANT#<id>#` but the profile: each key reference with the key item it names. */
 async function eraseOwnPartition(table: Table, tenantId: string): Promise<number> {
   let erased = 0;
-  const pages = paginateQuery(
-    { client: table.db },
-    {
-      TableName: table.name,
-      KeyConditionExpression: "#pk = :pk",
-      ExpressionAttributeNames: { "#pk": "pk" },
-      ExpressionAttributeValues: { ":pk": tenantKey(tenantId) },
-      ConsistentRead: true,
-    },
-  );
+  const pages = table.db.queryPages({
+    TableName: table.name,
+    KeyConditionExpression: "#pk = :pk",
+    ExpressionAttributeNames: { "#pk": "pk" },
+    ExpressionAttributeValues: { ":pk": tenantKey(tenantId) },
+    ConsistentRead: true,
+  });
   for await (const page of pages) {
     for (const item of page.Items ?? []) {
       if (item.sk === PROFILE) continue;
@@ -69,7 +65,7 @@ async function eraseOwnPartition(table: Table, tenantId: string): Promise<number
         await writeAtomically(table, keyDeletion(table, tenantId, String(item.keyId), String(item.hash)));
         erased += 2;
       } else {
-        await table.db.send(new DeleteCommand({ TableName: table.name, Key: { pk: item.pk, sk: item.sk } }));
+        await table.db.delete({ TableName: table.name, Key: { pk: item.pk, sk: item.sk } });
         erased += 1;
       }
     }

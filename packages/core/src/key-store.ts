@@ -3,15 +3,9 @@
  * reference in the tenant's own partition (`TENANT#<id>#` / `KEY#<keyId>`, holding the hash) written in
  * the same transaction, so a tenant's keys are found from the base table with consistent reads.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import {
-  BatchGetCommand,
-  type BatchGetCommandOutput,
-  GetCommand,
-  paginateQuery,
-  UpdateCommand,
-} from "@aws-sdk/lib-dynamodb";
 import type { NewApiKey } from "./api-key";
+import { isConditionFailed } from "./dynamodb/client";
+import type { BatchGetOutput } from "./dynamodb/operations";
 import { conflict } from "./errors";
 import type { KeyRecord } from "./key-state";
 import { apiKeyKey, keySortKey, tenantKey } from "./keys";
@@ -27,9 +21,11 @@ export interface StoredKey {
 
 /** What the authorizer reads: one consistent GetItem by the presented key's hash. */
 export async function findKeyByHash(table: Table, hash: string): Promise<KeyRecord | undefined> {
-  const { Item } = await table.db.send(
-    new GetCommand({ TableName: table.name, Key: { pk: apiKeyKey(hash), sk: KEY_SK }, ConsistentRead: true }),
-  );
+  const { Item } = await table.db.get({
+    TableName: table.name,
+    Key: { pk: apiKeyKey(hash), sk: KEY_SK },
+    ConsistentRead: true,
+  });
   return Item ? toKeyRecord(Item) : undefined;
 }
 
@@ -39,13 +35,11 @@ export async function findKeyById(
   tenantId: string,
   keyId: string,
 ): Promise<StoredKey | undefined> {
-  const { Item: ref } = await table.db.send(
-    new GetCommand({
-      TableName: table.name,
-      Key: { pk: tenantKey(tenantId), sk: keySortKey(keyId) },
-      ConsistentRead: true,
-    }),
-  );
+  const { Item: ref } = await table.db.get({
+    TableName: table.name,
+    Key: { pk: tenantKey(tenantId), sk: keySortKey(keyId) },
+    ConsistentRead: true,
+  });
   if (typeof ref?.hash !== "string") return undefined;
   const record = await findKeyByHash(table, ref.hash);
   return record?.tenantId === tenantId ? { record, hash: ref.hash } : undefined;
@@ -54,16 +48,13 @@ export async function findKeyById(
 /** The hashes of a tenant's keys, from its partition (consistent, paginated). */
 export async function keyHashes(table: Table, tenantId: string): Promise<string[]> {
   const hashes: string[] = [];
-  const pages = paginateQuery(
-    { client: table.db },
-    {
-      TableName: table.name,
-      KeyConditionExpression: "#pk = :pk AND begins_with(#sk, :key)",
-      ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk" },
-      ExpressionAttributeValues: { ":pk": tenantKey(tenantId), ":key": keySortKey("") },
-      ConsistentRead: true,
-    },
-  );
+  const pages = table.db.queryPages({
+    TableName: table.name,
+    KeyConditionExpression: "#pk = :pk AND begins_with(#sk, :key)",
+    ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk" },
+    ExpressionAttributeValues: { ":pk": tenantKey(tenantId), ":key": keySortKey("") },
+    ConsistentRead: true,
+  });
   for await (const page of pages) {
     for (const item of page.Items ?? []) if (typeof item.hash === "string") hashes.push(item.hash);
   }
@@ -79,9 +70,9 @@ export async function listKeys(table: Table, tenantId: string): Promise<StoredKe
       .slice(start, start + 100)
       .map((hash) => ({ pk: apiKeyKey(hash), sk: KEY_SK }));
     while (keys && keys.length > 0) {
-      const result: BatchGetCommandOutput = await table.db.send(
-        new BatchGetCommand({ RequestItems: { [table.name]: { Keys: keys, ConsistentRead: true } } }),
-      );
+      const result: BatchGetOutput = await table.db.batchGet({
+        RequestItems: { [table.name]: { Keys: keys, ConsistentRead: true } },
+      });
       for (const item of result.Responses?.[table.name] ?? []) {
         if (item.tenantId !== tenantId) continue;
         found.push({ record: toKeyRecord(item), hash: String(item.pk).slice(apiKeyKey("").length) });
@@ -95,19 +86,17 @@ export async function listKeys(table: Table, tenantId: string): Promise<StoredKe
 /** Stamps a key as used now, unless a stamp newer than `staleBefore` is already there (one write per window). */
 export async function touchKey(table: Table, hash: string, now: Date, staleBefore: Date): Promise<void> {
   try {
-    await table.db.send(
-      new UpdateCommand({
-        TableName: table.name,
-        Key: { pk: apiKeyKey(hash), sk: KEY_SK },
-        UpdateExpression: "SET #lastUsedAt = :now",
-        ConditionExpression:
-          "attribute_exists(#pk) AND (attribute_not_exists(#lastUsedAt) OR #lastUsedAt < :stale)",
-        ExpressionAttributeNames: { "#pk": "pk", "#lastUsedAt": "lastUsedAt" },
-        ExpressionAttributeValues: { ":now": now.toISOString(), ":stale": staleBefore.toISOString() },
-      }),
-    );
+    await table.db.update({
+      TableName: table.name,
+      Key: { pk: apiKeyKey(hash), sk: KEY_SK },
+      UpdateExpression: "SET #lastUsedAt = :now",
+      ConditionExpression:
+        "attribute_exists(#pk) AND (attribute_not_exists(#lastUsedAt) OR #lastUsedAt < :stale)",
+      ExpressionAttributeNames: { "#pk": "pk", "#lastUsedAt": "lastUsedAt" },
+      ExpressionAttributeValues: { ":now": now.toISOString(), ":stale": staleBefore.toISOString() },
+    });
   } catch (err) {
-    if (!(err instanceof ConditionalCheckFailedException)) throw err;
+    if (!isConditionFailed(err)) throw err;
   }
 }
 

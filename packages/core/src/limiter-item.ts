@@ -212,7 +212,7 @@ export function leaseExpiry(element: string): number {
   return Number(element.slice(0, element.indexOf(":")));
 }
 
-/** The attributes of a stored item (from the document client or unmarshalled from an error). */
+/** The attributes of a stored item (as read, or as a failed condition returned it). */
 export function toSnapshot(item: Record<string, unknown>): Partial<LimiterSnapshot> {
   const snapshot: Partial<LimiterSnapshot> = {};
   if (typeof item.requestTat === "number") snapshot.requestTat = item.requestTat;

@@ -4,14 +4,6 @@
  * tenant's other shards. The proof of exactness is in docs/adr/0004-exact-limits.md.
  */
 import { randomUUID } from "node:crypto";
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import {
-  type DynamoDBDocumentClient,
-  GetCommand,
-  UpdateCommand,
-  type UpdateCommandInput,
-} from "@aws-sdk/lib-dynamodb";
-import { unmarshall } from "@aws-sdk/util-dynamodb";
 import { withoutForgotten } from "./allotment";
 import {
   type GiveBackParts,
@@ -20,6 +12,8 @@ import {
   holdLeasesUpdate,
   partsStillOurs,
 } from "./allotment-updates";
+import { type DynamoClient, isConditionFailed } from "./dynamodb/client";
+import type { UpdateInput } from "./dynamodb/operations";
 import { DELIMITER } from "./ids";
 import {
   type AdmitRequest,
@@ -85,12 +79,12 @@ export class LimiterStore {
   private readonly slack = new Map<string, Slack>();
 
   constructor(
-    private readonly db: DynamoDBDocumentClient,
+    private readonly db: DynamoClient,
     private readonly tableName: string,
   ) {}
 
   /** The client this store writes with (one store per tenant when clients are tenant-scoped). */
-  get client(): DynamoDBDocumentClient {
+  get client(): DynamoClient {
     return this.db;
   }
 
@@ -275,9 +269,11 @@ export class LimiterStore {
 
   /** The limiter item as stored (for usage reports; not on the admission path). */
   async read(tenantId: string, shard: number): Promise<LimiterSnapshot> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.tableName, Key: limiterKey(tenantId, shard), ConsistentRead: true }),
-    );
+    const { Item } = await this.db.get({
+      TableName: this.tableName,
+      Key: limiterKey(tenantId, shard),
+      ConsistentRead: true,
+    });
     return { ...emptySnapshot(), ...toSnapshot(Item ?? {}) };
   }
 
@@ -357,15 +353,15 @@ export class LimiterStore {
   }
 
   /** One conditional UpdateItem; a failed condition is an outcome carrying the item as it was (if any). */
-  private async write(input: UpdateCommandInput): Promise<Outcome> {
+  private async write(input: UpdateInput): Promise<Outcome> {
     try {
-      const { Attributes } = await this.db.send(new UpdateCommand(input));
+      const { Attributes } = await this.db.update(input);
       return { ok: true, updated: toSnapshot(Attributes ?? {}) };
     } catch (err) {
-      if (!(err instanceof ConditionalCheckFailedException)) throw err;
+      if (!isConditionFailed(err)) throw err;
       return {
         ok: false,
-        item: err.Item ? { ...emptySnapshot(), ...toSnapshot(unmarshall(err.Item)) } : undefined,
+        item: err.item ? { ...emptySnapshot(), ...toSnapshot(err.item) } : undefined,
       };
     }
   }

@@ -4,7 +4,7 @@
  * update is right for, so a wrong guess fails (and returns the item) rather than over-admits.
  * docs/adr/0004-exact-limits.md has the argument.
  */
-import type { UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import type { UpdateInput } from "./dynamodb/operations";
 import {
   type AdmitRequest,
   admissionCost,
@@ -68,7 +68,7 @@ export interface Parts {
   endpoint?: string;
 }
 
-export function update(tableName: string, tenantId: string, shard: number, parts: Parts): UpdateCommandInput {
+export function update(tableName: string, tenantId: string, shard: number, parts: Parts): UpdateInput {
   const aliases: Record<string, string> = parts.endpoint
     ? { ...names, "#epLeases": endpointLeasesAttribute(parts.endpoint) }
     : names;
@@ -115,7 +115,7 @@ export function admissionUpdate(
   month: string,
   leaseElements: readonly string[],
   slack: Slack = { requests: 0, tokens: 0 },
-): UpdateCommandInput {
+): UpdateInput {
   const { limits, now, tokens } = request;
   const cost = admissionCost(request);
   const giveBack = request.allotment?.giveBack;
@@ -236,7 +236,7 @@ export function settleUpdate(
   refund: number,
   parts: { tat: SafeRefund | undefined; month: boolean },
   guarded: boolean,
-): UpdateCommandInput {
+): UpdateInput {
   const set: string[] = [];
   const add: string[] = [];
   const conditions: string[] = ["contains(#leases, :element)"];
@@ -281,7 +281,7 @@ export function dropElementsUpdate(
   shard: number,
   set: "leases" | "loans" | { endpoint: string },
   elements: string[],
-): UpdateCommandInput {
+): UpdateInput {
   const endpoint = typeof set === "object" ? set.endpoint : undefined;
   return update(tableName, tenantId, shard, {
     remove: [`${endpoint ? "#epLeases" : `#${set}`} :expired`],
@@ -306,7 +306,7 @@ export interface Transfer {
  * The lender's side of a loan: charges `amount` to the lender's month as if used, only while that
  * leaves it within its allowance. Shard 0 may start its month by lending (creating its item).
  */
-export function lendUpdate(tableName: string, transfer: Transfer, budget: number): UpdateCommandInput {
+export function lendUpdate(tableName: string, transfer: Transfer, budget: number): UpdateInput {
   const allowance = monthAllowance(budget, transfer.shard);
   const values = { ":month": transfer.month, ":amount": transfer.amount, ":ttl": ttl(transfer.now) };
   // As in admission: the new-month form cannot check the allowance, so only an amount within it may take it.
@@ -326,7 +326,7 @@ export function lendUpdate(tableName: string, transfer: Transfer, budget: number
  * so concurrent admissions and settles on the shard cannot make it fail (a compare-and-set lost
  * loans to them); the loan's `marker` in `loans` makes a retried credit fail instead of applying twice.
  */
-export function creditUpdate(tableName: string, transfer: Transfer, marker: string): UpdateCommandInput {
+export function creditUpdate(tableName: string, transfer: Transfer, marker: string): UpdateInput {
   const values = {
     ":month": transfer.month,
     ":credit": -transfer.amount,

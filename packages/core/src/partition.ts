@@ -1,4 +1,4 @@
-import { DeleteCommand, type DynamoDBDocumentClient, paginateQuery } from "@aws-sdk/lib-dynamodb";
+import type { DynamoClient } from "./dynamodb/client";
 
 /**
  * Deletes every item of one partition (`pk`), page by page, except those `keep` spares; returns how
@@ -6,26 +6,23 @@ import { DeleteCommand, type DynamoDBDocumentClient, paginateQuery } from "@aws-
  * erase that stops half-way can be run again from where it stopped.
  */
 export async function deletePartition(
-  db: DynamoDBDocumentClient,
+  db: DynamoClient,
   tableName: string,
   pk: string,
   keep: (item: Record<string, unknown>) => boolean = () => false,
 ): Promise<number> {
   let deleted = 0;
-  const pages = paginateQuery(
-    { client: db },
-    {
-      TableName: tableName,
-      KeyConditionExpression: "#pk = :pk",
-      ExpressionAttributeValues: { ":pk": pk },
-      ExpressionAttributeNames: { "#pk": "pk" },
-      ConsistentRead: true,
-    },
-  );
+  const pages = db.queryPages({
+    TableName: tableName,
+    KeyConditionExpression: "#pk = :pk",
+    ExpressionAttributeValues: { ":pk": pk },
+    ExpressionAttributeNames: { "#pk": "pk" },
+    ConsistentRead: true,
+  });
   for await (const page of pages) {
     for (const item of page.Items ?? []) {
       if (keep(item)) continue;
-      await db.send(new DeleteCommand({ TableName: tableName, Key: { pk, sk: item.sk } }));
+      await db.delete({ TableName: tableName, Key: { pk, sk: item.sk } });
       deleted += 1;
     }
   }

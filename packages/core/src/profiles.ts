@@ -2,7 +2,6 @@
  * Tenant profiles (`TENANT#<id>#` / `PROFILE`): read strongly consistent, written only inside an admin
  * action's transaction, each write checking the revision (`version`) the action read.
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { conflict, notFound } from "./errors";
 import { PROFILE, tenantKey } from "./keys";
 import type { Tenant } from "./tenant";
@@ -22,13 +21,11 @@ export interface VersionedTenant {
 }
 
 export async function getProfile(table: Table, tenantId: string): Promise<VersionedTenant | undefined> {
-  const { Item } = await table.db.send(
-    new GetCommand({
-      TableName: table.name,
-      Key: { pk: tenantKey(tenantId), sk: PROFILE },
-      ConsistentRead: true,
-    }),
-  );
+  const { Item } = await table.db.get({
+    TableName: table.name,
+    Key: { pk: tenantKey(tenantId), sk: PROFILE },
+    ConsistentRead: true,
+  });
   if (!Item) return undefined;
   return { tenant: toTenant(Item), version: typeof Item.version === "number" ? Item.version : 0 };
 }

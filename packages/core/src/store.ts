@@ -3,9 +3,10 @@
  * profiles and endpoint claims, and seeding a tenant. Admin changes are the use-cases in ./admin; the
  * authorizer reads ./key-store and ./profiles directly; each module here and there does one job.
  */
-import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+
 import { resumeTenant, storeNewTenant, suspendTenant } from "./admin/tenants";
 import type { NewApiKey } from "./api-key";
+import type { DynamoClient } from "./dynamodb/client";
 import { type EndpointClaim, endpointClaim } from "./endpoint-claims";
 import type { KeyRecord } from "./key-state";
 import { findKeyByHash } from "./key-store";
@@ -22,7 +23,7 @@ export const PLATFORM_ACTOR = "local-platform";
 export class TenantStore {
   readonly table: Table;
 
-  constructor(db: DynamoDBDocumentClient, tableName: string) {
+  constructor(db: DynamoClient, tableName: string) {
     this.table = { db, name: tableName };
   }
 

@@ -3,7 +3,6 @@
  * tenants is a paginated Query, never a Scan. A GSI is eventually consistent: a tenant created a moment
  * ago may be missing from a listing, which only ever reads, never decides.
  */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { decodeCursor, encodeCursor } from "./cursor";
 import { PROFILE } from "./keys";
 import { TENANT_DIRECTORY, toTenant } from "./profiles";
@@ -18,17 +17,15 @@ export async function listTenants(
   const fits = (p: Record<string, string>) =>
     p.gsi1pk === TENANT_DIRECTORY && p.sk === PROFILE && p.pk === p.gsi1sk && Object.keys(p).length === 4;
   const start = page.cursor ? decodeCursor(page.cursor, fits) : undefined;
-  const result = await table.db.send(
-    new QueryCommand({
-      TableName: table.name,
-      IndexName: "byTenant",
-      KeyConditionExpression: "#g = :directory",
-      ExpressionAttributeNames: { "#g": "gsi1pk" },
-      ExpressionAttributeValues: { ":directory": TENANT_DIRECTORY },
-      Limit: page.limit,
-      ...(start ? { ExclusiveStartKey: start } : {}),
-    }),
-  );
+  const result = await table.db.query({
+    TableName: table.name,
+    IndexName: "byTenant",
+    KeyConditionExpression: "#g = :directory",
+    ExpressionAttributeNames: { "#g": "gsi1pk" },
+    ExpressionAttributeValues: { ":directory": TENANT_DIRECTORY },
+    Limit: page.limit,
+    ...(start ? { ExclusiveStartKey: start } : {}),
+  });
   const last = result.LastEvaluatedKey as Record<string, string> | undefined;
   return {
     tenants: (result.Items ?? []).map(toTenant),

@@ -4,7 +4,8 @@
  * are their hours added up); a call adds to it with one UpdateItem, reports read it back with one
  * Query per tenant.
  */
-import { type DynamoDBDocumentClient, QueryCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
+import type { DynamoClient } from "./dynamodb/client";
+import type { UpdateInput } from "./dynamodb/operations";
 import { tenantKey } from "./keys";
 
 import type { RefusalReason } from "./limiter-item";
@@ -96,7 +97,7 @@ export function ledgerUpdate(
   tableName: string,
   entry: { tenantId: string; hour: string; model: string; counters: LedgerCounters },
   retentionDays: number,
-): UpdateCommandInput {
+): UpdateInput {
   const day = entry.hour.slice(0, 10);
   const names: Record<string, string> = { "#model": "model", "#hour": "hour", "#expiresAt": "expiresAt" };
   const values: Record<string, unknown> = {
@@ -129,7 +130,7 @@ export interface LedgerEntry {
 
 /** A tenant's ledger from hour `from` to hour `to` (inclusive; YYYY-MM-DDTHH, or a whole day YYYY-MM-DD), by one paged Query. */
 export async function readLedger(
-  db: DynamoDBDocumentClient,
+  db: DynamoClient,
   tableName: string,
   tenantId: string,
   from: string,
@@ -138,21 +139,19 @@ export async function readLedger(
   const entries: LedgerEntry[] = [];
   let startKey: Record<string, unknown> | undefined;
   do {
-    const page = await db.send(
-      new QueryCommand({
-        TableName: tableName,
-        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :from AND :to",
-        ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk" },
-        ExpressionAttributeValues: {
-          ":pk": tenantKey(tenantId),
-          ":from": `${USAGE_PREFIX}${from}`,
-          // Every hour and model of the last one: "~" sorts after every character a key may hold there.
-          ":to": `${USAGE_PREFIX}${to}${to.length === 10 ? "T~" : `${SEPARATOR}~`}`,
-        },
-        ConsistentRead: true,
-        ...(startKey ? { ExclusiveStartKey: startKey } : {}),
-      }),
-    );
+    const page = await db.query({
+      TableName: tableName,
+      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :from AND :to",
+      ExpressionAttributeNames: { "#pk": "pk", "#sk": "sk" },
+      ExpressionAttributeValues: {
+        ":pk": tenantKey(tenantId),
+        ":from": `${USAGE_PREFIX}${from}`,
+        // Every hour and model of the last one: "~" sorts after every character a key may hold there.
+        ":to": `${USAGE_PREFIX}${to}${to.length === 10 ? "T~" : `${SEPARATOR}~`}`,
+      },
+      ConsistentRead: true,
+      ...(startKey ? { ExclusiveStartKey: startKey } : {}),
+    });
     for (const item of page.Items ?? []) {
       const { pk: _pk, sk: _sk, model, hour, expiresAt: _expiresAt, ...counters } = item;
       entries.push({ hour: String(hour), model: String(model), counters: counters as LedgerCounters });

@@ -9,7 +9,6 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 const ROLE_ARN = "arn:aws:iam::123456789012:role/dev-atrium-Api-TenantAccessRole";
@@ -122,9 +121,7 @@ let container: typeof import("../src/lib/clients");
 /** One call on each client of a tenant: a GetItem and an InvokeEndpoint. */
 async function callBoth(tenantId: string) {
   const { dynamo, sagemaker } = tenantClients(tenantId);
-  await dynamo.send(
-    new GetCommand({ TableName: "limiter", Key: { pk: `TENANT#${tenantId}#`, sk: "LIMITER#0" } }),
-  );
+  await dynamo.get({ TableName: "limiter", Key: { pk: `TENANT#${tenantId}#`, sk: "LIMITER#0" } });
   await sagemaker.invokeEndpoint({
     endpointName: "atrium-dev-x",
     body: Buffer.from("{}"),
@@ -228,7 +225,7 @@ describe("with ATRIUM_TENANT_ROLE_ARN", () => {
     const { dynamo } = tenantClients("tn-crowd");
     await Promise.all(
       Array.from({ length: 5 }, () =>
-        dynamo.send(new GetCommand({ TableName: "tenants", Key: { pk: "TENANT#tn-crowd#", sk: "PROFILE" } })),
+        dynamo.get({ TableName: "tenants", Key: { pk: "TENANT#tn-crowd#", sk: "PROFILE" } }),
       ),
     );
     expect(sts.callsFor("tn-crowd")).toHaveLength(1);

@@ -8,6 +8,7 @@ import { chmod, mkdir, readdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { dirname, join, resolve } from "node:path";
+import { DynamoClient, type DynamoClientOptions } from "@atrium/core/dynamodb/client";
 import type { TableShape } from "@atrium/core/tables";
 import {
   CreateTableCommand,
@@ -241,6 +242,19 @@ export async function ensureTable(
         : {}),
     }),
   );
+}
+
+/** Atrium's client for a local DynamoDB, as the handlers' is configured unless `options` say otherwise. */
+export function dynamoClientFor(url: string, options: Partial<DynamoClientOptions> = {}): DynamoClient {
+  return new DynamoClient({
+    endpoint: url,
+    region: "eu-west-1",
+    credentials: async () => ({ accessKeyId: "local", secretAccessKey: "local" }),
+    connectionTimeout: 1_000,
+    requestTimeout: 5_000,
+    maxAttempts: 2,
+    ...options,
+  });
 }
 
 /** An SDK client for a local DynamoDB: its URL, any region, static credentials (nothing verifies them). */

@@ -15,11 +15,17 @@ import { EndpointTable, IdempotencyTable, LimiterTable, TenantTable, UsageTable 
 import { newTenant } from "@atrium/core/tenant";
 import { authorizer, binaryMediaTypes, routes } from "@atrium/functions/api";
 import { StackEnv } from "@atrium/functions/lib/stack-env";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { type CloudWatchEmulator, startCloudWatchEmulator } from "./cloudwatch";
 import { captureEmf } from "./cloudwatch-emf";
 import { SageMakerMetrics } from "./cloudwatch-sagemaker";
-import { engineOptions, ensureTable, type LocalDynamo, localDynamoClient, startDynamo } from "./dynamodb";
+import {
+  dynamoClientFor,
+  engineOptions,
+  ensureTable,
+  type LocalDynamo,
+  localDynamoClient,
+  startDynamo,
+} from "./dynamodb";
 import {
   type AccessLogEntry,
   API_ID,
@@ -125,10 +131,9 @@ export async function startPlatform(options: PlatformOptions = {}): Promise<Plat
     for (const [name, shape] of Object.entries(TABLES)) {
       await ensureTable(client, tables[name as keyof TableNames], shape);
     }
-    const tenantStore = new TenantStore(
-      DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-      tables.tenants,
-    );
+    const documents = dynamoClientFor(dynamo.url, { region: config.region });
+    closers.unshift(async () => documents.destroy());
+    const tenantStore = new TenantStore(documents, tables.tenants);
 
     const cloudwatch = await startCloudWatchEmulator(
       options.ephemeral ? {} : { dataFile: join(dataDir, "cloudwatch.json") },

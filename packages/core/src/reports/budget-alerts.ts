@@ -4,7 +4,7 @@
  * (the report's budget figure); "then" is that total less the tokens the ledger recorded since the
  * previous run, so each crossing is alerted once and a tenant that stays over is not alerted again.
  */
-import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { DynamoClient } from "../dynamodb/client";
 import { hourOf, readLedger } from "../usage-ledger";
 import type { Report } from "./build-report";
 import { monthProgress } from "./report-query";
@@ -32,7 +32,7 @@ export function crossedThreshold(before: number, now: number, limit: number): nu
 }
 
 export interface LedgerReader {
-  db: DynamoDBDocumentClient;
+  db: DynamoClient;
   usageTable: string;
 }
 

@@ -4,8 +4,8 @@
  * tenants' CloudWatch figures by batched GetMetricData, read alongside.
  */
 import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
-import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { StageConfig } from "../config";
+import type { DynamoClient } from "../dynamodb/client";
 import { liveLeases } from "../limiter-item";
 import { LimiterStore } from "../limiter-store";
 import { getProfile, tenantNotFound } from "../profiles";
@@ -22,7 +22,7 @@ export interface ReportSources {
   /** The tenant table (its directory index lists tenants). */
   tenants: Table;
   /** A client that may Query the usage table and GetItem the limiter table, for every tenant. */
-  db: DynamoDBDocumentClient;
+  db: DynamoClient;
   usageTable: string;
   limiterTable: string;
   config: StageConfig;

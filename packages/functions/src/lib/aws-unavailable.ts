@@ -1,3 +1,4 @@
+import { AwsCallError } from "@atrium/core/aws-http";
 import { AtriumError } from "@atrium/core/errors";
 
 /** Node's codes for a connection that could not be made or was lost. */
@@ -32,16 +33,25 @@ interface SdkFailure {
 
 /**
  * Whether an AWS call failed because the service could not be reached, did not answer in time, or
- * shed load: nothing is wrong with the request, and the same call may well succeed shortly.
+ * shed load: nothing is wrong with the request, and the same call may well succeed shortly. Atrium's
+ * own clients (DynamoDB, SageMaker Runtime) name a connection's failure by its code; the SDK's
+ * (STS, API Gateway) carry it as `code` and their status in `$metadata`.
  */
 export function isAwsUnavailable(err: unknown, depth = 0): boolean {
+  if (err instanceof AwsCallError)
+    return (
+      err.notSent ||
+      UNAVAILABLE_NAMES.has(err.name) ||
+      CONNECTION_ERRORS.has(err.name) ||
+      (err.status ?? 0) >= 500
+    );
   if (typeof err !== "object" || err === null || depth > 5) return false;
   const e = err as SdkFailure;
   if (typeof e.name === "string" && UNAVAILABLE_NAMES.has(e.name)) return true;
   if (typeof e.code === "string" && CONNECTION_ERRORS.has(e.code)) return true;
   const status = e.$metadata?.httpStatusCode;
   if (typeof status === "number" && status >= 500) return true;
-  // Credential providers and the document client wrap the failure they met.
+  // Credential providers wrap the failure they met.
   return isAwsUnavailable(e.cause, depth + 1);
 }
 

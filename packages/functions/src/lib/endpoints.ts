@@ -4,10 +4,9 @@
  * platform's, not a tenant's: the function's own client reads and writes it.
  */
 import { CircuitBreakerStore } from "@atrium/core/circuit-breaker-store";
+import { DynamoClient } from "@atrium/core/dynamodb/client";
 import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { EndpointTable } from "@atrium/core/tables";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { createCircuitBreaker } from "./circuit-breaker";
 import { config, requireEnv } from "./clients";
 import { createEndpointView } from "./endpoint-view";
@@ -16,9 +15,7 @@ import { onCapacityRefusal, onEndpointHealth } from "./model-retries";
 import { endpointStateTimeouts } from "./timeouts";
 
 const table = requireEnv(EndpointTable.env);
-const client = DynamoDBDocumentClient.from(
-  new DynamoDBClient(endpointStateTimeouts(config.dynamodbRequestTimeoutMs)),
-);
+const client = new DynamoClient(endpointStateTimeouts(config.dynamodbRequestTimeoutMs));
 const store = new EndpointStateStore(client, table);
 const endpoints = createEndpointView(store);
 

@@ -3,8 +3,10 @@
  * key and request within 24 h replays the first answer (status, headers, body) and nothing runs or is
  * charged again; the same key with another request is 422; while the first is still running, 409 with
  * retry-after. Errors are not kept, so a failed call can be retried with its key. Keys are scoped to the
- * caller (a tenant, or an admin principal). Records: Powertools Idempotency's DynamoDB persistence layer.
+ * caller (a tenant, or an admin principal). Records: Powertools Idempotency, kept in DynamoDB through
+ * Atrium's own client (./idempotency-store, the items Powertools' DynamoDB persistence layer writes).
  */
+import type { DynamoClient } from "@atrium/core/dynamodb/client";
 import { AtriumError } from "@atrium/core/errors";
 import { isTenantId } from "@atrium/core/ids";
 import { tenantKey } from "@atrium/core/keys";
@@ -17,15 +19,13 @@ import {
   IdempotencyRecordStatus,
   IdempotencyValidationError,
 } from "@aws-lambda-powertools/idempotency";
-import { DynamoDBPersistenceLayer } from "@aws-lambda-powertools/idempotency/dynamodb";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { MiddlewareObj, Request } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import type { ApiContext } from "./api-responses";
 import { documentClient, requireEnv } from "./clients";
 import { fingerprint, IDEMPOTENCY_HEADER, idempotencyKeyOf } from "./idempotency-request";
+import { DynamoIdempotencyStore } from "./idempotency-store";
 import { idempotentRoutes } from "./idempotent-routes";
 import { logger, metrics } from "./observability";
 import { openReply, sealReply } from "./sealed-reply";
@@ -50,7 +50,7 @@ const config = new IdempotencyConfig({
 
 /** One call that holds an in-progress record until it answers. */
 interface Claim {
-  store: DynamoDBPersistenceLayer;
+  store: DynamoIdempotencyStore;
   data: { idempotencyKey: string; request: string };
   secret: string;
   scope: string;
@@ -60,7 +60,7 @@ const CLAIM = "atrium.idempotency";
 
 /** `tenantDynamo`: the tenant's own client (its IAM session) for tenant-scoped keys; admin chains have none. */
 export function idempotency<C extends ApiContext>(
-  options: { tenantDynamo?: (tenantId: string) => DynamoDBDocumentClient } = {},
+  options: { tenantDynamo?: (tenantId: string) => DynamoClient } = {},
 ): MiddlewareObj<Event, Result, Error, C> {
   return {
     before: async (request) => {
@@ -108,7 +108,7 @@ export function idempotency<C extends ApiContext>(
 /** The call's claim on its key, or undefined when the route or the call does not use one. */
 function claimFor(
   event: Event,
-  tenantDynamo: ((tenantId: string) => DynamoDBDocumentClient) | undefined,
+  tenantDynamo: ((tenantId: string) => DynamoClient) | undefined,
 ): Claim | undefined {
   const scope = idempotentRoutes.get(`${event.httpMethod} ${event.resource}`);
   if (!scope) return undefined;
@@ -130,12 +130,12 @@ interface Caller {
   /** The record's partition: the tenant's own (`TENANT#<id>#`), so an erase removes it, or ADMIN#. */
   partition: string;
   who: string;
-  client: DynamoDBDocumentClient;
+  client: DynamoClient;
 }
 
 function tenantCaller(
   event: Event,
-  tenantDynamo: ((tenantId: string) => DynamoDBDocumentClient) | undefined,
+  tenantDynamo: ((tenantId: string) => DynamoClient) | undefined,
 ): Caller | undefined {
   const tenantId = event.requestContext?.authorizer?.tenantId;
   if (!tenantDynamo || typeof tenantId !== "string" || !isTenantId(tenantId)) return undefined;
@@ -206,20 +206,17 @@ function replayed(reply: Result, request: Request<Event, Result, Error, ApiConte
   };
 }
 
-const layers = new Map<string, { client: DynamoDBDocumentClient; layer: DynamoDBPersistenceLayer }>();
+const layers = new Map<string, { client: DynamoClient; layer: DynamoIdempotencyStore }>();
 const MAX_LAYERS = 500;
 
 /** One persistence layer per partition (Powertools fixes a layer's partition key), cached in the container. */
-function persistenceFor(partition: string, client: DynamoDBDocumentClient): DynamoDBPersistenceLayer {
+function persistenceFor(partition: string, client: DynamoClient): DynamoIdempotencyStore {
   const cached = layers.get(partition);
   if (cached?.client === client) return cached.layer;
-  const layer = new DynamoDBPersistenceLayer({
+  const layer = new DynamoIdempotencyStore({
+    client,
     tableName: requireEnv(IdempotencyTable.env),
-    keyAttr: "pk",
-    sortKeyAttr: "sk",
-    staticPkValue: partition,
-    // A document client shares its base client's stack; Powertools sends low-level commands through it.
-    awsSdkV3Client: client as unknown as DynamoDBClient,
+    partition,
   });
   layer.configure({ config, keyPrefix: "IDEMPOTENCY" });
   if (layers.size >= MAX_LAYERS) layers.delete(layers.keys().next().value as string);

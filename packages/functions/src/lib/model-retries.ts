@@ -122,7 +122,8 @@ export function countsAgainstEndpoint(err: unknown): boolean {
   const e = (err ?? {}) as { name?: string; code?: unknown };
   if (e.name && ENDPOINT_FAILURES.has(e.name)) return true;
   // A system error of the connection (ECONNREFUSED, ECONNRESET, ETIMEDOUT, ...): no answer at all.
-  return typeof e.code === "string" && /^E[A-Z]+$/.test(e.code);
+  // Atrium's SageMaker client names its failure by it; Node's own errors carry it as `code`.
+  return [e.name, e.code].some((code) => typeof code === "string" && /^E[A-Z]+$/.test(code));
 }
 
 /** How one endpoint's part of a call ended, when it did not answer. */

@@ -3,15 +3,15 @@
  * cache for the stage is flushed (FlushStageAuthorizersCache), and this container's tenant cache entry
  * dropped. Warm containers elsewhere still hold their tenant entry for at most tenantCacheTtlSeconds.
  */
-import { APIGatewayClient, FlushStageAuthorizersCacheCommand } from "@aws-sdk/client-api-gateway";
+import { ApiGatewayControl } from "./api-gateway";
 import { config } from "./clients";
 import { logger } from "./observability";
 import { StackEnv } from "./stack-env";
 import { forgetTenant } from "./tenant-cache";
 import { apiGatewayTimeouts } from "./timeouts";
 
-// The endpoint comes from the SDK's configuration: AWS_ENDPOINT_URL_API_GATEWAY under `npm start`.
-const apiGateway = new APIGatewayClient(apiGatewayTimeouts);
+// The endpoint comes from AWS_ENDPOINT_URL_API_GATEWAY under `npm start`, as the SDKs read it.
+const apiGateway = new ApiGatewayControl(apiGatewayTimeouts);
 
 export interface Propagation {
   /** Whether API Gateway was told to forget every cached authorizer decision of the stage. */
@@ -56,7 +56,7 @@ async function flushAuthorizerCache(): Promise<boolean> {
     return false;
   }
   try {
-    await apiGateway.send(new FlushStageAuthorizersCacheCommand({ restApiId, stageName }));
+    await apiGateway.flushStageAuthorizersCache(restApiId, stageName);
     return true;
   } catch (err) {
     logger.warn("authorizer cache flush failed", { restApiId, stageName, error: (err as Error).name });

@@ -1,7 +1,6 @@
+import { DynamoClient } from "@atrium/core/dynamodb/client";
 import { isTenantId } from "@atrium/core/ids";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { config, documentClient, ledgerClient } from "./clients";
 import { SageMakerRuntime } from "./sagemaker-runtime";
 import { StackEnv, TENANT_TAG } from "./stack-env";
@@ -9,9 +8,9 @@ import { dynamoTimeouts, ledgerTimeouts, sagemakerTimeouts, stsTimeouts } from "
 
 /** The AWS clients one tenant's call may use. */
 export interface TenantClients {
-  dynamo: DynamoDBDocumentClient;
+  dynamo: DynamoClient;
   /** For the usage ledger's writes, which are never retried (docs/adr/0010). */
-  ledger: DynamoDBDocumentClient;
+  ledger: DynamoClient;
   sagemaker: SageMakerRuntime;
 }
 
@@ -66,13 +65,8 @@ export function tenantClients(tenantId: string): TenantClients {
     }),
   );
   const clients: TenantClients = {
-    dynamo: DynamoDBDocumentClient.from(
-      new DynamoDBClient({ ...dynamoTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
-      { marshallOptions: { removeUndefinedValues: true } },
-    ),
-    ledger: DynamoDBDocumentClient.from(
-      new DynamoDBClient({ ...ledgerTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
-    ),
+    dynamo: new DynamoClient({ ...dynamoTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
+    ledger: new DynamoClient({ ...ledgerTimeouts(config.dynamodbRequestTimeoutMs), credentials }),
     sagemaker: new SageMakerRuntime({ ...sagemakerTimeouts, credentials }),
   };
   cache.set(tenantId, { roleArn, clients });

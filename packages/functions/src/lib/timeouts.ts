@@ -3,6 +3,7 @@
  * call gives up on its model, and each AWS client's connect and request timeouts and attempts.
  * Plain numbers, so the stacks and the local gateway read the same ones the handlers use.
  */
+import { RETRY_DELAY_BASE_MS } from "@atrium/core/aws-http";
 
 /** API Gateway answers 504 after this, whatever the function is still doing. */
 export const INTEGRATION_TIMEOUT_MS = 29_000;
@@ -52,18 +53,33 @@ export interface HttpTimeouts {
   requestTimeout: number;
 }
 
-/** An AWS SDK client's timeouts and attempts. */
-export interface ClientTimeouts {
+/** A client's timeouts and attempts (Atrium's DynamoDB client takes them as they are). */
+export interface ClientTimeouts extends HttpTimeouts {
+  maxAttempts: number;
+}
+
+/** The same, as an AWS SDK client's configuration (STS, API Gateway). */
+export interface SdkClientTimeouts {
   requestHandler: HttpTimeouts & { throwOnRequestTimeout: true };
   maxAttempts: number;
 }
 
-// Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes, and keeps waiting.
 const timeouts = (
   connectionTimeout: number,
   requestTimeout: number,
   maxAttempts: number,
 ): ClientTimeouts => ({
+  connectionTimeout,
+  requestTimeout,
+  maxAttempts,
+});
+
+// Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes, and keeps waiting.
+const sdkTimeouts = (
+  connectionTimeout: number,
+  requestTimeout: number,
+  maxAttempts: number,
+): SdkClientTimeouts => ({
   requestHandler: { connectionTimeout, requestTimeout, throwOnRequestTimeout: true },
   maxAttempts,
 });
@@ -97,15 +113,17 @@ export const sagemakerTimeouts: HttpTimeouts = {
 };
 
 /** AssumeRole for a tenant's session, once an hour per tenant and container. */
-export const stsTimeouts = timeouts(300, 1_000, 2);
+export const stsTimeouts = sdkTimeouts(300, 1_000, 2);
 
 /** FlushStageAuthorizersCache: a control-plane call, slower and throttled; a failure is reported, not thrown. */
 export const apiGatewayTimeouts = timeouts(1_000, 3_000, 2);
 
-/** The SDK's first retry waits a random delay up to this (standard mode, non-throttling errors). */
-export const FIRST_RETRY_DELAY_MAX_MS = 50;
+/** The first retry waits a random delay up to this (non-throttling errors; the SDK's standard mode too). */
+export const FIRST_RETRY_DELAY_MAX_MS = RETRY_DELAY_BASE_MS.transient;
 
 /** The longest one call on a client can take when every attempt times out. */
-export const worstCallMs = (client: ClientTimeouts): number =>
-  client.maxAttempts * client.requestHandler.requestTimeout +
-  (client.maxAttempts - 1) * FIRST_RETRY_DELAY_MAX_MS;
+export function worstCallMs(client: ClientTimeouts | SdkClientTimeouts): number {
+  const requestTimeout =
+    "requestHandler" in client ? client.requestHandler.requestTimeout : client.requestTimeout;
+  return client.maxAttempts * requestTimeout + (client.maxAttempts - 1) * FIRST_RETRY_DELAY_MAX_MS;
+}

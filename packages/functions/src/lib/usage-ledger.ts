@@ -16,7 +16,6 @@ import {
   type SettledCall,
 } from "@atrium/core/usage-ledger";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { config, requireEnv } from "./clients";
 import { logger, metrics } from "./observability";
 import { tenantClients } from "./tenant-clients";
@@ -138,9 +137,7 @@ async function pump(key: string, tenantId: string, lane: { writing: boolean; bat
 async function send(tenantId: string, entry: { hour: string; model: string; counters: LedgerCounters }) {
   const { ledger } = tenantClients(tenantId);
   try {
-    await ledger.send(
-      new UpdateCommand(ledgerUpdate(tableName, { tenantId, ...entry }, config.usageRetentionDays)),
-    );
+    await ledger.update(ledgerUpdate(tableName, { tenantId, ...entry }, config.usageRetentionDays));
   } catch (err) {
     // The report's reconciliation shows what is missing.
     metrics.addMetric("LedgerWriteFailed", MetricUnit.Count, 1);
