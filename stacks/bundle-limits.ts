@@ -40,6 +40,11 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
   },
   {
     pattern: /^runtime-sdk:@aws-sdk\/(client-sts|credential-providers)$/,
+    why: "tenant sessions come from lib/sts.ts, not the SDK's credential providers (docs/adr/0016)",
+    in: () => true,
+  },
+  {
+    pattern: /packages\/functions\/src\/lib\/sts\.ts$/,
     why: "the authorizer does not assume tenant roles",
     in: (file) => file === AUTHORIZER_FILE,
   },

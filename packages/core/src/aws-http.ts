@@ -99,7 +99,11 @@ export class AwsConnection {
   /** Sends `request`, signed; resolves with the answer's head (its body is the caller's to read). */
   async send(request: OutgoingRequest, signal?: AbortSignal): Promise<IncomingMessage> {
     if (signal?.aborted) throw this.#aborted();
-    const credentials = await (this.#options.credentials ?? (() => credentialsFromEnv(this.#failure)))();
+    const provider = this.#options.credentials ?? (() => credentialsFromEnv(this.#failure));
+    const credentials = await provider().catch((err: unknown) => {
+      if (typeof err === "object" && err !== null) credentialFailures.add(err);
+      throw err;
+    });
     const method = request.method ?? "POST";
     const signed = signRequest(
       {
@@ -227,6 +231,9 @@ export function retryKind(error: AwsCallError): keyof typeof RETRY_DELAY_BASE_MS
   return undefined;
 }
 
+/** Failures of a request's credentials (an STS session, say), which their provider has retried already. */
+const credentialFailures = new WeakSet<object>();
+
 /**
  * Runs `attempt` until it succeeds, fails in a way not worth retrying, or `maxAttempts` are spent;
  * the error thrown says how many were made. A failure that is not the request's own (its credentials',
@@ -237,7 +244,7 @@ export async function withRetries<T>(maxAttempts: number, attempt: () => Promise
     try {
       return await attempt();
     } catch (err) {
-      if (!(err instanceof AwsCallError)) throw err;
+      if (!(err instanceof AwsCallError) || credentialFailures.has(err)) throw err;
       const kind = retryKind(err);
       if (made >= maxAttempts || !kind) {
         err.attempts = made;
@@ -277,6 +284,18 @@ export function partitionOf(region: string): { id: string; dnsSuffix: string } {
       dnsSuffix: "amazonaws.com",
     }
   );
+}
+
+/**
+ * The usual host of a service in a region, `<name>.<region>.<suffix>`, and its FIPS host
+ * `<name>-fips.<region>.<suffix>`; in GovCloud some services are FIPS on their usual host.
+ */
+export function regionalHost(name: string, fipsIsUsualInGovCloud: boolean): AwsService["host"] {
+  return (region, fips) => {
+    const { id, dnsSuffix } = partitionOf(region);
+    const fipsHost = fips && !(fipsIsUsualInGovCloud && id === "aws-us-gov");
+    return `${name}${fipsHost ? "-fips" : ""}.${region}.${dnsSuffix}`;
+  };
 }
 
 /** The function's own credentials: Lambda puts its role's session in the environment. */

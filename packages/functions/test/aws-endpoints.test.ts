@@ -1,14 +1,16 @@
 /**
  * The hosts Atrium's own AWS clients call, held to the AWS SDK's endpoint rules for the same service,
  * region and FIPS setting: every partition, and the services' own exceptions (DynamoDB's and SageMaker
- * Runtime's FIPS hosts in GovCloud, SageMaker Runtime's outside the commercial partition).
+ * Runtime's and STS's FIPS hosts in GovCloud, SageMaker Runtime's outside the commercial partition).
  */
 import { DYNAMODB } from "@atrium/core/dynamodb/client";
 import { API_GATEWAY } from "@atrium/functions/lib/api-gateway";
 import { SAGEMAKER_RUNTIME } from "@atrium/functions/lib/sagemaker-runtime";
+import { STS } from "@atrium/functions/lib/sts";
 import { APIGatewayClient } from "@aws-sdk/client-api-gateway";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
+import { STSClient } from "@aws-sdk/client-sts";
 import { describe, expect, it } from "vitest";
 
 const REGIONS = [
@@ -33,6 +35,7 @@ const services = [
   { service: DYNAMODB, sdk: new DynamoDBClient({ region: "us-east-1" }) },
   { service: SAGEMAKER_RUNTIME, sdk: new SageMakerRuntimeClient({ region: "us-east-1" }) },
   { service: API_GATEWAY, sdk: new APIGatewayClient({ region: "us-east-1" }) },
+  { service: STS, sdk: new STSClient({ region: "us-east-1" }) },
 ];
 
 describe("each of Atrium's AWS clients", () => {
@@ -41,7 +44,9 @@ describe("each of Atrium's AWS clients", () => {
       const provider = sdk.config.endpointProvider as unknown as EndpointProvider;
       for (const region of REGIONS) {
         for (const fips of [false, true]) {
-          const expected = provider({ Region: region, UseFIPS: fips, UseDualStack: false }, {}).url.host;
+          // STS: the regional endpoint, as the SDK's v3 clients call it (not the legacy global one).
+          const params = { Region: region, UseFIPS: fips, UseDualStack: false, UseGlobalEndpoint: false };
+          const expected = provider(params, {}).url.host;
           expect(service.host(region, fips), `${region}${fips ? " FIPS" : ""}`).toBe(expected);
         }
       }

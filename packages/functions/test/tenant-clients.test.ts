@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 
 const ROLE_ARN = "arn:aws:iam::123456789012:role/dev-atrium-Api-TenantAccessRole";
@@ -262,5 +263,70 @@ describe("with ATRIUM_TENANT_ROLE_ARN", () => {
     const granted = sts.callsFor("tn-delta").filter((c) => c.accessKeyId);
     expect(sts.callsFor("tn-delta")).toHaveLength(2);
     expect(calls.map((c) => c.accessKeyId)).toEqual([granted[0]?.accessKeyId, granted[0]?.accessKeyId]);
+  });
+});
+
+describe("Atrium's STS client and the SDK's, against the same STS answers", () => {
+  const input = (tenantId: string) => ({
+    roleArn: ROLE_ARN,
+    roleSessionName: `atrium-${tenantId}`,
+    durationSeconds: 3600,
+    tags: [{ key: "TenantId", value: tenantId }],
+  });
+  const sdk = () =>
+    new STSClient({
+      endpoint: process.env.AWS_ENDPOINT_URL_STS,
+      region: "eu-west-1",
+      credentials: { accessKeyId: CONTAINER_KEY, secretAccessKey: "container-secret" },
+      maxAttempts: 1,
+    });
+  const sdkCall = (tenantId: string) =>
+    sdk().send(
+      new AssumeRoleCommand({
+        RoleArn: ROLE_ARN,
+        RoleSessionName: `atrium-${tenantId}`,
+        DurationSeconds: 3600,
+        Tags: [{ Key: "TenantId", Value: tenantId }],
+      }),
+    );
+
+  it("send the same AssumeRole and read the same credentials from its answer", async () => {
+    const { StsClient } = await import("../src/lib/sts");
+    const ours = await new StsClient({
+      connectionTimeout: 500,
+      requestTimeout: 1000,
+      maxAttempts: 1,
+    }).assumeRole(input("tn-parity"));
+    const theirs = (await sdkCall("tn-parity")).Credentials;
+    const [mine, sdks] = sts.callsFor("tn-parity");
+    expect(Object.fromEntries(mine?.params ?? [])).toEqual(Object.fromEntries(sdks?.params ?? []));
+    // The fake issues a new key per call: compare each answer with what the fake sent for that call.
+    expect(ours).toEqual({
+      accessKeyId: mine?.accessKeyId,
+      secretAccessKey: `secret-${mine?.accessKeyId}`,
+      sessionToken: `token-${mine?.accessKeyId}`,
+      expiration: expect.any(Date),
+    });
+    expect(theirs).toMatchObject({
+      AccessKeyId: sdks?.accessKeyId,
+      SecretAccessKey: `secret-${sdks?.accessKeyId}`,
+      SessionToken: `token-${sdks?.accessKeyId}`,
+    });
+    expect(Math.abs(ours.expiration.getTime() - (theirs?.Expiration?.getTime() ?? 0))).toBeLessThan(5_000);
+  });
+
+  it("read a refusal as the same error", async () => {
+    const { StsClient } = await import("../src/lib/sts");
+    sts.refuseOnce.add("tn-refused");
+    const ours = await new StsClient({ connectionTimeout: 500, requestTimeout: 1000, maxAttempts: 1 })
+      .assumeRole(input("tn-refused"))
+      .then(
+        () => new Error("AssumeRole was not refused"),
+        (err: unknown) => err as Error,
+      );
+    sts.refuseOnce.add("tn-refused");
+    const theirs = (await sdkCall("tn-refused").catch((err: unknown) => err)) as Error;
+    expect(ours).toMatchObject({ name: theirs.name, message: theirs.message, status: 403 });
+    expect(ours.name).toBe("AccessDenied");
   });
 });

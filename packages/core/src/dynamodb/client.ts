@@ -15,7 +15,7 @@ import {
   type ConnectionOptions,
   headerOf,
   jsonObject,
-  partitionOf,
+  regionalHost,
   succeeded,
   withRetries,
 } from "../aws-http";
@@ -49,11 +49,7 @@ export const DYNAMODB: AwsService = {
   title: "DynamoDB",
   signingName: "dynamodb",
   endpointId: "DYNAMODB",
-  // DynamoDB in GovCloud is FIPS on its usual host.
-  host: (region, fips) => {
-    const { id, dnsSuffix } = partitionOf(region);
-    return `dynamodb${fips && id !== "aws-us-gov" ? "-fips" : ""}.${region}.${dnsSuffix}`;
-  },
+  host: regionalHost("dynamodb", true),
 };
 
 /** Why one action of a cancelled transaction failed (DynamoDB lists one per action, `None` where nothing did). */

@@ -8,7 +8,7 @@ import {
   AwsConnection,
   type AwsService,
   type ConnectionOptions,
-  partitionOf,
+  regionalHost,
   restJsonError,
   succeeded,
   withRetries,
@@ -18,7 +18,7 @@ export const API_GATEWAY: AwsService = {
   title: "API Gateway",
   signingName: "apigateway",
   endpointId: "API_GATEWAY",
-  host: (region, fips) => `apigateway${fips ? "-fips" : ""}.${region}.${partitionOf(region).dnsSuffix}`,
+  host: regionalHost("apigateway", false),
 };
 
 const failure = (name: string, message: string, notSent: boolean) =>

@@ -1,9 +1,9 @@
 import { DynamoClient } from "@atrium/core/dynamodb/client";
 import { isTenantId } from "@atrium/core/ids";
-import { fromTemporaryCredentials } from "@aws-sdk/credential-providers";
 import { config, documentClient, ledgerClient } from "./clients";
 import { SageMakerRuntime } from "./sagemaker-runtime";
 import { StackEnv, TENANT_TAG } from "./stack-env";
+import { type SessionCredentials, StsClient } from "./sts";
 import { dynamoTimeouts, ledgerTimeouts, sagemakerTimeouts, stsTimeouts } from "./timeouts";
 
 /** The AWS clients one tenant's call may use. */
@@ -21,8 +21,7 @@ export const REFRESH_BEFORE_EXPIRY_MS = 5 * 60_000;
 /** Tenants whose clients a warm container keeps; the least recently used is dropped beyond this. */
 const MAX_TENANTS = 500;
 
-type CredentialProvider = ReturnType<typeof fromTemporaryCredentials>;
-type Credentials = Awaited<ReturnType<CredentialProvider>>;
+type CredentialProvider = () => Promise<SessionCredentials>;
 
 // Only the /v1 functions call models, so the container's SageMaker client lives here, not in ./clients.
 // Its endpoint comes from AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME under `npm start`, as the SDKs read it.
@@ -32,6 +31,8 @@ const containerClients: TenantClients = {
   sagemaker: new SageMakerRuntime(sagemakerTimeouts),
 };
 const cache = new Map<string, { roleArn: string; clients: TenantClients }>();
+/** AssumeRole with the function's own credentials: built on the first tenant session, then shared. */
+let sts: StsClient | undefined;
 
 /**
  * Clients whose every request runs as `tenantId`: an STS session of the stage's tenant access role
@@ -52,16 +53,15 @@ export function tenantClients(tenantId: string): TenantClients {
     cache.set(tenantId, cached);
     return cached.clients;
   }
-  const credentials = sharedSession(
-    fromTemporaryCredentials({
-      params: {
-        RoleArn: roleArn,
-        // Shows the tenant in CloudTrail next to every call made with the session.
-        RoleSessionName: `atrium-${tenantId}`,
-        DurationSeconds: SESSION_SECONDS,
-        Tags: [{ Key: TENANT_TAG, Value: tenantId }],
-      },
-      clientConfig: stsTimeouts,
+  sts ??= new StsClient(stsTimeouts);
+  const client = sts;
+  const credentials = sharedSession(() =>
+    client.assumeRole({
+      roleArn,
+      // Shows the tenant in CloudTrail next to every call made with the session.
+      roleSessionName: `atrium-${tenantId}`,
+      durationSeconds: SESSION_SECONDS,
+      tags: [{ key: TENANT_TAG, value: tenantId }],
     }),
   );
   const clients: TenantClients = {
@@ -79,15 +79,15 @@ export function tenantClients(tenantId: string): TenantClients {
 
 /** One session at a time for a provider: concurrent callers share it, and it is renewed before expiry. */
 function sharedSession(provider: CredentialProvider): CredentialProvider {
-  let session: { credentials: Promise<Credentials>; renewAt: number } | undefined;
-  return (properties) => {
+  let session: { credentials: Promise<SessionCredentials>; renewAt: number } | undefined;
+  return () => {
     if (!session || Date.now() >= session.renewAt) {
       // Until STS answers, callers wait on this session rather than starting another.
-      const current = { credentials: provider(properties), renewAt: Number.POSITIVE_INFINITY };
+      const current = { credentials: provider(), renewAt: Number.POSITIVE_INFINITY };
       session = current;
       current.credentials.then(
         ({ expiration }) => {
-          if (expiration) current.renewAt = expiration.getTime() - REFRESH_BEFORE_EXPIRY_MS;
+          current.renewAt = expiration.getTime() - REFRESH_BEFORE_EXPIRY_MS;
         },
         () => {
           // A failed AssumeRole is retried by the next call instead of being remembered.

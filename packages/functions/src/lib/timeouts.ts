@@ -53,14 +53,8 @@ export interface HttpTimeouts {
   requestTimeout: number;
 }
 
-/** A client's timeouts and attempts (Atrium's DynamoDB client takes them as they are). */
+/** A client's timeouts and attempts, as Atrium's clients take them. */
 export interface ClientTimeouts extends HttpTimeouts {
-  maxAttempts: number;
-}
-
-/** The same, as an AWS SDK client's configuration (STS, API Gateway). */
-export interface SdkClientTimeouts {
-  requestHandler: HttpTimeouts & { throwOnRequestTimeout: true };
   maxAttempts: number;
 }
 
@@ -71,16 +65,6 @@ const timeouts = (
 ): ClientTimeouts => ({
   connectionTimeout,
   requestTimeout,
-  maxAttempts,
-});
-
-// Without throwOnRequestTimeout the SDK only logs a warning when requestTimeout passes, and keeps waiting.
-const sdkTimeouts = (
-  connectionTimeout: number,
-  requestTimeout: number,
-  maxAttempts: number,
-): SdkClientTimeouts => ({
-  requestHandler: { connectionTimeout, requestTimeout, throwOnRequestTimeout: true },
   maxAttempts,
 });
 
@@ -113,7 +97,7 @@ export const sagemakerTimeouts: HttpTimeouts = {
 };
 
 /** AssumeRole for a tenant's session, once an hour per tenant and container. */
-export const stsTimeouts = sdkTimeouts(300, 1_000, 2);
+export const stsTimeouts = timeouts(300, 1_000, 2);
 
 /** FlushStageAuthorizersCache: a control-plane call, slower and throttled; a failure is reported, not thrown. */
 export const apiGatewayTimeouts = timeouts(1_000, 3_000, 2);
@@ -122,8 +106,5 @@ export const apiGatewayTimeouts = timeouts(1_000, 3_000, 2);
 export const FIRST_RETRY_DELAY_MAX_MS = RETRY_DELAY_BASE_MS.transient;
 
 /** The longest one call on a client can take when every attempt times out. */
-export function worstCallMs(client: ClientTimeouts | SdkClientTimeouts): number {
-  const requestTimeout =
-    "requestHandler" in client ? client.requestHandler.requestTimeout : client.requestTimeout;
-  return client.maxAttempts * requestTimeout + (client.maxAttempts - 1) * FIRST_RETRY_DELAY_MAX_MS;
-}
+export const worstCallMs = (client: ClientTimeouts): number =>
+  client.maxAttempts * client.requestTimeout + (client.maxAttempts - 1) * FIRST_RETRY_DELAY_MAX_MS;

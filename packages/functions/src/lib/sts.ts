@@ -1,0 +1,106 @@
+/**
+ * STS AssumeRole, the call that gives each tenant's clients their session (lib/tenant-clients.ts):
+ * STS's Query protocol (a form POST, an XML answer) over @atrium/core/aws-http. Not the AWS SDK's
+ * credential provider, whose import, once DynamoDB no longer loaded the SDK's core, was a quarter of
+ * a /v1 function's cold start (docs/adr/0016-dynamodb-client.md).
+ */
+import type { IncomingMessage } from "node:http";
+import {
+  AwsCallError,
+  AwsConnection,
+  type AwsCredentials,
+  type AwsService,
+  type ConnectionOptions,
+  regionalHost,
+  succeeded,
+  withRetries,
+} from "@atrium/core/aws-http";
+
+export const STS: AwsService = {
+  title: "STS",
+  signingName: "sts",
+  endpointId: "STS",
+  // Regional, as the SDK's client calls it (not the legacy global sts.amazonaws.com).
+  host: regionalHost("sts", true),
+};
+
+/** Temporary credentials, and when they lapse. */
+export interface SessionCredentials extends AwsCredentials {
+  sessionToken: string;
+  expiration: Date;
+}
+
+export interface AssumeRoleInput {
+  roleArn: string;
+  roleSessionName: string;
+  durationSeconds: number;
+  /** Session tags, which IAM policies read as aws:PrincipalTag/<key>. */
+  tags: { key: string; value: string }[];
+}
+
+const failure = (name: string, message: string, notSent: boolean) =>
+  new AwsCallError(name, message, { notSent });
+
+export class StsClient {
+  readonly #connection: AwsConnection;
+  readonly #maxAttempts: number;
+
+  constructor(options: ConnectionOptions & { maxAttempts: number }) {
+    this.#connection = new AwsConnection(STS, options, failure);
+    this.#maxAttempts = options.maxAttempts;
+  }
+
+  async assumeRole(input: AssumeRoleInput): Promise<SessionCredentials> {
+    const form = new URLSearchParams({
+      Action: "AssumeRole",
+      Version: "2011-06-15",
+      RoleArn: input.roleArn,
+      RoleSessionName: input.roleSessionName,
+      DurationSeconds: String(input.durationSeconds),
+    });
+    input.tags.forEach((tag, i) => {
+      form.set(`Tags.member.${i + 1}.Key`, tag.key);
+      form.set(`Tags.member.${i + 1}.Value`, tag.value);
+    });
+    const body = Buffer.from(form.toString());
+    const headers = { "content-type": "application/x-www-form-urlencoded; charset=utf-8" };
+    return withRetries(this.#maxAttempts, async () => {
+      const response = await this.#connection.send({ path: "/", headers, body });
+      const xml = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
+      if (!succeeded(response)) throw errorOf(response, xml);
+      return credentialsOf(xml);
+    });
+  }
+}
+
+/** The Credentials of an AssumeRoleResponse. */
+function credentialsOf(xml: string): SessionCredentials {
+  const credentials = element(xml, "Credentials");
+  const accessKeyId = credentials && element(credentials, "AccessKeyId");
+  const secretAccessKey = credentials && element(credentials, "SecretAccessKey");
+  const sessionToken = credentials && element(credentials, "SessionToken");
+  const expiration = new Date(credentials ? (element(credentials, "Expiration") ?? "") : "");
+  if (!accessKeyId || !secretAccessKey || !sessionToken || Number.isNaN(expiration.getTime()))
+    throw new AwsCallError("InvalidResponse", "STS answered AssumeRole without complete credentials.");
+  return { accessKeyId, secretAccessKey, sessionToken, expiration };
+}
+
+/** The Query protocol's error: `<ErrorResponse><Error><Code>...</Code><Message>...</Message>`. */
+function errorOf(response: IncomingMessage, xml: string): AwsCallError {
+  const code = element(xml, "Code") ?? `Http${response.statusCode}`;
+  const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
+  return new AwsCallError(code, message, { status: response.statusCode });
+}
+
+const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+/** The text of the first `<name>` element of `xml`, its entities decoded (STS's answers have no attributes on these). */
+function element(xml: string, name: string): string | undefined {
+  const start = xml.indexOf(`<${name}>`);
+  if (start < 0) return undefined;
+  const end = xml.indexOf(`</${name}>`, start);
+  if (end < 0) return undefined;
+  return xml
+    .slice(start + name.length + 2, end)
+    .replace(/&(amp|lt|gt|quot|apos);/g, (_all, entity: string) => ENTITIES[entity] ?? "");
+}
