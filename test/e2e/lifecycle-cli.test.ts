@@ -33,12 +33,26 @@ async function atriumJson(...args: string[]) {
   return JSON.parse(outcome.stdout);
 }
 
+/**
+ * One chat call's status. A 429 is tried once more after its retry-after-ms, as the OpenAI clients
+ * do: right after a limits change, the capacity this container took under the old limits can refuse a
+ * call for a few milliseconds (seen: "RPM limit 6000, burst 30, try again in 32ms" after the tier
+ * changed from 120 rpm), and what these steps check is the change, not that moment.
+ */
 async function chat(apiKey: string, model = LLAMA): Promise<number> {
-  const response = await fetch(`${platform.gatewayUrl}/v1/chat/completions`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
-    body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 8 }),
-  });
+  const call = () =>
+    fetch(`${platform.gatewayUrl}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model, messages: [{ role: "user", content: "hi" }], max_tokens: 8 }),
+    });
+  let response = await call();
+  const waitMs = Number(response.headers.get("retry-after-ms"));
+  if (response.status === 429 && waitMs >= 0 && waitMs <= 1_000) {
+    await response.body?.cancel();
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    response = await call();
+  }
   await response.body?.cancel();
   return response.status;
 }
