@@ -135,15 +135,22 @@ export const toAmzDate = (at: Date): string => at.toISOString().replace(/[-:]|\.
 const credentialScope = (day: string, scope: SigningScope) =>
   `${day}/${scope.region}/${scope.service}/aws4_request`;
 
-/** The last key derived: a container signs with one secret, region and service for a whole day. */
-let lastKey: { id: string; key: Buffer } | undefined;
+/**
+ * Keys derived, by secret, day, region and service: a container signs for a few services (a model
+ * call and its ledger write alternate between two on every call) with one secret, or a tenant's, for a
+ * whole day. Bounded: the oldest goes first.
+ */
+const keys = new Map<string, Buffer>();
+const MAX_KEYS = 64;
 
 function signingKey(secretAccessKey: string, day: string, scope: SigningScope): Buffer {
   const id = `${secretAccessKey}\n${day}\n${scope.region}\n${scope.service}`;
-  if (lastKey?.id === id) return lastKey.key;
+  const known = keys.get(id);
+  if (known) return known;
   let key = hmac(`AWS4${secretAccessKey}`, day);
   for (const part of [scope.region, scope.service, "aws4_request"]) key = hmac(key, part);
-  lastKey = { id, key };
+  if (keys.size >= MAX_KEYS) keys.delete(keys.keys().next().value as string);
+  keys.set(id, key);
   return key;
 }
 
