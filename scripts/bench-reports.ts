@@ -5,11 +5,13 @@
  * the same calls' per-tenant metrics (PutMetricData with Values/Counts, 1,000 datums a call, its
  * clock walked through the month as the data arrives, since PutMetricData takes two weeks back at
  * most). Then times `loadReport` (one ledger Query per tenant, its limiter items, the directory, and
- * GetMetricData in batches of 500 queries) and the JSON, CSV and HTML renderings. A benchmark, not a test.
+ * GetMetricData in batches of 500 queries, through core/cloudwatch.ts with the functions' timeouts) and
+ * the JSON, CSV and HTML renderings. A benchmark, not a test.
  */
 
 import { loadavg } from "node:os";
 import { generateApiKey } from "@atrium/core/api-key";
+import { CloudWatchMetrics } from "@atrium/core/cloudwatch";
 import { loadStageConfigFile } from "@atrium/core/config";
 import { limiterKey } from "@atrium/core/limiter-item";
 import { loadReport } from "@atrium/core/reports/load-report";
@@ -19,6 +21,7 @@ import { reportHtml } from "@atrium/core/reports/report-html";
 import { TenantStore } from "@atrium/core/store";
 import { LimiterTable, TenantTable, UsageTable } from "@atrium/core/tables";
 import { ledgerUpdate } from "@atrium/core/usage-ledger";
+import { cloudWatchTimeouts } from "@atrium/functions/lib/timeouts";
 import { startCloudWatchEmulator } from "@atrium/local/cloudwatch";
 import { dynamoClientFor, ensureTable, localDynamoClient, startDynamo } from "@atrium/local/dynamodb";
 import { CloudWatchClient, type MetricDatum, PutMetricDataCommand } from "@aws-sdk/client-cloudwatch";
@@ -35,10 +38,15 @@ const dynamo = await startDynamo();
 /** The local CloudWatch's clock: walked through the month while seeding, then the real one. */
 let clock: number | undefined;
 const cloudwatch = await startCloudWatchEmulator({ now: () => clock ?? Date.now() });
-const metricsClient = new CloudWatchClient({
+const credentials = { accessKeyId: "bench", secretAccessKey: "bench" };
+/** Seeds the metrics with the SDK's PutMetricData (Atrium's own client only reads). */
+const metricsWriter = new CloudWatchClient({ endpoint: cloudwatch.url, region: config.region, credentials });
+/** The report's reader, as the report functions build it. */
+const metricsClient = new CloudWatchMetrics({
+  ...cloudWatchTimeouts,
   endpoint: cloudwatch.url,
   region: config.region,
-  credentials: { accessKeyId: "bench", secretAccessKey: "bench" },
+  credentials: async () => credentials,
 });
 try {
   const client = localDynamoClient(dynamo.url, { maxAttempts: 10 });
@@ -137,7 +145,7 @@ try {
       );
     }
     for (let i = 0; i < data.length; i += 1000) {
-      await metricsClient.send(
+      await metricsWriter.send(
         new PutMetricDataCommand({ Namespace: "Atrium", MetricData: data.slice(i, i + 1000) }),
       );
       puts += 1;
@@ -207,6 +215,7 @@ try {
   console.log(`wrote ${file}`);
   client.destroy();
 } finally {
+  metricsWriter.destroy();
   metricsClient.destroy();
   await cloudwatch.close();
   await dynamo.close();

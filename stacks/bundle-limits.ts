@@ -59,6 +59,11 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
     in: () => true,
   },
   {
+    pattern: /^runtime-sdk:@aws-sdk\/client-cloudwatch$/,
+    why: "CloudWatch is read through core/cloudwatch.ts (docs/adr/0016)",
+    in: () => true,
+  },
+  {
     pattern: /packages\/functions\/src\/lib\/sagemaker-runtime\.ts$/,
     why: "only the /v1 model routes call a model",
     in: (file) => file === AUTHORIZER_FILE || file.includes("/admin/"),

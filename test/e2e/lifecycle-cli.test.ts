@@ -35,9 +35,9 @@ async function atriumJson(...args: string[]) {
 
 /**
  * One chat call's status. A 429 is tried once more after its retry-after-ms, as the OpenAI clients
- * do: right after a limits change, the capacity this container took under the old limits can refuse a
- * call for a few milliseconds (seen: "RPM limit 6000, burst 30, try again in 32ms" after the tier
- * changed from 120 rpm), and what these steps check is the change, not that moment.
+ * do. Right after limits change, a call can be refused for a moment (seen: "RPM limit 6000, burst 30,
+ * try again in 32ms"): the first call, at 120 rpm, moved the tenant's TAT half a second ahead, and
+ * 6000 rpm with a burst of 30 tolerates 0.3 s. What these steps check is the change, not that moment.
  */
 async function chat(apiKey: string, model = LLAMA): Promise<number> {
   const call = () =>

@@ -1,5 +1,5 @@
+import { CloudWatchMetrics } from "@atrium/core/cloudwatch";
 import { budgetAlertMessage } from "@atrium/core/reports/budget-alerts";
-import { cloudWatchClient } from "@atrium/core/reports/metric-figures";
 import { publishScheduledReport } from "@atrium/core/reports/publish-reports";
 import {
   BUDGET_ALERTS_TOPIC_ENV,
@@ -13,6 +13,7 @@ import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { config, documentClient, requireEnv, tenantTable } from "./lib/clients";
 import { logger } from "./lib/observability";
+import { cloudWatchTimeouts } from "./lib/timeouts";
 
 const bucket = requireEnv(REPORTS_BUCKET_ENV);
 const keyArn = requireEnv(REPORTS_KEY_ENV);
@@ -23,7 +24,7 @@ const sources = {
   usageTable: requireEnv(UsageTable.env),
   limiterTable: requireEnv(LimiterTable.env),
   config,
-  metrics: cloudWatchClient(),
+  metrics: new CloudWatchMetrics(cloudWatchTimeouts),
 };
 const s3 = new S3Client({});
 const sns = new SNSClient({});

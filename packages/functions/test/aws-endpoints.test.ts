@@ -1,13 +1,16 @@
 /**
  * The hosts Atrium's own AWS clients call, held to the AWS SDK's endpoint rules for the same service,
- * region and FIPS setting: every partition, and the services' own exceptions (DynamoDB's and SageMaker
- * Runtime's and STS's FIPS hosts in GovCloud, SageMaker Runtime's outside the commercial partition).
+ * region and FIPS setting: every partition, and the services' own exceptions (DynamoDB's, SageMaker
+ * Runtime's, STS's and CloudWatch's FIPS hosts in GovCloud, SageMaker Runtime's outside the commercial
+ * partition).
  */
+import { CLOUDWATCH } from "@atrium/core/cloudwatch";
 import { DYNAMODB } from "@atrium/core/dynamodb/client";
 import { API_GATEWAY } from "@atrium/functions/lib/api-gateway";
 import { SAGEMAKER_RUNTIME } from "@atrium/functions/lib/sagemaker-runtime";
 import { STS } from "@atrium/functions/lib/sts";
 import { APIGatewayClient } from "@aws-sdk/client-api-gateway";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { SageMakerRuntimeClient } from "@aws-sdk/client-sagemaker-runtime";
 import { STSClient } from "@aws-sdk/client-sts";
@@ -36,6 +39,7 @@ const services = [
   { service: SAGEMAKER_RUNTIME, sdk: new SageMakerRuntimeClient({ region: "us-east-1" }) },
   { service: API_GATEWAY, sdk: new APIGatewayClient({ region: "us-east-1" }) },
   { service: STS, sdk: new STSClient({ region: "us-east-1" }) },
+  { service: CLOUDWATCH, sdk: new CloudWatchClient({ region: "us-east-1" }) },
 ];
 
 describe("each of Atrium's AWS clients", () => {

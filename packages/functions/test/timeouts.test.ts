@@ -7,6 +7,7 @@ import { describe, expect, it } from "vitest";
 import { authorizer, gatewayLimits, routes } from "../src/api";
 import {
   apiGatewayTimeouts,
+  cloudWatchTimeouts,
   dynamoTimeouts,
   functionTimeoutSeconds,
   INTEGRATION_TIMEOUT_MS,
@@ -23,16 +24,21 @@ const COLD_START_ROOM_MS = 2_000;
 
 describe("the clients without a stage setting", () => {
   it("each have a connect and a request timeout", () => {
-    // Atrium's own clients (STS, API Gateway, SageMaker Runtime) always fail a request past its timeout.
-    for (const client of [stsTimeouts, apiGatewayTimeouts, sagemakerTimeouts]) {
+    // Atrium's own clients (STS, API Gateway, SageMaker Runtime, CloudWatch) always fail a request past its timeout.
+    for (const client of [stsTimeouts, apiGatewayTimeouts, sagemakerTimeouts, cloudWatchTimeouts]) {
       expect(client.connectionTimeout).toBeGreaterThan(0);
       expect(client.requestTimeout).toBeGreaterThanOrEqual(client.connectionTimeout);
     }
   });
 
-  it("retry STS and API Gateway calls once", () => {
+  it("retry STS, API Gateway and CloudWatch calls once", () => {
     expect(stsTimeouts.maxAttempts).toBe(2);
     expect(apiGatewayTimeouts.maxAttempts).toBe(2);
+    expect(cloudWatchTimeouts.maxAttempts).toBe(2);
+  });
+
+  it("give up on CloudWatch within the admin route's time, every attempt timed out", () => {
+    expect(worstCallMs(cloudWatchTimeouts)).toBeLessThan(functionTimeoutSeconds.admin * 1000);
   });
 
   it("give a model call the whole route, up to the point where it must give up", () => {

@@ -3,7 +3,6 @@
  * one Query per range (never a scan), its limiter items by consistent GetItem, and the shown
  * tenants' CloudWatch figures by batched GetMetricData, read alongside.
  */
-import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import type { StageConfig } from "../config";
 import type { DynamoClient } from "../dynamodb/client";
 import { liveLeases } from "../limiter-item";
@@ -15,7 +14,7 @@ import type { Table } from "../transaction";
 import { dayOf, readLedger } from "../usage-ledger";
 import type { LimiterMonth } from "./budget";
 import { buildReport, type MetricSource, type Report, type TenantData } from "./build-report";
-import { readMetricFigures } from "./metric-figures";
+import { type MetricsClient, readMetricFigures } from "./metric-figures";
 import { monthProgress, type ReportQuery } from "./report-query";
 
 export interface ReportSources {
@@ -27,7 +26,7 @@ export interface ReportSources {
   limiterTable: string;
   config: StageConfig;
   /** CloudWatch, for latency and the reconciliation with it; without it the report says they are unavailable. */
-  metrics?: Pick<CloudWatchClient, "send">;
+  metrics?: MetricsClient;
 }
 
 /** Tenants read at once: enough to hide DynamoDB's latency, few enough not to throttle it. */

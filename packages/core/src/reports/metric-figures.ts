@@ -3,12 +3,7 @@
  * period and over the range, and the per-tenant counters summed over the range. One MetricStat query
  * per figure, sent for all tenants at once in GetMetricData calls of at most 500 queries.
  */
-import {
-  CloudWatchClient,
-  GetMetricDataCommand,
-  type MetricDataQuery,
-  type MetricDataResult,
-} from "@aws-sdk/client-cloudwatch";
+import type { CloudWatchMetrics, MetricDataQuery, MetricDataResult } from "../cloudwatch";
 import type { Period, ReportQuery } from "./report-query";
 
 /** Milliseconds; null when CloudWatch has no data for it (no call reached the model). */
@@ -70,8 +65,8 @@ const COUNTS: Record<Exclude<keyof MetricCounts, "modelCalls">, string> = {
   callErrors: "CallErrors",
 };
 
-/** CloudWatch where the SDK finds it (AWS_REGION; AWS_ENDPOINT_URL_CLOUDWATCH under `npm start`). */
-export const cloudWatchClient = () => new CloudWatchClient({});
+/** What the figures need of CloudWatch: GetMetricData (core/cloudwatch.ts's client, or a stand-in for it). */
+export type MetricsClient = Pick<CloudWatchMetrics, "getMetricData">;
 
 /** Where one query's answer goes: a tenant, and a setter on its figures. */
 interface Target {
@@ -80,7 +75,7 @@ interface Target {
 }
 
 export async function readMetricFigures(
-  client: Pick<CloudWatchClient, "send">,
+  client: MetricsClient,
   tenantIds: readonly string[],
   query: Pick<ReportQuery, "from" | "to" | "period">,
   /** Datapoints per page (CloudWatch's default, 100,800, when absent); more follow with NextToken. */
@@ -154,16 +149,14 @@ export async function readMetricFigures(
       let token: string | undefined;
       const results = new Map<string, MetricDataResult>();
       do {
-        const page = await client.send(
-          new GetMetricDataCommand({
-            MetricDataQueries: batch,
-            StartTime: start,
-            EndTime: end,
-            ScanBy: "TimestampAscending",
-            ...(maxDatapoints ? { MaxDatapoints: maxDatapoints } : {}),
-            ...(token ? { NextToken: token } : {}),
-          }),
-        );
+        const page = await client.getMetricData({
+          MetricDataQueries: batch,
+          StartTime: start,
+          EndTime: end,
+          ScanBy: "TimestampAscending",
+          ...(maxDatapoints ? { MaxDatapoints: maxDatapoints } : {}),
+          ...(token ? { NextToken: token } : {}),
+        });
         calls += 1;
         for (const result of page.MetricDataResults ?? []) merge(results, result);
         token = page.NextToken;

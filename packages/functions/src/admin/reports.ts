@@ -1,15 +1,17 @@
+import { CloudWatchMetrics } from "@atrium/core/cloudwatch";
 import { loadReport } from "@atrium/core/reports/load-report";
-import { cloudWatchClient } from "@atrium/core/reports/metric-figures";
 import { parseReportQuery } from "@atrium/core/reports/report-query";
 import { LimiterTable, UsageTable } from "@atrium/core/tables";
 import { adminTable } from "../lib/admin";
 import { adminApi } from "../lib/admin-api";
 import { config, documentClient, requireEnv } from "../lib/clients";
 import { json } from "../lib/http";
+import { cloudWatchTimeouts } from "../lib/timeouts";
 
 const usageTable = requireEnv(UsageTable.env);
 const limiterTable = requireEnv(LimiterTable.env);
-const metrics = cloudWatchClient();
+/** CloudWatch where the function finds it: AWS_REGION's (AWS_ENDPOINT_URL_CLOUDWATCH under `npm start`). */
+const metrics = new CloudWatchMetrics(cloudWatchTimeouts);
 
 /**
  * GET /admin/reports?from=&to=[&period=day|hour][&tenant=]: the JSON report (docs/reports.md) from the

@@ -102,6 +102,14 @@ export const stsTimeouts = timeouts(300, 1_000, 2);
 /** FlushStageAuthorizersCache: a control-plane call, slower and throttled; a failure is reported, not thrown. */
 export const apiGatewayTimeouts = timeouts(1_000, 3_000, 2);
 
+/**
+ * GetMetricData for the reports (core/cloudwatch.ts): 1 s to connect, 5 s of silence (CloudWatch may
+ * think a while over 500 queries before it answers) and 2 attempts, so one call fails within about
+ * 10 s (worstCallMs), inside the admin route's 28; a report that cannot read CloudWatch says so and
+ * still gives the ledger's figures (core/reports/load-report.ts).
+ */
+export const cloudWatchTimeouts = timeouts(1_000, 5_000, 2);
+
 /** The first retry waits a random delay up to this (non-throttling errors; the SDK's standard mode too). */
 export const FIRST_RETRY_DELAY_MAX_MS = RETRY_DELAY_BASE_MS.transient;
 
