@@ -64,6 +64,11 @@ export const FORBIDDEN_MODULES: { pattern: RegExp; why: string; in: (file: strin
     in: () => true,
   },
   {
+    pattern: /^runtime-sdk:@aws-sdk\/(client-s3|client-sns)$/,
+    why: "the reports are written through lib/s3.ts and the alerts published through lib/sns.ts (docs/adr/0016)",
+    in: () => true,
+  },
+  {
     pattern: /packages\/functions\/src\/lib\/sagemaker-runtime\.ts$/,
     why: "only the /v1 model routes call a model",
     in: (file) => file === AUTHORIZER_FILE || file.includes("/admin/"),

@@ -25,6 +25,8 @@ export interface AwsService {
   endpointId: string;
   /** The region's host name, as the SDKs' endpoint rules name it; `fips` when AWS_USE_FIPS_ENDPOINT is true. */
   host(region: string, fips: boolean): string;
+  /** S3: requests' paths are signed as sent, not normalised nor encoded again (sigv4.ts, `pathAsSent`). */
+  pathSignedAsSent?: boolean;
 }
 
 export interface ConnectionOptions {
@@ -63,8 +65,10 @@ export type FailureOf = (name: string, message: string, notSent: boolean) => Aws
 
 export interface OutgoingRequest {
   /** POST unless said otherwise. */
-  method?: "POST" | "DELETE";
+  method?: "POST" | "PUT" | "DELETE";
   path: string;
+  /** The query as it goes on the wire, without `?`; none by default. */
+  query?: string;
   /** Headers to send and sign, names in lower case. */
   headers: Record<string, string>;
   body: Uint8Array;
@@ -110,8 +114,10 @@ export class AwsConnection {
         method,
         host: this.#endpoint.host,
         path: request.path,
+        query: request.query,
         headers: { ...request.headers, "content-length": String(request.body.length) },
         body: request.body,
+        pathAsSent: this.#service.pathSignedAsSent,
       },
       credentials,
       { region: this.region, service: this.#service.signingName },
@@ -124,7 +130,7 @@ export class AwsConnection {
         hostname: this.#endpoint.hostname,
         port: this.#endpoint.port || undefined,
         method,
-        path: request.path,
+        path: request.query ? `${request.path}?${request.query}` : request.path,
         headers: signed,
         agent: this.#agent,
       });
@@ -261,9 +267,14 @@ export async function withRetries<T>(maxAttempts: number, attempt: () => Promise
  * read them), else the region's, with its FIPS host when AWS_USE_FIPS_ENDPOINT is true.
  */
 function endpointOf(service: AwsService, region: string): string {
-  const configured = process.env[`AWS_ENDPOINT_URL_${service.endpointId}`] ?? process.env.AWS_ENDPOINT_URL;
+  const configured = configuredEndpoint(service.endpointId);
   if (configured) return configured;
   return `https://${service.host(region, process.env.AWS_USE_FIPS_ENDPOINT === "true")}`;
+}
+
+/** AWS_ENDPOINT_URL_<ID>, else AWS_ENDPOINT_URL, as the SDKs read them; undefined when neither is set. */
+export function configuredEndpoint(endpointId: string): string | undefined {
+  return process.env[`AWS_ENDPOINT_URL_${endpointId}`] ?? process.env.AWS_ENDPOINT_URL;
 }
 
 /** AWS's partitions (as the SDKs' partition table has them): which regions, and their DNS suffix. */

@@ -1,7 +1,7 @@
 /**
- * AWS Signature Version 4 (AWS4-HMAC-SHA256), for every service but S3: the one implementation the
- * functions sign their SageMaker Runtime calls with (docs/adr/0015-sagemaker-runtime-client.md) and
- * the local API Gateway checks signatures with. Node's crypto only, so it costs nothing to import.
+ * AWS Signature Version 4 (AWS4-HMAC-SHA256): the one implementation the functions sign their AWS
+ * calls with (docs/adr/0015-sagemaker-runtime-client.md) and the local API Gateway checks signatures
+ * with; S3's variant too (`pathAsSent`). Node's crypto only, so it costs nothing to import.
  */
 import { createHash, createHmac } from "node:crypto";
 
@@ -29,6 +29,11 @@ export interface RequestToSign {
   /** Headers to send and sign, names in lower case. */
   headers: Record<string, string>;
   body: Uint8Array;
+  /**
+   * S3's rule: the path is signed exactly as sent (each key segment percent-encoded once), neither
+   * normalised nor encoded again, as the SDK's signer does with `uriEscapePath: false`.
+   */
+  pathAsSent?: boolean;
 }
 
 /**
@@ -72,6 +77,7 @@ export function signRequest(
   const canonical = canonicalRequest({
     method: request.method,
     path: request.path,
+    pathAsSent: request.pathAsSent,
     query: request.query ?? "",
     headers: (name) => [headers[name] ?? ""],
     signedHeaders: names,
@@ -88,6 +94,8 @@ export function signRequest(
 export interface CanonicalParts {
   method: string;
   path: string;
+  /** S3: the path signed as sent, not normalised nor encoded again. */
+  pathAsSent?: boolean;
   query: string;
   /** A header's values as sent, in order (several when the header was repeated). */
   headers: (name: string) => readonly string[];
@@ -101,7 +109,7 @@ export interface CanonicalParts {
 export function canonicalRequest(parts: CanonicalParts): string {
   return [
     parts.method,
-    canonicalPath(parts.path),
+    parts.pathAsSent ? parts.path : canonicalPath(parts.path),
     canonicalQuery(parts.query),
     ...parts.signedHeaders.map((name) => `${name}:${parts.headers(name).map(normaliseSpaces).join(",")}`),
     "",

@@ -119,6 +119,91 @@ async function sdkSigned(r: Generated) {
   return signed.headers;
 }
 
+/** An S3 request: any key, its segments (empty and dot ones too) each percent-encoded once. */
+const s3Request = fc.record({
+  base: request,
+  key: fc.array(fc.oneof(token, text, fc.constantFrom("", ".", "..", "a b", "%", "~!*'()")), {
+    minLength: 1,
+    maxLength: 5,
+  }),
+});
+
+/** RFC 3986 encoding, as the SDK's extendedEncodeURIComponent writes an S3 key's segments. */
+const uriEncode = (segment: string) =>
+  encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+describe("signRequest with pathAsSent (S3)", () => {
+  it("signs any S3 request exactly as the AWS SDK's signer does with uriEscapePath: false", async () => {
+    await fc.assert(
+      fc.asyncProperty(s3Request, async ({ base: r, key }) => {
+        const host = "atrium-reports.s3.eu-west-1.amazonaws.com";
+        const path = `/${key.map(uriEncode).join("/")}`;
+        const query = new URLSearchParams(r.query).toString().replace(/\+/g, "%20");
+        const headers = {
+          ...r.headers,
+          "x-amz-content-sha256": createHash("sha256").update(r.body).digest("hex"),
+        };
+        const ours = signRequest(
+          { method: r.method, host, path, query, headers, body: r.body, pathAsSent: true },
+          r.credentials as AwsCredentials,
+          { region: r.region, service: "s3" },
+          r.at,
+        );
+        const signer = new SignatureV4({
+          service: "s3",
+          region: r.region,
+          credentials: r.credentials as AwsCredentials,
+          sha256: NodeSha256,
+          uriEscapePath: false,
+          applyChecksum: false,
+        });
+        const theirs = await signer.sign(
+          {
+            method: r.method,
+            protocol: "https:",
+            hostname: host,
+            path,
+            query: r.query,
+            headers: { ...headers, host },
+            body: r.body,
+          },
+          { signingDate: r.at },
+        );
+        expect(ours.authorization).toBe(theirs.headers.authorization);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("signs a path with dot and empty segments as it is, where other services' signing resolves them", () => {
+    const base = {
+      method: "PUT",
+      host: "h",
+      path: "/a/./b/../c//d%20e",
+      headers: {},
+      body: new Uint8Array(),
+    };
+    const credentials = { accessKeyId: "AKIAX", secretAccessKey: "s" };
+    const at = new Date("2026-12-01T00:00:00Z");
+    const asSent = signRequest(
+      { ...base, pathAsSent: true },
+      credentials,
+      { region: "eu-west-1", service: "s3" },
+      at,
+    );
+    const normalised = signRequest(base, credentials, { region: "eu-west-1", service: "s3" }, at);
+    expect(asSent.authorization).not.toBe(normalised.authorization);
+    // Without the flag, the path is normalised and encoded again: the same as its normal form's.
+    const resolved = signRequest(
+      { ...base, path: "/a/c/d%20e" },
+      credentials,
+      { region: "eu-west-1", service: "s3" },
+      at,
+    );
+    expect(normalised.authorization).toBe(resolved.authorization);
+  });
+});
+
 describe("signRequest", () => {
   it("signs any request exactly as the AWS SDK's signer does", async () => {
     await fc.assert(

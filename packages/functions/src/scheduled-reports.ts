@@ -9,11 +9,11 @@ import {
   type ScheduledKind,
 } from "@atrium/core/reports/report-schedule";
 import { LimiterTable, UsageTable } from "@atrium/core/tables";
-import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { config, documentClient, requireEnv, tenantTable } from "./lib/clients";
 import { logger } from "./lib/observability";
-import { cloudWatchTimeouts } from "./lib/timeouts";
+import { S3Bucket } from "./lib/s3";
+import { SnsClient } from "./lib/sns";
+import { cloudWatchTimeouts, s3Timeouts, snsTimeouts } from "./lib/timeouts";
 
 const bucket = requireEnv(REPORTS_BUCKET_ENV);
 const keyArn = requireEnv(REPORTS_KEY_ENV);
@@ -26,8 +26,8 @@ const sources = {
   config,
   metrics: new CloudWatchMetrics(cloudWatchTimeouts),
 };
-const s3 = new S3Client({});
-const sns = new SNSClient({});
+const reports = new S3Bucket(bucket, s3Timeouts);
+const sns = new SnsClient(snsTimeouts);
 
 /** What each schedule's target sends (stacks/Reporting.ts): which run, and the time it was scheduled for. */
 export interface ScheduledReportEvent {
@@ -46,23 +46,13 @@ export async function handler(event: ScheduledReportEvent) {
       sources,
       store: {
         put: async ({ key, body, contentType }) => {
-          await s3.send(
-            new PutObjectCommand({
-              Bucket: bucket,
-              Key: key,
-              Body: body,
-              ContentType: contentType,
-              ServerSideEncryption: "aws:kms",
-              SSEKMSKeyId: keyArn,
-              BucketKeyEnabled: true,
-            }),
-          );
+          await reports.putObject({ key, body, contentType, kmsKeyId: keyArn });
         },
       },
       alerts: {
         publish: async (alert) => {
           const { subject, message } = budgetAlertMessage(alert);
-          await sns.send(new PublishCommand({ TopicArn: topicArn, Subject: subject, Message: message }));
+          await sns.publish({ topicArn, subject, message });
         },
       },
     },

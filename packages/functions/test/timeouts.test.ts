@@ -13,7 +13,9 @@ import {
   INTEGRATION_TIMEOUT_MS,
   STOP_EARLY_MS,
   STREAMED_INTEGRATION_TIMEOUT_MS,
+  s3Timeouts,
   sagemakerTimeouts,
+  snsTimeouts,
   stsTimeouts,
   WIND_UP_MS,
   worstCallMs,
@@ -24,17 +26,31 @@ const COLD_START_ROOM_MS = 2_000;
 
 describe("the clients without a stage setting", () => {
   it("each have a connect and a request timeout", () => {
-    // Atrium's own clients (STS, API Gateway, SageMaker Runtime, CloudWatch) always fail a request past its timeout.
-    for (const client of [stsTimeouts, apiGatewayTimeouts, sagemakerTimeouts, cloudWatchTimeouts]) {
+    // Atrium's own clients (STS, API Gateway, SageMaker Runtime, CloudWatch, S3, SNS) always fail a request past its timeout.
+    for (const client of [
+      stsTimeouts,
+      apiGatewayTimeouts,
+      sagemakerTimeouts,
+      cloudWatchTimeouts,
+      s3Timeouts,
+      snsTimeouts,
+    ]) {
       expect(client.connectionTimeout).toBeGreaterThan(0);
       expect(client.requestTimeout).toBeGreaterThanOrEqual(client.connectionTimeout);
     }
   });
 
-  it("retry STS, API Gateway and CloudWatch calls once", () => {
+  it("retry STS, API Gateway, CloudWatch, S3 and SNS calls once", () => {
     expect(stsTimeouts.maxAttempts).toBe(2);
     expect(apiGatewayTimeouts.maxAttempts).toBe(2);
     expect(cloudWatchTimeouts.maxAttempts).toBe(2);
+    expect(s3Timeouts.maxAttempts).toBe(2);
+    expect(snsTimeouts.maxAttempts).toBe(2);
+  });
+
+  it("give the scheduled reports' S3 write and SNS alert 1 s to connect, 10 s and 3 s to answer", () => {
+    expect(s3Timeouts).toEqual({ connectionTimeout: 1_000, requestTimeout: 10_000, maxAttempts: 2 });
+    expect(snsTimeouts).toEqual({ connectionTimeout: 1_000, requestTimeout: 3_000, maxAttempts: 2 });
   });
 
   it("give up on CloudWatch within the admin route's time, every attempt timed out", () => {

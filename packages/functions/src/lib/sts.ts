@@ -15,6 +15,7 @@ import {
   succeeded,
   withRetries,
 } from "@atrium/core/aws-http";
+import { element, formEncode } from "./aws-xml";
 
 export const STS: AwsService = {
   title: "STS",
@@ -51,18 +52,18 @@ export class StsClient {
   }
 
   async assumeRole(input: AssumeRoleInput): Promise<SessionCredentials> {
-    const form = new URLSearchParams({
-      Action: "AssumeRole",
-      Version: "2011-06-15",
-      RoleArn: input.roleArn,
-      RoleSessionName: input.roleSessionName,
-      DurationSeconds: String(input.durationSeconds),
-    });
-    input.tags.forEach((tag, i) => {
-      form.set(`Tags.member.${i + 1}.Key`, tag.key);
-      form.set(`Tags.member.${i + 1}.Value`, tag.value);
-    });
-    const body = Buffer.from(form.toString());
+    const form = formEncode([
+      ["Action", "AssumeRole"],
+      ["Version", "2011-06-15"],
+      ["RoleArn", input.roleArn],
+      ["RoleSessionName", input.roleSessionName],
+      ["DurationSeconds", String(input.durationSeconds)],
+      ...input.tags.flatMap((tag, i): [string, string][] => [
+        [`Tags.member.${i + 1}.Key`, tag.key],
+        [`Tags.member.${i + 1}.Value`, tag.value],
+      ]),
+    ]);
+    const body = Buffer.from(form);
     const headers = { "content-type": "application/x-www-form-urlencoded; charset=utf-8" };
     return withRetries(this.#maxAttempts, async () => {
       const response = await this.#connection.send({ path: "/", headers, body });
@@ -90,17 +91,4 @@ function errorOf(response: IncomingMessage, xml: string): AwsCallError {
   const code = element(xml, "Code") ?? `Http${response.statusCode}`;
   const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
   return new AwsCallError(code, message, { status: response.statusCode });
-}
-
-const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
-
-/** The text of the first `<name>` element of `xml`, its entities decoded (STS's answers have no attributes on these). */
-function element(xml: string, name: string): string | undefined {
-  const start = xml.indexOf(`<${name}>`);
-  if (start < 0) return undefined;
-  const end = xml.indexOf(`</${name}>`, start);
-  if (end < 0) return undefined;
-  return xml
-    .slice(start + name.length + 2, end)
-    .replace(/&(amp|lt|gt|quot|apos);/g, (_all, entity: string) => ENTITIES[entity] ?? "");
 }

@@ -110,6 +110,15 @@ export const apiGatewayTimeouts = timeouts(1_000, 3_000, 2);
  */
 export const cloudWatchTimeouts = timeouts(1_000, 5_000, 2);
 
+/**
+ * The scheduled reports' PutObject (lib/s3.ts): 1 s to connect, 10 s of silence (S3 takes a report's
+ * whole body before it answers) and 2 attempts.
+ */
+export const s3Timeouts = timeouts(1_000, 10_000, 2);
+
+/** The scheduled reports' budget alerts, SNS Publish (lib/sns.ts): a small message, answered at once. */
+export const snsTimeouts = timeouts(1_000, 3_000, 2);
+
 /** The first retry waits a random delay up to this (non-throttling errors; the SDK's standard mode too). */
 export const FIRST_RETRY_DELAY_MAX_MS = RETRY_DELAY_BASE_MS.transient;
 

@@ -1,0 +1,34 @@
+/**
+ * What the Query-protocol and S3 clients (lib/sts.ts, lib/sns.ts, lib/s3.ts) share: the SDK's form encoding of a
+ * request, and the text of an element in an XML answer.
+ */
+
+/** RFC 3986 percent-encoding, as the SDK's extendedEncodeURIComponent: everything but A-Z a-z 0-9 - _ . ~ */
+export const uriEncode = (text: string): string =>
+  encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/** A form body as the SDK writes one: pairs in order, each name and value uriEncoded; unset values left out. */
+export const formEncode = (pairs: [string, string | undefined][]): string =>
+  pairs
+    .filter((pair): pair is [string, string] => pair[1] !== undefined)
+    .map(([name, value]) => `${uriEncode(name)}=${uriEncode(value)}`)
+    .join("&");
+
+const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+/** The text of the first `<name>` element of `xml`, its entities decoded (these answers have no attributes on it). */
+export function element(xml: string, name: string): string | undefined {
+  const start = xml.indexOf(`<${name}>`);
+  if (start < 0) return undefined;
+  const end = xml.indexOf(`</${name}>`, start);
+  if (end < 0) return undefined;
+  return xml
+    .slice(start + name.length + 2, end)
+    .replace(/&(amp|lt|gt|quot|apos|#x[0-9a-fA-F]+|#\d+);/g, (_all, entity: string) =>
+      entity.startsWith("#x")
+        ? String.fromCodePoint(Number.parseInt(entity.slice(2), 16))
+        : entity.startsWith("#")
+          ? String.fromCodePoint(Number.parseInt(entity.slice(1), 10))
+          : (ENTITIES[entity] ?? ""),
+    );
+}

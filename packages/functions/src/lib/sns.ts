@@ -1,0 +1,96 @@
+/**
+ * SNS Publish, the scheduled reports' budget alerts (scheduled-reports.ts): SNS's Query protocol (a
+ * form POST, an XML answer) over @atrium/core/aws-http. Not the AWS SDK's client, whose import (with
+ * S3's) was most of the function's cold start (docs/adr/0016-dynamodb-client.md).
+ */
+import type { IncomingMessage } from "node:http";
+import {
+  AwsCallError,
+  AwsConnection,
+  type AwsService,
+  type ConnectionOptions,
+  regionalHost,
+  succeeded,
+  withRetries,
+} from "@atrium/core/aws-http";
+import { element, formEncode } from "./aws-xml";
+
+export const SNS: AwsService = {
+  title: "SNS",
+  signingName: "sns",
+  endpointId: "SNS",
+  // GovCloud's usual SNS host is its FIPS one, as the SDK's endpoint rules have it.
+  host: regionalHost("sns", true),
+};
+
+export interface PublishInput {
+  topicArn: string;
+  /** The e-mail subscribers' subject line. */
+  subject?: string;
+  message: string;
+}
+
+/**
+ * The SDK's error names for the Query error codes Publish answers with (its modelled errors'
+ * awsQueryError codes); any other code is the name as it stands.
+ */
+const ERROR_NAMES: Record<string, string> = {
+  AuthorizationError: "AuthorizationErrorException",
+  EndpointDisabled: "EndpointDisabledException",
+  InternalError: "InternalErrorException",
+  InvalidParameter: "InvalidParameterException",
+  ParameterValueInvalid: "InvalidParameterValueException",
+  InvalidSecurity: "InvalidSecurityException",
+  KMSAccessDenied: "KMSAccessDeniedException",
+  KMSDisabled: "KMSDisabledException",
+  KMSInvalidState: "KMSInvalidStateException",
+  KMSNotFound: "KMSNotFoundException",
+  KMSOptInRequired: "KMSOptInRequired",
+  KMSThrottling: "KMSThrottlingException",
+  NotFound: "NotFoundException",
+  PlatformApplicationDisabled: "PlatformApplicationDisabledException",
+  Throttled: "ThrottledException",
+};
+
+const failure = (name: string, message: string, notSent: boolean) =>
+  new AwsCallError(name, message, { notSent });
+
+export class SnsClient {
+  readonly #connection: AwsConnection;
+  readonly #maxAttempts: number;
+
+  constructor(options: ConnectionOptions & { maxAttempts: number }) {
+    this.#connection = new AwsConnection(SNS, options, failure);
+    this.#maxAttempts = options.maxAttempts;
+  }
+
+  /** Publishes `message` to the topic; resolves with SNS's MessageId. */
+  async publish(input: PublishInput): Promise<{ messageId: string }> {
+    // The SDK's order: Action, Version, then the members it sets in PublishInput's order.
+    const body = Buffer.from(
+      formEncode([
+        ["Action", "Publish"],
+        ["Version", "2010-03-31"],
+        ["Message", input.message],
+        ["TopicArn", input.topicArn],
+        ["Subject", input.subject],
+      ]),
+    );
+    const headers = { "content-type": "application/x-www-form-urlencoded" };
+    return withRetries(this.#maxAttempts, async () => {
+      const response = await this.#connection.send({ path: "/", headers, body });
+      const xml = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
+      if (!succeeded(response)) throw errorOf(response, xml);
+      const messageId = element(xml, "MessageId");
+      if (!messageId) throw new AwsCallError("InvalidResponse", "SNS answered Publish without a MessageId.");
+      return { messageId };
+    });
+  }
+}
+
+/** The Query protocol's error: `<ErrorResponse><Error><Code>...</Code><Message>...</Message>`. */
+function errorOf(response: IncomingMessage, xml: string): AwsCallError {
+  const code = element(xml, "Code") ?? `Http${response.statusCode}`;
+  const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
+  return new AwsCallError(ERROR_NAMES[code] ?? code, message, { status: response.statusCode });
+}
