@@ -228,7 +228,7 @@ export const StageConfig = z
     sharedEndpoints: z.array(SharedEndpoint),
     authorizerCacheTtlSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(3600)), 60),
     tenantCacheTtlSeconds: z._default(z.number().check(z.int(), z.gte(0), z.lte(3600)), 30),
-    /** How long one DynamoDB request may take before the SDK gives up on it, once retried (docs/adr/0007). */
+    /** How long one DynamoDB request may take before the client gives up on it, once retried (docs/adr/0007). */
     dynamodbRequestTimeoutMs: z._default(
       z
         .number()

@@ -64,7 +64,7 @@ const CONTENTION_RETRY_MICROS = 50_000;
 const LEND_ATTEMPTS = 3;
 /** Only a missing item or an older month fails a credit: the wrong form, then a concurrent start of the month. */
 const CREDIT_ATTEMPTS = 3;
-/** A loan's marker outlives any retry of its credit (the SDK's retries take seconds), then is dropped. */
+/** A loan's marker outlives any retry of its credit (the client's retries take seconds), then is dropped. */
 const LOAN_MARKER_MICROS = 60_000_000;
 
 /** A write's outcome: the attributes it set, or (its condition failed) the item as it was, if any. */

@@ -7,7 +7,7 @@
 /** The environment variable through which a deployed or local function receives its stage config. */
 export const STAGE_CONFIG_ENV = "ATRIUM_STAGE_CONFIG";
 
-/** `dynamodbRequestTimeoutMs`: how long one DynamoDB request may take before the SDK gives up on it. */
+/** `dynamodbRequestTimeoutMs`: how long one DynamoDB request may take before the client gives up on it. */
 export const DYNAMODB_REQUEST_TIMEOUT_MS = { min: 100, max: 10_000, default: 1_000 } as const;
 
 /** The stage's DynamoDB request timeout from STAGE_CONFIG_ENV, checked as the full schema checks it. */

@@ -1,7 +1,9 @@
 /**
  * What the Query-protocol and S3 clients (lib/sts.ts, lib/sns.ts, lib/s3.ts) share: the SDK's form encoding of a
- * request, and the text of an element in an XML answer.
+ * request, the text of an element in an XML answer, and an XML error answer read as an AwsCallError.
  */
+import type { IncomingMessage } from "node:http";
+import { AwsCallError } from "@atrium/core/aws-http";
 
 /** RFC 3986 percent-encoding, as the SDK's extendedEncodeURIComponent: everything but A-Z a-z 0-9 - _ . ~ */
 export const uriEncode = (text: string): string =>
@@ -31,4 +33,18 @@ export function element(xml: string, name: string): string | undefined {
           ? String.fromCodePoint(Number.parseInt(entity.slice(1), 10))
           : (ENTITIES[entity] ?? ""),
     );
+}
+
+/**
+ * An XML error answer (the Query protocol's `<ErrorResponse><Error>`, S3's `<Error>`): its Code and
+ * Message, or the status when it has none; `names` maps a code to the name the SDK gives it.
+ */
+export function xmlError(
+  response: IncomingMessage,
+  xml: string,
+  names: Record<string, string> = {},
+): AwsCallError {
+  const code = element(xml, "Code") ?? `Http${response.statusCode}`;
+  const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
+  return new AwsCallError(names[code] ?? code, message, { status: response.statusCode });
 }

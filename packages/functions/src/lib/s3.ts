@@ -1,11 +1,3 @@
-/**
- * S3 PutObject into one bucket, where the scheduled reports are written (scheduled-reports.ts): a
- * signed PUT over @atrium/core/aws-http. Not the AWS SDK's client, whose import (with SNS's) was most
- * of the function's cold start (docs/adr/0016-dynamodb-client.md). S3 signs differently from the
- * other services: its path is signed as sent (`pathSignedAsSent`), and the body's SHA-256 travels
- * in x-amz-content-sha256.
- */
-import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 import {
   AwsCallError,
@@ -18,7 +10,7 @@ import {
   withRetries,
 } from "@atrium/core/aws-http";
 import { sha256Hex } from "@atrium/core/sigv4";
-import { element, uriEncode } from "./aws-xml";
+import { uriEncode, xmlError } from "./aws-xml";
 
 const s3Host = regionalHost("s3", false);
 
@@ -111,16 +103,9 @@ export class S3Bucket {
         body,
       });
       const answer = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
-      if (!succeeded(response)) throw errorOf(response, answer);
+      if (!succeeded(response)) throw xmlError(response, answer);
       const etag = response.headers.etag;
       return etag ? { etag } : {};
     });
   }
-}
-
-/** S3's error: `<Error><Code>...</Code><Message>...</Message>...</Error>`, or none (then the status). */
-function errorOf(response: IncomingMessage, xml: string): AwsCallError {
-  const code = element(xml, "Code") ?? `Http${response.statusCode}`;
-  const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
-  return new AwsCallError(code, message, { status: response.statusCode });
 }

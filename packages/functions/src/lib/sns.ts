@@ -1,9 +1,3 @@
-/**
- * SNS Publish, the scheduled reports' budget alerts (scheduled-reports.ts): SNS's Query protocol (a
- * form POST, an XML answer) over @atrium/core/aws-http. Not the AWS SDK's client, whose import (with
- * S3's) was most of the function's cold start (docs/adr/0016-dynamodb-client.md).
- */
-import type { IncomingMessage } from "node:http";
 import {
   AwsCallError,
   AwsConnection,
@@ -13,7 +7,7 @@ import {
   succeeded,
   withRetries,
 } from "@atrium/core/aws-http";
-import { element, formEncode } from "./aws-xml";
+import { element, formEncode, xmlError } from "./aws-xml";
 
 export const SNS: AwsService = {
   title: "SNS",
@@ -80,17 +74,10 @@ export class SnsClient {
     return withRetries(this.#maxAttempts, async () => {
       const response = await this.#connection.send({ path: "/", headers, body });
       const xml = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
-      if (!succeeded(response)) throw errorOf(response, xml);
+      if (!succeeded(response)) throw xmlError(response, xml, ERROR_NAMES);
       const messageId = element(xml, "MessageId");
       if (!messageId) throw new AwsCallError("InvalidResponse", "SNS answered Publish without a MessageId.");
       return { messageId };
     });
   }
-}
-
-/** The Query protocol's error: `<ErrorResponse><Error><Code>...</Code><Message>...</Message>`. */
-function errorOf(response: IncomingMessage, xml: string): AwsCallError {
-  const code = element(xml, "Code") ?? `Http${response.statusCode}`;
-  const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
-  return new AwsCallError(ERROR_NAMES[code] ?? code, message, { status: response.statusCode });
 }

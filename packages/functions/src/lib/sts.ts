@@ -1,10 +1,3 @@
-/**
- * STS AssumeRole, the call that gives each tenant's clients their session (lib/tenant-clients.ts):
- * STS's Query protocol (a form POST, an XML answer) over @atrium/core/aws-http. Not the AWS SDK's
- * credential provider, whose import, once DynamoDB no longer loaded the SDK's core, was a quarter of
- * a /v1 function's cold start (docs/adr/0016-dynamodb-client.md).
- */
-import type { IncomingMessage } from "node:http";
 import {
   AwsCallError,
   AwsConnection,
@@ -15,7 +8,7 @@ import {
   succeeded,
   withRetries,
 } from "@atrium/core/aws-http";
-import { element, formEncode } from "./aws-xml";
+import { element, formEncode, xmlError } from "./aws-xml";
 
 export const STS: AwsService = {
   title: "STS",
@@ -68,7 +61,7 @@ export class StsClient {
     return withRetries(this.#maxAttempts, async () => {
       const response = await this.#connection.send({ path: "/", headers, body });
       const xml = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
-      if (!succeeded(response)) throw errorOf(response, xml);
+      if (!succeeded(response)) throw xmlError(response, xml);
       return credentialsOf(xml);
     });
   }
@@ -84,11 +77,4 @@ function credentialsOf(xml: string): SessionCredentials {
   if (!accessKeyId || !secretAccessKey || !sessionToken || Number.isNaN(expiration.getTime()))
     throw new AwsCallError("InvalidResponse", "STS answered AssumeRole without complete credentials.");
   return { accessKeyId, secretAccessKey, sessionToken, expiration };
-}
-
-/** The Query protocol's error: `<ErrorResponse><Error><Code>...</Code><Message>...</Message>`. */
-function errorOf(response: IncomingMessage, xml: string): AwsCallError {
-  const code = element(xml, "Code") ?? `Http${response.statusCode}`;
-  const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
-  return new AwsCallError(code, message, { status: response.statusCode });
 }
