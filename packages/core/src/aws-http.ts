@@ -60,6 +60,9 @@ export class AwsCallError extends Error {
   }
 }
 
+/** A connection's failure as a plain AwsCallError. */
+const callFailure: FailureOf = (name, message, notSent) => new AwsCallError(name, message, { notSent });
+
 /** How a client makes its own error for a failure of the connection. */
 export type FailureOf = (name: string, message: string, notSent: boolean) => AwsCallError;
 
@@ -83,7 +86,8 @@ export class AwsConnection {
   readonly #endpoint: URL;
   readonly #agent: HttpAgent;
 
-  constructor(service: AwsService, options: ConnectionOptions, failure: FailureOf) {
+  /** `failure`: the client's own error class for a connection's failure (AwsCallError by default). */
+  constructor(service: AwsService, options: ConnectionOptions, failure: FailureOf = callFailure) {
     this.#service = service;
     this.#options = options;
     this.#failure = failure;

@@ -89,15 +89,12 @@ export interface CloudWatchOptions extends ConnectionOptions {
 
 const TARGET = "GraniteServiceVersion20100801";
 
-const failure = (name: string, message: string, notSent: boolean) =>
-  new AwsCallError(name, message, { notSent });
-
 export class CloudWatchMetrics {
   readonly #connection: AwsConnection;
   readonly #maxAttempts: number;
 
   constructor(options: CloudWatchOptions) {
-    this.#connection = new AwsConnection(CLOUDWATCH, options, failure);
+    this.#connection = new AwsConnection(CLOUDWATCH, options);
     this.#maxAttempts = Math.max(1, options.maxAttempts);
   }
 

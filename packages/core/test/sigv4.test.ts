@@ -3,34 +3,13 @@
  * Authorization for the same method, path, query, headers, body, credentials and time. And the
  * local gateway's check (which the SDK's signatures pass in packages/local/test) accepts what it signs.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import { checkSignature } from "@atrium/local/sigv4";
 import { SignatureV4 } from "@smithy/signature-v4";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { NodeSha256 } from "../../../test/support/node-sha256";
 import { type AwsCredentials, signRequest } from "../src/sigv4";
-
-/** The SDK signer's hash interface over Node's crypto (a keyed one is an HMAC). */
-class NodeSha256 {
-  readonly #hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#hash = secret ? createHmac("sha256", bytes(secret)) : createHash("sha256");
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.#hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-  reset(): void {}
-}
-
-const bytes = (data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
-  typeof data === "string"
-    ? data
-    : ArrayBuffer.isView(data)
-      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-      : new Uint8Array(data);
 
 const token = fc.stringMatching(/^[A-Za-z0-9]{1,12}$/);
 const text = fc.string({ unit: "grapheme", maxLength: 12 });

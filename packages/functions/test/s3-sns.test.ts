@@ -5,13 +5,14 @@
  * header both send; each of Atrium's signatures is re-signed with the SDK's signer
  * (@smithy/signature-v4, with S3's `uriEscapePath: false`). And the services' XML errors read the same.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { NodeSha256 } from "../../../test/support/node-sha256";
 import { S3Bucket } from "../src/lib/s3";
 import { SnsClient } from "../src/lib/sns";
 
@@ -94,28 +95,6 @@ class Recorder {
     this.#server?.close();
   }
 }
-
-/** The SDK signer's hash interface over Node's crypto (a keyed one is an HMAC). */
-class NodeSha256 {
-  readonly #hash;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.#hash = secret ? createHmac("sha256", bytes(secret)) : createHash("sha256");
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.#hash.update(bytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.#hash.digest());
-  }
-  reset(): void {}
-}
-
-const bytes = (data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
-  typeof data === "string"
-    ? data
-    : ArrayBuffer.isView(data)
-      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-      : new Uint8Array(data);
 
 /** `20261201T080142Z` → its Date. */
 const fromAmzDate = (amzDate: string) =>

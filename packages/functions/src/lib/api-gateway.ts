@@ -21,15 +21,12 @@ export const API_GATEWAY: AwsService = {
   host: regionalHost("apigateway", false),
 };
 
-const failure = (name: string, message: string, notSent: boolean) =>
-  new AwsCallError(name, message, { notSent });
-
 export class ApiGatewayControl {
   readonly #connection: AwsConnection;
   readonly #maxAttempts: number;
 
   constructor(options: ConnectionOptions & { maxAttempts: number }) {
-    this.#connection = new AwsConnection(API_GATEWAY, options, failure);
+    this.#connection = new AwsConnection(API_GATEWAY, options);
     this.#maxAttempts = options.maxAttempts;
   }
 

@@ -1,6 +1,5 @@
 import { isIP } from "node:net";
 import {
-  AwsCallError,
   AwsConnection,
   type AwsService,
   type ConnectionOptions,
@@ -58,9 +57,6 @@ export interface PutObjectInput {
   kmsKeyId: string;
 }
 
-const failure = (name: string, message: string, notSent: boolean) =>
-  new AwsCallError(name, message, { notSent });
-
 /** One bucket's PutObject. */
 export class S3Bucket {
   readonly bucket: string;
@@ -77,7 +73,7 @@ export class S3Bucket {
       options.endpoint ?? configuredEndpoint(service.endpointId),
     );
     this.#prefix = prefix;
-    this.#connection = new AwsConnection(service, { ...options, endpoint }, failure);
+    this.#connection = new AwsConnection(service, { ...options, endpoint });
     this.#maxAttempts = options.maxAttempts;
   }
 

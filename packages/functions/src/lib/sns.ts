@@ -46,15 +46,12 @@ const ERROR_NAMES: Record<string, string> = {
   Throttled: "ThrottledException",
 };
 
-const failure = (name: string, message: string, notSent: boolean) =>
-  new AwsCallError(name, message, { notSent });
-
 export class SnsClient {
   readonly #connection: AwsConnection;
   readonly #maxAttempts: number;
 
   constructor(options: ConnectionOptions & { maxAttempts: number }) {
-    this.#connection = new AwsConnection(SNS, options, failure);
+    this.#connection = new AwsConnection(SNS, options);
     this.#maxAttempts = options.maxAttempts;
   }
 

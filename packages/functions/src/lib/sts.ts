@@ -32,15 +32,12 @@ export interface AssumeRoleInput {
   tags: { key: string; value: string }[];
 }
 
-const failure = (name: string, message: string, notSent: boolean) =>
-  new AwsCallError(name, message, { notSent });
-
 export class StsClient {
   readonly #connection: AwsConnection;
   readonly #maxAttempts: number;
 
   constructor(options: ConnectionOptions & { maxAttempts: number }) {
-    this.#connection = new AwsConnection(STS, options, failure);
+    this.#connection = new AwsConnection(STS, options);
     this.#maxAttempts = options.maxAttempts;
   }
 
