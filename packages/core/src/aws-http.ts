@@ -40,6 +40,8 @@ export interface ConnectionOptions {
   endpoint?: string;
   /** AWS_REGION by default. */
   region?: string;
+  /** Attempts per call through `exchange`, retries included (1 by default): 1 where a retry might apply twice. */
+  maxAttempts?: number;
 }
 
 /** Why a request failed: the service's own error, or what happened to the connection. */
@@ -179,6 +181,25 @@ export class AwsConnection {
         );
       });
       outgoing.end(request.body);
+    });
+  }
+
+  /**
+   * One call: `request` sent and its answer read whole, tried again as `withRetries` says up to
+   * `maxAttempts`; an answer outside 2xx is thrown as `errorOf` reads it, any other resolves with its body. `beforeAttempt` runs
+   * before each attempt is sent.
+   */
+  exchange(
+    request: OutgoingRequest,
+    errorOf: (response: IncomingMessage, body: Uint8Array) => AwsCallError,
+    beforeAttempt?: () => void | Promise<void>,
+  ): Promise<{ response: IncomingMessage; body: Uint8Array }> {
+    return withRetries(Math.max(1, this.#options.maxAttempts ?? 1), async () => {
+      await beforeAttempt?.();
+      const response = await this.send(request);
+      const body = await this.readAll(response);
+      if (!succeeded(response)) throw errorOf(response, body);
+      return { response, body };
     });
   }
 

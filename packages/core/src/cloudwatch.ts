@@ -16,8 +16,6 @@ import {
   headerOf,
   jsonObject,
   regionalHost,
-  succeeded,
-  withRetries,
 } from "./aws-http";
 
 export const CLOUDWATCH: AwsService = {
@@ -91,11 +89,9 @@ const TARGET = "GraniteServiceVersion20100801";
 
 export class CloudWatchMetrics {
   readonly #connection: AwsConnection;
-  readonly #maxAttempts: number;
 
   constructor(options: CloudWatchOptions) {
     this.#connection = new AwsConnection(CLOUDWATCH, options);
-    this.#maxAttempts = Math.max(1, options.maxAttempts);
   }
 
   /** Closes the pooled connections. */
@@ -115,12 +111,7 @@ export class CloudWatchMetrics {
       // As the SDK asks (CloudWatch is awsQueryCompatible): errors carry their awsQuery code in x-amzn-query-error.
       "x-amzn-query-mode": "true",
     };
-    return withRetries(this.#maxAttempts, async () => {
-      const response = await this.#connection.send({ path: "/", headers, body });
-      const answer = await this.#connection.readAll(response);
-      if (!succeeded(response)) throw errorOf(response, answer);
-      return jsonObject(answer);
-    });
+    return jsonObject((await this.#connection.exchange({ path: "/", headers, body }, errorOf)).body);
   }
 }
 

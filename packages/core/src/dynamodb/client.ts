@@ -16,8 +16,6 @@ import {
   headerOf,
   jsonObject,
   regionalHost,
-  succeeded,
-  withRetries,
 } from "../aws-http";
 import {
   type BatchGetInput,
@@ -104,12 +102,10 @@ const failure = (name: string, message: string, notSent: boolean) =>
 
 export class DynamoClient {
   readonly #connection: AwsConnection;
-  readonly #maxAttempts: number;
   readonly #hooks = new Set<RequestHook>();
 
   constructor(options: DynamoClientOptions) {
     this.#connection = new AwsConnection(DYNAMODB, options, failure);
-    this.#maxAttempts = Math.max(1, options.maxAttempts);
   }
 
   /** Closes the pooled connections. */
@@ -178,13 +174,14 @@ export class DynamoClient {
       "content-type": "application/x-amz-json-1.0",
       "x-amz-target": `DynamoDB_20120810.${operation}`,
     };
-    return withRetries(this.#maxAttempts, async () => {
-      for (const hook of this.#hooks) await hook(operation, wire);
-      const response = await this.#connection.send({ path: "/", headers, body });
-      const answer = await this.#connection.readAll(response);
-      if (!succeeded(response)) throw errorOf(response, answer);
-      return jsonObject(answer);
-    });
+    const { body: answer } = await this.#connection.exchange(
+      { path: "/", headers, body },
+      errorOf,
+      async () => {
+        for (const hook of this.#hooks) await hook(operation, wire);
+      },
+    );
+    return jsonObject(answer);
   }
 }
 

@@ -10,8 +10,6 @@ import {
   type ConnectionOptions,
   regionalHost,
   restJsonError,
-  succeeded,
-  withRetries,
 } from "@atrium/core/aws-http";
 
 export const API_GATEWAY: AwsService = {
@@ -23,27 +21,20 @@ export const API_GATEWAY: AwsService = {
 
 export class ApiGatewayControl {
   readonly #connection: AwsConnection;
-  readonly #maxAttempts: number;
 
-  constructor(options: ConnectionOptions & { maxAttempts: number }) {
+  constructor(options: ConnectionOptions) {
     this.#connection = new AwsConnection(API_GATEWAY, options);
-    this.#maxAttempts = options.maxAttempts;
   }
 
   /** Forgets every authorizer decision API Gateway has cached for the stage. */
   async flushStageAuthorizersCache(restApiId: string, stageName: string): Promise<void> {
     const path = `/restapis/${encodeURIComponent(restApiId)}/stages/${encodeURIComponent(stageName)}/cache/authorizers`;
-    await withRetries(this.#maxAttempts, async () => {
-      const response = await this.#connection.send({
-        method: "DELETE",
-        path,
-        headers: {},
-        body: new Uint8Array(),
-      });
-      const body = await this.#connection.readAll(response);
-      if (succeeded(response)) return;
-      const { code, message } = restJsonError(response, body);
-      throw new AwsCallError(code, message, { status: response.statusCode });
-    });
+    await this.#connection.exchange(
+      { method: "DELETE", path, headers: {}, body: new Uint8Array() },
+      (response, body) => {
+        const { code, message } = restJsonError(response, body);
+        return new AwsCallError(code, message, { status: response.statusCode });
+      },
+    );
   }
 }

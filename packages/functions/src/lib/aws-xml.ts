@@ -41,10 +41,15 @@ export function element(xml: string, name: string): string | undefined {
  */
 export function xmlError(
   response: IncomingMessage,
-  xml: string,
+  body: Uint8Array,
   names: Record<string, string> = {},
 ): AwsCallError {
+  const xml = xmlText(body);
   const code = element(xml, "Code") ?? `Http${response.statusCode}`;
   const message = element(xml, "Message") ?? `HTTP ${response.statusCode}`;
   return new AwsCallError(names[code] ?? code, message, { status: response.statusCode });
 }
+
+/** An answer's bytes as text. */
+export const xmlText = (body: Uint8Array): string =>
+  Buffer.from(body.buffer, body.byteOffset, body.length).toString("utf8");

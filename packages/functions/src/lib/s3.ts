@@ -5,8 +5,6 @@ import {
   type ConnectionOptions,
   configuredEndpoint,
   regionalHost,
-  succeeded,
-  withRetries,
 } from "@atrium/core/aws-http";
 import { sha256Hex } from "@atrium/core/sigv4";
 import { uriEncode, xmlError } from "./aws-xml";
@@ -61,11 +59,10 @@ export interface PutObjectInput {
 export class S3Bucket {
   readonly bucket: string;
   readonly #connection: AwsConnection;
-  readonly #maxAttempts: number;
   /** What each object's path starts with: the endpoint's own path, and the bucket when it is not in the host. */
   readonly #prefix: string;
 
-  constructor(bucket: string, options: ConnectionOptions & { maxAttempts: number }) {
+  constructor(bucket: string, options: ConnectionOptions) {
     this.bucket = bucket;
     const service = s3Service(bucket);
     const { endpoint, prefix } = bucketAddress(
@@ -74,7 +71,6 @@ export class S3Bucket {
     );
     this.#prefix = prefix;
     this.#connection = new AwsConnection(service, { ...options, endpoint });
-    this.#maxAttempts = options.maxAttempts;
   }
 
   /** Writes the object, encrypted with the KMS key and an S3 Bucket Key. */
@@ -89,19 +85,12 @@ export class S3Bucket {
       "x-amz-server-side-encryption-bucket-key-enabled": "true",
       "x-amz-content-sha256": sha256Hex(body),
     };
-    return withRetries(this.#maxAttempts, async () => {
-      const response = await this.#connection.send({
-        method: "PUT",
-        path,
-        // As the SDK sends it (its operation's name); S3 ignores it.
-        query: "x-id=PutObject",
-        headers,
-        body,
-      });
-      const answer = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
-      if (!succeeded(response)) throw xmlError(response, answer);
-      const etag = response.headers.etag;
-      return etag ? { etag } : {};
-    });
+    const { response } = await this.#connection.exchange(
+      // x-id: as the SDK sends it (its operation's name); S3 ignores it.
+      { method: "PUT", path, query: "x-id=PutObject", headers, body },
+      xmlError,
+    );
+    const etag = response.headers.etag;
+    return etag ? { etag } : {};
   }
 }

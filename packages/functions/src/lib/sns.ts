@@ -4,10 +4,8 @@ import {
   type AwsService,
   type ConnectionOptions,
   regionalHost,
-  succeeded,
-  withRetries,
 } from "@atrium/core/aws-http";
-import { element, formEncode, xmlError } from "./aws-xml";
+import { element, formEncode, xmlError, xmlText } from "./aws-xml";
 
 export const SNS: AwsService = {
   title: "SNS",
@@ -48,11 +46,9 @@ const ERROR_NAMES: Record<string, string> = {
 
 export class SnsClient {
   readonly #connection: AwsConnection;
-  readonly #maxAttempts: number;
 
-  constructor(options: ConnectionOptions & { maxAttempts: number }) {
+  constructor(options: ConnectionOptions) {
     this.#connection = new AwsConnection(SNS, options);
-    this.#maxAttempts = options.maxAttempts;
   }
 
   /** Publishes `message` to the topic; resolves with SNS's MessageId. */
@@ -68,13 +64,11 @@ export class SnsClient {
       ]),
     );
     const headers = { "content-type": "application/x-www-form-urlencoded" };
-    return withRetries(this.#maxAttempts, async () => {
-      const response = await this.#connection.send({ path: "/", headers, body });
-      const xml = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
-      if (!succeeded(response)) throw xmlError(response, xml, ERROR_NAMES);
-      const messageId = element(xml, "MessageId");
-      if (!messageId) throw new AwsCallError("InvalidResponse", "SNS answered Publish without a MessageId.");
-      return { messageId };
-    });
+    const answer = await this.#connection.exchange({ path: "/", headers, body }, (response, xml) =>
+      xmlError(response, xml, ERROR_NAMES),
+    );
+    const messageId = element(xmlText(answer.body), "MessageId");
+    if (!messageId) throw new AwsCallError("InvalidResponse", "SNS answered Publish without a MessageId.");
+    return { messageId };
   }
 }

@@ -5,10 +5,8 @@ import {
   type AwsService,
   type ConnectionOptions,
   regionalHost,
-  succeeded,
-  withRetries,
 } from "@atrium/core/aws-http";
-import { element, formEncode, xmlError } from "./aws-xml";
+import { element, formEncode, xmlError, xmlText } from "./aws-xml";
 
 export const STS: AwsService = {
   title: "STS",
@@ -34,11 +32,9 @@ export interface AssumeRoleInput {
 
 export class StsClient {
   readonly #connection: AwsConnection;
-  readonly #maxAttempts: number;
 
-  constructor(options: ConnectionOptions & { maxAttempts: number }) {
+  constructor(options: ConnectionOptions) {
     this.#connection = new AwsConnection(STS, options);
-    this.#maxAttempts = options.maxAttempts;
   }
 
   async assumeRole(input: AssumeRoleInput): Promise<SessionCredentials> {
@@ -55,12 +51,8 @@ export class StsClient {
     ]);
     const body = Buffer.from(form);
     const headers = { "content-type": "application/x-www-form-urlencoded; charset=utf-8" };
-    return withRetries(this.#maxAttempts, async () => {
-      const response = await this.#connection.send({ path: "/", headers, body });
-      const xml = Buffer.from(await this.#connection.readAll(response)).toString("utf8");
-      if (!succeeded(response)) throw xmlError(response, xml);
-      return credentialsOf(xml);
-    });
+    const answer = await this.#connection.exchange({ path: "/", headers, body }, xmlError);
+    return credentialsOf(xmlText(answer.body));
   }
 }
 
