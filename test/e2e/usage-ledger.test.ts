@@ -101,9 +101,9 @@ describe("the usage ledger", () => {
     }
     // Refusals wait in the container until the tenant's next write: none has come yet.
     expect((await todaysLedger(platform, c.id))[0]?.counters.refusedRequests).toBeUndefined();
-    // A burst of 1200 at 600/min tolerates the old limit's requests (a minute ahead): admitted at once.
+    // The two requests the old limit counts (a minute of it) are 200 ms at 600/min: admitted at once.
     await adminCall(platform, "PATCH", `/admin/tenants/${c.id}`, {
-      limits: { requestsPerMinute: 600, burst: 1200 },
+      limits: { requestsPerMinute: 600, burst: 10 },
     });
     await c.openai.chat.completions.create({ model: MODEL, messages, max_tokens: 5 });
     const [entry] = await todaysLedger(platform, c.id);

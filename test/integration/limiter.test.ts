@@ -293,6 +293,102 @@ describe("against the reference GCRA", () => {
   });
 });
 
+describe("limit changes", () => {
+  it("raising a limit frees its capacity at once: one call at 120 per minute, then 6,000 with a burst of 30", async () => {
+    const tenantId = newTenant();
+    const store = container();
+    expect(
+      (await store.admit(request(tenantId, T0, limits({ requestsPerMinute: 120, burst: 120 })))).admitted,
+    ).toBe(true);
+    // That call is 500 ms of the old limit's time, ahead of a 300 ms window: one request is 10 ms now.
+    const raised = limits({ requestsPerMinute: 6000, burst: 30 });
+    const after = await Promise.all(
+      Array.from({ length: 30 }, () => container().admit(request(tenantId, T0, raised))),
+    );
+    expect(after.filter((a) => a.admitted)).toHaveLength(29);
+    expect(after.find((a) => !a.admitted)).toMatchObject({ reason: "requests", retryAfter: 10_000 });
+  });
+
+  it("lowering a limit applies it to what was used: 30 calls at 6,000 per minute leave 90 of a 120 burst", async () => {
+    const tenantId = newTenant();
+    const fast = limits({ requestsPerMinute: 6000, burst: 30 });
+    const burst = await Promise.all(
+      Array.from({ length: 30 }, () => container().admit(request(tenantId, T0, fast))),
+    );
+    expect(burst.every((a) => a.admitted)).toBe(true);
+    const lowered = limits({ requestsPerMinute: 120, burst: 120 });
+    const store = container();
+    let admitted = 0;
+    for (let i = 0; i < 130; i++)
+      if ((await store.admit(request(tenantId, T0, lowered))).admitted) admitted += 1;
+    expect(admitted).toBe(90);
+  });
+
+  it("a reservation made before its token limit changed gives its tokens back to the month, not to the TAT", async () => {
+    const tenantId = newTenant();
+    const store = container();
+    const a = await store.admit(request(tenantId, T0, limits({ tokensPerMinute: 600 }), 300));
+    if (!a.admitted) throw new Error("expected an admission");
+    // Doubling the limit rescales the 30 s the reservation holds to 15 s, and counts as a restart.
+    const doubled = limits({ tokensPerMinute: 1200 });
+    expect((await store.admit(request(tenantId, T0, doubled, 1))).admitted).toBe(true);
+    const before = await store.read(tenantId, 0);
+    expect(before.tokenTat).toBe(T0 + 15 * SECOND + 50_000);
+    expect((await store.settle(a.lease, 0, T0)).settled).toBe(true);
+    const after = await store.read(tenantId, 0);
+    // Its 300 tokens were 30 s of the old interval: moving the rescaled TAT back by them would free 600.
+    expect(after.tokenTat).toBe(before.tokenTat);
+    expect(after.monthUsed).toBe(before.monthUsed - 300);
+  });
+
+  it(
+    "property: sequential decisions equal a GCRA that carries the units outstanding across limit changes",
+    async () => {
+      const setting = fc.record({
+        rpm: fc.integer({ min: 1, max: 240 }),
+        burst: fc.integer({ min: 1, max: 8 }),
+      });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.record({ gap: fc.integer({ min: 0, max: 2 * SECOND }), setting: fc.option(setting) }), {
+            minLength: 1,
+            maxLength: 30,
+          }),
+          setting,
+          async (calls, first) => {
+            const tenantId = newTenant();
+            const containers = [container(), container()];
+            let current = first;
+            let tat: number | undefined;
+            let tatInterval = 0;
+            let now = T0;
+            for (const [i, call] of calls.entries()) {
+              now += call.gap;
+              current = call.setting ?? current;
+              const reference = gcra(current.rpm, current.burst);
+              if (tat !== undefined && tat > now && tatInterval !== reference.interval) {
+                // The definition: units outstanding stay outstanding, each as long as the new interval.
+                const units = BigInt(tat - now) * BigInt(reference.interval);
+                const divisor = BigInt(tatInterval);
+                tat = now + Number((units + divisor - 1n) / divisor);
+              }
+              tatInterval = reference.interval;
+              const expected = gcraAdmit(reference, tat, now, 1);
+              if (expected.allowed) tat = expected.tat;
+              const l = limits({ requestsPerMinute: current.rpm, burst: current.burst });
+              const actual = await containers[i % 2]?.admit(request(tenantId, now, l));
+              expect(actual?.admitted).toBe(expected.allowed);
+              if (actual && !actual.admitted) expect(actual.retryAfter).toBe(expected.retryAfter);
+            }
+          },
+        ),
+        { numRuns: 40 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+});
+
 describe("settling", () => {
   it("never charges more than was reserved: reserving 100 and reporting 1,000 charges 100 (the issue's reproduction)", async () => {
     const tenantId = newTenant();

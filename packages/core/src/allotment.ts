@@ -5,7 +5,7 @@
  * Free of I/O: the limiter store takes and gives back; this only counts.
  */
 import { chargeMark, type GiveBack, type LimiterSnapshot } from "./limiter-item";
-import { gcra, type ShardLimits } from "./limits";
+import { requestGcra, type ShardLimits, tokenGcra } from "./limits";
 import type { ChargeMark } from "./tat-refund";
 
 /** A tenant is "seen often" here from this rate on; below it each call is admitted on its own. */
@@ -53,8 +53,8 @@ export interface AllotmentCharge {
 /** How a take charged the item, from the item as the take left it (`after`). */
 export function chargeAfter(limits: ShardLimits, after: LimiterSnapshot): AllotmentCharge {
   return {
-    requestInterval: gcra(limits.requestsPerMinute, limits.burst).interval,
-    tokenInterval: gcra(limits.tokensPerMinute).interval,
+    requestInterval: requestGcra(limits).interval,
+    tokenInterval: tokenGcra(limits).interval,
     requestResets: after.requestResets,
     tokenResets: after.tokenResets,
     requestMark: chargeMark(after.requestTat, after.requestRefunded),
@@ -136,8 +136,8 @@ export function allotmentSize(
   reservation: number,
 ): AllotmentSize | undefined {
   if (!(ratePerSecond > 0) || reservation <= 0) return undefined;
-  const requestLimit = gcra(limits.requestsPerMinute, limits.burst);
-  const tokenLimit = gcra(limits.tokensPerMinute);
+  const requestLimit = requestGcra(limits);
+  const tokenLimit = tokenGcra(limits);
   // A hold never longer than a quarter of either window: a short burst window means a short hold.
   const longest = Math.min(
     MAX_HOLD_MICROS,

@@ -5,7 +5,15 @@
  */
 import { DELIMITER } from "./ids";
 import { tenantKey } from "./keys";
-import { gcra, gcraAdmit, monthAllowance, type ShardLimits, untilNextMonth } from "./limits";
+import {
+  gcraAdmit,
+  monthAllowance,
+  requestGcra,
+  rescaledTat,
+  type ShardLimits,
+  tokenGcra,
+  untilNextMonth,
+} from "./limits";
 import type { ChargeMark } from "./tat-refund";
 
 /** What refused a call: a limit of the tenant, its fair share of a contended endpoint, or a busy item. */
@@ -21,6 +29,12 @@ export type RefusalReason =
 export interface LimiterSnapshot {
   requestTat?: number;
   tokenTat?: number;
+  /**
+   * Microseconds per unit each TAT was last charged at: under other limits, its units outstanding are
+   * rescaled to theirs before anything is decided (rescaledTat; ADR 0004, "Limit changes").
+   */
+  requestInterval?: number;
+  tokenInterval?: number;
   /** Counts the times the request TAT was restarted from "now"; guards an allotment's returned requests. */
   requestResets: number;
   /** Counts the times the token TAT was restarted from "now"; guards refunds (see settle). */
@@ -161,10 +175,10 @@ export function exactRefusal(
   if (tokens > left) {
     return { reason: "monthly_budget", retryAfter: untilNextMonth(now), monthRemaining: Math.max(0, left) };
   }
-  const requestLimit = gcra(limits.requestsPerMinute, limits.burst);
-  const requests = gcraAdmit(requestLimit, snapshot.requestTat, now, cost.requests, cost.hold);
+  const tats = tatsFor(snapshot, limits, now);
+  const requests = gcraAdmit(requestGcra(limits), tats.requestTat, now, cost.requests, cost.hold);
   if (!requests.allowed) return { reason: "requests", retryAfter: requests.retryAfter };
-  const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, now, tokens, cost.hold);
+  const tokenDecision = gcraAdmit(tokenGcra(limits), tats.tokenTat, now, tokens, cost.hold);
   if (!tokenDecision.allowed) return { reason: "tokens", retryAfter: tokenDecision.retryAfter };
   if (liveLeases(snapshot, now) + cost.slots > limits.concurrency) {
     return { reason: "concurrency", retryAfter: expectedSlotWait(snapshot.leases, request) };
@@ -178,6 +192,24 @@ export function exactRefusal(
     }
   }
   return undefined;
+}
+
+/** The item's TATs in the scale of these limits: what GCRA decides with (see rescaledTat). */
+export function tatsFor(snapshot: LimiterSnapshot, limits: ShardLimits, now: number) {
+  return {
+    requestTat: rescaledTat(snapshot.requestTat, snapshot.requestInterval, requestGcra(limits).interval, now),
+    tokenTat: rescaledTat(snapshot.tokenTat, snapshot.tokenInterval, tokenGcra(limits).interval, now),
+  };
+}
+
+/** Whether a TAT still runs ahead of now at an interval these limits no longer have: rescale it first. */
+export function needsRescale(snapshot: LimiterSnapshot, limits: ShardLimits, now: number): boolean {
+  const stale = (tat: number | undefined, stored: number | undefined, interval: number) =>
+    tat !== undefined && tat > now && stored !== undefined && stored !== interval;
+  return (
+    stale(snapshot.requestTat, snapshot.requestInterval, requestGcra(limits).interval) ||
+    stale(snapshot.tokenTat, snapshot.tokenInterval, tokenGcra(limits).interval)
+  );
 }
 
 /** The attribute holding a tenant's leases on one endpoint. */
@@ -217,6 +249,8 @@ export function toSnapshot(item: Record<string, unknown>): Partial<LimiterSnapsh
   const snapshot: Partial<LimiterSnapshot> = {};
   if (typeof item.requestTat === "number") snapshot.requestTat = item.requestTat;
   if (typeof item.tokenTat === "number") snapshot.tokenTat = item.tokenTat;
+  if (typeof item.requestInterval === "number") snapshot.requestInterval = item.requestInterval;
+  if (typeof item.tokenInterval === "number") snapshot.tokenInterval = item.tokenInterval;
   if (typeof item.requestResets === "number") snapshot.requestResets = item.requestResets;
   if (typeof item.tokenResets === "number") snapshot.tokenResets = item.tokenResets;
   if (typeof item.requestRefunded === "number") snapshot.requestRefunded = item.requestRefunded;

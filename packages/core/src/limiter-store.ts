@@ -25,6 +25,7 @@ import {
   type LimiterSnapshot,
   leaseExpiry,
   limiterKey,
+  needsRescale,
   type Refusal,
   toSnapshot,
 } from "./limiter-item";
@@ -34,11 +35,12 @@ import {
   dropElementsUpdate,
   type Lease,
   lendUpdate,
+  rescaleUpdate,
   type Slack,
   settleUpdate,
   type Transfer,
 } from "./limiter-updates";
-import { gcra, monthOf } from "./limits";
+import { monthOf, tokenGcra } from "./limits";
 import { MAX_SLACK_MICROS, safeRefund } from "./tat-refund";
 
 export type Admission =
@@ -98,6 +100,12 @@ export class LimiterStore {
     let retriedWithGiveBack = false;
     // The one retry that keeps a give-back riding along is not counted against the attempts.
     for (let attempt = 0; attempt < MAX_ATTEMPTS + (retriedWithGiveBack ? 1 : 0); attempt++) {
+      if (snapshot && needsRescale(snapshot, request.limits, request.now)) {
+        // The tenant's limits changed: once per item and change, before anything is decided on it.
+        writes += 1;
+        snapshot = await this.rescale(request, snapshot);
+        continue;
+      }
       const slack = this.slack.get(cacheKey) ?? { requests: 0, tokens: 0 };
       writes += 1;
       const outcome = await this.write(
@@ -150,7 +158,7 @@ export class LimiterStore {
           shard: request.shard,
           element,
           tokens: request.tokens,
-          tokenInterval: gcra(request.limits.tokensPerMinute).interval,
+          tokenInterval: tokenGcra(request.limits).interval,
           tokenResets: after.tokenResets,
           tokenMark: chargeMark(after.tokenTat, after.tokenRefunded),
           month,
@@ -163,6 +171,8 @@ export class LimiterStore {
       snapshot = actual;
       this.known.set(cacheKey, snapshot);
 
+      // A refusal is decided, and its wait told, in the scale the item will keep.
+      if (needsRescale(snapshot, request.limits, request.now)) continue;
       const refusal = exactRefusal(request, snapshot, month);
       const { shards, monthlyTokens } = request.limits;
       if (refusal?.reason === "monthly_budget" && shards > 1 && request.tokens <= monthlyTokens) {
@@ -364,6 +374,15 @@ export class LimiterStore {
         item: err.item ? { ...emptySnapshot(), ...toSnapshot(err.item) } : undefined,
       };
     }
+  }
+
+  /** Rescales the item's TATs to the request's limits (rescaleUpdate); returns the item as it is now. */
+  private async rescale(request: AdmitRequest, seen: LimiterSnapshot): Promise<LimiterSnapshot> {
+    const { tenantId, shard, limits, now } = request;
+    const outcome = await this.write(rescaleUpdate(this.tableName, tenantId, shard, seen, limits, now));
+    const item = outcome.ok ? merged(seen, outcome.updated) : (outcome.item ?? emptySnapshot());
+    this.known.set(itemKey(tenantId, shard), item);
+    return item;
   }
 
   /** Our own settle moved the item: the next admission should not count its lease. */

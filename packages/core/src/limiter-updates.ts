@@ -12,7 +12,15 @@ import {
   type LimiterSnapshot,
   limiterKey,
 } from "./limiter-item";
-import { type Gcra, gcra, monthAllowance } from "./limits";
+import {
+  type Gcra,
+  LIMITER_ITEM_TTL_SECONDS,
+  monthAllowance,
+  requestGcra,
+  rescaledTat,
+  type ShardLimits,
+  tokenGcra,
+} from "./limits";
 import { type ChargeMark, refundExpression, type SafeRefund, safeRefund } from "./tat-refund";
 
 /** A held reservation: released and corrected by settle. */
@@ -37,12 +45,13 @@ export interface Slack {
 
 /** Slack is only used while the limiter was busy this recently, so a burst from idle stays exact. */
 const RECENT_MICROS = 1_000_000;
-const TTL_SECONDS = 40 * 24 * 3600;
 
 const names = {
   "#pk": "pk",
   "#rTat": "requestTat",
   "#tTat": "tokenTat",
+  "#rInterval": "requestInterval",
+  "#tInterval": "tokenInterval",
   "#rResets": "requestResets",
   "#tResets": "tokenResets",
   "#rRefunded": "requestRefunded",
@@ -98,7 +107,7 @@ export function update(tableName: string, tenantId: string, shard: number, parts
   };
 }
 
-const ttl = (now: number) => Math.floor(now / 1_000_000) + TTL_SECONDS;
+const ttl = (now: number) => Math.floor(now / 1_000_000) + LIMITER_ITEM_TTL_SECONDS;
 
 /**
  * The one UpdateItem of an admission. DynamoDB cannot compute max(tat, now), so each GCRA takes
@@ -127,6 +136,7 @@ export function admissionUpdate(
     ":month": month,
     ":cost": tokens,
     ":one": 1,
+    ":now": now,
   };
   if (leaseElements.length > 0) {
     add.push("#leases :lease");
@@ -136,12 +146,11 @@ export function admissionUpdate(
     values[":concurrency"] = limits.concurrency - leaseElements.length + 1;
   }
 
-  const requestLimit = gcra(limits.requestsPerMinute, limits.burst);
-  gcraForm("r", requestLimit, cost.requests, snapshot?.requestTat, slack.requests, {
+  gcraForm("r", requestGcra(limits), cost.requests, snapshot?.requestTat, slack.requests, {
     refund: giveBack && safeRefund(giveBack.requestMicros, giveBack.requestMark, now),
     resets: giveBack?.requestResets ?? 0,
   });
-  gcraForm("t", gcra(limits.tokensPerMinute), tokens, snapshot?.tokenTat, slack.tokens, {
+  gcraForm("t", tokenGcra(limits), tokens, snapshot?.tokenTat, slack.tokens, {
     refund: giveBack && safeRefund(giveBack.tokenMicros, giveBack.tokenMark, now),
     resets: giveBack?.tokenResets ?? 0,
   });
@@ -192,7 +201,13 @@ export function admissionUpdate(
     back: { refund: SafeRefund | undefined; resets: number },
   ) {
     const attr = `#${prefix}Tat`;
+    const interval = `#${prefix}Interval`;
     const increment = units * limit.interval;
+    // Both forms record the interval charged at; neither may apply to units outstanding at another
+    // (a limit changed: the store rescales them first, rescaleUpdate), and the idle form only where none are.
+    set.push(`${interval} = :${prefix}Interval`);
+    values[`:${prefix}Interval`] = limit.interval;
+    const sameScale = `attribute_not_exists(${interval}) OR ${interval} = :${prefix}Interval`;
     const hold = cost.hold;
     const floor = now + hold;
     // A cost above the window can never be admitted: the busy form's condition then always fails.
@@ -200,7 +215,10 @@ export function admissionUpdate(
     if (idle) {
       const recent = knownTat !== undefined && knownTat > now - RECENT_MICROS;
       const slackUsed = recent ? Math.max(0, Math.min(learned, limit.window - increment - hold)) : 0;
-      conditions.push(`(attribute_not_exists(${attr}) OR ${attr} <= :${prefix}IdleUntil)`);
+      conditions.push(
+        `(attribute_not_exists(${attr}) OR ${attr} <= :${prefix}IdleUntil)`,
+        `(${sameScale} OR ${attr} <= :now)`,
+      );
       set.push(`${attr} = :${prefix}Start`);
       add.push(`#${prefix}Resets :one`);
       values[`:${prefix}IdleUntil`] = floor + slackUsed;
@@ -208,7 +226,7 @@ export function admissionUpdate(
       return;
     }
     const returned = back.refund?.micros ?? 0;
-    conditions.push(`(${attr} > :${prefix}Floor AND ${attr} <= :${prefix}Latest)`);
+    conditions.push(`(${attr} > :${prefix}Floor AND ${attr} <= :${prefix}Latest)`, `(${sameScale})`);
     set.push(`${attr} = ${attr} + :${prefix}Increment`);
     values[`:${prefix}Floor`] = floor + returned;
     values[`:${prefix}Latest`] = now + limit.window - increment + returned;
@@ -221,6 +239,43 @@ export function admissionUpdate(
       values[`:${prefix}Resets`] = back.resets;
     }
   }
+}
+
+/**
+ * Rescales the TATs that still run ahead of `now` at an interval other than these limits' (the
+ * tenant's limits changed): the units outstanding stay outstanding at the new interval (rescaledTat).
+ * A compare-and-set on the TAT and interval seen, so a concurrent write makes it fail and return the
+ * item. It counts as a restart: refunds and give-backs charged before it are measured in the old
+ * interval, and the resets guard now drops their TAT part (only ever refusing early).
+ */
+export function rescaleUpdate(
+  tableName: string,
+  tenantId: string,
+  shard: number,
+  seen: LimiterSnapshot,
+  limits: ShardLimits,
+  now: number,
+): UpdateInput {
+  const set: string[] = [];
+  const add: string[] = [];
+  const conditions: string[] = [];
+  const values: Record<string, unknown> = { ":one": 1 };
+  const rescale = (prefix: "r" | "t", tat: number | undefined, stored: number | undefined, limit: Gcra) => {
+    if (tat === undefined || stored === undefined || tat <= now || stored === limit.interval) return;
+    const scaled = rescaledTat(tat, stored, limit.interval, now);
+    set.push(`#${prefix}Tat = :${prefix}Scaled`, `#${prefix}Interval = :${prefix}Interval`);
+    add.push(`#${prefix}Resets :one`);
+    conditions.push(`#${prefix}Tat = :${prefix}Seen`, `#${prefix}Interval = :${prefix}SeenInterval`);
+    Object.assign(values, {
+      [`:${prefix}Scaled`]: scaled,
+      [`:${prefix}Interval`]: limit.interval,
+      [`:${prefix}Seen`]: tat,
+      [`:${prefix}SeenInterval`]: stored,
+    });
+  };
+  rescale("r", seen.requestTat, seen.requestInterval, requestGcra(limits));
+  rescale("t", seen.tokenTat, seen.tokenInterval, tokenGcra(limits));
+  return update(tableName, tenantId, shard, { set, add, conditions, values });
 }
 
 /**

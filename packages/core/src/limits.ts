@@ -21,6 +21,11 @@ export function gcra(perMinute: number, burst = perMinute): Gcra {
   return { interval, window: burst * interval };
 }
 
+/** A shard's request limit (with its burst) and token limit as GCRAs. */
+export const requestGcra = (limits: { requestsPerMinute: number; burst: number }) =>
+  gcra(limits.requestsPerMinute, limits.burst);
+export const tokenGcra = (limits: { tokensPerMinute: number }) => gcra(limits.tokensPerMinute);
+
 export interface GcraDecision {
   allowed: boolean;
   /** The TAT after admitting (when allowed). */
@@ -45,6 +50,33 @@ export function gcraAdmit(
   const over = tat - now - limit.window;
   return over <= 0 ? { allowed: true, tat, retryAfter: 0 } : { allowed: false, tat: base, retryAfter: over };
 }
+
+/**
+ * A TAT built at `storedInterval` microseconds per unit, in the scale of `interval`: the units still
+ * outstanding at `now` stay outstanding, each `interval` long now (rounded up, so never fewer). So a
+ * limit changed between two calls carries over what was used, not how long it took at the old rate
+ * (docs/adr/0004-exact-limits.md, "Limit changes"). Unchanged when the scale is the same or unknown
+ * (an item written before intervals were kept), and when the TAT is behind `now` (nothing outstanding).
+ */
+export function rescaledTat(
+  tat: number | undefined,
+  storedInterval: number | undefined,
+  interval: number,
+  now: number,
+): number | undefined {
+  if (tat === undefined || storedInterval === undefined || storedInterval === interval || tat <= now)
+    return tat;
+  // Microseconds ahead times an interval can pass 2^53: exact integer arithmetic, then back to a number.
+  const scaled = BigInt(tat - now) * BigInt(interval);
+  const divisor = BigInt(storedInterval);
+  const ahead = (scaled + divisor - 1n) / divisor;
+  return now + Number(ahead < MAX_RESCALED_AHEAD ? ahead : MAX_RESCALED_AHEAD);
+}
+
+/** How long an unused limiter item lives (its TTL): it forgets its TATs then, whatever they hold. */
+export const LIMITER_ITEM_TTL_SECONDS = 40 * 24 * 3600;
+/** A rescaled TAT runs at most this far ahead: beyond the item's TTL it would be forgotten anyway. */
+const MAX_RESCALED_AHEAD = BigInt(LIMITER_ITEM_TTL_SECONDS) * 1_000_000n;
 
 /** Units still admissible at once after a TAT, and microseconds until the limiter is back to full. */
 export function gcraState(limit: Gcra, tat: number | undefined, now: number) {

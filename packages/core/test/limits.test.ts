@@ -7,6 +7,7 @@ import {
   monthAllowance,
   monthOf,
   promptTokenBound,
+  rescaledTat,
   shardLimits,
   tenantLimits,
   untilNextMonth,
@@ -89,6 +90,46 @@ describe("GCRA", () => {
     const limit = gcra(60, 10);
     expect(gcraState(limit, undefined, 5)).toEqual({ remaining: 10, resetIn: 0 });
     expect(gcraState(limit, 5 + 3_000_000, 5)).toEqual({ remaining: 7, resetIn: 3_000_000 });
+  });
+});
+
+describe("a TAT under changed limits", () => {
+  const now = 1_800_000_000_000_000;
+  const intervals = fc.integer({ min: 1, max: 60_000_000 });
+  const FORTY_DAYS = 40 * 24 * 3600 * 1_000_000;
+
+  it("property: keeps the units outstanding, rounded up, and a round trip never loses any", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 3_600_000_000 }), intervals, intervals, (ahead, from, to) => {
+        const scaled = rescaledTat(now + ahead, from, to, now) as number;
+        if (scaled - now === FORTY_DAYS) {
+          // Past the item's TTL, where the stored item forgets it anyway: only then is less kept.
+          expect(BigInt(ahead) * BigInt(to) > BigInt(FORTY_DAYS - 1) * BigInt(from)).toBe(true);
+          return;
+        }
+        // Outstanding units: ahead / from before, (scaled - now) / to after; never fewer, less than one more.
+        const before = BigInt(ahead) * BigInt(to);
+        const after = BigInt(scaled - now) * BigInt(from);
+        expect(after >= before).toBe(true);
+        expect(after - before < BigInt(from)).toBe(true);
+        expect(rescaledTat(scaled, to, from, now) as number).toBeGreaterThanOrEqual(now + ahead);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("one request at 120 per minute is 10 ms at 6,000 per minute, and 30 of these are 15 s back at 120", () => {
+    const slow = gcra(120).interval;
+    const fast = gcra(6000).interval;
+    expect(rescaledTat(now + slow, slow, fast, now)).toBe(now + 10_000);
+    expect(rescaledTat(now + 30 * fast, fast, slow, now)).toBe(now + 15_000_000);
+  });
+
+  it("leaves a TAT alone at the same interval, with no interval known, or behind now", () => {
+    expect(rescaledTat(now + 5, 10, 10, now)).toBe(now + 5);
+    expect(rescaledTat(now + 5, undefined, 10, now)).toBe(now + 5);
+    expect(rescaledTat(now - 5, 10, 20, now)).toBe(now - 5);
+    expect(rescaledTat(undefined, 10, 20, now)).toBeUndefined();
   });
 });
 

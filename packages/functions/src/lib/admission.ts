@@ -8,18 +8,19 @@ import { randomUUID } from "node:crypto";
 import { CallDurations } from "@atrium/core/call-durations";
 import type { StageConfig } from "@atrium/core/config";
 import { invalidRequest } from "@atrium/core/errors";
-import { type LimiterSnapshot, liveLeases, type Refusal } from "@atrium/core/limiter-item";
+import { type LimiterSnapshot, liveLeases, type Refusal, tatsFor } from "@atrium/core/limiter-item";
 import type { Admission, LimiterStore } from "@atrium/core/limiter-store";
 import type { Lease } from "@atrium/core/limiter-updates";
 import {
-  gcra,
   gcraAdmit,
   largestCall,
+  requestGcra,
   type ShardLimits,
   shardLimits,
   shareOf,
   tenantLimits,
   tierOf,
+  tokenGcra,
 } from "@atrium/core/limits";
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
@@ -256,10 +257,11 @@ function localRefusal(
 ): { refusal: Refusal; snapshot: LimiterSnapshot } | undefined {
   if (!known || at >= known.until) return undefined;
   const { snapshot } = known;
-  const requests = gcraAdmit(gcra(limits.requestsPerMinute, limits.burst), snapshot.requestTat, at, 1);
+  const tats = tatsFor(snapshot, limits, at);
+  const requests = gcraAdmit(requestGcra(limits), tats.requestTat, at, 1);
   if (!requests.allowed)
     return { refusal: { reason: "requests", retryAfter: requests.retryAfter }, snapshot };
-  const tokenDecision = gcraAdmit(gcra(limits.tokensPerMinute), snapshot.tokenTat, at, tokens);
+  const tokenDecision = gcraAdmit(tokenGcra(limits), tats.tokenTat, at, tokens);
   if (!tokenDecision.allowed) {
     return { refusal: { reason: "tokens", retryAfter: tokenDecision.retryAfter }, snapshot };
   }

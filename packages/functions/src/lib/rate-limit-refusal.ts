@@ -3,8 +3,15 @@
  * the limit that refused it with that limit's numbers, and `retry-after` the expected wait.
  */
 import { AtriumError } from "@atrium/core/errors";
-import type { LimiterSnapshot, Refusal } from "@atrium/core/limiter-item";
-import { formatDuration, gcra, gcraState, type ShardLimits, type TenantLimits } from "@atrium/core/limits";
+import { type LimiterSnapshot, type Refusal, tatsFor } from "@atrium/core/limiter-item";
+import {
+  formatDuration,
+  gcraState,
+  requestGcra,
+  type ShardLimits,
+  type TenantLimits,
+  tokenGcra,
+} from "@atrium/core/limits";
 
 export interface RefusedCall {
   refusal: Refusal;
@@ -94,8 +101,9 @@ export function rateLimitHeaders(
   snapshot: LimiterSnapshot,
   now: number,
 ): Record<string, string> {
-  const requests = gcraState(gcra(limits.requestsPerMinute, limits.burst), snapshot.requestTat, now);
-  const tokens = gcraState(gcra(limits.tokensPerMinute), snapshot.tokenTat, now);
+  const tats = tatsFor(snapshot, limits, now);
+  const requests = gcraState(requestGcra(limits), tats.requestTat, now);
+  const tokens = gcraState(tokenGcra(limits), tats.tokenTat, now);
   return {
     "x-ratelimit-limit-requests": String(whole.requestsPerMinute),
     "x-ratelimit-remaining-requests": String(requests.remaining * limits.shards),
