@@ -202,6 +202,18 @@ describe("refusals", () => {
     expect((await store.read(payer.id, 0)).monthUsed).toBe(100);
   });
 
+  it("a call whose slot is scarce releases it before its response: the tenant's last, or any on a contended endpoint", async () => {
+    const { limiter, payer } = await setup();
+    const three = { ...payer, limits: { concurrency: 3 } };
+    // One of three slots: released after the response (the client is not kept waiting for the write).
+    expect((await limiter.admit(three, 10)).ticket.tight).toBe(false);
+    // On a contended endpoint, a client at its share calling back to back would meet its own last call.
+    expect(
+      (await limiter.admit(three, 10, null, undefined, { name: "shared-ep", share: 5 })).ticket.tight,
+    ).toBe(true);
+    expect((await limiter.admit(three, 10)).ticket.tight).toBe(true);
+  });
+
   it("a call larger than one shard's tokens per minute is a 400 naming the length field that set it", async () => {
     const { limiter, payer } = await setup();
     const err = await refusedBy(

@@ -36,7 +36,11 @@ export interface Ticket {
   lease?: Lease;
   /** Admitted from this container's allotment: settled here, without a write. */
   allotted?: AllottedCall;
-  /** It took the tenant's last slot (or its last on a contended endpoint): released before the response. */
+  /**
+   * Its slot is scarce: released before the response, so that the client's next call cannot meet it
+   * still held. It took the tenant's last slot, or it runs on a contended endpoint, where each
+   * tenant's calls in flight are capped by its share (a client at its share calling back to back).
+   */
   tight?: boolean;
   /** A stream admitted on a slot: aborted if it could not take a lease of its own in time. */
   streamEnds?: AbortSignal;
@@ -156,7 +160,7 @@ export function createAdmission({ storeFor, config: stage, now = () => Date.now(
       ticket: {
         ...ticket,
         lease: admission.lease,
-        tight: tookLastSlot(admission.snapshot, limits, at, endpoint),
+        tight: scarceSlot(admission.snapshot, limits, at, endpoint),
       },
       headers: rateLimitHeaders(limits, whole, admission.snapshot, at),
     };
@@ -222,17 +226,14 @@ function remember<V>(map: Map<string, V>, key: string, value: V): void {
   }
 }
 
-/** Whether this admission left the tenant's shard (or its share of the endpoint) without a free slot. */
-function tookLastSlot(
+/** Whether this admission's slot is scarce (see Ticket.tight): the shard's last, or one on a contended endpoint. */
+function scarceSlot(
   snapshot: LimiterSnapshot,
   limits: ShardLimits,
   at: number,
   endpoint: { name: string; share?: number } | undefined,
 ): boolean {
-  if (liveLeases(snapshot, at) >= limits.concurrency) return true;
-  if (endpoint?.share === undefined) return false;
-  const onEndpoint = snapshot.endpointLeases?.[endpoint.name] ?? [];
-  return liveLeases({ ...snapshot, leases: onEndpoint }, at) >= endpoint.share;
+  return liveLeases(snapshot, at) >= limits.concurrency || endpoint?.share !== undefined;
 }
 
 /**

@@ -4,6 +4,7 @@ import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import type { MiddlewareObj } from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import type { Ticket } from "./admission";
+import type { AllottedCall } from "./allotments";
 import { fairShare } from "./endpoints";
 import { limiter } from "./limiter";
 import type { TenantContext } from "./middleware";
@@ -21,24 +22,45 @@ export interface CallUsage {
 /**
  * Settles the call's reservation once, then records it in the usage ledger (docs/adr/0010). With
  * `later` (a function whose response streams), the writes wait until the client has its last byte
- * (docs/adr/0004, "Settle off the path"): only a call that took the tenant's last slot releases it first.
+ * (docs/adr/0004, "Settle off the path"): only a call whose slot is scarce (Ticket.tight) releases it first.
  */
 export async function settleTicket(context: TenantContext, usage: CallUsage, later?: Later): Promise<void> {
   const ticket = context.ticket;
   if (!ticket) return;
   context.ticket = undefined;
   const afterwards = (work: () => Promise<void>) => (later ? later(work) : work());
-  if (ticket.allotted) {
-    const upkeep = limiter.settleAllotted({ ...ticket, allotted: ticket.allotted }, usage.tokens);
-    return afterwards(async () => {
-      await record(context, ticket, usage, true);
-      await upkeep();
-    });
-  }
+  if (ticket.allotted)
+    return afterwards(settleAllotted(context, { ...ticket, allotted: ticket.allotted }, usage));
   if (!ticket.tight)
     return afterwards(async () => record(context, ticket, usage, await limiter.settle(ticket, usage.tokens)));
   const settled = await limiter.settle(ticket, usage.tokens);
   return afterwards(() => record(context, ticket, usage, settled));
+}
+
+/**
+ * A stream's settle, in two steps. A call admitted from an allotment gets its slot and unused tokens
+ * back here at once, in memory, before the stream's closing bytes: a client may start its next call
+ * as soon as it reads them, and would otherwise meet this one still holding its slot. Everything that
+ * writes runs in the returned function, once the last byte is sent.
+ */
+export function settleStream(context: TenantContext, usage: CallUsage): () => Promise<void> {
+  const ticket = context.ticket;
+  if (!ticket?.allotted) return () => settleTicket(context, usage);
+  context.ticket = undefined;
+  return settleAllotted(context, { ...ticket, allotted: ticket.allotted }, usage);
+}
+
+/** Settles an allotted call here (no write); returns its ledger record and upkeep, to run off the path. */
+function settleAllotted(
+  context: TenantContext,
+  ticket: Ticket & { allotted: AllottedCall },
+  usage: CallUsage,
+) {
+  const upkeep = limiter.settleAllotted(ticket, usage.tokens);
+  return async () => {
+    await record(context, ticket, usage, true);
+    await upkeep();
+  };
 }
 
 /** Work that runs once the response has been sent (see streamedProxyHandler). */

@@ -3,14 +3,14 @@
  * whether or not anyone still listens: on Lambda a function cannot see its client leave, so what the
  * model produced is what is charged. A stream that breaks, or runs into the function's deadline,
  * ends with an error the client can read and is charged for the tokens produced; the rest of the
- * reservation is refunded in the same, single settle, after the last byte is sent.
+ * reservation is refunded in the same, single settle, whose writes wait until the last byte is sent.
  */
 import type { Writable } from "node:stream";
 import { AtriumError, upstream } from "@atrium/core/errors";
 import type { Route } from "@atrium/core/route";
 import type { TenantContext } from "./middleware";
 import type { ModelStream } from "./model-stream";
-import { settleTicket } from "./settle-calls";
+import { settleStream } from "./settle-calls";
 import { reportStream, type StreamOutcome } from "./stream-metrics";
 import type { StreamedResult } from "./stream-response";
 
@@ -53,28 +53,30 @@ export function streamedCall(
       const client = new ClientSink(out);
       const headAt = performance.now();
       let outcome: StreamOutcome = "completed";
+      let closing: string | Uint8Array = "";
       try {
         client.write(answer.part(model.first));
         for await (const bytes of model.rest) client.write(answer.part(bytes));
-        client.write(answer.end());
+        closing = answer.end();
       } catch (err) {
         const failure = asAtriumError(err, route.model);
         outcome = failure.code === "model_timeout" ? "timed_out" : "failed";
         model.abort();
         const text = answer.failure(failure);
         if (text === undefined) client.cut(failure);
-        else client.write(text);
+        else closing = text;
       }
-      const lastPartAt = performance.now();
-      await client.end();
-      if (client.gone && outcome === "completed") outcome = "client_gone";
-
       const usage = answer.usage();
-      await settleTicket(context, {
+      const settle = settleStream(context, {
         tokens: usage?.tokens ?? context.ticket?.reserved ?? 0,
         split: usage?.split,
         outcome: outcome === "failed" || outcome === "timed_out" ? "error" : "ok",
       });
+      client.write(closing);
+      const lastPartAt = performance.now();
+      await client.end();
+      if (client.gone && outcome === "completed") outcome = "client_gone";
+      await settle();
       reportStream({
         tenantId: context.tenant.id,
         model: route.model,
