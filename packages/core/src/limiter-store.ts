@@ -18,6 +18,7 @@ import { DELIMITER } from "./ids";
 import {
   type AdmitRequest,
   type AllotmentRequest,
+  admissionCost,
   chargeMark,
   emptySnapshot,
   exactRefusal,
@@ -41,6 +42,7 @@ import {
   type Transfer,
 } from "./limiter-updates";
 import { monthOf, tokenGcra } from "./limits";
+import { guessed, type Lead, leadAfter, leadSeen } from "./tat-lead";
 import { MAX_SLACK_MICROS, safeRefund } from "./tat-refund";
 
 export type Admission =
@@ -79,6 +81,8 @@ export class LimiterStore {
   private readonly known = new Map<string, LimiterSnapshot>();
   /** Per container and item: how far concurrent writers were seen ahead of this container's clock. */
   private readonly slack = new Map<string, Slack>();
+  /** Per container and item: how far ahead other containers' takes were last seen to keep the TATs. */
+  private readonly leads = new Map<string, Lead>();
 
   constructor(
     private readonly db: DynamoClient,
@@ -108,9 +112,18 @@ export class LimiterStore {
       }
       const slack = this.slack.get(cacheKey) ?? { requests: 0, tokens: 0 };
       writes += 1;
+      // Only a take (an allotment) guesses from a lead: the other containers' takes are what it follows.
+      const lead = request.allotment ? this.leads.get(cacheKey) : undefined;
+      const guess = guessed(snapshot, lead, request.now);
       const outcome = await this.write(
-        admissionUpdate(this.tableName, request, snapshot, month, elements, slack),
+        admissionUpdate(this.tableName, request, guess, month, elements, slack),
       );
+      if (outcome.ok && lead)
+        this.leads.set(
+          cacheKey,
+          leadAfter(merged(snapshot ?? emptySnapshot(), outcome.updated), request.now),
+        );
+      if (!outcome.ok && outcome.item) this.noteLead(cacheKey, outcome.item, request);
       if (!outcome.ok && !outcome.item && request.allotment?.renewal) {
         // The item is gone (the tenant erased): nothing to renew, and nothing may re-create it.
         this.known.delete(cacheKey);
@@ -151,7 +164,8 @@ export class LimiterStore {
         continue;
       }
       if (outcome.ok) {
-        const after = merged(snapshot ?? emptySnapshot(), outcome.updated);
+        // Either month form leaves the item in `month`; the same-month one does not return it.
+        const after = { ...merged(snapshot ?? emptySnapshot(), outcome.updated), month };
         this.known.set(cacheKey, after);
         const lease: Lease = {
           tenantId: request.tenantId,
@@ -374,6 +388,13 @@ export class LimiterStore {
         item: err.item ? { ...emptySnapshot(), ...toSnapshot(err.item) } : undefined,
       };
     }
+  }
+
+  /** What a refused write showed of other writers ahead of this one (tat-lead.ts). */
+  private noteLead(cacheKey: string, actual: LimiterSnapshot, request: AdmitRequest): void {
+    const lead = leadSeen(actual, request.now, request.now + admissionCost(request).hold);
+    if (lead) this.leads.set(cacheKey, lead);
+    else this.leads.delete(cacheKey);
   }
 
   /** Rescales the item's TATs to the request's limits (rescaleUpdate); returns the item as it is now. */

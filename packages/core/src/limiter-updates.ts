@@ -166,7 +166,9 @@ export function admissionUpdate(
 
   const allowance = monthAllowance(limits.monthlyTokens, request.shard);
   // The new-month form cannot check the allowance, so a call above it always takes the checked form.
-  if (snapshot?.month === month || tokens > allowance) {
+  // Not knowing the item (a new container), the month is more likely under way than new: a wrong guess
+  // then costs a write once per item and month, not once per container and tenant.
+  if (snapshot === undefined || snapshot.month === month || tokens > allowance) {
     // Tokens an earlier allotment charged to this month and did not use are given back in the same ADD.
     const returned = giveBack?.month === month ? giveBack.tokens : 0;
     conditions.push("(#month = :month AND #used <= :usedLimit)");
