@@ -121,11 +121,6 @@ export class LimiterStore {
       const outcome = await this.write(
         admissionUpdate(this.tableName, request, guess, month, elements, slack),
       );
-      if (outcome.ok && lead)
-        this.leads.set(
-          cacheKey,
-          leadAfter(merged(snapshot ?? emptySnapshot(), outcome.updated), request.now),
-        );
       if (!outcome.ok && outcome.item) this.noteLead(cacheKey, outcome.item, request);
       if (!outcome.ok && !outcome.item && request.allotment?.renewal) {
         // The item is gone (the tenant erased): nothing to renew, and nothing may re-create it.
@@ -170,6 +165,7 @@ export class LimiterStore {
         // Either month form leaves the item in `month`; the same-month one does not return it.
         const after = { ...merged(snapshot ?? emptySnapshot(), outcome.updated), month };
         this.known.set(cacheKey, after);
+        if (lead) this.leads.set(cacheKey, leadAfter(after, request.now));
         const lease: Lease = {
           tenantId: request.tenantId,
           shard: request.shard,
