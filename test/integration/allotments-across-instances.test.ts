@@ -76,7 +76,7 @@ describe("leased capacity over several instances", () => {
     timeout: 60_000,
   }, async () => {
     // About 60 calls a second in all, 15 per instance: far above the one a second that starts allotments.
-    // Measured 2026-12-01 after the warm-up: 0.055 to 0.058 (0.070 to 0.080 before a take guessed where
+    // Measured 2026-12-01/02 after the warm-up: 0.055 to 0.068 (0.070 to 0.080 before a take guessed where
     // the other instances keep the TATs, tat-lead.ts); counting each instance's first 8 calls
     // (admitted one by one, two writes each, while they tell it the rate), about 0.16.
     const perCall = await drive(tenant(), 10 * INSTANCES, 600, 16);

@@ -102,11 +102,8 @@ export class LimiterStore {
     let snapshot = this.known.get(cacheKey);
     let writes = 0;
     let retriedWithGiveBack = false;
-    let foundAbsent = false;
-    // Not counted against the attempts: the one retry that keeps a give-back riding along, and the
-    // write that found a new tenant's item absent (a new container guesses it exists: admissionUpdate).
-    const attempts = () => MAX_ATTEMPTS + (retriedWithGiveBack ? 1 : 0) + (foundAbsent ? 1 : 0);
-    for (let attempt = 0; attempt < attempts(); attempt++) {
+    // The one retry that keeps a give-back riding along is not counted against the attempts.
+    for (let attempt = 0; attempt < MAX_ATTEMPTS + (retriedWithGiveBack ? 1 : 0); attempt++) {
       if (snapshot && needsRescale(snapshot, request.limits, request.now)) {
         // The tenant's limits changed: once per item and change, before anything is decided on it.
         writes += 1;
@@ -179,7 +176,6 @@ export class LimiterStore {
         };
         return { admitted: true, lease, elements, snapshot: after, writes };
       }
-      if (!outcome.item && snapshot === undefined) foundAbsent = true;
       const actual = outcome.item ?? emptySnapshot();
       this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
       snapshot = actual;

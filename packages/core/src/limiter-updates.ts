@@ -166,12 +166,19 @@ export function admissionUpdate(
 
   const allowance = monthAllowance(limits.monthlyTokens, request.shard);
   // The new-month form cannot check the allowance, so a call above it always takes the checked form.
-  // Not knowing the item (a new container), the month is more likely under way than new: a wrong guess
-  // then costs a write once per item and month, not once per container and tenant.
   if (snapshot === undefined || snapshot.month === month || tokens > allowance) {
     // Tokens an earlier allotment charged to this month and did not use are given back in the same ADD.
     const returned = giveBack?.month === month ? giveBack.tokens : 0;
-    conditions.push("(#month = :month AND #used <= :usedLimit)");
+    // A container that does not know the item (a new one) takes either case in one write: the month
+    // under way, or no item yet, whose month this ADD starts from nothing. Never with a give-back or
+    // above the allowance: neither can apply to an item that is not there.
+    const orAbsent = snapshot === undefined && returned === 0 && tokens <= allowance;
+    conditions.push(
+      orAbsent
+        ? "((#month = :month AND #used <= :usedLimit) OR attribute_not_exists(#month))"
+        : "(#month = :month AND #used <= :usedLimit)",
+    );
+    if (orAbsent) set.push("#month = :month");
     add.push("#used :charge");
     values[":usedLimit"] = allowance - tokens + returned;
     values[":charge"] = tokens - returned;
