@@ -37,13 +37,12 @@ import {
   type Lease,
   lendUpdate,
   rescaleUpdate,
-  type Slack,
   settleUpdate,
   type Transfer,
 } from "./limiter-updates";
 import { monthOf, tokenGcra } from "./limits";
 import { guessed, type Lead, leadAfter, leadSeen } from "./tat-lead";
-import { MAX_SLACK_MICROS, safeRefund } from "./tat-refund";
+import { safeRefund } from "./tat-refund";
 
 export type Admission =
   | {
@@ -79,8 +78,6 @@ type Outcome =
 export class LimiterStore {
   /** Per container: the last state seen per limiter item, used only to choose the update's form. */
   private readonly known = new Map<string, LimiterSnapshot>();
-  /** Per container and item: how far concurrent writers were seen ahead of this container's clock. */
-  private readonly slack = new Map<string, Slack>();
   /** Per container and item: how far ahead other containers' takes were last seen to keep the TATs. */
   private readonly leads = new Map<string, Lead>();
 
@@ -110,14 +107,11 @@ export class LimiterStore {
         snapshot = await this.rescale(request, snapshot);
         continue;
       }
-      const slack = this.slack.get(cacheKey) ?? { requests: 0, tokens: 0 };
       writes += 1;
       // Only a take (an allotment) guesses from a lead: the other containers' takes are what it follows.
       const lead = request.allotment ? this.leads.get(cacheKey) : undefined;
       const guess = guessed(snapshot, lead, request.now);
-      const outcome = await this.write(
-        admissionUpdate(this.tableName, request, guess, month, elements, slack),
-      );
+      const outcome = await this.write(admissionUpdate(this.tableName, request, guess, month, elements));
       if (!outcome.ok && outcome.item) this.noteLead(cacheKey, outcome.item, request);
       if (!outcome.ok && !outcome.item && request.allotment?.renewal) {
         // The item is gone (the tenant erased): nothing to renew, and nothing may re-create it.
@@ -132,7 +126,6 @@ export class LimiterStore {
           // moved on: once more, from the item as it is, the give-back still riding along without the
           // parts a restart forgot. A wrong guess or give-back only fails again (then the path below).
           retriedWithGiveBack = true;
-          this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
           snapshot = actual;
           this.known.set(cacheKey, snapshot);
           request = {
@@ -177,7 +170,6 @@ export class LimiterStore {
         return { admitted: true, lease, elements, snapshot: after, writes };
       }
       const actual = outcome.item ?? emptySnapshot();
-      this.slack.set(cacheKey, learnSlack(slack, actual, request.now));
       snapshot = actual;
       this.known.set(cacheKey, snapshot);
 
@@ -453,13 +445,4 @@ function hasWork(write: GiveBackWrite, parts: GiveBackParts): boolean {
   return (
     write.release.length > 0 || parts.requests !== undefined || parts.tokens !== undefined || parts.month
   );
-}
-
-/** A TAT found just ahead of now means concurrent writers: guess that far ahead next time (bounded). */
-function learnSlack(slack: Slack, actual: LimiterSnapshot, now: number): Slack {
-  const learn = (current: number, tat: number | undefined) => {
-    const ahead = (tat ?? now) - now;
-    return ahead > current && ahead <= MAX_SLACK_MICROS ? Math.min(MAX_SLACK_MICROS, 2 * ahead) : current;
-  };
-  return { requests: learn(slack.requests, actual.requestTat), tokens: learn(slack.tokens, actual.tokenTat) };
 }

@@ -38,14 +38,6 @@ export interface Lease {
   endpoint?: string;
 }
 
-export interface Slack {
-  requests: number;
-  tokens: number;
-}
-
-/** Slack is only used while the limiter was busy this recently, so a burst from idle stays exact. */
-const RECENT_MICROS = 1_000_000;
-
 const names = {
   "#pk": "pk",
   "#rTat": "requestTat",
@@ -123,7 +115,6 @@ export function admissionUpdate(
   snapshot: LimiterSnapshot | undefined,
   month: string,
   leaseElements: readonly string[],
-  slack: Slack = { requests: 0, tokens: 0 },
 ): UpdateInput {
   const { limits, now, tokens } = request;
   const cost = admissionCost(request);
@@ -146,11 +137,11 @@ export function admissionUpdate(
     values[":concurrency"] = limits.concurrency - leaseElements.length + 1;
   }
 
-  gcraForm("r", requestGcra(limits), cost.requests, snapshot?.requestTat, slack.requests, {
+  gcraForm("r", requestGcra(limits), cost.requests, snapshot?.requestTat, {
     refund: giveBack && safeRefund(giveBack.requestMicros, giveBack.requestMark, now),
     resets: giveBack?.requestResets ?? 0,
   });
-  gcraForm("t", tokenGcra(limits), tokens, snapshot?.tokenTat, slack.tokens, {
+  gcraForm("t", tokenGcra(limits), tokens, snapshot?.tokenTat, {
     refund: giveBack && safeRefund(giveBack.tokenMicros, giveBack.tokenMark, now),
     resets: giveBack?.tokenResets ?? 0,
   });
@@ -195,18 +186,15 @@ export function admissionUpdate(
   });
 
   /**
-   * Adds one GCRA's condition and update in the predicted form. An idle guess may treat the call as
-   * `slack` later than the hold's end: it then admits only what GCRA admits (hold + slack + increment
-   * <= window) and charges at least as much, so it can refuse early but never admit more. It absorbs
-   * writers a few milliseconds ahead, which would otherwise fail the guess. Units given back lower a
-   * busy TAT only while its resets counter shows no restart since they were charged.
+   * Adds one GCRA's condition and update in the predicted form. Either form, when its condition
+   * holds, charges exactly what GCRA charges: never more (an early refusal), never less. Units given
+   * back lower a busy TAT only while its resets counter shows no restart since they were charged.
    */
   function gcraForm(
     prefix: "r" | "t",
     limit: Gcra,
     units: number,
     knownTat: number | undefined,
-    learned: number,
     back: { refund: SafeRefund | undefined; resets: number },
   ) {
     const attr = `#${prefix}Tat`;
@@ -222,16 +210,14 @@ export function admissionUpdate(
     // A cost above the window can never be admitted: the busy form's condition then always fails.
     const idle = (knownTat === undefined || knownTat <= floor) && hold + increment <= limit.window;
     if (idle) {
-      const recent = knownTat !== undefined && knownTat > now - RECENT_MICROS;
-      const slackUsed = recent ? Math.max(0, Math.min(learned, limit.window - increment - hold)) : 0;
       conditions.push(
         `(attribute_not_exists(${attr}) OR ${attr} <= :${prefix}IdleUntil)`,
         `(${sameScale} OR ${attr} <= :now)`,
       );
       set.push(`${attr} = :${prefix}Start`);
       add.push(`#${prefix}Resets :one`);
-      values[`:${prefix}IdleUntil`] = floor + slackUsed;
-      values[`:${prefix}Start`] = floor + slackUsed + increment;
+      values[`:${prefix}IdleUntil`] = floor;
+      values[`:${prefix}Start`] = floor + increment;
       return;
     }
     const returned = back.refund?.micros ?? 0;

@@ -5,9 +5,8 @@
  * its hold, so a container's next take would guess "idle" and fail first (measured: every take of 4
  * instances at 60 calls/s cost two writes). A lead is how far ahead of now a write or a refusal last
  * showed them; while one is recent, a take's guess assumes they are still that far ahead. A single
- * admission guesses from what it knows, as before: a failed guess makes the item it returns "recent",
- * which lets the idle form use its slack and refuse the next call early (ADR 0004, GCRA). A wrong guess
- * costs one write and decides nothing: the conditions do (docs/adr/0004-exact-limits.md, "Allotments").
+ * admission guesses from what it knows, as before. A wrong guess costs one write and decides nothing:
+ * the conditions do (docs/adr/0004-exact-limits.md, "Allotments").
  */
 import { MAX_HOLD_MICROS } from "./allotment";
 import type { LimiterSnapshot } from "./limiter-item";

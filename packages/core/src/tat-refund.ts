@@ -8,10 +8,8 @@
  */
 import { MAX_HOLD_MICROS } from "./allotment";
 
-/** The most an "idle" guess may run ahead of now to absorb concurrent writers (see admissionUpdate). */
-export const MAX_SLACK_MICROS = 50_000;
-/** How far ahead of its writer's clock a charge's slots may start: the longest hold plus the most slack. */
-export const MAX_FLOOR_LEAD_MICROS = MAX_HOLD_MICROS + MAX_SLACK_MICROS;
+/** How far ahead of its writer's clock a charge's slots may start: the longest hold (an allotment's). */
+export const MAX_FLOOR_LEAD_MICROS = MAX_HOLD_MICROS;
 
 /** Where a charge left a TAT, and the item's refund counter then: what bounds a later refund of it. */
 export interface ChargeMark {
