@@ -192,9 +192,12 @@ describe("the official openai client", () => {
     const { apiKey } = await tenant("metered");
     let status = 200;
     let last: Response | undefined;
+    // Each call settles (after its response) before the next: a refusal then means the budget is
+    // below a call's reservation, not that the last call's reservation was still unsettled.
     for (let i = 0; i < 20 && status === 200; i++) {
       last = await chat(apiKey);
       status = last.status;
+      if (status === 200) await platform.gateway.idle();
     }
     expect(status).toBe(429);
     expect(await errorOf(last as Response)).toMatchObject({
@@ -334,6 +337,7 @@ describe("refusals name what limited them", () => {
       last = await chat(apiKey);
       if (last.status !== 200) break;
       await last.body?.cancel();
+      await platform.gateway.idle();
     }
     expect(last?.status).toBe(429);
     // The call reserves 22 (prompt bound of "user" + "hi") + 50 (max_tokens): refused only below 72 left.
