@@ -43,6 +43,7 @@ describe("a client that disconnects after the first chunk", () => {
       max_tokens: 40,
     };
     const buffered = await openai.chat.completions.create(request);
+    await platform.gateway.idle();
     const before = await usageOf(platform, tenant.apiKey);
     expect(before.tokensUsed).toBe(buffered.usage?.total_tokens);
 
@@ -66,6 +67,7 @@ describe("a client that disconnects after the first chunk", () => {
     gate.release();
     // The function cannot see the client leave (as on Lambda): it reads the model to its end.
     expect(await reports.next(tenant.id)).toMatchObject({ model: GATED_MODEL, outcome: "completed" });
+    await platform.gateway.idle();
     const after = await usageOf(platform, tenant.apiKey);
     expect(after.tokensUsed - before.tokensUsed).toBe(buffered.usage?.total_tokens);
     expect(after.inFlight).toBe(0);
@@ -110,6 +112,7 @@ describe("a stream that fails midway", () => {
 
       expect(await reports.next(tenant.id)).toMatchObject({ outcome: "failed" });
       const charged = promptReservation(request) + produced.length;
+      await platform.gateway.idle();
       expect(await usageOf(platform, tenant.apiKey)).toEqual({ tokensUsed: charged, inFlight: 0 });
       expect(charged).toBeLessThan(promptReservation(request) + request.max_tokens);
 
@@ -125,6 +128,7 @@ describe("a stream that fails midway", () => {
       for await (const chunk of stream) total += chunk.usage?.total_tokens ?? 0;
       expect(total).toBeGreaterThan(0);
       expect(await reports.next(tenant.id)).toMatchObject({ outcome: "completed" });
+      await platform.gateway.idle();
       expect(await usageOf(platform, tenant.apiKey)).toEqual({ tokensUsed: charged + total, inFlight: 0 });
     },
   );
@@ -179,6 +183,7 @@ describe("streamed and buffered calls of the same request", () => {
         if (includeUsage) expect(chunks.at(-1)?.usage).toEqual(buffered.usage);
         expect(await reports.next(streaming.id)).toMatchObject({ outcome: "completed" });
 
+        await platform.gateway.idle();
         const streamedUsage = await usageOf(platform, streaming.apiKey);
         const bufferedUsage = await usageOf(platform, buffering.apiKey);
         expect(streamedUsage).toEqual({ tokensUsed: buffered.usage?.total_tokens, inFlight: 0 });
