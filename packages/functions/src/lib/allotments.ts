@@ -100,7 +100,8 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       return undefined;
     }
     let call = local(holding, tokens, now);
-    if (!call) {
+    if (call) renewAhead(holding, limits, now);
+    else {
       // Counted while it waits, so a take made meanwhile brings a slot for it too.
       holding.waiting += 1;
       try {
@@ -115,6 +116,27 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
     call ??= await onFreeSlot(holding, limits, tokens, now);
     if (!call || !holding.snapshot) return undefined;
     return { call, snapshot: holding.snapshot, limits };
+  }
+
+  /**
+   * Whether the current allotment is unlikely to serve the tenant's next call here: nearly spent, or
+   * its hold ending before that call (expected in about one and a half gaps between calls) arrives.
+   */
+  function runningOut(holding: Holding, at: number): boolean {
+    const current = holding.current;
+    if (!current) return false;
+    const nextCallIn = 1.5e6 / Math.max(holding.rate(), 1e-6);
+    return current.requestsLeft < current.size.requests / 4 || current.until - at < nextCallIn;
+  }
+
+  /**
+   * Starts the next take beside a call just admitted from an allotment it leaves running out, so the
+   * take is back while that call runs: a tenant whose calls follow one another (a client streaming
+   * one answer after the other) finds the next allotment ready instead of waiting for it.
+   */
+  function renewAhead(holding: Holding, limits: ShardLimits, now: number): void {
+    if (holding.renewing || now < holding.pausedUntil || !runningOut(holding, now)) return;
+    void renew(holding, limits, now);
   }
 
   /** Waits for the take on its way, or makes one if the tenant is seen often; then admits locally. */
@@ -311,12 +333,9 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       const at = Date.now() * 1000;
       if (call.ownLease) await release(holding, [{ element: call.ownLease, expiry: 0, busy: false }], at);
       await release(holding, holding.spentSlots(at, callLeaseMicros), at);
-      // Renewed here, off the calls' path, when the next call is likely to find it spent or ended.
-      const current = holding.current;
-      const nextCallIn = 1.5e6 / Math.max(holding.rate(), 1e-6);
-      const runningOut =
-        current && (current.requestsLeft < current.size.requests / 4 || current.until - at < nextCallIn);
-      if (runningOut && !holding.renewing && at >= holding.pausedUntil && holding.limits) {
+      // Renewed here too, off the calls' path, when the next call is likely to find it spent or ended:
+      // its hold may have run down while this call ran.
+      if (runningOut(holding, at) && !holding.renewing && at >= holding.pausedUntil && holding.limits) {
         await renew(holding, holding.limits, at);
       }
       whenQuiet(holding);

@@ -1,14 +1,18 @@
 /**
- * A stream admitted on an allotment's slot (docs/adr/0004-exact-limits.md, "Allotments"), with the
- * container's allotments over the local DynamoDB: before the slot's lease ends, the stream takes a
- * lease of its own and the slot goes; if it cannot, the stream is told to end while its slot still
- * counts it. The slot's lease is 70 s; these tests move its end near (what the passing of a minute
- * would do) rather than wait for it. And the container's memory of tenants stays bounded.
+ * A container's allotments over the local DynamoDB (docs/adr/0004-exact-limits.md, "Allotments").
+ * A stream admitted on an allotment's slot: before the slot's lease ends, the stream takes a lease of
+ * its own and the slot goes; if it cannot, the stream is told to end while its slot still counts it.
+ * The slot's lease is 70 s; these tests move its end near (what the passing of a minute would do)
+ * rather than wait for it. A tenant whose calls follow one another (a client streaming one answer
+ * after the other) never finds its next call waiting for the next allotment's take: it starts beside
+ * the call that leaves the allotment running out, and is back while that call runs. And the
+ * container's memory of tenants stays bounded.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
 import type { DynamoClient } from "@atrium/core/dynamodb/client";
 import { eraseTenantPartition } from "@atrium/core/erase";
+import type { AdmitRequest } from "@atrium/core/limiter-item";
 import { LimiterStore } from "@atrium/core/limiter-store";
 import { shardLimits, type TenantLimits } from "@atrium/core/limits";
 import { LimiterTable } from "@atrium/core/tables";
@@ -111,5 +115,68 @@ describe("a stream on an allotment's slot", () => {
     expect(call.ownLease).toBeUndefined();
     // Nothing re-created the erased item.
     expect((await store.read(tenantId, 0)).leases).toEqual([]);
+  });
+});
+
+/** A burst of 100 at 6,000 a minute: a one-second request window, so each hold is at most 250 ms. */
+const shortWindow: TenantLimits = { ...whole, requestsPerMinute: 6_000, burst: 100, concurrency: 10 };
+
+/** The limiter item's store, noting the allotment takes on their way (admissions that carry one). */
+class WatchedStore extends LimiterStore {
+  readonly takes = new Set<Promise<unknown>>();
+  taken = 0;
+
+  override admit(request: AdmitRequest) {
+    const admission = super.admit(request);
+    if (request.allotment) {
+      this.taken += 1;
+      this.takes.add(admission);
+      void admission.finally(() => this.takes.delete(admission)).catch(() => {});
+    }
+    return admission;
+  }
+}
+
+describe("a tenant whose calls follow one another", () => {
+  it("finds its next allotment taken while the call before ran, never waits for it, and stays exact", async () => {
+    const store = new WatchedStore(db, TABLE);
+    const allotments = createAllotments({ storeFor: () => store, callLeaseMicros: CALL_LEASE });
+    const tenantId = `tn-renewal-${++tenantCounter}`;
+    const calls = 80;
+    let waited = 0;
+    let allotted = 0;
+    let settling: Promise<void> = Promise.resolve();
+    for (let i = 0; i < calls; i++) {
+      // A call arriving while a take is on its way would wait for it (the last call's settle started it).
+      const takeOnItsWay = store.takes.size > 0;
+      const admitted = await allotments.admit(
+        tenantId,
+        shortWindow,
+        (shard) => shardLimits(shortWindow, shard),
+        100,
+        undefined,
+        Date.now() * 1000,
+      );
+      if (!admitted) {
+        // Before the container knows the tenant's rate: admitted on its own, as the limiter would.
+        expect(i).toBeLessThan(8);
+        continue;
+      }
+      allotted += 1;
+      if (takeOnItsWay) waited += 1;
+      // The call runs about 10 ms; a take started beside it is back by its end.
+      await Promise.all([sleep(10), ...store.takes]);
+      // Its settle's upkeep runs after its response, while the client's next call arrives.
+      settling = settling.then(allotments.settle(admitted.call, 100, 60));
+    }
+    await settling;
+
+    expect(store.taken).toBeGreaterThanOrEqual(3);
+    expect(waited).toBe(0);
+    // Every request taken is either used by a call or given back: the item counts exactly `allotted`
+    // requests and their tokens once the allotments go back (the container gives all back when quiet).
+    await expect
+      .poll(async () => (await store.read(tenantId, 0)).monthUsed, { interval: 100, timeout: 10_000 })
+      .toBe(allotted * 60);
   });
 });
