@@ -3,7 +3,7 @@
  * the limit that refused it with that limit's numbers, and `retry-after` the expected wait.
  */
 import { AtriumError } from "@atrium/core/errors";
-import { type LimiterSnapshot, type Refusal, tatsFor } from "@atrium/core/limiter-item";
+import { type LimiterSnapshot, liveLeases, type Refusal, tatsFor } from "@atrium/core/limiter-item";
 import {
   formatDuration,
   gcraState,
@@ -35,10 +35,18 @@ export class RefusalError extends AtriumError {
 
 export function refusalError(call: RefusedCall): RefusalError {
   const { refusal, whole, shard, snapshot, now } = call;
-  const ms = Math.max(1, Math.ceil(refusal.retryAfter / 1000));
+  const held = refusal.reason === "monthly_budget" ? heldReservations(call) : 0;
+  const retryAfter = held > 0 ? HELD_BUDGET_WAIT_MICROS : refusal.retryAfter;
+  const ms = Math.max(1, Math.ceil(retryAfter / 1000));
   const err =
     refusal.reason === "monthly_budget"
-      ? new RefusalError(refusal.reason, 429, "insufficient_quota", "insufficient_quota", budgetMessage(call))
+      ? new RefusalError(
+          refusal.reason,
+          429,
+          "insufficient_quota",
+          "insufficient_quota",
+          budgetMessage(call, held),
+        )
       : new RefusalError(
           refusal.reason,
           429,
@@ -50,19 +58,38 @@ export function refusalError(call: RefusedCall): RefusalError {
     ...rateLimitHeaders(shard, whole, snapshot, now),
     "retry-after": String(Math.ceil(ms / 1000)),
     "retry-after-ms": String(ms),
-    // Retrying cannot help a spent budget; OpenAI's clients honour this header.
-    ...(refusal.reason === "monthly_budget" ? { "x-should-retry": "false" } : {}),
+    // Retrying cannot help a spent budget; OpenAI's clients honour this header. A budget held by
+    // reservations that may come back is worth one more try.
+    ...(refusal.reason === "monthly_budget" ? { "x-should-retry": held > 0 ? "true" : "false" } : {}),
   };
   return err;
 }
 
-function budgetMessage({ refusal, tokens, whole }: RefusedCall): string {
+/**
+ * How long a client is told to wait when the budget is held by reservations still out: a call in
+ * flight gives back what it did not use when it ends, and an allotment's unused tokens go back about
+ * a second after the tenant's last call (ADR 0004). Like a concurrency refusal's least wait.
+ */
+const HELD_BUDGET_WAIT_MICROS = 1_000_000;
+
+/**
+ * The leases (calls in flight, slots of allotments) on the refusing shard: while there are any, the
+ * month's count includes reservations whose unused part comes back, so the refusal may not last.
+ * None when the call could never fit the budget.
+ */
+function heldReservations({ tokens, whole, snapshot, now }: RefusedCall): number {
+  return tokens > whole.monthlyTokens ? 0 : liveLeases(snapshot, now);
+}
+
+function budgetMessage({ refusal, tokens, whole }: RefusedCall, held: number): string {
   const renews = "it renews at the start of next month (UTC)";
   if (tokens > whole.monthlyTokens) {
     return `This call reserves ${tokens} tokens, more than this tenant's whole monthly budget of ${whole.monthlyTokens}. Lower max_tokens or shorten the prompt.`;
   }
   const left = refusal.monthRemaining ?? 0;
-  return `This tenant's monthly budget of ${whole.monthlyTokens} tokens has ${left} left, fewer than the ${tokens} this call reserves; ${renews}.`;
+  const refused = `This tenant's monthly budget of ${whole.monthlyTokens} tokens has ${left} left, fewer than the ${tokens} this call reserves`;
+  if (held === 0) return `${refused}; ${renews}.`;
+  return `${refused}, while ${held} of its calls in flight or held slots still count their whole reservations; what they leave unused comes back when they end. Please try again in 1s; if the budget is spent, ${renews}.`;
 }
 
 function rateMessage({ refusal, tokens, whole }: RefusedCall): string {
