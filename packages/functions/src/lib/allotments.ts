@@ -100,7 +100,7 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       return undefined;
     }
     let call = local(holding, tokens, now);
-    if (call) renewAhead(holding, limits, now);
+    if (call) void renewIfRunningOut(holding, limits, now);
     else {
       // Counted while it waits, so a take made meanwhile brings a slot for it too.
       holding.waiting += 1;
@@ -130,13 +130,14 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
   }
 
   /**
-   * Starts the next take beside a call just admitted from an allotment it leaves running out, so the
-   * take is back while that call runs: a tenant whose calls follow one another (a client streaming
-   * one answer after the other) finds the next allotment ready instead of waiting for it.
+   * Takes the next allotment if the current one is running out and no take is on its way or paused.
+   * Started beside a call just admitted (not awaited), the take is back while that call runs: a
+   * tenant whose calls follow one another (a client streaming one answer after the other) finds the
+   * next allotment ready instead of waiting for it. At a settle, for a hold that ran down meanwhile.
    */
-  function renewAhead(holding: Holding, limits: ShardLimits, now: number): void {
-    if (holding.renewing || now < holding.pausedUntil || !runningOut(holding, now)) return;
-    void renew(holding, limits, now);
+  function renewIfRunningOut(holding: Holding, limits: ShardLimits, at: number): Promise<void> {
+    if (holding.renewing || at < holding.pausedUntil || !runningOut(holding, at)) return Promise.resolve();
+    return renew(holding, limits, at);
   }
 
   /** Waits for the take on its way, or makes one if the tenant is seen often; then admits locally. */
@@ -333,11 +334,8 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       const at = Date.now() * 1000;
       if (call.ownLease) await release(holding, [{ element: call.ownLease, expiry: 0, busy: false }], at);
       await release(holding, holding.spentSlots(at, callLeaseMicros), at);
-      // Renewed here too, off the calls' path, when the next call is likely to find it spent or ended:
-      // its hold may have run down while this call ran.
-      if (runningOut(holding, at) && !holding.renewing && at >= holding.pausedUntil && holding.limits) {
-        await renew(holding, holding.limits, at);
-      }
+      // Off the calls' path: its hold may have run down while this call ran.
+      if (holding.limits) await renewIfRunningOut(holding, holding.limits, at);
       whenQuiet(holding);
     };
   }

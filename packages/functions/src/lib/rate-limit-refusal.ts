@@ -89,7 +89,7 @@ function budgetMessage({ refusal, tokens, whole }: RefusedCall, held: number): s
   const left = refusal.monthRemaining ?? 0;
   const refused = `This tenant's monthly budget of ${whole.monthlyTokens} tokens has ${left} left, fewer than the ${tokens} this call reserves`;
   if (held === 0) return `${refused}; ${renews}.`;
-  return `${refused}, while ${held} of its calls in flight or held slots still count their whole reservations; what they leave unused comes back when they end. Please try again in 1s; if the budget is spent, ${renews}.`;
+  return `${refused}, while ${held} of its calls in flight or held slots still count their whole reservations; what they leave unused comes back when they end. Please try again in ${formatDuration(HELD_BUDGET_WAIT_MICROS)}; if the budget is spent, ${renews}.`;
 }
 
 function rateMessage({ refusal, tokens, whole }: RefusedCall): string {
