@@ -135,7 +135,6 @@ describe("an endpoint's circuit breaker", () => {
     expect(Number(reopened.openUntil)).toBeGreaterThan(Date.now() * 1000);
     expect(reopened.probeUntil).toBeUndefined();
     expect((await errorOf(await chat(tenant.apiKey, SOLO.model))).code).toBe("endpoint_unavailable");
-    await platform.gateway.idle();
     expect((await usageOf(platform, tenant.apiKey)).inFlight).toBe(0);
     platform.sagemaker.clearFaults(SOLO.endpointName);
   });

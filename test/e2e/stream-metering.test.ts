@@ -43,7 +43,6 @@ describe("a client that disconnects after the first chunk", () => {
       max_tokens: 40,
     };
     const buffered = await openai.chat.completions.create(request);
-    await platform.gateway.idle();
     const before = await usageOf(platform, tenant.apiKey);
     expect(before.tokensUsed).toBe(buffered.usage?.total_tokens);
 
@@ -67,7 +66,6 @@ describe("a client that disconnects after the first chunk", () => {
     gate.release();
     // The function cannot see the client leave (as on Lambda): it reads the model to its end.
     expect(await reports.next(tenant.id)).toMatchObject({ model: GATED_MODEL, outcome: "completed" });
-    await platform.gateway.idle();
     const after = await usageOf(platform, tenant.apiKey);
     expect(after.tokensUsed - before.tokensUsed).toBe(buffered.usage?.total_tokens);
     expect(after.inFlight).toBe(0);
@@ -112,7 +110,6 @@ describe("a stream that fails midway", () => {
 
       expect(await reports.next(tenant.id)).toMatchObject({ outcome: "failed" });
       const charged = promptReservation(request) + produced.length;
-      await platform.gateway.idle();
       expect(await usageOf(platform, tenant.apiKey)).toEqual({ tokensUsed: charged, inFlight: 0 });
       expect(charged).toBeLessThan(promptReservation(request) + request.max_tokens);
 
@@ -128,7 +125,6 @@ describe("a stream that fails midway", () => {
       for await (const chunk of stream) total += chunk.usage?.total_tokens ?? 0;
       expect(total).toBeGreaterThan(0);
       expect(await reports.next(tenant.id)).toMatchObject({ outcome: "completed" });
-      await platform.gateway.idle();
       expect(await usageOf(platform, tenant.apiKey)).toEqual({ tokensUsed: charged + total, inFlight: 0 });
     },
   );
@@ -143,7 +139,6 @@ describe("a stream that fails midway", () => {
     });
     expect(response.status).toBe(502);
     // Refunded once the answer has left (ADR 0004, "Settle off the path"): nothing charged, no slot held.
-    await platform.gateway.idle();
     expect(await usageOf(platform, tenant.apiKey)).toEqual({ tokensUsed: 0, inFlight: 0 });
   });
 });
@@ -183,7 +178,6 @@ describe("streamed and buffered calls of the same request", () => {
         if (includeUsage) expect(chunks.at(-1)?.usage).toEqual(buffered.usage);
         expect(await reports.next(streaming.id)).toMatchObject({ outcome: "completed" });
 
-        await platform.gateway.idle();
         const streamedUsage = await usageOf(platform, streaming.apiKey);
         const bufferedUsage = await usageOf(platform, buffering.apiKey);
         expect(streamedUsage).toEqual({ tokensUsed: buffered.usage?.total_tokens, inFlight: 0 });

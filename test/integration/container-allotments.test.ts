@@ -175,8 +175,8 @@ describe("a tenant whose calls follow one another", () => {
 
     expect(store.taken).toBeGreaterThanOrEqual(3);
     expect(waited).toBe(0);
-    // Every request taken is either used by a call or given back: the item counts exactly `allotted`
-    // requests and their tokens once the allotments go back (the container gives all back when quiet).
+    // Every token taken is either used by a call or given back: the month counts exactly what the
+    // allotted calls used once the allotments go back (the container gives all back when quiet).
     await expect
       .poll(async () => (await store.read(tenantId, 0)).monthUsed, { interval: 100, timeout: 10_000 })
       .toBe(allotted * 60);

@@ -32,11 +32,17 @@ export async function onboard(
 export const openaiFor = (platform: Platform, apiKey: string) =>
   new OpenAI({ apiKey, baseURL: `${platform.gatewayUrl}/v1`, maxRetries: 0 });
 
-/** GET /v1/usage: tokens used this month (settled, plus reservations in flight) and calls in flight. */
+/**
+ * GET /v1/usage once every call answered so far has settled: tokens used this month (settled, plus
+ * reservations of calls still in flight) and calls in flight. A call settles after its response
+ * (ADR 0004, "Settle off the path"), so a read just after it could still count its whole reservation.
+ */
 export async function usageOf(
   platform: Platform,
   apiKey: string,
 ): Promise<{ tokensUsed: number; inFlight: number }> {
+  // Every function answered so far has returned: its settle and ledger record are written.
+  await platform.gateway.idle();
   const response = await fetch(`${platform.gatewayUrl}/v1/usage`, {
     headers: { authorization: `Bearer ${apiKey}` },
   });
@@ -50,8 +56,6 @@ export async function usageOf(
  * after its response, so a read just after it may still count its reservation.
  */
 export async function settledUsageOf(platform: Platform, apiKey: string): Promise<number> {
-  // Every function answered so far has returned: its settle and ledger record are written.
-  await platform.gateway.idle();
   await expect.poll(async () => (await usageOf(platform, apiKey)).inFlight, { interval: 20 }).toBe(0);
   return (await usageOf(platform, apiKey)).tokensUsed;
 }
