@@ -7,9 +7,10 @@ import { CircuitBreakerStore } from "@atrium/core/circuit-breaker-store";
 import { DynamoClient } from "@atrium/core/dynamodb/client";
 import { EndpointStateStore } from "@atrium/core/endpoint-state-store";
 import { EndpointTable } from "@atrium/core/tables";
+import { whenCallAllows } from "./call-upkeep";
 import { createCircuitBreaker } from "./circuit-breaker";
 import { config, requireEnv } from "./clients";
-import { createEndpointView } from "./endpoint-view";
+import { createEndpointView, FIRST_VIEW_WAIT_MS } from "./endpoint-view";
 import { createFairShare } from "./fair-share";
 import { onCapacityRefusal, onEndpointHealth } from "./model-retries";
 import { endpointStateTimeouts } from "./timeouts";
@@ -17,7 +18,8 @@ import { endpointStateTimeouts } from "./timeouts";
 const table = requireEnv(EndpointTable.env);
 const client = new DynamoClient(endpointStateTimeouts(config.dynamodbRequestTimeoutMs));
 const store = new EndpointStateStore(client, table);
-const endpoints = createEndpointView(store);
+// A stale view is read again once the call that found it has its model's answer (call-upkeep.ts).
+const endpoints = createEndpointView(store, FIRST_VIEW_WAIT_MS, whenCallAllows);
 
 export const fairShare = createFairShare({ store, endpoints, config });
 export const breaker = createCircuitBreaker({

@@ -6,6 +6,7 @@
  */
 import { AtriumError } from "@atrium/core/errors";
 import type { Route } from "@atrium/core/route";
+import { startUpkeep } from "./call-upkeep";
 import { endpointInput, type ModelCall } from "./invoke-model";
 import { type TenantContext, timed } from "./middleware";
 import { fromSageMakerError, modelTimedOut } from "./model-errors";
@@ -47,6 +48,8 @@ export async function openModelStream(
     callModel(context, route, async (target) => {
       answered = target;
       const output = await sagemaker.invokeEndpointWithResponseStream(endpointInput(target, call), signal);
+      // The model has the call and works on its first token: upkeep the call found due goes out now.
+      startUpkeep();
       const parts = output.parts[Symbol.asyncIterator]();
       const first = await parts.next();
       return { output, parts, first };
