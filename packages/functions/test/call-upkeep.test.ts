@@ -79,7 +79,7 @@ describe("an endpoint view whose reads wait for upkeep", () => {
     expect((await view.read("ep-a", at + VIEW_MICROS + 2))?.contendedUntil).toBe(at + 5 * VIEW_MICROS);
   });
 
-  it("reads at once without `later` (the default)", async () => {
+  it("reads at once without `startRead` (the default)", async () => {
     const { store, read } = countingStore(emptyEndpointState());
     const view = createEndpointView({ read }, 60_000);
     await view.read("ep-b", 0);

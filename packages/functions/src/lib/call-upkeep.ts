@@ -5,7 +5,8 @@
  * which is the time to first token. Queued here instead, it starts once a model has answered a
  * streamed call (the stream's head: the model is working on its tokens) or once a call's response
  * has been sent, whichever comes first; the invocation returns only after it is done, so nothing is
- * left in flight when Lambda freezes the instance. docs/adr/0012-fair-share.md, "The view".
+ * left in flight when Lambda freezes the instance. docs/adr/0012-fair-share.md, "No call waits on
+ * the endpoint's state".
  */
 
 /** Due work by key (one per key: a second call finding the same view stale adds nothing). */

@@ -1,11 +1,11 @@
 /**
  * One Lambda instance's view of each endpoint's item (fair share's state and the circuit breaker's,
  * docs/adr/0012 and 0013), shared by both so the breaker adds no read of its own. A view older than
- * a second is returned as it is while a fresh read is made, so no call waits on it: `later` says when
- * that read starts (the functions pass call-upkeep's, which starts it once the call's model has
- * answered or its response is sent). With no view yet, a call waits for the first read at most
- * FIRST_VIEW_WAIT_MS. Writes this instance
- * makes are folded into the view at once, and a read that was on its way never undoes them.
+ * a second is returned as it is while a fresh read is made, so no call waits on it: `startRead`
+ * says when that read starts (the functions pass call-upkeep's, which starts it once the call's
+ * model has answered or its response is sent). With no view yet, a call waits for the first read at
+ * most FIRST_VIEW_WAIT_MS. Writes this instance makes are folded into the view at once, and a read
+ * that was on its way never undoes them.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import type { BreakerState } from "@atrium/core/circuit-breaker";
@@ -18,14 +18,14 @@ export const VIEW_MICROS = 1_000_000;
 /** A call on an instance with no view yet waits this long for the first read, then goes on without. */
 export const FIRST_VIEW_WAIT_MS = 250;
 
-/** Starts `work` (a stale view's read) now or when the caller chooses. */
-export type Later = (key: string, work: () => Promise<unknown>) => void;
+/** Starts a stale view's read, now or when the caller chooses; `key` names the endpoint's view. */
+export type StartRead = (key: string, read: () => Promise<unknown>) => void;
 
 /** `firstViewWaitMs`: tests that need the first read whatever the machine's load pass a long one. */
 export function createEndpointView(
   store: Pick<EndpointStateStore, "read">,
   firstViewWaitMs = FIRST_VIEW_WAIT_MS,
-  later: Later = (_key, work) => void work(),
+  startRead: StartRead = (_key, read) => void read(),
 ) {
   const views = new Map<string, { at: number; state: EndpointState }>();
   const refreshing = new Map<string, Promise<EndpointState | undefined>>();
@@ -61,7 +61,7 @@ export function createEndpointView(
     const cached = views.get(endpointName);
     if (cached) {
       if (at - cached.at >= VIEW_MICROS)
-        later(`endpoint view ${endpointName}`, () => refresh(endpointName, at));
+        startRead(`endpoint view ${endpointName}`, () => refresh(endpointName, at));
       return cached.state;
     }
     const waited = await Promise.race([
