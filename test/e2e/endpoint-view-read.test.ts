@@ -10,7 +10,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { VIEW_MICROS } from "@atrium/functions/lib/endpoint-view";
 import type { Platform } from "@atrium/local/platform";
 import { describe, expect, it } from "vitest";
-import type { GatedModel } from "../support/gated-model";
+import type { Gate, GatedModel } from "../support/gated-model";
 import { GATED_ENDPOINT, GATED_MODEL, useGatedPlatform } from "../support/gated-platform";
 import { type HoldingProxy, startHoldingProxy } from "../support/holding-proxy";
 import { onboard, postChat } from "../support/tenant-calls";
@@ -53,53 +53,55 @@ async function staleView() {
   return tenant;
 }
 
+/**
+ * Streams one call on a stale view with the view's reads held by the proxy and the model held after
+ * `events` events; `body` acts meanwhile. Then lets both go and checks the stream ended whole.
+ */
+async function streamHeld(
+  events: number,
+  body: (held: HoldingProxy, gate: Gate, streamed: Promise<Response>) => Promise<void>,
+) {
+  const tenant = await staleView();
+  const held = proxy as HoldingProxy;
+  held.hold(viewRead);
+  const gate = gated.holdAfter(events);
+  try {
+    const streamed = postChat(platform, tenant.apiKey, { ...request, stream: true });
+    await body(held, gate, streamed);
+    held.release();
+    gate.release();
+    const response = await streamed;
+    expect(response.status).toBe(200);
+    expect((await response.text()).trimEnd().endsWith("data: [DONE]")).toBe(true);
+    await platform.gateway.idle();
+  } finally {
+    held.release();
+    gate.release();
+  }
+}
+
+const viewReadsHeld = (held: HoldingProxy) => held.held().filter(viewRead).length;
+
 describe("a stale endpoint view", () => {
   it("is not read while the model has the call and has not answered", async () => {
-    const tenant = await staleView();
-    const held = proxy as HoldingProxy;
-    held.hold(viewRead);
-    const gate = gated.holdAfter(0);
-    try {
-      const streamed = postChat(platform, tenant.apiKey, { ...request, stream: true });
+    await streamHeld(0, async (held, gate, streamed) => {
       await gate.reached;
       // Long enough for a read made beside the call (as before 2026-12-02) to reach the proxy.
       await sleep(300);
-      expect(held.held().filter(viewRead)).toHaveLength(0);
+      expect(viewReadsHeld(held)).toBe(0);
       gate.release();
-      const response = await streamed;
-      expect(response.status).toBe(200);
-      await expect.poll(() => held.held().filter(viewRead).length, { timeout: 10_000 }).toBe(1);
-      held.release();
-      expect((await response.text()).trimEnd().endsWith("data: [DONE]")).toBe(true);
-      await platform.gateway.idle();
-    } finally {
-      held.release();
-      gate.release();
-    }
+      expect((await streamed).status).toBe(200);
+      await expect.poll(() => viewReadsHeld(held), { timeout: 10_000 }).toBe(1);
+    });
   });
 
   it("is read again once the stream's model has answered, without the call waiting for it", async () => {
-    const tenant = await staleView();
-
-    const held = proxy as HoldingProxy;
-    held.hold(viewRead);
-    const gate = gated.holdAfter(2);
-    try {
-      const streamed = await postChat(platform, tenant.apiKey, { ...request, stream: true });
+    await streamHeld(2, async (held, gate, streamed) => {
       // The client has the stream's head while the view's read is held: the call did not wait on it.
-      expect(streamed.status).toBe(200);
+      expect((await streamed).status).toBe(200);
       await gate.reached;
       // The model is still on the stream, and the read is already on its way.
-      await expect.poll(() => held.held().filter(viewRead).length, { timeout: 10_000 }).toBe(1);
-
-      held.release();
-      gate.release();
-      const text = await streamed.text();
-      expect(text.trimEnd().endsWith("data: [DONE]")).toBe(true);
-      await platform.gateway.idle();
-    } finally {
-      held.release();
-      gate.release();
-    }
+      await expect.poll(() => viewReadsHeld(held), { timeout: 10_000 }).toBe(1);
+    });
   });
 });

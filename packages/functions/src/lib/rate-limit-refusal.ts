@@ -35,32 +35,32 @@ export class RefusalError extends AtriumError {
 
 export function refusalError(call: RefusedCall): RefusalError {
   const { refusal, whole, shard, snapshot, now } = call;
-  const held = refusal.reason === "monthly_budget" ? heldReservations(call) : 0;
+  const budget = refusal.reason === "monthly_budget";
+  const held = budget ? heldReservations(call) : 0;
   const retryAfter = held > 0 ? HELD_BUDGET_WAIT_MICROS : refusal.retryAfter;
   const ms = Math.max(1, Math.ceil(retryAfter / 1000));
-  const err =
-    refusal.reason === "monthly_budget"
-      ? new RefusalError(
-          refusal.reason,
-          429,
-          "insufficient_quota",
-          "insufficient_quota",
-          budgetMessage(call, held),
-        )
-      : new RefusalError(
-          refusal.reason,
-          429,
-          refusal.reason === "tokens" ? "tokens" : "requests",
-          refusal.reason === "endpoint_busy" ? "endpoint_busy" : "rate_limit_exceeded",
-          `${rateMessage(call)}${shardNote(call)}. Please try again in ${formatDuration(refusal.retryAfter)}.`,
-        );
+  const err = budget
+    ? new RefusalError(
+        refusal.reason,
+        429,
+        "insufficient_quota",
+        "insufficient_quota",
+        budgetMessage(call, held),
+      )
+    : new RefusalError(
+        refusal.reason,
+        429,
+        refusal.reason === "tokens" ? "tokens" : "requests",
+        refusal.reason === "endpoint_busy" ? "endpoint_busy" : "rate_limit_exceeded",
+        `${rateMessage(call)}${shardNote(call)}. Please try again in ${formatDuration(refusal.retryAfter)}.`,
+      );
   err.headers = {
     ...rateLimitHeaders(shard, whole, snapshot, now),
     "retry-after": String(Math.ceil(ms / 1000)),
     "retry-after-ms": String(ms),
     // Retrying cannot help a spent budget; OpenAI's clients honour this header. A budget held by
     // reservations that may come back is worth one more try.
-    ...(refusal.reason === "monthly_budget" ? { "x-should-retry": held > 0 ? "true" : "false" } : {}),
+    ...(budget ? { "x-should-retry": held > 0 ? "true" : "false" } : {}),
   };
   return err;
 }

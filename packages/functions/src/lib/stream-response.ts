@@ -1,6 +1,6 @@
 import type { Writable } from "node:stream";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import { upkeepDone } from "./call-upkeep";
+import { startUpkeep, upkeepDone } from "./call-upkeep";
 
 /**
  * A result whose body is written as it is produced: `stream` writes it to the client, ends it, and
@@ -34,12 +34,14 @@ export function streamedProxyHandler<C extends Context>(
         Object.assign(context, { later: (work: () => Promise<void>) => afterwards.push(work) }),
       );
     } finally {
+      // Upkeep the call found due (call-upkeep.ts) goes out now, beside the settle's writes, if the
+      // model has not started it.
+      startUpkeep();
       for (const work of afterwards) {
         // Never thrown: the response is sent; each piece logs and counts its own failures.
         await work().catch((err) => console.error("work after the response failed", (err as Error).name));
       }
-      // Upkeep the call found due (call-upkeep.ts): started now if the model has not started it, and
-      // done before the invocation returns, so no request is left in flight while Lambda freezes.
+      // Done before the invocation returns, so no request is left in flight while Lambda freezes.
       await upkeepDone();
     }
   });
