@@ -20,6 +20,7 @@ let modelCalls = 0;
 let clients: typeof import("@atrium/functions/lib/clients");
 let unavailable: typeof import("@atrium/functions/lib/aws-unavailable");
 let invokeModel: typeof import("@atrium/functions/lib/invoke-model").invokeModel;
+let upkeep: typeof import("@atrium/functions/lib/call-upkeep");
 
 beforeAll(async () => {
   dynamo = sharedDynamo();
@@ -38,6 +39,7 @@ beforeAll(async () => {
   clients = await import("@atrium/functions/lib/clients");
   unavailable = await import("@atrium/functions/lib/aws-unavailable");
   ({ invokeModel } = await import("@atrium/functions/lib/invoke-model"));
+  upkeep = await import("@atrium/functions/lib/call-upkeep");
 });
 
 afterAll(async () => {
@@ -81,23 +83,41 @@ describe("the DynamoDB client", () => {
 describe("a model call", () => {
   const tenant = { id: "tn-slow", compliance: [] } as unknown as Tenant;
   const route = { kind: "shared", model: "llama-3.1-8b-instruct", endpointName: "atrium-shared-llama-8b" };
-
-  it("stops at the call's deadline, once, with Atrium's 504 model_timeout", async () => {
-    const before = modelCalls;
+  /** A buffered call to the silent model with a deadline `ms` away; resolves with its error. */
+  const callModel = (ms: number) => {
     const context = {
       tenant,
       timing: { startedAt: performance.now(), modelMs: 0 },
-      deadline: AbortSignal.timeout(300),
-      deadlineAt: performance.now() + 300,
+      deadline: AbortSignal.timeout(ms),
+      deadlineAt: performance.now() + ms,
     } as unknown as TenantContext;
-    const err = await invokeModel(
+    return invokeModel(
       route as Parameters<typeof invokeModel>[0],
       { body: Buffer.from("{}"), contentType: "application/json" },
       context,
     ).catch((e: unknown) => e);
+  };
+
+  it("stops at the call's deadline, once, with Atrium's 504 model_timeout", async () => {
+    const before = modelCalls;
+    const err = await callModel(300);
     expect(err).toBeInstanceOf(AtriumError);
     expect(err).toMatchObject({ status: 504, code: "model_timeout", headers: { "x-should-retry": "false" } });
     // An abandoned call is not retried: the model saw it once.
     expect(modelCalls - before).toBe(1);
+  });
+
+  it("starts the upkeep the call found due once its request has gone, while the model has not answered", async () => {
+    let requestsAtUpkeep: number | undefined;
+    const before = modelCalls;
+    upkeep.whenCallAllows("read a stale view", async () => {
+      requestsAtUpkeep = modelCalls - before;
+    });
+    const call = callModel(1_000);
+    expect(requestsAtUpkeep).toBeUndefined();
+    // The silent model never answers: the upkeep ran on the request alone, not on an answer.
+    await expect.poll(() => requestsAtUpkeep, { timeout: 900 }).toBeDefined();
+    expect(await call).toMatchObject({ status: 504, code: "model_timeout" });
+    await upkeep.upkeepDone();
   });
 });

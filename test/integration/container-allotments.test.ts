@@ -5,8 +5,9 @@
  * The slot's lease is 70 s; these tests move its end near (what the passing of a minute would do)
  * rather than wait for it. A tenant whose calls follow one another (a client streaming one answer
  * after the other) never finds its next call waiting for the next allotment's take: it starts beside
- * the call that leaves the allotment running out, and is back while that call runs. And the
- * container's memory of tenants stays bounded.
+ * the call that leaves the allotment running out, and is back while that call runs, also when it
+ * waits for that call's model to have its request, as the functions have it (call-upkeep.ts). And
+ * the container's memory of tenants stays bounded.
  */
 
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,6 +20,7 @@ import { LimiterTable } from "@atrium/core/tables";
 import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAllotments } from "../../packages/functions/src/lib/allotments";
+import { startUpkeep, upkeepDone, whenCallAllows } from "../../packages/functions/src/lib/call-upkeep";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
 const TABLE = uniqueTableName("atrium-test-allotment-streams");
@@ -138,47 +140,68 @@ class WatchedStore extends LimiterStore {
 }
 
 describe("a tenant whose calls follow one another", () => {
-  it("finds its next allotment taken while the call before ran, never waits for it, and stays exact", async () => {
-    const store = new WatchedStore(db, TABLE);
-    const allotments = createAllotments({ storeFor: () => store, callLeaseMicros: CALL_LEASE });
-    const tenantId = `tn-renewal-${++tenantCounter}`;
-    const calls = 80;
-    let waited = 0;
-    let allotted = 0;
-    let settling: Promise<void> = Promise.resolve();
-    for (let i = 0; i < calls; i++) {
-      // A call arriving while a take is on its way would wait for it (the last call's settle started it).
-      const takeOnItsWay = store.takes.size > 0;
-      const admitted = await allotments.admit(
-        tenantId,
-        shortWindow,
-        (shard) => shardLimits(shortWindow, shard),
-        100,
-        undefined,
-        Date.now() * 1000,
-      );
-      if (!admitted) {
-        // Before the container knows the tenant's rate (8 arrivals): admitted on its own, as the
-        // limiter would, and running as long.
-        expect(i).toBeLessThan(8);
-        await sleep(10);
-        continue;
+  // The renewal starts beside the admission (at once), or once the call's model has its request,
+  // as the functions wire it (call-upkeep.ts): either way it is back before the next call.
+  it.each([
+    { wiring: "at once", startRenewal: undefined },
+    { wiring: "on the call's upkeep", startRenewal: whenCallAllows },
+  ])(
+    "finds its next allotment taken while the call before ran, never waits for it, and stays exact ($wiring)",
+    async ({ startRenewal }) => {
+      const store = new WatchedStore(db, TABLE);
+      const allotments = createAllotments({
+        storeFor: () => store,
+        callLeaseMicros: CALL_LEASE,
+        ...(startRenewal ? { startRenewal } : {}),
+      });
+      const tenantId = `tn-renewal-${++tenantCounter}`;
+      const calls = 80;
+      let waited = 0;
+      let allotted = 0;
+      // Takes started within admissions themselves.
+      let takenByAdmissions = 0;
+      let settling: Promise<void> = Promise.resolve();
+      for (let i = 0; i < calls; i++) {
+        // A call arriving while a take is on its way would wait for it (the last call's settle started it).
+        const takeOnItsWay = store.takes.size > 0;
+        const takenBefore = store.taken;
+        const admitted = await allotments.admit(
+          tenantId,
+          shortWindow,
+          (shard) => shardLimits(shortWindow, shard),
+          100,
+          undefined,
+          Date.now() * 1000,
+        );
+        takenByAdmissions += store.taken - takenBefore;
+        if (!admitted) {
+          // Before the container knows the tenant's rate (8 arrivals): admitted on its own, as the
+          // limiter would, and running as long.
+          expect(i).toBeLessThan(8);
+          await sleep(10);
+          continue;
+        }
+        allotted += 1;
+        if (takeOnItsWay) waited += 1;
+        // The call's model has its request: the upkeep it found due goes out.
+        startUpkeep();
+        // The call runs about 10 ms; a take started for it is back by its end.
+        await Promise.all([sleep(10), ...store.takes, upkeepDone()]);
+        // Its settle's upkeep runs after its response, while the client's next call arrives.
+        settling = settling.then(allotments.settle(admitted.call, 100, 60));
       }
-      allotted += 1;
-      if (takeOnItsWay) waited += 1;
-      // The call runs about 10 ms; a take started beside it is back by its end.
-      await Promise.all([sleep(10), ...store.takes]);
-      // Its settle's upkeep runs after its response, while the client's next call arrives.
-      settling = settling.then(allotments.settle(admitted.call, 100, 60));
-    }
-    await settling;
+      await settling;
 
-    expect(store.taken).toBeGreaterThanOrEqual(3);
-    expect(waited).toBe(0);
-    // Every token taken is either used by a call or given back: the month counts exactly what the
-    // allotted calls used once the allotments go back (the container gives all back when quiet).
-    await expect
-      .poll(async () => (await store.read(tenantId, 0)).monthUsed, { interval: 100, timeout: 10_000 })
-      .toBe(allotted * 60);
-  });
+      expect(store.taken).toBeGreaterThanOrEqual(3);
+      expect(waited).toBe(0);
+      // Left to the call's upkeep, no admission starts a take but the first (no allotment yet).
+      if (startRenewal) expect(takenByAdmissions).toBe(1);
+      else expect(takenByAdmissions).toBeGreaterThan(1);
+      // Every token taken is either used by a call or given back: the month counts exactly what the
+      // allotted calls used once the allotments go back (the container gives all back when quiet).
+      await expect
+        .poll(async () => (await store.read(tenantId, 0)).monthUsed, { interval: 100, timeout: 10_000 })
+        .toBe(allotted * 60);
+    },
+  );
 });

@@ -77,6 +77,8 @@ export interface OutgoingRequest {
   /** Headers to send and sign, names in lower case. */
   headers: Record<string, string>;
   body: Uint8Array;
+  /** Called once the whole request has been handed to the connection, its answer not yet read. */
+  onSent?: () => void;
 }
 
 /** A keep-alive pool to one service's endpoint, signing every request. */
@@ -180,6 +182,7 @@ export class AwsConnection {
             : this.failureOf(err),
         );
       });
+      if (request.onSent) outgoing.once("finish", request.onSent);
       outgoing.end(request.body);
     });
   }

@@ -25,6 +25,7 @@ import {
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { type AllottedCall, createAllotments } from "./allotments";
+import type { StartUpkeep } from "./call-upkeep";
 import { whenLimiterUnavailable } from "./limiter-fail-mode";
 import { logger, metrics, tenantMetrics } from "./observability";
 import { rateLimitHeaders, refusalError } from "./rate-limit-refusal";
@@ -61,16 +62,28 @@ export interface AdmissionDeps {
   config: StageConfig;
   /** Microseconds since the epoch; injectable for tests. */
   now?: () => number;
+  /** When an allotment's renewal found due at an admission starts (allotments.ts); at once by default. */
+  startRenewal?: StartUpkeep;
 }
 
-export function createAdmission({ storeFor, config: stage, now = () => Date.now() * 1000 }: AdmissionDeps) {
+export function createAdmission({
+  storeFor,
+  config: stage,
+  now = () => Date.now() * 1000,
+  startRenewal,
+}: AdmissionDeps) {
   // Per container and shard: the item as a refusal showed it, until that refusal's wait is over.
   const refused = new Map<string, { until: number; snapshot: LimiterSnapshot }>();
   // Tenants refused by a write since their last admission here: a take would be refused too, so their
   // calls are admitted one by one until one gets through.
   const limited = new Map<string, true>();
   const durations = new CallDurations();
-  const allotments = createAllotments({ storeFor, callLeaseMicros: LEASE_MICROS });
+  const allotments = createAllotments({
+    storeFor,
+    callLeaseMicros: LEASE_MICROS,
+    now,
+    ...(startRenewal ? { startRenewal } : {}),
+  });
 
   /**
    * Reserves `tokens` (the bound set by length field `field`, if one did) or throws the refusal.

@@ -21,6 +21,7 @@ import type { LimiterStore } from "@atrium/core/limiter-store";
 import { monthOf, type ShardLimits, type TenantLimits } from "@atrium/core/limits";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { Holding } from "./allotment-holding";
+import { atOnce, type StartUpkeep } from "./call-upkeep";
 import { logger, metrics } from "./observability";
 
 /** A call admitted from an allotment: what its settle gives back here. */
@@ -47,9 +48,21 @@ export interface AllotmentDeps {
   storeFor: (tenantId: string) => LimiterStore;
   /** A call's lease (microseconds): a slot must outlive it to serve a new call. */
   callLeaseMicros: number;
+  /**
+   * When a renewal found due at an admission starts: the functions pass call-upkeep's, which starts
+   * it once the call's model has answered or its response is sent, never before the model's request.
+   */
+  startRenewal?: StartUpkeep;
+  /** Microseconds since the epoch, when a renewal starts; the admission's clock. */
+  now?: () => number;
 }
 
-export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
+export function createAllotments({
+  storeFor,
+  callLeaseMicros,
+  startRenewal = atOnce,
+  now: clock = () => Date.now() * 1000,
+}: AllotmentDeps) {
   const holdings = new Map<string, Holding>();
 
   function holdingFor(tenantId: string, whole: TenantLimits, endpoint: string | undefined): Holding {
@@ -100,8 +113,12 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
       return undefined;
     }
     let call = local(holding, tokens, now);
-    if (call) void renewIfRunningOut(holding, limits, now);
-    else {
+    if (call) {
+      if (runningOut(holding, now))
+        startRenewal(`renewal ${keyOf(holding)}`, () =>
+          renewIfRunningOut(holding, holding.limits ?? limits, clock()),
+        );
+    } else {
       // Counted while it waits, so a take made meanwhile brings a slot for it too.
       holding.waiting += 1;
       try {
@@ -131,9 +148,11 @@ export function createAllotments({ storeFor, callLeaseMicros }: AllotmentDeps) {
 
   /**
    * Takes the next allotment if the current one is running out and no take is on its way or paused.
-   * Started beside a call just admitted (not awaited), the take is back while that call runs: a
-   * tenant whose calls follow one another (a client streaming one answer after the other) finds the
-   * next allotment ready instead of waiting for it. At a settle, for a hold that ran down meanwhile.
+   * Started for a call just admitted (not awaited; by `startRenewal`, once that call's model has its
+   * request), the take is back while that call runs: a tenant whose calls follow one another (a
+   * client streaming one answer after the other) finds the next allotment ready instead of waiting
+   * for it. At a settle, for a hold that ran down meanwhile. Whether it is due is judged again when
+   * it starts: a call finding the allotment spent meanwhile may have taken the next one itself.
    */
   function renewIfRunningOut(holding: Holding, limits: ShardLimits, at: number): Promise<void> {
     if (holding.renewing || at < holding.pausedUntil || !runningOut(holding, at)) return Promise.resolve();

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { BreakerState } from "@atrium/core/circuit-breaker";
 import { type EndpointState, emptyEndpointState, mergeViews } from "@atrium/core/endpoint-state";
 import type { EndpointStateStore } from "@atrium/core/endpoint-state-store";
+import { atOnce, type StartUpkeep } from "./call-upkeep";
 import { logger } from "./observability";
 
 /** How long a view of an endpoint's state is reused before it is read again. */
@@ -18,14 +19,11 @@ export const VIEW_MICROS = 1_000_000;
 /** A call on an instance with no view yet waits this long for the first read, then goes on without. */
 export const FIRST_VIEW_WAIT_MS = 250;
 
-/** Starts a stale view's read, now or when the caller chooses; `key` names the endpoint's view. */
-export type StartRead = (key: string, read: () => Promise<unknown>) => void;
-
 /** `firstViewWaitMs`: tests that need the first read whatever the machine's load pass a long one. */
 export function createEndpointView(
   store: Pick<EndpointStateStore, "read">,
   firstViewWaitMs = FIRST_VIEW_WAIT_MS,
-  startRead: StartRead = (_key, read) => void read(),
+  startRead: StartUpkeep = atOnce,
 ) {
   const views = new Map<string, { at: number; state: EndpointState }>();
   const refreshing = new Map<string, Promise<EndpointState | undefined>>();

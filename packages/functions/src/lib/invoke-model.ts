@@ -1,4 +1,5 @@
 import type { Route } from "@atrium/core/route";
+import { startUpkeep } from "./call-upkeep";
 import { type TenantContext, timed } from "./middleware";
 import { callModel } from "./model-retries";
 import { logger } from "./observability";
@@ -34,7 +35,8 @@ export async function invokeModel(
   const output = await timed(context, () =>
     callModel(context, route, (target) => {
       answered = target;
-      return sagemaker.invokeEndpoint(endpointInput(target, call), context.deadline);
+      // The model has the request once it has gone: upkeep the call found due goes out then.
+      return sagemaker.invokeEndpoint(endpointInput(target, call), context.deadline, startUpkeep);
     }),
   );
   return {

@@ -6,6 +6,7 @@ import { LimiterStore } from "@atrium/core/limiter-store";
 import type { Route } from "@atrium/core/route";
 import { LimiterTable } from "@atrium/core/tables";
 import { createAdmission, LEASE_MICROS } from "./admission";
+import { whenCallAllows } from "./call-upkeep";
 import { config, requireEnv } from "./clients";
 import { fairShare } from "./endpoints";
 import type { TenantContext } from "./middleware";
@@ -30,7 +31,8 @@ export function limiterStoreFor(tenantId: string): LimiterStore {
   return store;
 }
 
-export const limiter = createAdmission({ storeFor: limiterStoreFor, config });
+// A renewal found due at an admission goes out once the call's model has its request (call-upkeep.ts).
+export const limiter = createAdmission({ storeFor: limiterStoreFor, config, startRenewal: whenCallAllows });
 
 /**
  * Reserves `tokens` for the caller's call (`field`: the length field that set its bound, named in a

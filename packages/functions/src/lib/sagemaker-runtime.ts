@@ -106,15 +106,18 @@ export class SageMakerRuntime {
     this.#connection.destroy();
   }
 
-  /** InvokeEndpoint: the model's whole answer. */
-  async invokeEndpoint(input: InvokeInput, signal?: AbortSignal): Promise<InvokeOutput> {
+  /** InvokeEndpoint: the model's whole answer. `onSent` is called once the request has gone. */
+  async invokeEndpoint(input: InvokeInput, signal?: AbortSignal, onSent?: () => void): Promise<InvokeOutput> {
     const headers: Record<string, string> = { "content-type": input.contentType };
     if (input.accept) headers.accept = input.accept;
     if (input.targetModel) headers["x-amzn-sagemaker-target-model"] = input.targetModel;
     if (input.inferenceComponentName)
       headers["x-amzn-sagemaker-inference-component"] = input.inferenceComponentName;
     const path = `/endpoints/${encodeURIComponent(input.endpointName)}/invocations`;
-    const response = await this.#connection.send({ path, headers, body: input.body }, signal);
+    const response = await this.#connection.send(
+      { path, headers, body: input.body, ...(onSent ? { onSent } : {}) },
+      signal,
+    );
     const body = await this.#connection.readAll(response);
     if (!succeeded(response)) throw errorOf(response, body);
     return { body, contentType: headerOf(response, "content-type") };
