@@ -50,7 +50,8 @@ export interface AllotmentDeps {
   callLeaseMicros: number;
   /**
    * When a renewal found due at an admission starts: the functions pass call-upkeep's, which starts
-   * it once the call's model has answered or its response is sent, never before the model's request.
+   * it once the call's model has the call (a stream's head, a buffered call's request sent) or its
+   * response is sent, never before the model's request.
    */
   startRenewal?: StartUpkeep;
   /** Microseconds since the epoch, when a renewal starts; the admission's clock. */

@@ -16,6 +16,7 @@
  */
 export type StartUpkeep = (key: string, work: () => Promise<unknown>) => void;
 
+/** Starts the work now, beside whatever found it due. */
 export const atOnce: StartUpkeep = (_key, work) => void work();
 
 /** Due work by key (one per key: a second call finding the same view stale adds nothing). */

@@ -3,7 +3,7 @@
  * docs/adr/0012 and 0013), shared by both so the breaker adds no read of its own. A view older than
  * a second is returned as it is while a fresh read is made, so no call waits on it: `startRead`
  * says when that read starts (the functions pass call-upkeep's, which starts it once the call's
- * model has answered or its response is sent). With no view yet, a call waits for the first read at
+ * model has the call or its response is sent). With no view yet, a call waits for the first read at
  * most FIRST_VIEW_WAIT_MS. Writes this instance makes are folded into the view at once, and a read
  * that was on its way never undoes them.
  */
