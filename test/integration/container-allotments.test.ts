@@ -20,7 +20,12 @@ import { LimiterTable } from "@atrium/core/tables";
 import { dynamoClientFor, ensureTable, type LocalDynamo, localDynamoClient } from "@atrium/local/dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createAllotments } from "../../packages/functions/src/lib/allotments";
-import { startUpkeep, upkeepDone, whenCallAllows } from "../../packages/functions/src/lib/call-upkeep";
+import {
+  atOnce,
+  startUpkeep,
+  upkeepDone,
+  whenCallAllows,
+} from "../../packages/functions/src/lib/call-upkeep";
 import { sharedDynamo, uniqueTableName } from "../support/dynamodb";
 
 const TABLE = uniqueTableName("atrium-test-allotment-streams");
@@ -143,16 +148,16 @@ describe("a tenant whose calls follow one another", () => {
   // The renewal starts beside the admission (at once), or once the call's model has its request,
   // as the functions wire it (call-upkeep.ts): either way it is back before the next call.
   it.each([
-    { wiring: "at once", startRenewal: undefined },
-    { wiring: "on the call's upkeep", startRenewal: whenCallAllows },
+    { wiring: "at once", startRenewal: atOnce, deferred: false },
+    { wiring: "on the call's upkeep", startRenewal: whenCallAllows, deferred: true },
   ])(
     "finds its next allotment taken while the call before ran, never waits for it, and stays exact ($wiring)",
-    async ({ startRenewal }) => {
+    async ({ startRenewal, deferred }) => {
       const store = new WatchedStore(db, TABLE);
       const allotments = createAllotments({
         storeFor: () => store,
         callLeaseMicros: CALL_LEASE,
-        ...(startRenewal ? { startRenewal } : {}),
+        startRenewal,
       });
       const tenantId = `tn-renewal-${++tenantCounter}`;
       const calls = 80;
@@ -195,7 +200,7 @@ describe("a tenant whose calls follow one another", () => {
       expect(store.taken).toBeGreaterThanOrEqual(3);
       expect(waited).toBe(0);
       // Left to the call's upkeep, no admission starts a take but the first (no allotment yet).
-      if (startRenewal) expect(takenByAdmissions).toBe(1);
+      if (deferred) expect(takenByAdmissions).toBe(1);
       else expect(takenByAdmissions).toBeGreaterThan(1);
       // Every token taken is either used by a call or given back: the month counts exactly what the
       // allotted calls used once the allotments go back (the container gives all back when quiet).

@@ -25,7 +25,7 @@ import {
 import type { Tenant } from "@atrium/core/tenant";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { type AllottedCall, createAllotments } from "./allotments";
-import type { StartUpkeep } from "./call-upkeep";
+import { atOnce, type StartUpkeep } from "./call-upkeep";
 import { whenLimiterUnavailable } from "./limiter-fail-mode";
 import { logger, metrics, tenantMetrics } from "./observability";
 import { rateLimitHeaders, refusalError } from "./rate-limit-refusal";
@@ -70,7 +70,7 @@ export function createAdmission({
   storeFor,
   config: stage,
   now = () => Date.now() * 1000,
-  startRenewal,
+  startRenewal = atOnce,
 }: AdmissionDeps) {
   // Per container and shard: the item as a refusal showed it, until that refusal's wait is over.
   const refused = new Map<string, { until: number; snapshot: LimiterSnapshot }>();
@@ -82,7 +82,7 @@ export function createAdmission({
     storeFor,
     callLeaseMicros: LEASE_MICROS,
     now,
-    ...(startRenewal ? { startRenewal } : {}),
+    startRenewal,
   });
 
   /**

@@ -115,7 +115,7 @@ export function createAllotments({
     }
     let call = local(holding, tokens, now);
     if (call) {
-      if (runningOut(holding, now))
+      if (renewalDue(holding, now))
         startRenewal(`renewal ${keyOf(holding)}`, () =>
           renewIfRunningOut(holding, holding.limits ?? limits, clock()),
         );
@@ -156,9 +156,12 @@ export function createAllotments({
    * it starts: a call finding the allotment spent meanwhile may have taken the next one itself.
    */
   function renewIfRunningOut(holding: Holding, limits: ShardLimits, at: number): Promise<void> {
-    if (holding.renewing || at < holding.pausedUntil || !runningOut(holding, at)) return Promise.resolve();
-    return renew(holding, limits, at);
+    return renewalDue(holding, at) ? renew(holding, limits, at) : Promise.resolve();
   }
+
+  /** The allotment is running out, and no take is on its way or paused. */
+  const renewalDue = (holding: Holding, at: number) =>
+    !holding.renewing && at >= holding.pausedUntil && runningOut(holding, at);
 
   /** Waits for the take on its way, or makes one if the tenant is seen often; then admits locally. */
   async function afterTake(holding: Holding, limits: ShardLimits, tokens: number, now: number) {
