@@ -6,7 +6,8 @@
  * client is its own process). DynamoDB requests per admitted and per refused call are counted by a
  * proxy in front of DynamoDB Local, in its own process too. Prints a table, checks issue 12's targets, writes
  * .atrium/bench/request-path.json. A benchmark, not a test: figures vary with the machine.
- * Settings: BENCH_SECONDS per measurement (default 3), BENCH_ROUNDS (2), BENCH_REFUSED_CALLS (50).
+ * Settings: BENCH_SECONDS per measurement (default 3), BENCH_ROUNDS (2), BENCH_REFUSED_CALLS (50),
+ * BENCH_WARMUP_CALLS (3000: unmeasured calls per path first, as the same number for every path).
  */
 import { rm } from "node:fs/promises";
 import {
@@ -37,6 +38,8 @@ const { REPO_ROOT, startPlatform } = await import("../packages/local/src/platfor
 const SECONDS = setting("BENCH_SECONDS", 3, 0.5);
 const ROUNDS = setting("BENCH_ROUNDS", 2);
 const REFUSED_CALLS = setting("BENCH_REFUSED_CALLS", 50, 10);
+/** Unmeasured calls per path before the rounds (at most a minute's worth). */
+const WARMUP_CALLS = setting("BENCH_WARMUP_CALLS", 3000, 300);
 const CONNECTIONS = [1, 16] as const;
 /** Issue 12 item 4. */
 const TARGET_CALLS_PER_S = 600;
@@ -72,11 +75,16 @@ try {
   process.stdout.write(
     `request path benchmark: ${ROUNDS} rounds of ${SECONDS} s per path and connection count${QUICK ? " (quick)" : ""}\n`,
   );
-  // Warm-up: handler modules load, caches fill, every path opens its keep-alive connections.
+  // Warm-up, the same number of calls on every path: handler modules load, caches fill, keep-alive
+  // connections open, and V8's and DynamoDB Local's JIT compilers settle. Atrium runs far more code
+  // per call than the paths it is compared with: its first few hundred calls take twice as long as
+  // its thousandth (README, "Benchmarks").
   for (const path of PATHS) {
-    for (const connections of CONNECTIONS) {
-      await client.run({ ...targets[path], connections, seconds: Math.min(1, SECONDS) });
-    }
+    await client.run({ ...targets[path], connections: 1, seconds: Math.min(1, SECONDS) });
+    const warm = await client.run({ ...targets[path], connections: 16, seconds: 60, calls: WARMUP_CALLS });
+    process.stdout.write(
+      `  warm-up, ${path.padEnd(9)} ${warm.latenciesMs.length} calls at 16 connections in ${warm.seconds.toFixed(1)} s\n`,
+    );
   }
   for (let round = 1; round <= ROUNDS; round++) {
     for (const connections of CONNECTIONS) {
@@ -143,7 +151,7 @@ try {
       `machine: ${describeMachine(machineAfter)}\n`,
   );
   const file = await writeBenchJson("request-path", {
-    settings: { SECONDS, ROUNDS, REFUSED_CALLS, QUICK },
+    settings: { SECONDS, ROUNDS, REFUSED_CALLS, WARMUP_CALLS, QUICK },
     machine: { before: machineBefore, after: machineAfter },
     figures,
     addedP50Ms,

@@ -9,13 +9,17 @@
  * and the share of streams whose first content chunk arrived before the model could have produced its
  * last token (nothing buffered on the way). A benchmark, not a test: run it on a quiet machine.
  *
+ * Before anything is measured each path runs BENCH_WARMUP_STREAMS (2000) one-token streams, 16 at
+ * once (Atrium's for a tenant whose limits are far above them), then 32 whole ones: JIT compilers
+ * settle, V8's and DynamoDB Local's, so the rounds measure a warm platform.
+ *
  * "1" and "16" are a tenant that keeps that many streams running, one after another: each round of a
  * path starts with WARM_STREAMS unmeasured streams, since a container judges a tenant's rate by its
  * last 8 calls (ADR 0004, Allotments) and the tenant was quiet while the other path ran. The "1,
  * quiet" row is a tenant calling less than once a second, whose every stream is admitted by its own
  * write before its first token.
  */
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,12 +27,12 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { SageMakerRuntime } from "../packages/functions/src/lib/sagemaker-runtime";
 import { sagemakerTimeouts } from "../packages/functions/src/lib/timeouts";
 import { machine, QUICK, setting, writeBenchJson } from "./bench/output";
-import { benchTenant } from "./bench/targets";
+import { benchTenant, writeBenchConfig } from "./bench/targets";
 
 process.env.POWERTOOLS_LOG_LEVEL = "SILENT";
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = "true";
-const { startPlatform } = await import("../packages/local/src/platform");
+const { REPO_ROOT, startPlatform } = await import("../packages/local/src/platform");
 
 const TOKEN_DELAY_MS = setting("BENCH_TOKEN_DELAY_MS", 20);
 const MAX_TOKENS = setting("BENCH_MAX_TOKENS", 32);
@@ -44,6 +48,8 @@ const RUNS: [number, number][] = QUICK
     ];
 // The paths take turns, a quarter of the streams at a time, so a neighbour's load spike hits both alike.
 const ROUNDS = 4;
+/** Unmeasured one-token streams per path before anything is measured. */
+const WARMUP_STREAMS = setting("BENCH_WARMUP_STREAMS", 2000, 100);
 /** Unmeasured streams at the start of each round: the container's rate estimate needs 8 calls. */
 const WARM_STREAMS = 8;
 /** The quiet tenant: streams this far apart (start to start, ms), below one call a second. */
@@ -79,16 +85,25 @@ function sseReader(started: number) {
       else if (data && JSON.parse(data).choices?.[0]?.delta?.content) arrivals.push(at);
     }
   };
-  /** The arrivals of a whole stream; throws unless it ended with [DONE] after MAX_TOKENS content chunks. */
-  const finish = (path: Path): Arrivals => {
-    if (done && arrivals.length === MAX_TOKENS) return arrivals;
-    throw new Error(`${path}: ${arrivals.length} content chunks (want ${MAX_TOKENS}), [DONE] seen: ${done}`);
+  /** The arrivals of a whole stream; throws unless it ended with [DONE] after `tokens` content chunks. */
+  const finish = (path: Path, tokens: number): Arrivals => {
+    if (done && arrivals.length === tokens) return arrivals;
+    throw new Error(`${path}: ${arrivals.length} content chunks (want ${tokens}), [DONE] seen: ${done}`);
   };
   return { push, finish };
 }
 
 const dataDir = await mkdtemp(join(tmpdir(), "atrium-bench-stream-"));
-const platform = await startPlatform({ port: 0, dataDir, ephemeral: true, tokenDelayMs: TOKEN_DELAY_MS });
+const platform = await startPlatform({
+  port: 0,
+  dataDir,
+  ephemeral: true,
+  tokenDelayMs: TOKEN_DELAY_MS,
+  configFile: await writeBenchConfig(
+    await readFile(join(REPO_ROOT, "config", "local.json"), "utf8"),
+    dataDir,
+  ),
+});
 const shared = platform.config.sharedEndpoints[0];
 const sagemaker = new SageMakerRuntime({
   endpoint: platform.sagemakerUrl,
@@ -109,10 +124,10 @@ let refusedThenRetried = 0;
 let measuring = true;
 
 /** Straight to the emulator with Atrium's SageMaker Runtime client, the call its handler makes (usage asked, as it does). */
-async function direct(): Promise<Arrivals> {
+async function direct(maxTokens = MAX_TOKENS): Promise<Arrivals> {
   const body = {
     messages: MESSAGES,
-    max_tokens: MAX_TOKENS,
+    max_tokens: maxTokens,
     stream: true,
     stream_options: { include_usage: true },
   };
@@ -124,15 +139,15 @@ async function direct(): Promise<Arrivals> {
     body: new TextEncoder().encode(JSON.stringify(body)),
   });
   for await (const part of out.parts) reader.push(part);
-  return reader.finish("direct");
+  return reader.finish("direct", maxTokens);
 }
 
 /** Through the local gateway as a tenant: raw bytes off a keep-alive socket, no client library timed. */
-function atrium(apiKey = platform.demoTenant.apiKey): Promise<Arrivals> {
+function atrium(apiKey = platform.demoTenant.apiKey, maxTokens = MAX_TOKENS): Promise<Arrivals> {
   const body = JSON.stringify({
     model: shared?.model,
     messages: MESSAGES,
-    max_tokens: MAX_TOKENS,
+    max_tokens: maxTokens,
     stream: true,
   });
   const headers = {
@@ -158,13 +173,13 @@ function atrium(apiKey = platform.demoTenant.apiKey): Promise<Arrivals> {
         const waitMs = Number(res.headers["retry-after-ms"] ?? Number.NaN);
         if (res.statusCode === 429 && waitMs >= 0 && waitMs <= 5_000) {
           refusedThenRetried += 1;
-          setTimeout(() => atrium(apiKey).then(resolve, reject), waitMs);
+          setTimeout(() => atrium(apiKey, maxTokens).then(resolve, reject), waitMs);
           return;
         }
         if (res.statusCode !== 200)
           return reject(new Error(`atrium: ${res.statusCode} ${Buffer.concat(refusal)}`));
         try {
-          resolve(reader.finish("atrium"));
+          resolve(reader.finish("atrium", maxTokens));
         } catch (err) {
           reject(err);
         }
@@ -185,18 +200,23 @@ async function quiet(path: Path, count: number, apiKey: string): Promise<Arrival
   return results;
 }
 
-/** `count` streams on one path, `concurrency` at a time. */
-async function run(path: Path, concurrency: number, count: number): Promise<Arrivals[]> {
+/** `count` streams of `maxTokens` tokens on one path, `concurrency` at a time. */
+async function run(
+  path: Path,
+  concurrency: number,
+  count: number,
+  { maxTokens = MAX_TOKENS, apiKey = platform.demoTenant.apiKey } = {},
+): Promise<Arrivals[]> {
   const results: Arrivals[] = [];
   let started = 0;
   // The clients start spread over one stream's length, as independent callers would, not all at once.
-  const spacingMs = ((MAX_TOKENS + 3) * TOKEN_DELAY_MS) / concurrency;
+  const spacingMs = ((maxTokens + 3) * TOKEN_DELAY_MS) / concurrency;
   await Promise.all(
     Array.from({ length: concurrency }, async (_, client) => {
       await sleep(client * spacingMs);
       while (started < count) {
         started += 1;
-        results.push(await (path === "direct" ? direct() : atrium()));
+        results.push(await (path === "direct" ? direct(maxTokens) : atrium(apiKey, maxTokens)));
       }
     }),
   );
@@ -237,8 +257,22 @@ try {
   process.stdout.write(
     `streaming benchmark: ${shared?.model}, token delay ${TOKEN_DELAY_MS} ms, max_tokens ${MAX_TOKENS}\n`,
   );
-  // Warm-up: handler modules load, caches fill, both paths open their keep-alive connections.
-  for (const path of PATHS) await run(path, 16, QUICK ? 16 : 32);
+  // Warm-up, the same on both paths: handler modules load, caches fill, keep-alive connections open,
+  // and V8's and DynamoDB Local's JIT compilers settle, on short streams (one token) so it takes
+  // seconds. Atrium runs far more code per stream than the direct call; its first few hundred calls
+  // take twice as long as its thousandth (README, "Benchmarks").
+  // Atrium's is taken by a tenant whose limits are far above it, so no warm-up stream is refused.
+  const warmupKey = await benchTenant(platform, "bench-unlimited");
+  measuring = false;
+  for (const path of PATHS) {
+    const began = performance.now();
+    await run(path, 16, WARMUP_STREAMS, { maxTokens: 1, apiKey: warmupKey });
+    await run(path, 16, 32);
+    process.stdout.write(
+      `  warm-up, ${path.padEnd(6)} ${WARMUP_STREAMS} one-token streams and 32 whole ones, 16 at once, in ${((performance.now() - began) / 1000).toFixed(1)} s\n`,
+    );
+  }
+  measuring = true;
   const figures: Record<string, number | string>[] = [];
   const table = [
     "| streams at once | path | streams | TTFT p50 | TTFT p99 | Atrium adds to TTFT p50 | handler's own time p50 " +
@@ -288,7 +322,16 @@ try {
       `machine: ${cpus().length} cores, load average (1/5/15 min) ${load(loadBefore)} before, ${load(loadavg())} after\n`,
   );
   const file = await writeBenchJson("stream", {
-    settings: { TOKEN_DELAY_MS, MAX_TOKENS, RUNS, ROUNDS, WARM_STREAMS, QUIET_SPACING_MS, QUIET_STREAMS },
+    settings: {
+      TOKEN_DELAY_MS,
+      MAX_TOKENS,
+      RUNS,
+      ROUNDS,
+      WARMUP_STREAMS,
+      WARM_STREAMS,
+      QUIET_SPACING_MS,
+      QUIET_STREAMS,
+    },
     figures,
     refusedThenRetried,
     machine: machine(),

@@ -1,7 +1,7 @@
 /**
  * The request-path benchmark's client, run in its own process so it does not share an event loop
  * with what it measures. A closed loop: `connections` callers, each sending its next request when its
- * last answer has been read, on keep-alive sockets, for `seconds`. Answers each job (an IPC message)
+ * last answer has been read, on keep-alive sockets, for `seconds` (or until `calls` have been sent). Answers each job (an IPC message)
  * with every call's latency and a tally of statuses.
  */
 import { Agent, request } from "node:http";
@@ -26,12 +26,15 @@ async function run(job: LoadJob): Promise<LoadResult> {
   const statuses: Record<string, number> = {};
   const started = performance.now();
   const deadline = started + job.seconds * 1000;
+  let sent = 0;
+  const more = () => performance.now() < deadline && (job.calls === undefined || sent < job.calls);
   await Promise.all(
     Array.from({ length: job.connections }, async () => {
-      while (performance.now() < deadline) {
-        const sent = performance.now();
+      while (more()) {
+        sent += 1;
+        const sentAt = performance.now();
         const status = await once(job).catch(() => 0);
-        latenciesMs.push(performance.now() - sent);
+        latenciesMs.push(performance.now() - sentAt);
         statuses[status] = (statuses[status] ?? 0) + 1;
       }
     }),

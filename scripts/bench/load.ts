@@ -12,6 +12,8 @@ export interface LoadJob {
   body: string;
   connections: number;
   seconds: number;
+  /** Stop after this many calls have been sent, if the seconds have not run out first. */
+  calls?: number;
 }
 
 export interface LoadResult {

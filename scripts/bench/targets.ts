@@ -36,11 +36,15 @@ const TINY = {
   monthlyTokens: 1e9,
 };
 
-/** config/local.json with the container as one more shared endpoint and the two benchmark tiers. */
-export async function writeBenchConfig(base: string, dataDir: string, containerUrl: string): Promise<string> {
+/** config/local.json with the two benchmark tiers, and the container (if any) as one more shared endpoint. */
+export async function writeBenchConfig(
+  base: string,
+  dataDir: string,
+  containerUrl?: string,
+): Promise<string> {
   const config = JSON.parse(base);
   const tier = (limits: typeof UNLIMITED) => ({ ...config.tiers.pro, limits, limiterFailMode: "closed" });
-  config.sharedEndpoints.push({ model: MODEL, endpointName: ENDPOINT, containerUrl });
+  if (containerUrl) config.sharedEndpoints.push({ model: MODEL, endpointName: ENDPOINT, containerUrl });
   config.tiers["bench-unlimited"] = tier(UNLIMITED);
   config.tiers["bench-tiny"] = tier(TINY);
   const file = join(dataDir, "bench-config.json");
