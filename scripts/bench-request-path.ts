@@ -7,7 +7,7 @@
  * proxy in front of DynamoDB Local, in its own process too. Prints a table, checks issue 12's targets, writes
  * .atrium/bench/request-path.json. A benchmark, not a test: figures vary with the machine.
  * Settings: BENCH_SECONDS per measurement (default 3), BENCH_ROUNDS (2), BENCH_REFUSED_CALLS (50),
- * BENCH_WARMUP_CALLS (3000: unmeasured calls per path first, as the same number for every path).
+ * BENCH_WARMUP_CALLS (3000: unmeasured calls at 16 connections first, the same number on every path).
  */
 import { rm } from "node:fs/promises";
 import {
