@@ -75,10 +75,8 @@ try {
   process.stdout.write(
     `request path benchmark: ${ROUNDS} rounds of ${SECONDS} s per path and connection count${QUICK ? " (quick)" : ""}\n`,
   );
-  // Warm-up, the same number of calls on every path: handler modules load, caches fill, keep-alive
-  // connections open, and V8's and DynamoDB Local's JIT compilers settle. Atrium runs far more code
-  // per call than the paths it is compared with: its first few hundred calls take twice as long as
-  // its thousandth (README, "Benchmarks").
+  // Warm-up, the same number of calls on every path (README, "Benchmarks", "Warm-up"): keep-alive
+  // connections open, caches fill, and V8's and DynamoDB Local's JIT compilers settle.
   for (const path of PATHS) {
     await client.run({ ...targets[path], connections: 1, seconds: Math.min(1, SECONDS) });
     const warm = await client.run({ ...targets[path], connections: 16, seconds: 60, calls: WARMUP_CALLS });

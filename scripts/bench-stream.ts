@@ -257,11 +257,9 @@ try {
   process.stdout.write(
     `streaming benchmark: ${shared?.model}, token delay ${TOKEN_DELAY_MS} ms, max_tokens ${MAX_TOKENS}\n`,
   );
-  // Warm-up, the same on both paths: handler modules load, caches fill, keep-alive connections open,
-  // and V8's and DynamoDB Local's JIT compilers settle, on short streams (one token) so it takes
-  // seconds. Atrium runs far more code per stream than the direct call; its first few hundred calls
-  // take twice as long as its thousandth (README, "Benchmarks").
-  // Atrium's is taken by a tenant whose limits are far above it, so no warm-up stream is refused.
+  // Warm-up, the same on both paths (README, "Benchmarks", "Warm-up"): one-token streams, so it takes
+  // seconds, until V8's and DynamoDB Local's JIT compilers settle (Atrium's for a tenant whose limits
+  // are far above them, so none is refused); then whole streams, as the rows send them.
   const warmupKey = await benchTenant(platform, "bench-unlimited");
   measuring = false;
   for (const path of PATHS) {

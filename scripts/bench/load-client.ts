@@ -1,8 +1,8 @@
 /**
  * The request-path benchmark's client, run in its own process so it does not share an event loop
  * with what it measures. A closed loop: `connections` callers, each sending its next request when its
- * last answer has been read, on keep-alive sockets, for `seconds` (or until `calls` have been sent). Answers each job (an IPC message)
- * with every call's latency and a tally of statuses.
+ * last answer has been read, on keep-alive sockets, for `seconds` or until `calls` have been sent.
+ * Answers each job (an IPC message) with every call's latency and a tally of statuses.
  */
 import { Agent, request } from "node:http";
 import type { LoadJob, LoadResult } from "./load";
