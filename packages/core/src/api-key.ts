@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { newKeyId, randomString } from "./ids";
 
 /** Recognisable by people and secret scanners; the rest is ~238 bits of entropy. */
@@ -15,7 +15,7 @@ export interface NewApiKey {
   hint: string;
 }
 
-export const hashApiKey = (plaintext: string): string => createHash("sha256").update(plaintext).digest("hex");
+export const hashApiKey = (plaintext: string): string => hash("sha256", plaintext, "hex");
 
 /** Cheap shape check so malformed keys are refused without a DynamoDB call. */
 export const isWellFormedApiKey = (candidate: string): boolean => KEY_PATTERN.test(candidate);

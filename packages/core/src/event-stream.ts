@@ -32,12 +32,16 @@ export class EventStreamError extends Error {
   override name = "EventStreamError";
 }
 
-export function encodeMessage(headers: Record<string, string>, payload: Uint8Array): Buffer {
-  const encodedHeaders = Buffer.concat(
-    Object.entries(headers).map(([name, value]) => encodeHeader(name, value)),
-  );
+/** A message's headers in their wire form, for encodeMessage; a stream's repeated headers are encoded once. */
+export function encodeHeaders(headers: Record<string, string>): Buffer {
+  return Buffer.concat(Object.entries(headers).map(([name, value]) => encodeHeader(name, value)));
+}
+
+export function encodeMessage(headers: Record<string, string> | Buffer, payload: Uint8Array): Buffer {
+  const encodedHeaders = Buffer.isBuffer(headers) ? headers : encodeHeaders(headers);
   const total = PRELUDE_BYTES + CRC_BYTES + encodedHeaders.length + payload.length + CRC_BYTES;
-  const message = Buffer.alloc(total);
+  // Every byte is written below.
+  const message = Buffer.allocUnsafe(total);
   message.writeUInt32BE(total, 0);
   message.writeUInt32BE(encodedHeaders.length, 4);
   message.writeUInt32BE(crc32(message.subarray(0, PRELUDE_BYTES)), PRELUDE_BYTES);
@@ -52,17 +56,36 @@ export function encodeMessage(headers: Record<string, string>, payload: Uint8Arr
  * EventStreamError on a corrupt message, or when the bytes end inside one.
  */
 export async function* decodeMessages(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<EventMessage> {
-  let buffered = Buffer.alloc(0);
-  for await (const chunk of chunks) {
-    buffered = buffered.length === 0 ? Buffer.from(chunk) : Buffer.concat([buffered, chunk]);
+  const decoder = new MessageDecoder();
+  for await (const chunk of chunks) yield* decoder.push(chunk);
+  decoder.end();
+}
+
+/**
+ * decodeMessages one chunk at a time, for a reader that has its chunks in hand: no async step per
+ * message between the socket and the reader.
+ */
+export class MessageDecoder {
+  #buffered = Buffer.alloc(0);
+
+  /** The messages `chunk` completes, in order; throws EventStreamError on a corrupt one. */
+  push(chunk: Uint8Array): EventMessage[] {
+    let buffered = this.#buffered.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.#buffered, chunk]);
+    const messages: EventMessage[] = [];
     while (buffered.length >= PRELUDE_BYTES + CRC_BYTES) {
       const total = messageLength(buffered);
       if (buffered.length < total) break;
-      yield decodeMessage(buffered.subarray(0, total));
+      messages.push(decodeMessage(buffered.subarray(0, total)));
       buffered = buffered.subarray(total);
     }
+    this.#buffered = buffered;
+    return messages;
   }
-  if (buffered.length > 0) throw new EventStreamError("The event stream ended inside a message.");
+
+  /** The bytes have ended: throws EventStreamError when they ended inside a message. */
+  end(): void {
+    if (this.#buffered.length > 0) throw new EventStreamError("The event stream ended inside a message.");
+  }
 }
 
 /** The whole message's length from its prelude, once the prelude's own checksum holds. */
@@ -99,35 +122,40 @@ function decodeMessage(message: Buffer): EventMessage {
 }
 
 function decodeHeaders(bytes: Buffer): Record<string, string> {
-  // Collected as entries: a header named `__proto__` is then a header, not the object's prototype.
-  const headers: [string, string][] = [];
+  const headers: Record<string, string> = {};
   let at = 0;
-  const need = (n: number) => {
-    if (at + n > bytes.length) throw new EventStreamError("An event-stream header runs past its message.");
-  };
   while (at < bytes.length) {
-    need(1);
-    const nameLength = bytes.readUInt8(at);
-    need(1 + nameLength + 1);
-    const name = bytes.toString("utf8", at + 1, at + 1 + nameLength);
-    const type = bytes.readUInt8(at + 1 + nameLength);
-    at += 2 + nameLength;
+    const nameEnd = at + 1 + (bytes[at] ?? 0);
+    // The name, then its value's type byte.
+    if (nameEnd + 1 > bytes.length) throw headerRunsPast();
+    const name = bytes.toString("utf8", at + 1, nameEnd);
+    const type = bytes[nameEnd] ?? -1;
+    at = nameEnd + 1;
     if (SIZED_TYPES.has(type)) {
-      need(2);
-      const length = bytes.readUInt16BE(at);
-      need(2 + length);
-      if (type === STRING_HEADER) headers.push([name, bytes.toString("utf8", at + 2, at + 2 + length)]);
-      at += 2 + length;
+      if (at + 2 > bytes.length) throw headerRunsPast();
+      const end = at + 2 + bytes.readUInt16BE(at);
+      if (end > bytes.length) throw headerRunsPast();
+      if (type === STRING_HEADER) setHeader(headers, name, bytes.toString("utf8", at + 2, end));
+      at = end;
     } else {
       const size = FIXED_SIZES[type];
       if (size === undefined)
         throw new EventStreamError(`An event-stream header has an unknown type ${type}.`);
-      need(size);
+      if (at + size > bytes.length) throw headerRunsPast();
       at += size;
     }
   }
-  return Object.fromEntries(headers);
+  return headers;
 }
+
+/** Defined, not assigned: a header named `__proto__` is then a header, not the object's prototype. */
+function setHeader(headers: Record<string, string>, name: string, value: string): void {
+  if (name === "__proto__") {
+    Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true });
+  } else headers[name] = value;
+}
+
+const headerRunsPast = () => new EventStreamError("An event-stream header runs past its message.");
 
 function encodeHeader(name: string, value: string): Buffer {
   const nameBytes = Buffer.from(name);

@@ -3,7 +3,7 @@
  * calls with (docs/adr/0015-sagemaker-runtime-client.md) and the local API Gateway checks signatures
  * with; S3's variant too (`pathAsSent`). Node's crypto only, so it costs nothing to import.
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHmac, hash } from "node:crypto";
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -128,14 +128,15 @@ export function signatureOf(
     "AWS4-HMAC-SHA256",
     at.amzDate,
     credentialScope(at.day, at),
-    sha256Hex(Buffer.from(canonical)),
+    sha256Hex(canonical),
   ].join("\n");
   return createHmac("sha256", signingKey(secretAccessKey, at.day, at))
     .update(stringToSign)
     .digest("hex");
 }
 
-export const sha256Hex = (data: Uint8Array): string => createHash("sha256").update(data).digest("hex");
+/** One-shot: no Hash object per call (two per signature, on every call to AWS). */
+export const sha256Hex = (data: Uint8Array | string): string => hash("sha256", data, "hex");
 
 /** `2026-12-01T04:05:06.789Z` → `20261201T040506Z`. */
 export const toAmzDate = (at: Date): string => at.toISOString().replace(/[-:]|\.\d{3}/g, "");

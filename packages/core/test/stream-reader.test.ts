@@ -9,6 +9,7 @@ import { ChatChunks } from "@atrium/core/protocols/chat-chunks";
 import { messages } from "@atrium/core/protocols/messages";
 import { ModelStreamReader } from "@atrium/core/protocols/stream-reader";
 import { tgi } from "@atrium/core/protocols/tgi";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
@@ -109,6 +110,34 @@ describe("ChatChunks", () => {
       usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 },
     });
     expect(before.every((e) => e.usage === null)).toBe(true);
+  });
+
+  it("writes each chunk as the JSON of OpenAI's chunk object, whatever the id, model and text hold", () => {
+    fc.assert(
+      fc.property(
+        fc.record({ id: fc.string(), model: fc.string(), created: fc.nat() }),
+        fc.boolean(),
+        fc.array(fc.string({ unit: "binary", minLength: 1 }), { maxLength: 4 }),
+        (identity, includeUsage, texts) => {
+          const chunks = new ChatChunks(identity, includeUsage);
+          const expected = (delta: Record<string, string>, finishReason: string | null) =>
+            sse({
+              id: identity.id,
+              object: "chat.completion.chunk",
+              created: identity.created,
+              model: identity.model,
+              choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+              ...(includeUsage ? { usage: null } : {}),
+            });
+          const [first = "", ...rest] = texts;
+          const role = expected({ role: "assistant", content: "" }, null);
+          expect(chunks.content(first)).toBe(role + (first === "" ? "" : expected({ content: first }, null)));
+          for (const text of rest) expect(chunks.content(text)).toBe(expected({ content: text }, null));
+          const usage = { promptTokens: 2, completionTokens: texts.length };
+          expect(chunks.finish("stop", usage).startsWith(expected({}, "stop"))).toBe(true);
+        },
+      ),
+    );
   });
 
   it("writes a failure as OpenAI's error object", () => {

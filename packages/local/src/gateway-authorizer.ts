@@ -134,12 +134,22 @@ export function evaluatePolicy(result: APIGatewayAuthorizerResult, methodArn: st
   return allowed ? "Allow" : "Deny";
 }
 
+/** Resource patterns compiled once: a cached policy is evaluated again on every call. */
+const compiledPatterns = new Map<string, RegExp>();
+const MAX_COMPILED_PATTERNS = 1024;
+
 function arnMatches(pattern: string, arn: string): boolean {
-  const regex = pattern
-    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-    .replace(/\*/g, ".*")
-    .replace(/\?/g, ".");
-  return new RegExp(`^${regex}$`).test(arn);
+  let compiled = compiledPatterns.get(pattern);
+  if (!compiled) {
+    const regex = pattern
+      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*/g, ".*")
+      .replace(/\?/g, ".");
+    compiled = new RegExp(`^${regex}$`);
+    if (compiledPatterns.size >= MAX_COMPILED_PATTERNS) compiledPatterns.clear();
+    compiledPatterns.set(pattern, compiled);
+  }
+  return compiled.test(arn);
 }
 
 function isAuthorizerResult(value: unknown): value is APIGatewayAuthorizerResult {

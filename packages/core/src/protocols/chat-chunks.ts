@@ -17,11 +17,19 @@ const event = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
 
 export class ChatChunks {
   private started = false;
+  /** Every chunk's text up to its delta, and after its finish reason: made once, not per token. */
+  private readonly opening: string;
+  private readonly closing: string;
 
   constructor(
     private readonly identity: ChunkIdentity,
     private readonly includeUsage: boolean,
-  ) {}
+  ) {
+    // The JSON of the object `head()` and `chunk()` describe, in the same key order.
+    const head = JSON.stringify(this.head());
+    this.opening = `data: ${head.slice(0, -1)},"choices":[{"index":0,"delta":`;
+    this.closing = `}]${includeUsage ? ',"usage":null' : ""}}\n\n`;
+  }
 
   /** The events for new output text: the role chunk first, once, then the text (none for empty text). */
   content(text: string): string {
@@ -62,11 +70,9 @@ export class ChatChunks {
     return { id, object: "chat.completion.chunk", created, model };
   }
 
+  /** `{...head, choices: [{index: 0, delta, logprobs: null, finish_reason}], usage?: null}` as an event. */
   private chunk(delta: Record<string, string>, finishReason: string | null): string {
-    return event({
-      ...this.head(),
-      choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
-      ...(this.includeUsage ? { usage: null } : {}),
-    });
+    const finish = JSON.stringify(finishReason);
+    return `${this.opening}${JSON.stringify(delta)},"logprobs":null,"finish_reason":${finish}${this.closing}`;
   }
 }

@@ -66,7 +66,8 @@ export class SseReader {
     const field = colon < 0 ? line : line.slice(0, colon);
     if (field !== "data") return undefined;
     const value = colon < 0 ? "" : line.slice(colon + 1);
-    this.data = [...(this.data ?? []), value.startsWith(" ") ? value.slice(1) : value];
+    this.data ??= [];
+    this.data.push(value.startsWith(" ") ? value.slice(1) : value);
     return undefined;
   }
 }

@@ -69,14 +69,15 @@ export async function openModelStream(
     first: first.done ? new Uint8Array() : first.value,
     firstPartMs,
     rest: {
-      async *[Symbol.asyncIterator]() {
-        if (first.done) return;
-        try {
-          for (let next = await parts.next(); !next.done; next = await parts.next()) yield next.value;
-        } catch (err) {
-          throw mapped(err);
-        }
-      },
+      // The parts as they come, a failure mapped: no generator of its own between socket and client.
+      [Symbol.asyncIterator]: () => ({
+        next: (): Promise<IteratorResult<Uint8Array>> =>
+          first.done
+            ? Promise.resolve({ done: true, value: undefined })
+            : parts.next().catch((err: unknown) => {
+                throw mapped(err);
+              }),
+      }),
     },
     abort: () => stop.abort(),
     route: answered,

@@ -18,7 +18,7 @@ import {
   restJsonError,
   succeeded,
 } from "@atrium/core/aws-http";
-import { decodeMessages } from "@atrium/core/event-stream";
+import { type EventMessage, MessageDecoder } from "@atrium/core/event-stream";
 
 export const SAGEMAKER_RUNTIME: AwsService = {
   title: "SageMaker Runtime",
@@ -142,26 +142,15 @@ export class SageMakerRuntime {
   }
 
   async *#payloadParts(response: IncomingMessage): AsyncGenerator<Uint8Array> {
+    const decoder = new MessageDecoder();
     try {
-      for await (const message of decodeMessages(response)) {
-        const type = message.headers[":message-type"];
-        if (type === "event") {
-          if (message.headers[":event-type"] === "PayloadPart" && message.payload.length > 0) {
-            yield message.payload;
-          }
-        } else if (type === "exception") {
-          const members = jsonObject(message.payload);
-          throw new SageMakerCallError(
-            message.headers[":exception-type"] ?? "UnknownError",
-            String(members.Message ?? members.message ?? "The stream failed."),
-          );
-        } else if (type === "error") {
-          throw new SageMakerCallError(
-            message.headers[":error-code"] ?? "UnknownError",
-            message.headers[":error-message"] ?? "The stream failed.",
-          );
+      for await (const chunk of response) {
+        for (const message of decoder.push(chunk)) {
+          const payload = payloadOf(message);
+          if (payload) yield payload;
         }
       }
+      decoder.end();
     } catch (err) {
       throw this.#connection.failureOf(err);
     } finally {
@@ -169,6 +158,29 @@ export class SageMakerRuntime {
       if (!response.complete) response.destroy();
     }
   }
+}
+
+/** A PayloadPart's bytes (undefined for an empty one, or another event); an exception or error message is thrown. */
+function payloadOf(message: EventMessage): Uint8Array | undefined {
+  const type = message.headers[":message-type"];
+  if (type === "event") {
+    const isPart = message.headers[":event-type"] === "PayloadPart" && message.payload.length > 0;
+    return isPart ? message.payload : undefined;
+  }
+  if (type === "exception") {
+    const members = jsonObject(message.payload);
+    throw new SageMakerCallError(
+      message.headers[":exception-type"] ?? "UnknownError",
+      String(members.Message ?? members.message ?? "The stream failed."),
+    );
+  }
+  if (type === "error") {
+    throw new SageMakerCallError(
+      message.headers[":error-code"] ?? "UnknownError",
+      message.headers[":error-message"] ?? "The stream failed.",
+    );
+  }
+  return undefined;
 }
 
 /** restJson1's error: its code in x-amzn-ErrorType (or the body's `__type`/`code`), its members in the body. */
