@@ -140,7 +140,8 @@ function relayStream(
       drain(body);
       done();
     };
-    let idle = setTimeout(cut, limits.idleTimeoutMs);
+    // Restarted by every chunk (refresh: the same timer, not a new one per token).
+    const idle = setTimeout(cut, limits.idleTimeoutMs);
     const done = () => {
       clearTimeout(idle);
       limits.timedOut.removeEventListener("abort", cut);
@@ -155,8 +156,7 @@ function relayStream(
     });
     body.on("data", (chunk: Buffer) => {
       if (outcome) return;
-      clearTimeout(idle);
-      idle = setTimeout(cut, limits.idleTimeoutMs);
+      idle.refresh();
       // Backpressure: a slow client slows the function's stream instead of filling memory.
       if (!send(chunk)) {
         body.pause();

@@ -312,6 +312,34 @@ describe("a STREAM route", () => {
     await finished;
   });
 
+  it("cuts a stream that sends nothing for the idle timeout, and drains the function", async () => {
+    const { url, gates, finished, access } = await start({ streamIdleTimeoutMs: 100 });
+    const { res, next } = await streamingCall(url, "/v1/held");
+    expect(await next()).toBe("one\n");
+    // Held after its first chunk, well within the integration timeout: only the idle timeout ends it.
+    expect(await next()).toBe("error");
+    expect(res.complete).toBe(false);
+    expect(access).toEqual([expect.objectContaining({ path: "/v1/held", stream: "truncated" })]);
+    gates.held.open();
+    await finished;
+  });
+
+  it("restarts the idle timeout with every chunk: a stream longer than it, never idle as long, completes", async () => {
+    const { url, gates, access } = await start({ streamIdleTimeoutMs: 1_500 });
+    const { next } = await streamingCall(url, "/v1/stream");
+    expect(await next()).toBe("one\n");
+    // Two pauses of 900 ms: 1.8 s in all, past the idle timeout, each pause 600 ms within it.
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    gates.second.open();
+    expect(await next()).toBe("two\n");
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    gates.third.open();
+    expect(await next()).toBe("three\n");
+    expect(await next()).toBe("end");
+    await gateway?.close();
+    expect(access).toEqual([expect.objectContaining({ path: "/v1/stream", stream: "completed" })]);
+  });
+
   it("bounds a streamed route by the streamed integration timeout, not the buffered one", async () => {
     const { url, gates } = await start({ integrationTimeoutMs: 1 });
     const { res, next } = await streamingCall(url, "/v1/stream");
