@@ -52,18 +52,8 @@ export function encodeMessage(headers: Record<string, string> | Buffer, payload:
 }
 
 /**
- * The messages of a byte stream cut anywhere (as TCP delivers it), each once it is whole. Throws
- * EventStreamError on a corrupt message, or when the bytes end inside one.
- */
-export async function* decodeMessages(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<EventMessage> {
-  const decoder = new MessageDecoder();
-  for await (const chunk of chunks) yield* decoder.push(chunk);
-  decoder.end();
-}
-
-/**
- * decodeMessages one chunk at a time, for a reader that has its chunks in hand: no async step per
- * message between the socket and the reader.
+ * The messages of a byte stream cut anywhere (as TCP delivers it), each once it is whole, read chunk
+ * by chunk as the reader gets them: no async step per message between the socket and the reader.
  */
 export class MessageDecoder {
   #buffered = Buffer.alloc(0);

@@ -1,12 +1,12 @@
 /**
- * AWS event-stream framing: what encodeMessage writes, decodeMessages reads back, however TCP cuts
+ * AWS event-stream framing: what encodeMessage writes, MessageDecoder reads back, however TCP cuts
  * the bytes; a changed byte or a stream cut inside a message is an EventStreamError, never a message.
  * (The AWS SDK reads the emulator's encoding in packages/local/test/sagemaker-stream.test.ts.)
  */
 import { crc32 } from "node:zlib";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { decodeMessages, type EventMessage, EventStreamError, encodeMessage } from "../src/event-stream";
+import { type EventMessage, EventStreamError, encodeMessage, MessageDecoder } from "../src/event-stream";
 
 const message = fc.record({
   headers: fc.dictionary(fc.string({ minLength: 1, maxLength: 20 }), fc.string({ maxLength: 40 }), {
@@ -26,9 +26,13 @@ async function* pieces(bytes: Buffer, cuts: number[]): AsyncGenerator<Uint8Array
 }
 
 async function decodeAll(source: AsyncIterable<Uint8Array>): Promise<EventMessage[]> {
+  const decoder = new MessageDecoder();
   const decoded: EventMessage[] = [];
-  for await (const m of decodeMessages(source))
-    decoded.push({ headers: m.headers, payload: Buffer.from(m.payload) });
+  for await (const chunk of source) {
+    for (const m of decoder.push(chunk))
+      decoded.push({ headers: m.headers, payload: Buffer.from(m.payload) });
+  }
+  decoder.end();
   return decoded;
 }
 
