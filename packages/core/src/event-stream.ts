@@ -32,13 +32,13 @@ export class EventStreamError extends Error {
   override name = "EventStreamError";
 }
 
-/** A message's headers in their wire form, for encodeMessage; a stream's repeated headers are encoded once. */
+/** A message's headers in their wire form, for encodeMessage: a stream's repeated headers are encoded once. */
 export function encodeHeaders(headers: Record<string, string>): Buffer {
   return Buffer.concat(Object.entries(headers).map(([name, value]) => encodeHeader(name, value)));
 }
 
-export function encodeMessage(headers: Record<string, string> | Buffer, payload: Uint8Array): Buffer {
-  const encodedHeaders = Buffer.isBuffer(headers) ? headers : encodeHeaders(headers);
+/** One message: `encodedHeaders` as encodeHeaders wrote them, then the payload. */
+export function encodeMessage(encodedHeaders: Buffer, payload: Uint8Array): Buffer {
   const total = PRELUDE_BYTES + CRC_BYTES + encodedHeaders.length + payload.length + CRC_BYTES;
   // Every byte is written below.
   const message = Buffer.allocUnsafe(total);
