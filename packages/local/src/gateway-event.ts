@@ -30,34 +30,46 @@ export const lastValue = (headers: CollectedHeaders, name: string): string | und
 export function collectHeaders(req: IncomingMessage): CollectedHeaders {
   const asSent = new Map<string, string[]>();
   const byName = new Map<string, string[]>();
+  const add = (into: Map<string, string[]>, name: string, value: string) => {
+    const values = into.get(name);
+    if (values) values.push(value);
+    else into.set(name, [value]);
+  };
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i] as string;
     const value = req.rawHeaders[i + 1] as string;
-    asSent.set(name, [...(asSent.get(name) ?? []), value]);
-    byName.set(name.toLowerCase(), [...(byName.get(name.toLowerCase()) ?? []), value]);
+    add(asSent, name, value);
+    add(byName, name.toLowerCase(), value);
   }
   // Headers API Gateway adds in front of every integration.
-  const added = {
-    "X-Forwarded-For": req.socket.remoteAddress ?? "127.0.0.1",
-    "X-Forwarded-Proto": "http",
-    "X-Forwarded-Port": String(req.socket.localPort ?? ""),
-    "X-Amzn-Trace-Id": `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomUUID().replace(/-/g, "").slice(0, 24)}`,
-  };
-  for (const [name, value] of Object.entries(added)) {
+  const added: [string, string][] = [
+    ["X-Forwarded-For", req.socket.remoteAddress ?? "127.0.0.1"],
+    ["X-Forwarded-Proto", "http"],
+    ["X-Forwarded-Port", String(req.socket.localPort ?? "")],
+    [
+      "X-Amzn-Trace-Id",
+      `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomUUID().replace(/-/g, "").slice(0, 24)}`,
+    ],
+  ];
+  for (const [name, value] of added) {
     asSent.set(name, [value]);
     byName.set(name.toLowerCase(), [value]);
   }
-  return {
-    // Object.fromEntries defines own properties, as JSON.parse of the real event does.
-    asSent: Object.fromEntries([...asSent].map(([name, values]) => [name, values.at(-1) ?? ""])),
-    multi: Object.fromEntries(asSent),
-    byName,
-  };
+  // Object.fromEntries defines own properties, as JSON.parse of the real event does.
+  const last = new Map<string, string>();
+  for (const [name, values] of asSent) last.set(name, values.at(-1) ?? "");
+  return { asSent: Object.fromEntries(last), multi: Object.fromEntries(asSent), byName };
 }
 
 export function collectQuery(url: URL) {
+  // Without a query string, no URLSearchParams is made: most calls have none.
+  if (url.search === "") return { single: null, multi: null };
   const multi = new Map<string, string[]>();
-  for (const [name, value] of url.searchParams) multi.set(name, [...(multi.get(name) ?? []), value]);
+  for (const [name, value] of url.searchParams) {
+    const values = multi.get(name);
+    if (values) values.push(value);
+    else multi.set(name, [value]);
+  }
   if (multi.size === 0) return { single: null, multi: null };
   return {
     single: Object.fromEntries([...multi].map(([name, values]) => [name, values.at(-1) ?? ""])),
@@ -157,6 +169,22 @@ export function lambdaContext(
   return context;
 }
 
+/** A resource path's segments: a literal, or the name of the `{name}` parameter it takes. */
+type RoutePattern = ({ literal: string } | { param: string })[];
+const patterns = new WeakMap<ApiRoute, RoutePattern>();
+
+function patternOf(route: ApiRoute): RoutePattern {
+  let pattern = patterns.get(route);
+  if (!pattern) {
+    pattern = route.path.split("/").map((part) => {
+      const param = /^\{(\w+)\}$/.exec(part)?.[1];
+      return param === undefined ? { literal: part } : { param };
+    });
+    patterns.set(route, pattern);
+  }
+  return pattern;
+}
+
 /** Matches a path against the route table's resource paths; `{name}` takes one non-empty segment. */
 export function matchRoute(
   routes: readonly ApiRoute[],
@@ -166,15 +194,14 @@ export function matchRoute(
   const segments = path.split("/");
   for (const route of routes) {
     if (route.method !== method) continue;
-    const pattern = route.path.split("/");
+    const pattern = patternOf(route);
     if (pattern.length !== segments.length) continue;
     const params = new Map<string, string>();
     const matches = pattern.every((part, i) => {
       const segment = segments[i] ?? "";
-      const param = /^\{(\w+)\}$/.exec(part);
-      if (!param) return part === segment;
+      if ("literal" in part) return part.literal === segment;
       if (segment === "") return false;
-      params.set(param[1] as string, safeDecode(segment));
+      params.set(part.param, safeDecode(segment));
       return true;
     });
     if (matches) return { route, pathParameters: params.size > 0 ? Object.fromEntries(params) : null };
@@ -194,10 +221,11 @@ export function isBinary(contentType: string | undefined, binaryMediaTypes: read
 }
 
 /** API Gateway's `requestTime` format, e.g. 28/Nov/2026:03:53:55 +0000. */
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
 function apiGatewayTime(date: Date): string {
-  const months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
   const pad = (n: number) => String(n).padStart(2, "0");
-  return `${pad(date.getUTCDate())}/${months[date.getUTCMonth()]}/${date.getUTCFullYear()}:${pad(
+  return `${pad(date.getUTCDate())}/${MONTHS[date.getUTCMonth()]}/${date.getUTCFullYear()}:${pad(
     date.getUTCHours(),
   )}:${pad(date.getUTCMinutes())}:${pad(date.getUTCSeconds())} +0000`;
 }

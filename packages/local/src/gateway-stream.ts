@@ -54,30 +54,55 @@ export async function callStreamedIntegration(
   }
   const body = invokeStreaming(handler, call.event, call.context);
   // One timer for the whole response, as on AWS: before the head it is a 504, after it a cut stream.
-  const timedOut = new AbortController();
-  const timer = setTimeout(() => timedOut.abort(), call.limits.streamedIntegrationTimeoutMs);
+  const timeout = new ResponseTimeout(call.limits.streamedIntegrationTimeoutMs);
   try {
-    const { head, rest } = await readPrelude(body, timedOut.signal);
+    const { head, rest } = await readPrelude(body, timeout);
     head.headers["x-amzn-requestid"] = call.requestId;
     const relayed = await relayStream(res, head, rest, body, {
       idleTimeoutMs: call.limits.streamIdleTimeoutMs,
-      timedOut: timedOut.signal,
+      timeout,
     });
     return { statusCode: head.statusCode, ...relayed };
   } finally {
-    clearTimeout(timer);
+    timeout.clear();
+  }
+}
+
+/** The integration timeout of one response: a timer, and what to do when it fires at this stage. */
+class ResponseTimeout {
+  expired = false;
+  #onExpiry: (() => void) | undefined;
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(ms: number) {
+    this.#timer = setTimeout(() => {
+      this.expired = true;
+      this.#onExpiry?.();
+    }, ms);
+  }
+
+  /** Runs `action` when the timeout fires (instead of the action set before); `undefined` unsets it. */
+  onExpiry(action: (() => void) | undefined): void {
+    this.#onExpiry = action;
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
   }
 }
 
 /**
- * Reads the prelude of a streamed proxy response. Fails with INTEGRATION_TIMEOUT when `timedOut`
- * aborts first, DEFAULT_5XX if the function fails or its prelude is malformed; the stream is drained then.
+ * Reads the prelude of a streamed proxy response. Fails with INTEGRATION_TIMEOUT when `timeout`
+ * fires first, DEFAULT_5XX if the function fails or its prelude is malformed; the stream is drained then.
  */
-function readPrelude(body: Readable, timedOut: AbortSignal): Promise<{ head: StreamedHead; rest: Buffer }> {
+function readPrelude(
+  body: Readable,
+  timeout: ResponseTimeout,
+): Promise<{ head: StreamedHead; rest: Buffer }> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const settle = (outcome: () => void) => {
-      timedOut.removeEventListener("abort", onTimeout);
+      timeout.onExpiry(undefined);
       body.off("data", onData).off("end", onEnd).off("error", onError);
       outcome();
     };
@@ -102,8 +127,8 @@ function readPrelude(body: Readable, timedOut: AbortSignal): Promise<{ head: Str
     const onEnd = () => fail("DEFAULT_5XX", "the stream ended without a metadata prelude");
     const onError = (err: Error) => fail("DEFAULT_5XX", err);
     const onTimeout = () => fail("INTEGRATION_TIMEOUT", "timeout");
-    if (timedOut.aborted) return onTimeout();
-    timedOut.addEventListener("abort", onTimeout, { once: true });
+    if (timeout.expired) return onTimeout();
+    timeout.onExpiry(onTimeout);
     body.on("data", onData).on("end", onEnd).on("error", onError);
   });
 }
@@ -119,7 +144,7 @@ function relayStream(
   head: StreamedHead,
   rest: Buffer,
   body: Readable,
-  limits: { idleTimeoutMs: number; timedOut: AbortSignal },
+  limits: { idleTimeoutMs: number; timeout: ResponseTimeout },
 ): Promise<Omit<Streamed, "statusCode">> {
   let firstByteAt: number | undefined;
   const send = (chunk: Buffer) => {
@@ -144,11 +169,11 @@ function relayStream(
     const idle = setTimeout(cut, limits.idleTimeoutMs);
     const done = () => {
       clearTimeout(idle);
-      limits.timedOut.removeEventListener("abort", cut);
+      limits.timeout.onExpiry(undefined);
       resolve({ outcome: outcome ?? "completed", ...(firstByteAt === undefined ? {} : { firstByteAt }) });
     };
-    if (limits.timedOut.aborted) return cut();
-    limits.timedOut.addEventListener("abort", cut, { once: true });
+    if (limits.timeout.expired) return cut();
+    limits.timeout.onExpiry(cut);
     res.once("close", () => {
       if (res.writableFinished || outcome) return;
       outcome = "client_gone";

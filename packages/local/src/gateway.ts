@@ -27,7 +27,7 @@ import {
   type StreamOutcome,
   streamingLimits,
 } from "./gateway-stream";
-import { listen, readBody, responseFlushed } from "./http-server";
+import { ClientGone, listen, readBody, responseFlushed } from "./http-server";
 import { installLocalInvokeStore } from "./lambda-invoke-store";
 import { installLocalLambdaStreamingRuntime, invocationsFinished } from "./lambda-streaming-runtime";
 import type { StaticCredentials } from "./sigv4";
@@ -118,6 +118,7 @@ export async function startApiGateway(options: GatewayOptions): Promise<ApiGatew
     if (closing) res.setHeader("connection", "close");
     const work = handle(req, res)
       .catch((err) => {
+        if (err instanceof ClientGone) return;
         // Only a bug in the emulator itself lands here; the client still gets API Gateway's answer.
         console.error("api gateway emulator error", err);
         if (!res.headersSent) sendGatewayResponse(res, "DEFAULT_5XX", randomUUID(), 500);

@@ -15,18 +15,35 @@ export function listen(server: Server, port: number, host: string): Promise<stri
   });
 }
 
+/** The client closed its connection before its request's body ended: there is no one to answer. */
+export class ClientGone extends Error {
+  constructor() {
+    super("the client closed the connection before its request's body ended");
+    this.name = "ClientGone";
+  }
+}
+
 /**
  * The request body, or undefined when it is over `limit` bytes. Past the limit it keeps reading
  * without buffering, so the client finishes sending and can read the error on a reusable connection.
  */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size <= limit) chunks.push(chunk as Buffer);
-  }
-  return size > limit ? undefined : Buffer.concat(chunks, size);
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  // Events, not an async iterator: this runs on every call, and the iterator's machinery cost more
+  // than the read itself (a CPU profile of the gateway's request path).
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+    });
+    req.once("end", () => resolve(size > limit ? undefined : Buffer.concat(chunks, size)));
+    // The client went before its body ended (Node reports it as an error, then a close).
+    req.once("error", () => reject(new ClientGone()));
+    req.once("close", () => {
+      if (!req.complete) reject(new ClientGone());
+    });
+  });
 }
 
 /** decodeURIComponent that leaves a malformed escape as it came. */

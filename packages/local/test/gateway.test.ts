@@ -15,7 +15,7 @@ import type {
   APIGatewayProxyEvent,
   APIGatewayRequestAuthorizerEvent,
 } from "aws-lambda";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { errorOf } from "../../../test/support/http";
 import { rawRequest } from "../../../test/support/raw-http";
 
@@ -467,6 +467,30 @@ describe("shutdown", () => {
       idleClient.destroy();
       busyClient.destroy();
     }
+  });
+});
+
+describe("a client that leaves before its body ended", () => {
+  it("ends the call: nothing reaches the function, and the gateway goes idle", async () => {
+    const { url, gateway, seen } = await start();
+    const errors = vi.spyOn(console, "error");
+    const { port } = new URL(url);
+    const socket = connect(Number(port), "127.0.0.1");
+    await new Promise((resolve, reject) => socket.on("connect", resolve).on("error", reject));
+    socket.write(
+      "POST /v1/echo HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer good\r\n" +
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n" +
+        '{"half":',
+    );
+    // The gateway has the call (its body is being read) before the client goes.
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    socket.destroy();
+    await gateway.idle();
+    expect(seen.events).toHaveLength(0);
+    expect(seen.authorizerEvents).toHaveLength(0);
+    // No one to answer, and no fault of the emulator's: nothing is logged as its error.
+    expect(errors).not.toHaveBeenCalled();
+    errors.mockRestore();
   });
 });
 

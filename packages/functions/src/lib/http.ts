@@ -20,7 +20,8 @@ export function bodyBytes(event: APIGatewayProxyEvent): Buffer {
 }
 
 export function parseJsonBody(event: APIGatewayProxyEvent): unknown {
-  const text = bodyBytes(event).toString("utf8");
+  // A text body is parsed as it is: no round trip through bytes.
+  const text = event.isBase64Encoded ? bodyBytes(event).toString("utf8") : (event.body ?? "");
   if (text.trim() === "")
     throw invalidRequest("missing_body", "The request body is empty; send a JSON object.");
   try {

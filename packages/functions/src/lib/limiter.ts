@@ -64,7 +64,5 @@ export async function admitCall(
   if (claim) context.fairShared = claim.name;
   const { ticket, headers } = admitted;
   context.ticket = ticket;
-  if (ticket.streamEnds)
-    context.streamDeadline = AbortSignal.any([context.streamDeadline, ticket.streamEnds]);
   Object.assign(context.responseHeaders, headers);
 }

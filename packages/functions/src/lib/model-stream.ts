@@ -11,6 +11,7 @@ import { endpointInput, type ModelCall } from "./invoke-model";
 import { type TenantContext, timed } from "./middleware";
 import { fromSageMakerError, modelTimedOut } from "./model-errors";
 import { callModel } from "./model-retries";
+import { stoppedBy } from "./stopped-by";
 import { tenantClients } from "./tenant-clients";
 
 export interface ModelStream {
@@ -33,11 +34,13 @@ export async function openModelStream(
   call: ModelCall,
   context: TenantContext,
 ): Promise<ModelStream> {
-  const stop = new AbortController();
-  const signal = AbortSignal.any([context.streamDeadline, stop.signal]);
+  // The stream ends when the function's time is up or its slot's lease could not be kept (ADR 0004).
+  const ends = [context.streamDeadline, context.ticket?.streamEnds];
+  const stop = stoppedBy(ends);
+  const signal = stop.signal;
   const mapped = (err: unknown): AtriumError => {
     if (err instanceof AtriumError) return err;
-    if (context.streamDeadline.aborted) return streamTimedOut(route.model);
+    if (ends.some((end) => end?.aborted)) return streamTimedOut(route.model);
     return fromSageMakerError(err, route.model, context.tenant);
   };
   const started = performance.now();
