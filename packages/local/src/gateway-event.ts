@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import type { ApiRoute } from "@atrium/functions/api";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
-import { safeDecode } from "./http-server";
+import { appendValue, safeDecode } from "./http-server";
 
 export const ACCOUNT_ID = "000000000000";
 /** The emulated REST API's id, as FlushStageAuthorizersCache and execute-api ARNs name it. */
@@ -30,16 +30,11 @@ export const lastValue = (headers: CollectedHeaders, name: string): string | und
 export function collectHeaders(req: IncomingMessage): CollectedHeaders {
   const asSent = new Map<string, string[]>();
   const byName = new Map<string, string[]>();
-  const add = (into: Map<string, string[]>, name: string, value: string) => {
-    const values = into.get(name);
-    if (values) values.push(value);
-    else into.set(name, [value]);
-  };
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i] as string;
     const value = req.rawHeaders[i + 1] as string;
-    add(asSent, name, value);
-    add(byName, name.toLowerCase(), value);
+    appendValue(asSent, name, value);
+    appendValue(byName, name.toLowerCase(), value);
   }
   // Headers API Gateway adds in front of every integration.
   const added: [string, string][] = [
@@ -65,11 +60,7 @@ export function collectQuery(url: URL) {
   // Without a query string, no URLSearchParams is made: most calls have none.
   if (url.search === "") return { single: null, multi: null };
   const multi = new Map<string, string[]>();
-  for (const [name, value] of url.searchParams) {
-    const values = multi.get(name);
-    if (values) values.push(value);
-    else multi.set(name, [value]);
-  }
+  for (const [name, value] of url.searchParams) appendValue(multi, name, value);
   if (multi.size === 0) return { single: null, multi: null };
   return {
     single: Object.fromEntries([...multi].map(([name, values]) => [name, values.at(-1) ?? ""])),

@@ -46,6 +46,13 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer | 
   });
 }
 
+/** Adds `value` to the values collected under `name` (headers or query parameters, in order). */
+export function appendValue(values: Map<string, string[]>, name: string, value: string): void {
+  const existing = values.get(name);
+  if (existing) existing.push(value);
+  else values.set(name, [value]);
+}
+
 /** decodeURIComponent that leaves a malformed escape as it came. */
 export function safeDecode(segment: string): string {
   try {

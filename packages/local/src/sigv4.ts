@@ -6,6 +6,7 @@
  */
 import { timingSafeEqual } from "node:crypto";
 import { canonicalRequest, sha256Hex, signatureOf } from "@atrium/core/sigv4";
+import { appendValue } from "./http-server";
 
 export interface StaticCredentials {
   accessKeyId: string;
@@ -41,8 +42,11 @@ export function checkSignature(
 ): SignatureFailure | undefined {
   const headers = new Map<string, string[]>();
   for (let i = 0; i < request.rawHeaders.length; i += 2) {
-    const name = (request.rawHeaders[i] as string).toLowerCase();
-    headers.set(name, [...(headers.get(name) ?? []), request.rawHeaders[i + 1] as string]);
+    appendValue(
+      headers,
+      (request.rawHeaders[i] as string).toLowerCase(),
+      request.rawHeaders[i + 1] as string,
+    );
   }
   const authorization = headers.get("authorization");
   if (!authorization) return "MissingAuthenticationTokenException";
