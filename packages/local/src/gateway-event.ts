@@ -51,9 +51,14 @@ export function collectHeaders(req: IncomingMessage): CollectedHeaders {
     byName.set(name.toLowerCase(), [value]);
   }
   // Object.fromEntries defines own properties, as JSON.parse of the real event does.
+  return { asSent: lastValues(asSent), multi: Object.fromEntries(asSent), byName };
+}
+
+/** The last value collected under each name, as the single-valued fields of the event hold them. */
+function lastValues(multi: Map<string, string[]>): Record<string, string> {
   const last = new Map<string, string>();
-  for (const [name, values] of asSent) last.set(name, values.at(-1) ?? "");
-  return { asSent: Object.fromEntries(last), multi: Object.fromEntries(asSent), byName };
+  for (const [name, values] of multi) last.set(name, values.at(-1) ?? "");
+  return Object.fromEntries(last);
 }
 
 export function collectQuery(url: URL) {
@@ -63,7 +68,7 @@ export function collectQuery(url: URL) {
   for (const [name, value] of url.searchParams) appendValue(multi, name, value);
   if (multi.size === 0) return { single: null, multi: null };
   return {
-    single: Object.fromEntries([...multi].map(([name, values]) => [name, values.at(-1) ?? ""])),
+    single: lastValues(multi),
     multi: Object.fromEntries(multi),
   };
 }
@@ -211,9 +216,9 @@ export function isBinary(contentType: string | undefined, binaryMediaTypes: read
   });
 }
 
-/** API Gateway's `requestTime` format, e.g. 28/Nov/2026:03:53:55 +0000. */
 const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 
+/** API Gateway's `requestTime` format, e.g. 28/Nov/2026:03:53:55 +0000. */
 function apiGatewayTime(date: Date): string {
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${pad(date.getUTCDate())}/${MONTHS[date.getUTCMonth()]}/${date.getUTCFullYear()}:${pad(

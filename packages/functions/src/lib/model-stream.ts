@@ -37,7 +37,6 @@ export async function openModelStream(
   // The stream ends when the function's time is up or its slot's lease could not be kept (ADR 0004).
   const ends = [context.streamDeadline, context.ticket?.streamEnds];
   const stop = stoppedBy(ends);
-  const signal = stop.signal;
   const mapped = (err: unknown): AtriumError => {
     if (err instanceof AtriumError) return err;
     if (ends.some((end) => end?.aborted)) return streamTimedOut(route.model);
@@ -50,7 +49,10 @@ export async function openModelStream(
   const opened = timed(context, () =>
     callModel(context, route, async (target) => {
       answered = target;
-      const output = await sagemaker.invokeEndpointWithResponseStream(endpointInput(target, call), signal);
+      const output = await sagemaker.invokeEndpointWithResponseStream(
+        endpointInput(target, call),
+        stop.signal,
+      );
       // The model has the call and works on its first token: upkeep the call found due goes out now.
       startUpkeep();
       const parts = output.parts[Symbol.asyncIterator]();
