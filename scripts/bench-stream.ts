@@ -14,10 +14,12 @@
  * settle, V8's and DynamoDB Local's, so the rounds measure a warm platform.
  *
  * "1" and "16" are a tenant that keeps that many streams running, one after another: each round of a
- * path starts with WARM_STREAMS unmeasured streams, since a container judges a tenant's rate by its
- * last 8 calls (ADR 0004, Allotments) and the tenant was quiet while the other path ran. The "1,
- * quiet" row is a tenant calling less than once a second, whose every stream is admitted by its own
- * write before its first token.
+ * path starts with unmeasured streams, WARM_STREAMS and at least two for each stream at once, since
+ * a container judges a tenant's rate by its last 8 calls (ADR 0004, Allotments) and the tenant was
+ * quiet while the other path ran, and it holds a slot for each stream the tenant runs at once: a
+ * stream beyond them is admitted by a write of its own, and the slots for it come with the next take.
+ * The "1, quiet" row is a tenant calling less than once a second, whose every stream is admitted by
+ * its own write before its first token.
  */
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { Agent, request as httpRequest } from "node:http";
@@ -52,6 +54,8 @@ const ROUNDS = 4;
 const WARMUP_STREAMS = setting("BENCH_WARMUP_STREAMS", 2000, 100);
 /** Unmeasured streams at the start of each round: the container's rate estimate needs 8 calls. */
 const WARM_STREAMS = 8;
+/** A round's unmeasured streams: enough for the rate estimate, and for the slots of `concurrency` streams. */
+const warmStreams = (concurrency: number) => Math.max(WARM_STREAMS, 2 * concurrency);
 /** The quiet tenant: streams this far apart (start to start, ms), below one call a second. */
 const QUIET_SPACING_MS = 1_500;
 const QUIET_STREAMS = QUICK ? 4 : 12;
@@ -282,7 +286,7 @@ try {
       label: String(concurrency),
       measure: async (path) => {
         measuring = false;
-        await run(path, concurrency, WARM_STREAMS);
+        await run(path, concurrency, warmStreams(concurrency));
         measuring = true;
         return run(path, concurrency, count / ROUNDS);
       },
