@@ -54,8 +54,9 @@ const ROUNDS = 4;
 const WARMUP_STREAMS = setting("BENCH_WARMUP_STREAMS", 2000, 100);
 /** Unmeasured streams at the start of each round: the container's rate estimate needs 8 calls. */
 const WARM_STREAMS = 8;
-/** A round's unmeasured streams: enough for the rate estimate, and for the slots of `concurrency` streams. */
-const warmStreams = (concurrency: number) => Math.max(WARM_STREAMS, 2 * concurrency);
+/** ...and at least this many per stream at once: the container then holds a slot for each. */
+const WARM_STREAMS_PER_STREAM = 2;
+const warmStreams = (concurrency: number) => Math.max(WARM_STREAMS, WARM_STREAMS_PER_STREAM * concurrency);
 /** The quiet tenant: streams this far apart (start to start, ms), below one call a second. */
 const QUIET_SPACING_MS = 1_500;
 const QUIET_STREAMS = QUICK ? 4 : 12;
@@ -331,6 +332,7 @@ try {
       ROUNDS,
       WARMUP_STREAMS,
       WARM_STREAMS,
+      WARM_STREAMS_PER_STREAM,
       QUIET_SPACING_MS,
       QUIET_STREAMS,
     },
