@@ -54,8 +54,9 @@ const ROUNDS = 4;
 const WARMUP_STREAMS = setting("BENCH_WARMUP_STREAMS", 2000, 100);
 /** Unmeasured streams at the start of each round: the container's rate estimate needs 8 calls. */
 const WARM_STREAMS = 8;
-/** ...and at least this many per stream at once: the container then holds a slot for each. */
+/** Unmeasured streams per stream at once, at least: by then the container holds a slot for each. */
 const WARM_STREAMS_PER_STREAM = 2;
+/** A round's unmeasured streams at `concurrency` streams at once. */
 const warmStreams = (concurrency: number) => Math.max(WARM_STREAMS, WARM_STREAMS_PER_STREAM * concurrency);
 /** The quiet tenant: streams this far apart (start to start, ms), below one call a second. */
 const QUIET_SPACING_MS = 1_500;

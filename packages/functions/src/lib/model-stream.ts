@@ -2,7 +2,8 @@
  * InvokeEndpointWithResponseStream on the route's endpoint: the model's bytes as SageMaker's
  * PayloadParts deliver them, split anywhere. The call waits for the first part until the call's
  * `deadline` (then 504, refunded), retried only where safe until then (model-retries.ts), and the
- * whole stream runs until its `streamDeadline`.
+ * whole stream runs until its `streamDeadline`, or until its slot's lease is lost (the ticket's
+ * `streamEnds`).
  */
 import { AtriumError } from "@atrium/core/errors";
 import type { Route } from "@atrium/core/route";
